@@ -1,0 +1,299 @@
+"""Load and validate the YAML configuration: defaults, one environment overlay, overrides.
+
+One typed, frozen schema. Any unknown key, missing value or wrong type stops the job
+before Spark starts, with a message naming the file, the key and what was expected.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from recsynth.errors import ConfigError
+
+ENVIRONMENTS = ("local", "standalone", "databricks")
+ENV_VAR = "RECSYNTH_ENV"
+CONF_DIR_VAR = "RECSYNTH_CONF_DIR"
+CANONICAL_EVENT_TYPES = ("view", "cart", "purchase")
+EVENT_COLUMNS = ("event_time", "user_id", "session_id", "item_id", "event_type", "price", "transaction_id")
+REQUIRED_EVENT_COLUMNS = ("event_time", "user_id", "item_id", "event_type")
+CATALOG_COLUMNS = ("item_id", "category_id", "category_path", "brand", "price", "title", "description", "updated_at")
+CATEGORY_COLUMNS = ("category_id", "parent_id")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LakeConf(Strict):
+    root: str
+    catalog: str | None = None
+    metastore_dir: str | None = None
+
+
+class SparkConf(Strict):
+    master: str | None = None
+    app_name: str = "recsynth"
+    shuffle_partitions: int = Field(ge=1)
+    driver_memory: str = "4g"
+    delta_jars_dir: str | None = None
+    delta_packages: str | None = None
+    extra: dict[str, str] = {}
+
+
+class TimeConf(Strict):
+    unit: Literal["epoch_ms", "epoch_s", "format"]
+    format: str | None = None
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _format_given(self):
+        if self.unit == "format" and not self.format:
+            raise ValueError("time.unit 'format' needs time.format (a Spark datetime pattern)")
+        return self
+
+
+class RawFileConf(Strict):
+    path: str
+    format: Literal["csv", "json", "parquet"] = "csv"
+    options: dict[str, str] = {}
+    columns: dict[str, str]
+
+
+def _check_columns(columns: dict[str, str], allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
+    unknown = sorted(set(columns) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown canonical column(s) {unknown}; expected some of {list(allowed)}")
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise ValueError(f"columns must map {missing} (canonical name: source column)")
+
+
+class EventsSourceConf(RawFileConf):
+    time: TimeConf
+    event_types: dict[str, str]
+
+    @model_validator(mode="after")
+    def _valid_mapping(self):
+        _check_columns(self.columns, EVENT_COLUMNS, REQUIRED_EVENT_COLUMNS)
+        bad = sorted(set(self.event_types.values()) - set(CANONICAL_EVENT_TYPES))
+        if bad:
+            raise ValueError(f"event_types maps to {bad}; canonical types are {list(CANONICAL_EVENT_TYPES)}")
+        return self
+
+
+class CatalogSourceConf(RawFileConf):
+    category_path_separator: str = "/"
+
+    @model_validator(mode="after")
+    def _valid_mapping(self):
+        _check_columns(self.columns, CATALOG_COLUMNS, ("item_id",))
+        return self
+
+
+class CategoryTreeConf(RawFileConf):
+    @model_validator(mode="after")
+    def _valid_mapping(self):
+        _check_columns(self.columns, CATEGORY_COLUMNS, CATEGORY_COLUMNS)
+        return self
+
+
+class SourceConf(Strict):
+    enabled: bool = True
+    id_format: Literal["integer", "string"] = "string"
+    events: EventsSourceConf
+    catalog: CatalogSourceConf | None = None
+    category_tree: CategoryTreeConf | None = None
+
+
+class BotRules(Strict):
+    max_events_per_minute: int = Field(ge=1)
+    max_events_per_session: int = Field(ge=1)
+
+
+class CleanConf(Strict):
+    min_event_time: str
+    max_future_minutes: int = Field(ge=0)
+    near_duplicate_seconds: float = Field(ge=0)
+    max_price: float = Field(gt=0)
+    session_gap_minutes: float = Field(gt=0)
+    bots: BotRules
+    max_category_depth: int = Field(ge=1)
+
+
+class SourceCutoffs(Strict):
+    validation_start: str
+    test_start: str
+
+
+class SplitConf(Strict):
+    mode: Literal["quantile", "absolute"]
+    validation_fraction: float = Field(ge=0, lt=1)
+    test_fraction: float = Field(gt=0, lt=1)
+    cutoffs: dict[str, SourceCutoffs] = {}
+
+    @model_validator(mode="after")
+    def _fractions(self):
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError("validation_fraction + test_fraction must be below 1")
+        return self
+
+
+class GoldConf(Strict):
+    event_weights: dict[Literal["view", "cart", "purchase"], float]
+    price_bands: list[float]
+    splits: SplitConf
+
+    @model_validator(mode="after")
+    def _all_weights(self):
+        missing = sorted(set(CANONICAL_EVENT_TYPES) - set(self.event_weights))
+        if missing:
+            raise ValueError(f"event_weights needs a weight for {missing}")
+        if list(self.price_bands) != sorted(self.price_bands):
+            raise ValueError("price_bands must be increasing")
+        return self
+
+
+class OpsConf(Strict):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Conf(Strict):
+    lake: LakeConf
+    spark: SparkConf
+    sources: dict[str, SourceConf]
+    clean: CleanConf
+    gold: GoldConf
+    ops: OpsConf
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        for name in self.sources:
+            if not name.isidentifier() or not name.islower():
+                raise ValueError(f"source name {name!r} must be a lower-case identifier")
+        if self.gold.splits.mode == "absolute":
+            missing = sorted(set(self.enabled_sources) - set(self.gold.splits.cutoffs))
+            if missing:
+                raise ValueError(f"gold.splits.mode 'absolute' needs gold.splits.cutoffs for {missing}")
+        if not self.enabled_sources:
+            raise ValueError("sources: at least one source must be enabled")
+        return self
+
+    @property
+    def enabled_sources(self) -> dict[str, SourceConf]:
+        return {name: src for name, src in self.sources.items() if src.enabled}
+
+    def fingerprint(self) -> str:
+        """A short hash of the effective conf, recorded with every job run."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def default_conf_dir() -> Path:
+    """The conf folder: $RECSYNTH_CONF_DIR, ./conf, the source checkout's, or the wheel's copy."""
+    candidates = []
+    if os.environ.get(CONF_DIR_VAR):
+        candidates.append(Path(os.environ[CONF_DIR_VAR]))
+    candidates += [Path.cwd() / "conf", Path(__file__).resolve().parents[2] / "conf", Path(__file__).parent / "conf"]
+    for candidate in candidates:
+        if (candidate / "defaults.yaml").is_file():
+            return candidate
+    raise ConfigError(f"no conf folder with defaults.yaml found; looked in {[str(c) for c in candidates]}")
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+    return loaded
+
+
+def _merge(base: dict, overlay: dict, origin: str, origins: dict[str, str], prefix: str = "") -> dict:
+    """Deep-merge overlay into a copy of base, remembering which file set each key."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value, origin, origins, dotted + ".")
+        else:
+            merged[key] = value
+            origins[dotted] = origin
+            if isinstance(value, dict):
+                _record_origins(value, origin, origins, dotted + ".")
+    return merged
+
+
+def _record_origins(tree: dict, origin: str, origins: dict[str, str], prefix: str) -> None:
+    for key, value in tree.items():
+        origins[f"{prefix}{key}"] = origin
+        if isinstance(value, dict):
+            _record_origins(value, origin, origins, f"{prefix}{key}.")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (['a','b','c'], value parsed as YAML, so numbers and booleans keep their type)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key=value, e.g. spark.shuffle_partitions=4")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"override {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def _nest(path: list[str], value: Any) -> dict:
+    for part in reversed(path):
+        value = {part: value}
+    return value
+
+
+def _origin_of(loc: tuple, origins: dict[str, str]) -> str:
+    parts = [str(p) for p in loc]
+    while parts:
+        dotted = ".".join(parts)
+        if dotted in origins:
+            return origins[dotted]
+        parts.pop()
+    return "the merged configuration"
+
+
+def load_conf(env: str | None = None, overrides: list[str] | tuple[str, ...] = (), conf_dir: str | Path | None = None) -> Conf:
+    """Merge defaults.yaml, <env>.yaml and overrides; validate; return the frozen Conf."""
+    env = env or os.environ.get(ENV_VAR) or "local"
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"environment {env!r} is not one of {list(ENVIRONMENTS)} (flag --env or ${ENV_VAR})")
+    folder = Path(conf_dir) if conf_dir else default_conf_dir()
+    origins: dict[str, str] = {}
+    merged = _merge({}, _read_yaml(folder / "defaults.yaml"), str(folder / "defaults.yaml"), origins)
+    overlay_path = folder / f"{env}.yaml"
+    if overlay_path.is_file():
+        merged = _merge(merged, _read_yaml(overlay_path), str(overlay_path), origins)
+    for text in overrides:
+        path, value = parse_override(text)
+        merged = _merge(merged, _nest(path, value), "command line", origins)
+    try:
+        return Conf.model_validate(merged)
+    except ValidationError as err:
+        lines = []
+        for problem in err.errors():
+            key = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+            what = problem["msg"]
+            if problem["type"] == "extra_forbidden":
+                what = "unknown key (check the spelling; see conf/defaults.yaml for the keys)"
+            elif problem["type"] == "missing":
+                what = "missing value: this key is required"
+            lines.append(f"{_origin_of(problem['loc'], origins)}: {key}: {what}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

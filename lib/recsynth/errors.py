@@ -1,0 +1,21 @@
+"""The project's own exception classes, so callers and the CLI can tell user errors apart."""
+
+
+class RecsynthError(Exception):
+    """Base class: an error the user can act on; the CLI prints it without a traceback."""
+
+
+class ConfigError(RecsynthError):
+    """The configuration is invalid (file, key and expectation are in the message)."""
+
+
+class SourceError(RecsynthError):
+    """A raw source cannot be read as configured (missing files, unreadable format)."""
+
+
+class LakeError(RecsynthError):
+    """A lake table is missing or cannot be written."""
+
+
+class JobFailed(RecsynthError):
+    """A job failed; the tables it touched were restored to their previous versions."""

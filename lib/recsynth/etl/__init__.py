@@ -1,0 +1,1 @@
+"""Pure DataFrame transformations: bronze -> silver -> gold. No I/O in this package."""

@@ -1,0 +1,50 @@
+"""Column-level parsing shared by the cleaning transforms: Column in, Column out."""
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+from recsynth.config import TimeConf
+
+INTEGER_ID = r"^-?[0-9]+$"
+
+
+def blank(column: Column) -> Column:
+    """True for null or whitespace-only strings."""
+    return column.isNull() | (F.trim(column) == "")
+
+
+def parse_event_time(raw: Column, time: TimeConf) -> Column:
+    """Raw time as the source writes it -> UTC timestamp; null when it cannot be parsed.
+
+    Relies on the session time zone being UTC (session.py sets it)."""
+    text = F.trim(raw)
+    if time.unit == "epoch_ms":
+        parsed = F.when(text.rlike(INTEGER_ID), F.timestamp_millis(text.cast("long")))
+    elif time.unit == "epoch_s":
+        parsed = F.when(text.rlike(INTEGER_ID), F.timestamp_seconds(text.cast("long")))
+    else:
+        parsed = F.to_timestamp(text, time.format)
+    if time.timezone != "UTC":
+        parsed = F.to_utc_timestamp(parsed, time.timezone)
+    return parsed
+
+
+def parse_price(raw: Column) -> Column:
+    """Price text -> double; null for blanks, NaN text or anything unparseable."""
+    value = F.trim(raw).cast("double")
+    return F.when(~F.isnan(value), value)
+
+
+def canonical_id(source: Column, raw: Column) -> Column:
+    """Ids are namespaced by source (`rees46:541312140`) so keys are unique across sources.
+
+    Integer ids are written without float residue (`4000.0` -> `4000`)."""
+    text = F.regexp_replace(F.trim(raw), r"^(-?[0-9]+)\.0+$", "$1")
+    return F.when(~blank(raw), F.concat(source, F.lit(":"), text))
+
+
+def bad_id(raw: Column, id_format: str) -> Column:
+    """True when a present id does not have the source's declared format."""
+    if id_format == "string":
+        return F.lit(False)
+    text = F.regexp_replace(F.trim(raw), r"\.0+$", "")
+    return ~blank(raw) & ~text.rlike(INTEGER_ID)

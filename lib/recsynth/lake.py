@@ -1,0 +1,181 @@
+"""The lake: every Delta table by logical name (`silver.events`), and every read and write of one.
+
+Tables live at <lake.root>/<schema>/<table> and are registered in the Spark catalog under
+their schema, so `SELECT * FROM silver.events` works from spark-sql on the same warehouse.
+Writes inside `Lake.all_or_nothing()` are undone (RESTORE, or drop for new tables) if the
+block raises, so a failed job leaves every table it touched at its previous version.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from recsynth.config import Conf
+from recsynth.errors import LakeError
+from recsynth.paths import resolve_uri
+
+log = logging.getLogger(__name__)
+
+SCHEMAS = ("bronze", "silver", "gold", "ops", "synthetic", "recs")
+
+
+@dataclass
+class _Undo:
+    """Versions of the tables touched inside one all_or_nothing block (None: table was new)."""
+
+    before: dict[str, int | None] = field(default_factory=dict)
+
+
+class Lake:
+    def __init__(self, spark, conf: Conf):
+        self.spark = spark
+        self.root = resolve_uri(conf.lake.root).rstrip("/")
+        self.catalog = conf.lake.catalog
+        self._undo: _Undo | None = None
+        self._registered: set[str] = set()
+
+    # --- names -----------------------------------------------------------------------------
+    @staticmethod
+    def _split(name: str) -> tuple[str, str]:
+        schema, _, table = name.partition(".")
+        if schema not in SCHEMAS or not table.isidentifier():
+            raise LakeError(f"table name {name!r}: expected <schema>.<table> with schema in {list(SCHEMAS)}")
+        return schema, table
+
+    def path(self, name: str) -> str:
+        schema, table = self._split(name)
+        return f"{self.root}/{schema}/{table}"
+
+    def qualified(self, name: str) -> str:
+        schema, table = self._split(name)
+        return f"{self.catalog}.{schema}.{table}" if self.catalog else f"{schema}.{table}"
+
+    # --- reads -----------------------------------------------------------------------------
+    def exists(self, name: str) -> bool:
+        from delta.tables import DeltaTable
+
+        return DeltaTable.isDeltaTable(self.spark, self.path(name))
+
+    def read(self, name: str, version: int | None = None):
+        if not self.exists(name):
+            raise LakeError(f"table {name} does not exist yet at {self.path(name)}; run the job that writes it first")
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(self.path(name))
+
+    def version(self, name: str) -> int | None:
+        """The current version of a table, or None when it does not exist."""
+        if not self.exists(name):
+            return None
+        from delta.tables import DeltaTable
+
+        return DeltaTable.forPath(self.spark, self.path(name)).history(1).head()["version"]
+
+    def versions(self, names) -> dict[str, int | None]:
+        return {name: self.version(name) for name in names}
+
+    def history(self, name: str):
+        from delta.tables import DeltaTable
+
+        if not self.exists(name):
+            raise LakeError(f"table {name} does not exist yet")
+        return DeltaTable.forPath(self.spark, self.path(name)).history()
+
+    # --- writes ----------------------------------------------------------------------------
+    def overwrite(self, name: str, df, replace_where: str | None = None) -> None:
+        """Replace the whole table, or only the rows matching `replace_where`."""
+        self._before_write(name)
+        writer = df.write.format("delta").mode("overwrite")
+        if replace_where:
+            writer = writer.option("replaceWhere", replace_where)
+        else:
+            writer = writer.option("overwriteSchema", "true")
+        writer.save(self.path(name))
+        self._register(name)
+
+    def append(self, name: str, df) -> None:
+        self._before_write(name)
+        df.write.format("delta").mode("append").save(self.path(name))
+        self._register(name)
+
+    def merge(self, name: str, df, keys: list[str]) -> None:
+        """Upsert `df` on `keys`: matching rows are updated, new rows inserted."""
+        if not self.exists(name):
+            self.overwrite(name, df)
+            return
+        from delta.tables import DeltaTable
+
+        self._before_write(name)
+        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        (
+            DeltaTable.forPath(self.spark, self.path(name)).alias("t")
+            .merge(df.alias("s"), condition)
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+        self._register(name)
+
+    def restore(self, name: str, version: int) -> None:
+        from delta.tables import DeltaTable
+
+        DeltaTable.forPath(self.spark, self.path(name)).restoreToVersion(version)
+
+    def drop(self, name: str) -> None:
+        """Remove a table from the catalog and delete its files."""
+        self.spark.sql(f"DROP TABLE IF EXISTS {self.qualified(name)}")
+        self._registered.discard(name)
+        jvm = self.spark._jvm
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(self.path(name))
+        fs = hadoop_path.getFileSystem(self.spark._jsc.hadoopConfiguration())
+        fs.delete(hadoop_path, True)
+
+    # --- all-or-nothing --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def all_or_nothing(self):
+        """Undo every write made inside the block if it raises."""
+        if self._undo is not None:
+            raise LakeError("all_or_nothing blocks do not nest")
+        self._undo = _Undo()
+        try:
+            yield
+        except BaseException:
+            self._roll_back(self._undo.before)
+            raise
+        finally:
+            self._undo = None
+
+    def _before_write(self, name: str) -> None:
+        if self._undo is not None and name not in self._undo.before:
+            self._undo.before[name] = self.version(name)
+
+    def _roll_back(self, before: dict[str, int | None]) -> None:
+        for name, version in before.items():
+            try:
+                if version is None:
+                    if self.exists(name):
+                        self.drop(name)
+                        log.warning("rolled back %s: removed (it did not exist before)", name)
+                elif self.version(name) != version:
+                    self.restore(name, version)
+                    log.warning("rolled back %s to version %s", name, version)
+            except Exception:  # keep restoring the others; report this one
+                log.exception("could not roll back %s to version %s", name, version)
+
+    # --- catalog ---------------------------------------------------------------------------
+    def _register(self, name: str) -> None:
+        """Make the table visible to SQL under <schema>.<table> (idempotent)."""
+        if name in self._registered:
+            return
+        schema, _ = self._split(name)
+        prefix = f"{self.catalog}." if self.catalog else ""
+        self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {prefix}{schema}")
+        self.spark.sql(f"CREATE TABLE IF NOT EXISTS {self.qualified(name)} USING DELTA LOCATION '{self.path(name)}'")
+        self._registered.add(name)
+
+    def register_all(self, names) -> None:
+        for name in names:
+            if self.exists(name):
+                self._register(name)

@@ -1,0 +1,1 @@
+"""Operations: job runs, data-quality rows, logging."""

@@ -1,0 +1,31 @@
+"""The end-of-pipeline summary: what ran, what was written, what was rejected, what to try next."""
+from __future__ import annotations
+
+from pyspark.sql import functions as F
+from rich.table import Table
+
+from recsynth import tables as T
+
+
+def print_summary(console, lake, records, seconds: float) -> None:
+    runs = Table("job", "status", "rows in", "rows out", "note", title="Jobs")
+    for r in records:
+        runs.add_row(r.job, r.status, str(r.rows_in), str(r.rows_out), r.message)
+    console.print(runs)
+
+    written = Table("table", "version", "rows", title="Tables")
+    for record in records:
+        for name, version in record.output_versions.items():
+            if version is not None:
+                written.add_row(lake.qualified(name), str(version), str(lake.read(name).count()))
+    console.print(written)
+
+    if lake.exists(T.SILVER_QUARANTINE):
+        rejected = Table("source", "entity", "reason", "rows", title="Quarantined rows by reason (silver.quarantine)")
+        counts = lake.read(T.SILVER_QUARANTINE).groupBy("source", "entity", "reason").count().orderBy("source", "entity", F.desc("count"))
+        for row in counts.collect():
+            rejected.add_row(row["source"], row["entity"], row["reason"], str(row["count"]))
+        console.print(rejected)
+
+    console.print(f"Finished in {seconds:.0f} s. Warehouse: [bold]{lake.root}[/]")
+    console.print('Try: recsynth sql "SELECT top_category, count(*) AS sessions, avg(n_events) FROM gold.behavior GROUP BY 1 ORDER BY 2 DESC"')

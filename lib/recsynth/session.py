@@ -1,0 +1,75 @@
+"""Build the SparkSession for local mode, a standalone cluster (spark-submit) or Databricks."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from recsynth.config import Conf
+from recsynth.errors import ConfigError
+from recsynth.paths import resolve_uri
+
+log = logging.getLogger(__name__)
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+def delta_jars(jars_dir: str) -> list[str]:
+    """The Delta jars fetched by scripts/setup.sh; a clear error when set-up has not run."""
+    folder = Path(resolve_uri(jars_dir))
+    jars = sorted(str(p) for p in folder.glob("delta-*.jar"))
+    if not any("delta-spark" in j for j in jars) or not any("delta-storage" in j for j in jars):
+        raise ConfigError(
+            f"spark.delta_jars_dir: no delta-spark and delta-storage jars in {folder}; "
+            "run scripts/setup.sh (it fetches them from Maven Central) or set spark.delta_jars_dir=null "
+            "to resolve spark.delta_packages with Ivy"
+        )
+    return jars
+
+
+def session_settings(conf: Conf) -> dict[str, str]:
+    """Every Spark setting recsynth needs, as one dict (also printed for spark-sql / spark-submit)."""
+    settings = {
+        "spark.app.name": conf.spark.app_name,
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.sql.session.timeZone": "UTC",
+        # Unparseable time stamps must become null (and go to quarantine), not raise.
+        "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+        "spark.sql.shuffle.partitions": str(conf.spark.shuffle_partitions),
+        "spark.driver.memory": conf.spark.driver_memory,
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    }
+    if conf.lake.metastore_dir:
+        metastore = resolve_uri(conf.lake.metastore_dir)
+        settings.update({
+            "spark.sql.catalogImplementation": "hive",
+            "spark.sql.warehouse.dir": resolve_uri(conf.lake.root),
+            "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true",
+            "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
+            "spark.hadoop.hive.metastore.schema.verification": "false",
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore}",
+        })
+    if conf.spark.delta_jars_dir:
+        settings["spark.jars"] = ",".join(delta_jars(conf.spark.delta_jars_dir))
+    elif conf.spark.delta_packages:
+        settings["spark.jars.packages"] = conf.spark.delta_packages
+    settings.update(conf.spark.extra)
+    return settings
+
+
+def get_spark(conf: Conf):
+    """Return the active session (spark-submit, Databricks) or build one from conf."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    if conf.spark.master:
+        builder = builder.master(conf.spark.master)
+    for key, value in session_settings(conf).items():
+        builder = builder.config(key, value)
+    if conf.lake.metastore_dir:
+        builder = builder.enableHiveSupport()
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("Spark %s, master %s", spark.version, spark.sparkContext.master)
+    return spark

@@ -1,0 +1,79 @@
+"""Raw-source adapters: list a source's files with a content fingerprint, read them as strings,
+and map their columns onto the canonical schema named in conf (no per-source code)."""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.errors import AnalysisException
+
+from recsynth import tables as T
+from recsynth.config import RawFileConf
+from recsynth.errors import SourceError
+from recsynth.paths import resolve_uri
+
+CORRUPT = "_corrupt_record"
+
+
+def list_files(spark: SparkSession, raw: RawFileConf) -> DataFrame:
+    """path, size, modified_at and sha256 of every file matching the source's path glob.
+
+    The fingerprint is computed on executors (binaryFile), so a re-run recognises files it
+    has already ingested even when they were copied or touched."""
+    try:
+        listing = spark.read.format("binaryFile").load(resolve_uri(raw.path))
+    except AnalysisException as err:
+        raise SourceError(f"source path {raw.path!r} matches no file ({err.getMessage().splitlines()[0]})") from None
+    return listing.select(
+        F.col("path"),
+        F.col("length").alias("size"),
+        F.col("modificationTime").alias("modified_at"),
+        F.sha2(F.col("content"), 256).alias("fingerprint"),
+    )
+
+
+def read_raw(spark: SparkSession, raw: RawFileConf, paths: list[str]) -> DataFrame:
+    """Read files as all-string columns, keeping malformed lines (as `_corrupt_record`) and the file name."""
+    if raw.format == "parquet":
+        frame = spark.read.parquet(*paths)
+        frame = frame.select([F.col(c).cast("string").alias(c) for c in frame.columns]).withColumn(CORRUPT, F.lit(None).cast("string"))
+    else:
+        header = _source_columns(spark, raw, paths)
+        schema = StructType([StructField(c, StringType()) for c in header] + [StructField(CORRUPT, StringType())])
+        reader = spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+        if raw.format == "csv":
+            reader = reader.option("header", "true").option("enforceSchema", "false")
+        for key, value in raw.options.items():
+            reader = reader.option(key, value)
+        frame = reader.format(raw.format).load(paths)
+    missing = sorted(set(raw.columns.values()) - set(frame.columns))
+    if missing:
+        raise SourceError(f"source {raw.path!r}: column(s) {missing} named in conf are not in the files (found {frame.columns})")
+    return frame.withColumn(T.FILE, F.col("_metadata.file_path"))
+
+
+def _source_columns(spark: SparkSession, raw: RawFileConf, paths: list[str]) -> list[str]:
+    """The source's own column names (CSV header or JSON keys), read from the files themselves."""
+    reader = spark.read.format(raw.format)
+    if raw.format == "csv":
+        reader = reader.option("header", "true")
+    for key, value in raw.options.items():
+        reader = reader.option(key, value)
+    return [c for c in reader.load(paths).columns if c != CORRUPT]
+
+
+def to_canonical(raw_frame: DataFrame, columns: dict[str, str], canonical: tuple[str, ...], source: str) -> DataFrame:
+    """Rename mapped source columns to canonical names (strings; unmapped ones null) and keep
+    the whole raw record as JSON (or the malformed line itself) for quarantine and lineage."""
+    source_columns = [c for c in raw_frame.columns if c not in (CORRUPT, T.FILE)]
+    raw_record = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(f"`{c}`") for c in source_columns])))
+    return raw_frame.select(
+        F.lit(source).alias(T.SOURCE),
+        *[
+            (F.col(f"`{columns[name]}`") if name in columns else F.lit(None)).cast("string").alias(name)
+            for name in canonical
+        ],
+        raw_record.alias(T.RAW),
+        F.col(CORRUPT).isNotNull().alias(T.MALFORMED),
+        F.col(T.FILE),
+    )

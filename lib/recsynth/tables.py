@@ -1,0 +1,34 @@
+"""Logical names of the lake's tables and the lineage columns they carry, spelled once."""
+
+BRONZE_EVENTS = "bronze.events"
+BRONZE_CATALOG = "bronze.catalog"
+BRONZE_CATEGORY_TREE = "bronze.category_tree"
+SILVER_EVENTS = "silver.events"
+SILVER_ITEMS = "silver.items"
+SILVER_CATEGORIES = "silver.categories"
+SILVER_QUARANTINE = "silver.quarantine"
+GOLD_INTERACTIONS = "gold.interactions"
+GOLD_USER_FEATURES = "gold.user_features"
+GOLD_ITEM_FEATURES = "gold.item_features"
+GOLD_BEHAVIOR = "gold.behavior"
+GOLD_SPLITS = "gold.splits"
+OPS_JOB_RUNS = "ops.job_runs"
+OPS_DATA_QUALITY = "ops.data_quality"
+OPS_INGESTED_FILES = "ops.ingested_files"
+
+# Entities a source can provide, and the bronze table each lands in.
+BRONZE_TABLE_OF_ENTITY = {
+    "events": BRONZE_EVENTS,
+    "catalog": BRONZE_CATALOG,
+    "category_tree": BRONZE_CATEGORY_TREE,
+}
+
+# Lineage and bookkeeping columns on bronze rows.
+SOURCE = "source"
+RAW = "_raw"
+MALFORMED = "_malformed"
+FILE = "_file"
+INGEST_RUN_ID = "_ingest_run_id"
+INGESTED_AT = "_ingested_at"
+# Set by the cleaning transforms: why a row was not accepted (null: accepted).
+REASON = "_reason"

@@ -1,0 +1,37 @@
+"""Gold: silver.events + silver.items -> interactions, user and item features, behaviour, splits."""
+from __future__ import annotations
+
+from pyspark import StorageLevel
+
+from recsynth import tables as T
+from recsynth.etl import gold as G
+from recsynth.ops.runs import Job, Outcome, RunContext
+
+
+def gold(ctx: RunContext) -> Outcome:
+    conf, lake = ctx.conf.gold, ctx.lake
+    events = lake.read(T.SILVER_EVENTS).persist(StorageLevel.MEMORY_AND_DISK)
+    items = lake.read(T.SILVER_ITEMS)
+    weights = dict(conf.event_weights)
+    outputs = {
+        T.GOLD_INTERACTIONS: G.interactions(events, weights),
+        T.GOLD_USER_FEATURES: G.user_features(events),
+        T.GOLD_ITEM_FEATURES: G.item_features(events, items, weights, list(conf.price_bands)),
+        T.GOLD_BEHAVIOR: G.behavior(events, items),
+        T.GOLD_SPLITS: G.splits(events, G.split_cutoffs(events, conf)),
+    }
+    for name, frame in outputs.items():
+        lake.overwrite(name, frame)
+    rows_in = events.count()
+    events.unpersist()
+    rows_out = lake.read(T.GOLD_INTERACTIONS).count()
+    return Outcome(rows_in=rows_in, rows_out=rows_out, message=f"{rows_out} interactions from {rows_in} events")
+
+
+GOLD = Job(
+    name="gold",
+    inputs=(T.SILVER_EVENTS, T.SILVER_ITEMS),
+    outputs=(T.GOLD_INTERACTIONS, T.GOLD_USER_FEATURES, T.GOLD_ITEM_FEATURES, T.GOLD_BEHAVIOR, T.GOLD_SPLITS),
+    body=gold,
+    description="silver -> gold.interactions, user_features, item_features, behavior, splits",
+)
