@@ -23,6 +23,7 @@ setup(
     "clickstream + catalog ETL into Delta, synthetic behaviour data, recommendations.",
     package_dir={"": "lib"},
     packages=find_packages("lib"),
+    package_data={"recsynth": ["log4j2.properties"]},
     python_requires=">=3.10,<3.12",
     install_requires=[
         # Cluster images bring Spark (Databricks brings Delta too); these are what the

