@@ -1,0 +1,67 @@
+"""One local SparkSession (Delta enabled, temporary warehouse) for the whole test session,
+built by recsynth's own session code; each test that needs a lake gets a fresh root."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from recsynth.config import load_conf
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+_lake_numbers = itertools.count()
+
+
+def test_overrides(base: Path) -> list[str]:
+    """Conf overrides that point recsynth at the test slices and a temporary warehouse."""
+    return [
+        f"lake.root={base}/lake",
+        f"lake.metastore_dir={base}/metastore",
+        f"spark.delta_jars_dir={ROOT}/.cache/jars",
+        "spark.shuffle_partitions=2",
+        "spark.driver_memory=2g",
+        "spark.extra={spark.ui.enabled: 'false', spark.ui.showConsoleProgress: 'false'}",
+        f"sources.retailrocket.events.path={DATA}/retailrocket/events*.csv",
+        f"sources.retailrocket.category_tree.path={DATA}/retailrocket/category_tree.csv",
+        f"sources.rees46.events.path={DATA}/rees46/*.csv",
+        f"sources.rees46.catalog.path={DATA}/rees46/*.csv",
+    ]
+
+
+@pytest.fixture(scope="session")
+def session_base(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("recsynth")
+
+
+@pytest.fixture(scope="session")
+def base_conf(session_base):
+    return load_conf("local", test_overrides(session_base), ROOT / "conf")
+
+
+@pytest.fixture(scope="session")
+def spark(base_conf):
+    from recsynth.session import get_spark
+
+    session = get_spark(base_conf)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def conf_for(session_base):
+    """Build a conf with extra overrides and its own lake root (the session stays shared)."""
+
+    def build(*overrides: str):
+        root = session_base / f"lake{next(_lake_numbers)}"
+        return load_conf("local", [*test_overrides(session_base), f"lake.root={root}", *overrides], ROOT / "conf")
+
+    return build
+
+
+@pytest.fixture
+def lake(spark, conf_for):
+    from recsynth.lake import Lake
+
+    return Lake(spark, conf_for())

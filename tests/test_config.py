@@ -1,0 +1,79 @@
+"""Configuration: merging, overrides and errors that name the file, the key and the expectation."""
+from pathlib import Path
+
+import pytest
+
+from recsynth.config import load_conf, parse_override
+from recsynth.errors import ConfigError
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def test_defaults_with_local_overlay():
+    conf = load_conf("local", [], CONF)
+    assert conf.spark.master == "local[2]"
+    assert conf.spark.delta_jars_dir == ".cache/jars"
+    assert set(conf.enabled_sources) == {"retailrocket", "rees46"}
+    assert conf.sources["rees46"].events.time.format == "yyyy-MM-dd HH:mm:ss 'UTC'"
+
+
+def test_databricks_overlay_merges_deeply():
+    conf = load_conf("databricks", [], CONF)
+    assert conf.lake.catalog == "main"
+    assert conf.sources["rees46"].events.path == "dbfs:/recsynth/raw/rees46/*.csv"
+    # keys the overlay does not mention keep their defaults
+    assert conf.sources["rees46"].events.columns["item_id"] == "product_id"
+
+
+def test_override_keeps_yaml_types():
+    conf = load_conf("local", ["spark.shuffle_partitions=3", "sources.rees46.enabled=false"], CONF)
+    assert conf.spark.shuffle_partitions == 3
+    assert set(conf.enabled_sources) == {"retailrocket"}
+    assert parse_override("a.b=1.5") == (["a", "b"], 1.5)
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    (tmp_path / "defaults.yaml").write_text((CONF / "defaults.yaml").read_text())
+    (tmp_path / "local.yaml").write_text("spark:\n  shuffle_partitons: 4\n")
+    with pytest.raises(ConfigError) as err:
+        load_conf("local", [], tmp_path)
+    message = str(err.value)
+    assert f"{tmp_path / 'local.yaml'}: spark.shuffle_partitons: unknown key" in message
+
+
+def test_wrong_type_from_command_line():
+    with pytest.raises(ConfigError) as err:
+        load_conf("local", ["spark.shuffle_partitions=many"], CONF)
+    assert "command line: spark.shuffle_partitions:" in str(err.value)
+    assert "integer" in str(err.value)
+
+
+def test_missing_value_names_key(tmp_path):
+    text = (CONF / "defaults.yaml").read_text().replace("  max_price: 1000000\n", "")
+    (tmp_path / "defaults.yaml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_conf("local", [], tmp_path)
+    assert "clean.max_price: missing value" in str(err.value)
+
+
+def test_bad_source_mapping_is_explained():
+    with pytest.raises(ConfigError) as err:
+        load_conf("local", ["sources.rees46.events.event_types.view=looked"], CONF)
+    assert "sources.rees46.events" in str(err.value) and "looked" in str(err.value)
+
+
+def test_absolute_splits_need_cutoffs():
+    with pytest.raises(ConfigError, match="cutoffs"):
+        load_conf("local", ["gold.splits.mode=absolute"], CONF)
+
+
+def test_unknown_environment_and_bad_override():
+    with pytest.raises(ConfigError, match="not one of"):
+        load_conf("prod", [], CONF)
+    with pytest.raises(ConfigError, match="key=value"):
+        load_conf("local", ["spark.shuffle_partitions"], CONF)
+
+
+def test_fingerprint_changes_with_conf():
+    assert load_conf("local", [], CONF).fingerprint() == load_conf("local", [], CONF).fingerprint()
+    assert load_conf("local", [], CONF).fingerprint() != load_conf("local", ["clean.max_price=10"], CONF).fingerprint()
