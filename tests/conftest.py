@@ -14,7 +14,7 @@ DATA = ROOT / "tests" / "data"
 _lake_numbers = itertools.count()
 
 
-def test_overrides(base: Path) -> list[str]:
+def lake_overrides(base: Path) -> list[str]:
     """Conf overrides that point recsynth at the test slices and a temporary warehouse."""
     return [
         f"lake.root={base}/lake",
@@ -37,7 +37,7 @@ def session_base(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def base_conf(session_base):
-    return load_conf("local", test_overrides(session_base), ROOT / "conf")
+    return load_conf("local", lake_overrides(session_base), ROOT / "conf")
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +55,7 @@ def conf_for(session_base):
 
     def build(*overrides: str):
         root = session_base / f"lake{next(_lake_numbers)}"
-        return load_conf("local", [*test_overrides(session_base), f"lake.root={root}", *overrides], ROOT / "conf")
+        return load_conf("local", [*lake_overrides(session_base), f"lake.root={root}", *overrides], ROOT / "conf")
 
     return build
 

@@ -27,11 +27,11 @@ def raw_rows(path):
 
 @pytest.fixture(scope="module")
 def ran(spark, tmp_path_factory):
-    from conftest import ROOT, test_overrides
+    from conftest import ROOT, lake_overrides
     from recsynth.config import load_conf
 
     base = tmp_path_factory.mktemp("pipeline")
-    conf = load_conf("local", [*test_overrides(base.parent), f"lake.root={base}/lake"], ROOT / "conf")
+    conf = load_conf("local", [*lake_overrides(base.parent), f"lake.root={base}/lake"], ROOT / "conf")
     lake = Lake(spark, conf)
     records = [run_job(job, spark, conf, lake) for job in PIPELINE]
     return conf, lake, records

@@ -143,19 +143,22 @@ def main(argv=None):
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
-        console.print("aborted")
+        click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
     except ConfigError as err:
-        console.print(f"[red]configuration error[/]: {err}")
+        click.secho("configuration error: ", fg="red", err=True, nl=False)
+        click.echo(str(err), err=True)
         sys.exit(2)
     except JobFailed as err:
-        console.print(f"[red]failed[/]: {err}")
+        click.secho("failed: ", fg="red", err=True, nl=False)
+        click.echo(str(err), err=True)
         sys.exit(1)
     except RecsynthError as err:
-        console.print(f"[red]error[/]: {err}")
+        click.secho("error: ", fg="red", err=True, nl=False)
+        click.echo(str(err), err=True)
         sys.exit(1)
 
 

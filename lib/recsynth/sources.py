@@ -23,7 +23,7 @@ def list_files(spark: SparkSession, raw: RawFileConf) -> DataFrame:
     try:
         listing = spark.read.format("binaryFile").load(resolve_uri(raw.path))
     except AnalysisException as err:
-        raise SourceError(f"source path {raw.path!r} matches no file ({err.getMessage().splitlines()[0]})") from None
+        raise SourceError(f"source path {raw.path!r} matches no file ({str(err).splitlines()[0]})") from None
     return listing.select(
         F.col("path"),
         F.col("length").alias("size"),
