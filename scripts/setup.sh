@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything recsynth needs on a fresh machine, idempotently and cached:
-#   1. checks: Python 3.11, a Java 17 (or 11) for Spark, a C++ compiler and cmake for Horovod
+#   1. checks: Python 3.11, a Java 17 (or 11) for Spark (g++ and cmake only when Horovod must be built;
+#      cmake comes from PyPI when the system has none)
 #   2. a virtual environment (.venv) with the pinned stack (requirements*.txt)
 #   3. Horovod 0.28.1 built from source once, kept as a wheel in the cache, then installed
 #   4. the Delta Lake jars from Maven Central, checked against their published SHA-1
@@ -47,10 +48,6 @@ javaver=$("$JAVA_BIN" -version 2>&1 | awk -F'"' '/version/ {print $2}' | cut -d.
 case "$javaver" in 11|17) ;; *) fail "Java $javaver found at $JAVA_BIN; Spark 3.5 runs on Java 17 or 11" ;; esac
 echo "         Java $javaver at ${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")}"
 
-step "check build tools" "install a C++ compiler and cmake (apt-get install g++ cmake); Horovod compiles from source"
-command -v g++ >/dev/null || fail "g++ not found"
-command -v cmake >/dev/null || fail "cmake not found"
-
 # ---------------------------------------------------------------------------------------------
 step "virtual environment" "remove .venv and run again; check disk space (df -h .) and that PyPI is reachable"
 stamp_of() { cat requirements.txt requirements-dev.txt setup.py | sha256sum | cut -c1-16; }
@@ -74,6 +71,12 @@ WHEEL_DIR="$CACHE/wheels/horovod-$HOROVOD_VERSION-tf$TF_VERSION-py$pyver"
 if ! TF_CPP_MIN_LOG_LEVEL=3 "$PY" -c "import horovod.tensorflow as h; assert h.gloo_built()" 2>/dev/null; then
   if ! ls "$WHEEL_DIR"/horovod-*.whl >/dev/null 2>&1; then
     echo "         building Horovod from source (a few minutes, once per machine)..."
+    command -v g++ >/dev/null || fail "g++ not found: Horovod compiles from source (apt-get install g++)"
+    if ! command -v cmake >/dev/null; then
+      echo "         no cmake on PATH: installing cmake 3.31 from PyPI into the venv"
+      "$PY" -m pip install --quiet --disable-pip-version-check cmake==3.31.6
+      export PATH="$VENV/bin:$PATH"
+    fi
     mkdir -p "$WHEEL_DIR"
     HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \
     HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 HOROVOD_CPU_OPERATIONS=GLOO \

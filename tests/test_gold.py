@@ -48,15 +48,16 @@ def test_interactions(spark, events):
     assertDataFrameEqual(G.interactions(events, WEIGHTS), expected)
 
 
-def test_user_features(events):
-    rows = {r["user_id"]: r for r in G.user_features(events).collect()}
+def test_user_features(events, items):
+    features = G.user_features(events, G.interactions(events, WEIGHTS), G.behavior(events, items))
+    rows = {r["user_id"]: r for r in features.collect()}
     u1, u2 = rows["rr:u1"], rows["rr:u2"]
     assert (u1["n_events"], u1["n_sessions"], u1["n_items"], u1["n_purchases"], u1["active_days"]) == (4, 1, 2, 1, 1)
     assert (u2["n_events"], u2["n_sessions"], u2["active_days"], u2["purchase_rate"], u2["events_per_session"]) == (2, 2, 2, 0.0, 1.0)
 
 
 def test_item_features_and_price_bands(events, items):
-    rows = {r["item_id"]: r for r in G.item_features(events, items, WEIGHTS, [10, 50, 200]).collect()}
+    rows = {r["item_id"]: r for r in G.item_features(G.interactions(events, WEIGHTS), items, [10, 50, 200]).collect()}
     a, b = rows["rr:a"], rows["rr:b"]
     assert (a["category_l1"], a["category_l2"], a["category_path"], a["price_band"]) == ("shoes", "running", "shoes/running", 1)
     assert (a["n_views"], a["n_purchases"], a["n_users"], a["popularity"], a["popularity_rank"]) == (2, 1, 2, 10.0, 1)

@@ -29,3 +29,16 @@ def test_ingest_job_under_spark_submit(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env,
     )
     assert again.returncode == 0 and "nothing to ingest" in again.stdout
+
+
+def test_spark_sql_reads_the_tables_jobs_wrote(tmp_path):
+    """spark-sql (scripts/spark-sql.sh) on the warehouse and metastore a job wrote."""
+    venv_bin = Path(sys.executable).parent
+    options = [f"--set={o}" for o in lake_overrides(tmp_path)] + ["--set=sources.rees46.enabled=false"]
+    wrote = subprocess.run([str(venv_bin / "recsynth"), *options, "ingest"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert wrote.returncode == 0, wrote.stderr[-3000:]
+    query = "SELECT source, count(*) FROM bronze.events GROUP BY source"
+    done = subprocess.run([str(ROOT / "scripts" / "spark-sql.sh"), *options, "--", "-e", query],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "retailrocket\t3000" in done.stdout

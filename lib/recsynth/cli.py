@@ -133,6 +133,25 @@ def sql(obj: Context, query: str, limit: int):
     out.print(table)
 
 
+@cli.command("spark-args")
+@click.pass_obj
+def spark_args(obj: Context):
+    """Print the Spark settings of this conf as spark-submit / spark-sql arguments, one per line.
+
+    \b
+    Used by scripts/spark-sql.sh; by hand:
+      mapfile -t ARGS < <(recsynth spark-args); spark-sql "${ARGS[@]}" -e "SELECT ..."
+    """
+    from recsynth.session import session_settings
+
+    if obj.conf.spark.master:
+        click.echo("--master")
+        click.echo(obj.conf.spark.master)
+    for key, value in session_settings(obj.conf).items():
+        click.echo("--conf")
+        click.echo(f"{key}={value}")
+
+
 _register_job_commands()
 
 

@@ -75,16 +75,18 @@ def flag_unknown_items(events: DataFrame, known_items: DataFrame, checked_source
 
 
 def flag_duplicates(events: DataFrame, near_duplicate_seconds: float) -> DataFrame:
-    """Exact duplicates (every field equal), then near duplicates: the same user, item and
-    type again within `near_duplicate_seconds` (a double click or a resent beacon)."""
-    eligible = R.pending()
-    every_field = [T.SOURCE, *EVENT_FIELDS]
-    exact = Window.partitionBy(eligible, *every_field).orderBy(T.FILE, T.RAW)
-    events = R.flag(events, F.row_number().over(exact) > 1, R.EXACT_DUPLICATE)
-    eligible = R.pending()
-    repeat = Window.partitionBy(eligible, T.SOURCE, "user_id", "item_id", "event_type").orderBy("event_time", T.FILE, T.RAW)
+    """Exact duplicates (every field equal to the previous row), then near duplicates: the same
+    user, item and type again within `near_duplicate_seconds` (a double click, a resent beacon).
+
+    One window over (user, item, type) in time order finds both: identical rows sort next to
+    each other, and an exact copy has the time of the row it copies."""
+    repeat = Window.partitionBy(R.pending(), T.SOURCE, "user_id", "item_id", "event_type").orderBy(
+        "event_time", "session_id", "price", "transaction_id", T.FILE, T.RAW)
+    same_as_previous = F.lit(True)
+    for field in ("event_time", "session_id", "price", "transaction_id"):
+        same_as_previous = same_as_previous & F.col(field).eqNullSafe(F.lag(field).over(repeat))
     gap = F.col("event_time").cast("double") - F.lag(F.col("event_time").cast("double")).over(repeat)
-    return R.flag(events, gap <= near_duplicate_seconds, R.NEAR_DUPLICATE)
+    return R.flag_first(events, [(same_as_previous, R.EXACT_DUPLICATE), (gap <= near_duplicate_seconds, R.NEAR_DUPLICATE)])
 
 
 def sessionize(events: DataFrame, gap_minutes: float) -> DataFrame:
@@ -106,7 +108,7 @@ def flag_bots(events: DataFrame, rules: BotRules) -> DataFrame:
     """All events of a user who ever exceeds the events-per-minute or events-per-session limit."""
     eligible = R.pending()
     minute = Window.partitionBy(eligible, T.SOURCE, "user_id", F.date_trunc("minute", "event_time"))
-    session = Window.partitionBy(eligible, T.SOURCE, "session_id")
+    session = Window.partitionBy(eligible, T.SOURCE, "user_id", "session_id")
     user = Window.partitionBy(eligible, T.SOURCE, "user_id")
     with_rates = events.withColumn("_per_minute", F.count(F.lit(1)).over(minute)).withColumn(
         "_per_session", F.count(F.lit(1)).over(session)
@@ -117,8 +119,11 @@ def flag_bots(events: DataFrame, rules: BotRules) -> DataFrame:
 
 
 def classify_events(parsed: DataFrame, known_items: DataFrame, checked_sources: list[str], clean: CleanConf) -> DataFrame:
-    """Parsed events of all sources -> every row with its final reason (null: accepted)."""
-    events = flag_unknown_items(parsed, known_items, checked_sources)
+    """Parsed events of all sources -> every row with its final reason (null: accepted).
+
+    After the item join, rows are hash-partitioned once by (source, user): every later window
+    is keyed by a superset of those columns, so Spark sorts within partitions and shuffles no more."""
+    events = flag_unknown_items(parsed, known_items, checked_sources).repartition(T.SOURCE, "user_id")
     events = flag_duplicates(events, clean.near_duplicate_seconds)
     events = sessionize(events, clean.session_gap_minutes)
     return flag_bots(events, clean.bots)

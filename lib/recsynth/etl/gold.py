@@ -17,6 +17,11 @@ def _count_of(event_type: str):
     return F.sum(F.when(F.col("event_type") == event_type, 1).otherwise(0))
 
 
+def _type_counts():
+    """n_views, n_carts, n_purchases of a group."""
+    return [_count_of(t).alias(f"n_{t}s") for t in ("view", "cart", "purchase")]
+
+
 def _weight(weights: dict[str, float]):
     expression = F.lit(0.0)
     for event_type, weight in weights.items():
@@ -27,29 +32,33 @@ def _weight(weights: dict[str, float]):
 def interactions(events: DataFrame, weights: dict[str, float]) -> DataFrame:
     """One row per (user, item): event counts, a weighted strength, first and last time."""
     return events.groupBy(T.SOURCE, "user_id", "item_id").agg(
-        _count_of("view").alias("n_views"),
-        _count_of("cart").alias("n_carts"),
-        _count_of("purchase").alias("n_purchases"),
+        *_type_counts(),
         F.sum(_weight(weights)).alias("weight"),
         F.min("event_time").alias("first_time"),
         F.max("event_time").alias("last_time"),
     )
 
 
-def user_features(events: DataFrame) -> DataFrame:
-    """Per user activity: volume, breadth, conversion, recency span."""
-    return events.groupBy(T.SOURCE, "user_id").agg(
-        F.count(F.lit(1)).alias("n_events"),
-        F.countDistinct("session_id").alias("n_sessions"),
-        F.countDistinct("item_id").alias("n_items"),
-        _count_of("view").alias("n_views"),
-        _count_of("cart").alias("n_carts"),
-        _count_of("purchase").alias("n_purchases"),
-        F.countDistinct("event_date").alias("active_days"),
-        F.min("event_time").alias("first_seen"),
-        F.max("event_time").alias("last_seen"),
-    ).withColumn("events_per_session", F.col("n_events") / F.col("n_sessions")).withColumn(
-        "purchase_rate", F.col("n_purchases") / F.col("n_sessions")
+def user_features(events: DataFrame, interactions: DataFrame, behavior: DataFrame) -> DataFrame:
+    """Per user activity: volume, breadth, conversion, recency span.
+
+    Built from the (much smaller) interactions and sessions tables; only the active days need
+    the events, as a single distinct count."""
+    by_items = interactions.groupBy(T.SOURCE, "user_id").agg(
+        F.sum(F.col("n_views") + F.col("n_carts") + F.col("n_purchases")).alias("n_events"),
+        F.count(F.lit(1)).alias("n_items"),
+        *[F.sum(c).alias(c) for c in ("n_views", "n_carts", "n_purchases")],
+        F.min("first_time").alias("first_seen"),
+        F.max("last_time").alias("last_seen"),
+    )
+    by_sessions = behavior.groupBy(T.SOURCE, "user_id").agg(F.count(F.lit(1)).alias("n_sessions"))
+    by_days = events.groupBy(T.SOURCE, "user_id").agg(F.countDistinct("event_date").alias("active_days"))
+    joined = by_items.join(by_sessions, [T.SOURCE, "user_id"]).join(by_days, [T.SOURCE, "user_id"])
+    return joined.select(
+        T.SOURCE, "user_id", "n_events", "n_sessions", "n_items", "n_views", "n_carts", "n_purchases", "active_days",
+        "first_seen", "last_seen",
+        (F.col("n_events") / F.col("n_sessions")).alias("events_per_session"),
+        (F.col("n_purchases") / F.col("n_sessions")).alias("purchase_rate"),
     )
 
 
@@ -61,14 +70,13 @@ def price_band(price, edges: list[float]):
     return F.when(price.isNotNull(), band)
 
 
-def item_features(events: DataFrame, items: DataFrame, weights: dict[str, float], edges: list[float]) -> DataFrame:
-    """Per item: catalogue attributes (category levels, brand, price band) and popularity."""
-    activity = events.groupBy(T.SOURCE, "item_id").agg(
-        _count_of("view").alias("n_views"),
-        _count_of("cart").alias("n_carts"),
-        _count_of("purchase").alias("n_purchases"),
-        F.countDistinct("user_id").alias("n_users"),
-        F.sum(_weight(weights)).alias("popularity"),
+def item_features(interactions: DataFrame, items: DataFrame, edges: list[float]) -> DataFrame:
+    """Per item: catalogue attributes (category levels, brand, price band) and popularity,
+    from the interactions (one row per user and item, so users are counted by rows)."""
+    activity = interactions.groupBy(T.SOURCE, "item_id").agg(
+        *[F.sum(c).alias(c) for c in ("n_views", "n_carts", "n_purchases")],
+        F.count(F.lit(1)).alias("n_users"),
+        F.sum("weight").alias("popularity"),
     )
     joined = items.join(activity, [T.SOURCE, "item_id"], "left").fillna(0, ["n_views", "n_carts", "n_purchases", "n_users", "popularity"])
     by_source = Window.partitionBy(T.SOURCE).orderBy(F.col("popularity").desc(), "item_id")
@@ -92,24 +100,23 @@ def behavior(events: DataFrame, items: DataFrame) -> DataFrame:
         [T.SOURCE, "item_id"], "left",
     ).withColumn("category_l1", F.coalesce("category_l1", F.lit("unknown")))
     per_category = with_category.groupBy(T.SOURCE, "session_id", "category_l1").agg(F.count(F.lit(1)).alias("_n"))
-    top = per_category.withColumn(
-        "_rank", F.row_number().over(Window.partitionBy(T.SOURCE, "session_id").orderBy(F.col("_n").desc(), "category_l1"))
-    ).filter("_rank = 1").select(T.SOURCE, "session_id", F.col("category_l1").alias("top_category"))
+    # the most frequent category wins; among equals, the first in alphabetical order
+    categories = per_category.groupBy(T.SOURCE, "session_id").agg(
+        F.min(F.struct((-F.col("_n")).alias("_rank"), "category_l1"))["category_l1"].alias("top_category"),
+        F.count(F.lit(1)).alias("n_categories"),
+    )
     sessions = with_category.groupBy(T.SOURCE, "session_id").agg(
         F.first("user_id").alias("user_id"),
         F.min("event_time").alias("session_start"),
         F.max("event_time").alias("_end"),
         F.count(F.lit(1)).alias("n_events"),
-        _count_of("view").alias("n_views"),
-        _count_of("cart").alias("n_carts"),
-        _count_of("purchase").alias("n_purchases"),
+        *_type_counts(),
         F.countDistinct("item_id").alias("n_items"),
-        F.countDistinct("category_l1").alias("n_categories"),
         F.avg("price").alias("mean_price"),
         F.max("price").alias("max_price"),
         F.sum(F.when(F.col("event_type") == "purchase", F.col("price"))).alias("spend"),
     )
-    return sessions.join(top, [T.SOURCE, "session_id"]).select(
+    return sessions.join(categories, [T.SOURCE, "session_id"]).select(
         T.SOURCE, "session_id", "user_id", "session_start",
         F.hour("session_start").alias("start_hour"),
         F.date_format("session_start", "E").alias("day_of_week"),

@@ -12,16 +12,13 @@ def gold(ctx: RunContext) -> Outcome:
     conf, lake = ctx.conf.gold, ctx.lake
     events = lake.read(T.SILVER_EVENTS).persist(StorageLevel.MEMORY_AND_DISK)
     items = lake.read(T.SILVER_ITEMS)
-    weights = dict(conf.event_weights)
-    outputs = {
-        T.GOLD_INTERACTIONS: G.interactions(events, weights),
-        T.GOLD_USER_FEATURES: G.user_features(events),
-        T.GOLD_ITEM_FEATURES: G.item_features(events, items, weights, list(conf.price_bands)),
-        T.GOLD_BEHAVIOR: G.behavior(events, items),
-        T.GOLD_SPLITS: G.splits(events, G.split_cutoffs(events, conf)),
-    }
-    for name, frame in outputs.items():
-        lake.overwrite(name, frame)
+    # interactions and sessions are written first: the feature tables are built from them
+    lake.overwrite(T.GOLD_INTERACTIONS, G.interactions(events, dict(conf.event_weights)))
+    lake.overwrite(T.GOLD_BEHAVIOR, G.behavior(events, items))
+    interactions, behavior = lake.read(T.GOLD_INTERACTIONS), lake.read(T.GOLD_BEHAVIOR)
+    lake.overwrite(T.GOLD_USER_FEATURES, G.user_features(events, interactions, behavior))
+    lake.overwrite(T.GOLD_ITEM_FEATURES, G.item_features(interactions, items, list(conf.price_bands)))
+    lake.overwrite(T.GOLD_SPLITS, G.splits(events, G.split_cutoffs(events, conf)))
     rows_in = events.count()
     events.unpersist()
     rows_out = lake.read(T.GOLD_INTERACTIONS).count()
