@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 
 from recsynth.config import Conf
@@ -68,6 +70,10 @@ def get_spark(conf: Conf):
     builder = SparkSession.builder
     if conf.spark.master:
         builder = builder.master(conf.spark.master)
+    if (conf.spark.master or "").startswith("local"):
+        # Python workers (Horovod ranks, pandas functions) must use this interpreter and its
+        # packages; PySpark takes the workers' interpreter from this variable (default python3).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in session_settings(conf).items():
         builder = builder.config(key, value)
     if conf.lake.metastore_dir:

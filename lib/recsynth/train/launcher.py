@@ -1,0 +1,47 @@
+"""Start N Horovod ranks inside Spark tasks (Gloo; GPU executors on a cluster, CPU tasks locally)."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from recsynth.errors import RecsynthError
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RecsynthError):
+    """Distributed training could not start or a rank failed."""
+
+
+def run_on_ranks(spark, rank_fn: Callable[..., Any], num_proc: int, start_timeout_s: int = 600, kwargs: dict | None = None) -> list:
+    """Run `rank_fn(**kwargs)` on `num_proc` Horovod ranks; return each rank's result, by rank.
+
+    `rank_fn` is pickled to the executors: it must import TensorFlow and Horovod itself."""
+    import horovod.spark
+
+    slots = spark.sparkContext.defaultParallelism
+    if num_proc > slots:
+        raise TrainingError(f"train.num_proc={num_proc} but the cluster offers {slots} task slot(s); "
+                            "lower num_proc or add executors/cores (each rank needs one task slot)")
+    log.info("starting %d Horovod rank(s) in Spark tasks", num_proc)
+    try:
+        return horovod.spark.run(rank_fn, kwargs=kwargs or {}, num_proc=num_proc, start_timeout=start_timeout_s,
+                                 use_gloo=True, verbose=0)
+    except Exception as err:
+        raise TrainingError(f"Horovod training failed: {type(err).__name__}: {err}") from err
+
+
+def init_rank() -> tuple[int, int]:
+    """On a rank: start Horovod and pin this process to the GPU of its local rank, if any.
+
+    Returns (rank, size). On CPU-only executors nothing changes."""
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    hvd.init()
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        gpu = gpus[hvd.local_rank() % len(gpus)]
+        tf.config.experimental.set_memory_growth(gpu, True)
+        tf.config.set_visible_devices(gpu, "GPU")
+    return hvd.rank(), hvd.size()

@@ -1,0 +1,62 @@
+"""Two real Horovod ranks in Spark tasks, each reading its own Petastorm shard of a Delta table,
+training one Keras model with hvd.DistributedOptimizer."""
+import sys
+
+import cloudpickle
+import pytest
+
+from recsynth.errors import RecsynthError
+from recsynth.train.launcher import TrainingError, run_on_ranks
+from recsynth.train.shards import check_shardable, current_files
+
+pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
+# The rank body below is defined here, not in an installed module: ship it by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def fit_line(files):
+    """Rank body: read this rank's shard, fit y = a*x + b with averaged gradients."""
+    import numpy as np
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    from recsynth.train.launcher import init_rank
+    from recsynth.train.shards import open_shard
+
+    rank, size = init_rank()
+    ids, xs, ys = [], [], []
+    with open_shard(files, rank, size) as reader:
+        for batch in reader:
+            ids += batch.id.tolist()
+            xs += batch.x.tolist()
+            ys += batch.y.tolist()
+    model = tf.keras.Sequential([tf.keras.Input(shape=(1,)), tf.keras.layers.Dense(1)])
+    model.compile(optimizer=hvd.DistributedOptimizer(tf.keras.optimizers.SGD(0.05)), loss="mse")
+    model.fit(np.array(xs).reshape(-1, 1), np.array(ys), batch_size=16, epochs=40, verbose=0,
+              callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0)])
+    weight, bias = (float(v.numpy().ravel()[0]) for v in model.weights)
+    return {"rank": rank, "size": size, "ids": ids, "weight": weight, "bias": bias}
+
+
+def test_two_ranks_train_on_disjoint_shards(spark, lake):
+    rows = spark.range(200).selectExpr("id", "CAST(id AS DOUBLE) / 100 AS x").selectExpr("id", "x", "2 * x + 1 AS y")
+    lake.overwrite("gold.line", rows.repartition(4))
+    lake.overwrite("gold.line", rows.repartition(4))  # a second version: old files must not be read
+    files = current_files(lake.read("gold.line"))
+    assert len(files) == 4
+
+    results = sorted(run_on_ranks(spark, fit_line, num_proc=2, kwargs={"files": files}), key=lambda r: r["rank"])
+    assert [(r["rank"], r["size"]) for r in results] == [(0, 2), (1, 2)]
+    seen = results[0]["ids"] + results[1]["ids"]
+    assert sorted(seen) == list(range(200)) and results[0]["ids"] and results[1]["ids"]
+    # averaged gradients keep both ranks' models identical, and they learn the line
+    assert results[0]["weight"] == pytest.approx(results[1]["weight"], abs=1e-6)
+    assert results[0]["bias"] == pytest.approx(results[1]["bias"], abs=1e-6)
+    assert results[0]["weight"] == pytest.approx(2.0, abs=0.3) and results[0]["bias"] == pytest.approx(1.0, abs=0.2)
+
+
+def test_too_many_ranks_and_too_few_files_are_clear(spark):
+    with pytest.raises(TrainingError, match="task slot"):
+        run_on_ranks(spark, fit_line, num_proc=64)
+    with pytest.raises(RecsynthError, match="at least one file per rank"):
+        check_shardable(["a.parquet"], 2, "gold.behavior")
