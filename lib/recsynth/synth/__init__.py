@@ -1,0 +1,1 @@
+"""Synthetic behaviour data: the data transformer (and, next, the GAN, sampling and gates)."""

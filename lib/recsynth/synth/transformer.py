@@ -1,0 +1,231 @@
+"""The GAN's data transformer (CTGAN-style), fitted with Spark on the whole table or a
+stratified sample, never by collecting rows to the driver.
+
+- Continuous columns get mode-specific normalisation: a 1-D Gaussian mixture per column,
+  fitted by EM where each iteration is one Spark aggregation over every column at once; a
+  value is encoded as (mode, alpha) with alpha = (x - mu_mode) / (4 sigma_mode), plus a null flag.
+- Categorical columns keep their `max_categories` most frequent values; the rest fold into
+  OTHER, so a column with 10^5 distinct values costs at most `max_categories` + 2 one-hot slots.
+
+The fitted state is a small JSON document (`to_json` / `from_json`), saved with the model.
+Encoding runs in Spark (`encode`); decoding runs in numpy (`decode`) on sampling executors.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsynth.errors import RecsynthError
+
+OTHER = "__other__"
+NULL = "__null__"
+ALPHA_LIMIT = 0.99
+MAX_STRATA = 10_000
+
+
+class TransformerError(RecsynthError):
+    """The table cannot be encoded as asked (missing column, wrong type, empty table)."""
+
+
+@dataclass
+class ContinuousColumn:
+    name: str
+    means: list[float]
+    stds: list[float]
+    weights: list[float]
+    has_nulls: bool
+
+    @property
+    def width(self) -> int:
+        return 1 + len(self.means) + int(self.has_nulls)
+
+
+@dataclass
+class CategoricalColumn:
+    name: str
+    values: list[str]  # index = code; OTHER and NULL included where they occur
+
+    @property
+    def width(self) -> int:
+        return len(self.values)
+
+
+@dataclass
+class FittedTransformer:
+    continuous: list[ContinuousColumn] = field(default_factory=list)
+    categorical: list[CategoricalColumn] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        """Length of the one-hot/alpha vector the GAN sees."""
+        return sum(c.width for c in self.continuous) + sum(c.width for c in self.categorical)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> "FittedTransformer":
+        data = json.loads(text)
+        return FittedTransformer([ContinuousColumn(**c) for c in data["continuous"]],
+                                 [CategoricalColumn(**c) for c in data["categorical"]])
+
+
+def stratified_sample(table: DataFrame, stratum: str, rows: int, seed: int) -> DataFrame:
+    """About `rows` rows with every stratum represented in proportion (the whole table if smaller)."""
+    key = F.coalesce(F.col(stratum).cast("string"), F.lit(NULL))
+    strata = table.groupBy(key.alias("k")).count().limit(MAX_STRATA + 1).collect()
+    if len(strata) > MAX_STRATA:
+        raise TransformerError(f"stratum column {stratum} has more than {MAX_STRATA} values; pick a low-cardinality column")
+    counts = {r["k"]: r["count"] for r in strata}
+    total = sum(counts.values())
+    if total <= rows:
+        return table
+    return table.sampleBy(key, {value: min(1.0, rows / total) for value in counts}, seed)
+
+
+def _check_columns(table: DataFrame, continuous: list[str], categorical: list[str]) -> None:
+    types = dict(table.dtypes)
+    missing = [c for c in continuous + categorical if c not in types]
+    if missing:
+        raise TransformerError(f"column(s) {missing} are not in the table (it has {sorted(types)})")
+    not_numeric = [c for c in continuous if types[c] not in ("double", "float", "int", "bigint", "smallint", "tinyint")]
+    if not_numeric:
+        raise TransformerError(f"continuous column(s) {not_numeric} are not numeric: {[types[c] for c in not_numeric]}")
+
+
+def _fit_categorical(table: DataFrame, name: str, max_categories: int) -> CategoricalColumn:
+    text = F.col(name).cast("string")
+    counts = table.groupBy(text.alias("v")).count()
+    top = [r["v"] for r in counts.filter(F.col("v").isNotNull()).orderBy(F.desc("count"), "v").limit(max_categories).collect()]
+    distinct_present = counts.filter(F.col("v").isNotNull()).count()
+    has_null = counts.filter(F.col("v").isNull()).count() > 0
+    return CategoricalColumn(name, top + ([OTHER] if distinct_present > len(top) else []) + ([NULL] if has_null else []))
+
+
+def _log_densities(x, means, stds, weights):
+    """Spark expressions log(w_j N(x | mu_j, sd_j)) for each mode j (constant term dropped)."""
+    return [F.lit(math.log(w)) - F.lit(math.log(s)) - F.lit(0.5) * F.pow((x - F.lit(m)) / F.lit(s), 2)
+            for m, s, w in zip(means, stds, weights)]
+
+
+def _responsibilities(x, means, stds, weights):
+    logs = _log_densities(x, means, stds, weights)
+    top = F.greatest(*logs) if len(logs) > 1 else logs[0]
+    unnormalised = [F.exp(lp - top) for lp in logs]
+    total = unnormalised[0]
+    for u in unnormalised[1:]:
+        total = total + u
+    return [u / total for u in unnormalised]
+
+
+def _fit_mixtures(sample: DataFrame, names: list[str], max_modes: int, iterations: int, weight_threshold: float) -> list[ContinuousColumn]:
+    """EM for one 1-D mixture per column; every iteration is a single aggregation over all columns."""
+    stats = sample.agg(*[expr for n in names for expr in (
+        F.count(n).alias(f"{n}__n"), F.stddev_pop(n).alias(f"{n}__sd"), F.count(F.lit(1)).alias(f"{n}__rows"),
+        F.percentile_approx(n, [(j + 0.5) / max_modes for j in range(max_modes)], 1000).alias(f"{n}__q"))]).head()
+    state = {}
+    for n in names:
+        if not stats[f"{n}__n"]:
+            raise TransformerError(f"continuous column {n} has no non-null value to fit")
+        spread = stats[f"{n}__sd"] or 0.0
+        floor = max(1e-6, 1e-3 * spread)
+        starts = sorted(set(stats[f"{n}__q"]))
+        state[n] = {"means": starts, "stds": [max(spread / len(starts), floor)] * len(starts),
+                    "weights": [1.0 / len(starts)] * len(starts), "floor": floor,
+                    "nulls": stats[f"{n}__rows"] > stats[f"{n}__n"]}
+    for _ in range(iterations):
+        sums = []
+        for n in names:
+            x = F.col(n).cast("double")
+            s = state[n]
+            for j, r in enumerate(_responsibilities(x, s["means"], s["stds"], s["weights"])):
+                sums += [F.sum(r).alias(f"{n}__r{j}"), F.sum(r * x).alias(f"{n}__rx{j}"), F.sum(r * x * x).alias(f"{n}__rxx{j}")]
+        totals = sample.agg(*sums).head()
+        for n in names:
+            s = state[n]
+            count = sum(totals[f"{n}__r{j}"] or 0.0 for j in range(len(s["means"])))
+            means, stds, weights = [], [], []
+            for j in range(len(s["means"])):
+                r, rx, rxx = (totals[f"{n}__{k}{j}"] or 0.0 for k in ("r", "rx", "rxx"))
+                if r <= 1e-9:
+                    continue
+                mean = rx / r
+                means.append(mean)
+                stds.append(max(math.sqrt(max(rxx / r - mean * mean, 0.0)), s["floor"]))
+                weights.append(r / count)
+            s.update(means=means, stds=stds, weights=weights)
+    fitted = []
+    for n in names:
+        s = state[n]
+        keep = [j for j, w in enumerate(s["weights"]) if w >= weight_threshold] or [int(np.argmax(s["weights"]))]
+        kept = sum(s["weights"][j] for j in keep)
+        fitted.append(ContinuousColumn(n, [s["means"][j] for j in keep], [s["stds"][j] for j in keep],
+                                       [s["weights"][j] / kept for j in keep], bool(s["nulls"])))
+    return fitted
+
+
+def fit(table: DataFrame, continuous: list[str], categorical: list[str], *, max_categories: int, max_modes: int,
+        em_iterations: int, mode_weight_threshold: float, sample_rows: int | None = None, stratum: str | None = None,
+        seed: int = 0) -> FittedTransformer:
+    """Fit the transformer on `table` (or a stratified sample of about `sample_rows` rows)."""
+    _check_columns(table, continuous, categorical)
+    sample = stratified_sample(table, stratum or categorical[0], sample_rows, seed) if sample_rows and categorical else table
+    sample = sample.select(*continuous, *categorical).cache()
+    try:
+        if sample.limit(1).count() == 0:
+            raise TransformerError("the table is empty: nothing to fit")
+        return FittedTransformer(
+            _fit_mixtures(sample, continuous, max_modes, em_iterations, mode_weight_threshold) if continuous else [],
+            [_fit_categorical(sample, c, max_categories) for c in categorical],
+        )
+    finally:
+        sample.unpersist()
+
+
+def encode(table: DataFrame, fitted: FittedTransformer, keep: tuple[str, ...] = ()) -> DataFrame:
+    """Rows -> compact codes: per continuous column `<c>__mode` (int), `<c>__alpha` (double),
+    `<c>__null` (0/1); per categorical column `<c>__code` (int). One-hot expansion happens on the ranks."""
+    columns = [F.col(k) for k in keep]
+    for c in fitted.continuous:
+        x = F.col(c.name).cast("double")
+        logs = _log_densities(x, c.means, c.stds, c.weights)
+        best = F.greatest(*logs) if len(logs) > 1 else logs[0]
+        mode = F.lit(0)
+        for j in reversed(range(1, len(logs))):
+            mode = F.when(logs[j] == best, F.lit(j)).otherwise(mode)
+        mode = F.when(logs[0] == best, F.lit(0)).otherwise(mode)
+        mean = F.element_at(F.array(*[F.lit(m) for m in c.means]), mode + 1)
+        std = F.element_at(F.array(*[F.lit(s) for s in c.stds]), mode + 1)
+        alpha = F.least(F.greatest((x - mean) / (F.lit(4.0) * std), F.lit(-ALPHA_LIMIT)), F.lit(ALPHA_LIMIT))
+        columns += [F.coalesce(mode, F.lit(0)).cast("int").alias(f"{c.name}__mode"),
+                    F.coalesce(alpha, F.lit(0.0)).alias(f"{c.name}__alpha"),
+                    x.isNull().cast("int").alias(f"{c.name}__null")]
+    for c in fitted.categorical:
+        text = F.col(c.name).cast("string")
+        codes = F.create_map(*[F.lit(x) for i, v in enumerate(c.values) if v not in (OTHER, NULL) for x in (v, i)])
+        other = c.values.index(OTHER) if OTHER in c.values else -1
+        null = c.values.index(NULL) if NULL in c.values else other
+        code = F.when(text.isNull(), F.lit(null)).otherwise(F.coalesce(codes[text], F.lit(other)))
+        columns.append(code.cast("int").alias(f"{c.name}__code"))
+    return table.select(*columns)
+
+
+def decode(codes: dict[str, np.ndarray], fitted: FittedTransformer) -> dict[str, np.ndarray]:
+    """Compact codes (as `encode` writes them, or as a generator emits them) -> column values.
+
+    Categorical values come back as strings; OTHER stays OTHER and NULL becomes None."""
+    out = {}
+    for c in fitted.continuous:
+        mode = codes[f"{c.name}__mode"].astype(int)
+        value = codes[f"{c.name}__alpha"] * 4.0 * np.asarray(c.stds)[mode] + np.asarray(c.means)[mode]
+        nulls = codes.get(f"{c.name}__null")
+        out[c.name] = np.where(nulls.astype(bool), np.nan, value) if nulls is not None and c.has_nulls else value
+    for c in fitted.categorical:
+        values = np.asarray([None if v == NULL else v for v in c.values], dtype=object)
+        out[c.name] = values[codes[f"{c.name}__code"].astype(int)]
+    return out

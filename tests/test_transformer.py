@@ -1,0 +1,79 @@
+"""The GAN's data transformer: mixtures found by Spark EM, bounded categorical encoding, and
+a round trip rows -> codes -> rows that keeps categories exactly and values within tolerance."""
+import numpy as np
+import pytest
+
+from recsynth.synth.transformer import NULL, OTHER, FittedTransformer, TransformerError, decode, encode, fit
+
+pytestmark = pytest.mark.spark
+
+SETTINGS = dict(max_categories=10, max_modes=5, em_iterations=15, mode_weight_threshold=0.005)
+
+
+@pytest.fixture(scope="module")
+def table(spark):
+    rng = np.random.default_rng(7)
+    n = 2000
+    bimodal = np.where(rng.random(n) < 0.3, rng.normal(0, 1, n), rng.normal(100, 5, n))
+    price = np.where(rng.random(n) < 0.1, np.nan, rng.lognormal(3, 0.5, n))
+    item = [f"item{int(k)}" for k in rng.zipf(1.5, n) % 1000]  # ~hundreds of distinct values
+    day = rng.choice(["Mon", "Tue", "Wed"], n)
+    rows = [(float(b), None if np.isnan(p) else float(p), 3.0, i, str(d) if k % 50 else None)
+            for k, (b, p, i, d) in enumerate(zip(bimodal, price, item, day))]
+    return spark.createDataFrame(rows, "bimodal double, price double, constant double, item string, day string")
+
+
+@pytest.fixture(scope="module")
+def fitted(table):
+    return fit(table, ["bimodal", "price", "constant"], ["item", "day"], **SETTINGS)
+
+
+def test_mixture_finds_the_modes(fitted):
+    bimodal = fitted.continuous[0]
+    low = [(w, m) for w, m in zip(bimodal.weights, bimodal.means) if m < 50]
+    high = [(w, m) for w, m in zip(bimodal.weights, bimodal.means) if m >= 50]
+    # 30% of the rows sit near 0, 70% near 100: the mixture puts its weight there
+    assert sum(w for w, _ in low) == pytest.approx(0.3, abs=0.05)
+    assert sum(w for w, _ in high) == pytest.approx(0.7, abs=0.05)
+    assert all(abs(m) < 2 for _, m in low) and all(85 < m < 115 for _, m in high)
+    assert sum(bimodal.weights) == pytest.approx(1.0)
+    assert fitted.continuous[1].has_nulls and not fitted.continuous[0].has_nulls
+    assert len(fitted.continuous[2].means) >= 1  # a constant column still gets a mode
+
+
+def test_high_cardinality_is_bounded(fitted):
+    item, day = fitted.categorical
+    assert len(item.values) == 11 and item.values[-1] == OTHER
+    assert day.values[:3] == sorted(day.values[:3]) or set(day.values[:3]) == {"Mon", "Tue", "Wed"}
+    assert day.values[-1] == NULL
+    assert fitted.width == sum(c.width for c in fitted.continuous) + 11 + 4
+
+
+def test_round_trip(table, fitted):
+    encoded = encode(table, fitted, keep=("bimodal", "price", "constant", "item", "day")).toPandas()
+    codes = {c: encoded[c].to_numpy() for c in encoded.columns}
+    decoded = decode(codes, FittedTransformer.from_json(fitted.to_json()))
+    # values beyond 4 sigma of their mode are clipped (as in CTGAN): rare, and only those differ
+    exact = np.isclose(decoded["bimodal"], encoded["bimodal"].to_numpy(), rtol=1e-6, atol=1e-6)
+    assert exact.mean() > 0.99
+    assert np.allclose(decoded["constant"], 3.0)
+    original_price = encoded["price"].to_numpy(dtype=float)
+    assert np.array_equal(np.isnan(decoded["price"]), np.isnan(original_price))
+    present = ~np.isnan(original_price)
+    assert np.allclose(decoded["price"][present], original_price[present], rtol=1e-6)
+    kept = set(fitted.categorical[0].values) - {OTHER}
+    expected_items = [v if v in kept else OTHER for v in encoded["item"]]
+    assert list(decoded["item"]) == expected_items
+    assert list(decoded["day"]) == [None if v is None else v for v in encoded["day"]]
+
+
+def test_bad_columns_are_named(table):
+    with pytest.raises(TransformerError, match="nope"):
+        fit(table, ["nope"], ["item"], **SETTINGS)
+    with pytest.raises(TransformerError, match="not numeric"):
+        fit(table, ["item"], ["day"], **SETTINGS)
+
+
+def test_stratified_sample_is_used(table):
+    small = fit(table, ["bimodal"], ["day"], sample_rows=500, stratum="day", seed=1, **SETTINGS)
+    assert len(small.continuous[0].means) >= 2
