@@ -1,0 +1,97 @@
+"""The GAN's row vector: the transformer's compact codes expanded into blocks (one tanh value
+per continuous alpha, one softmax block per mode choice, null flag and categorical column),
+and back. Also the conditional vector used for training-by-sampling."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsynth.synth.transformer import FittedTransformer
+
+
+@dataclass(frozen=True)
+class Block:
+    code: str          # the encode() column this block carries
+    kind: str          # "tanh" (one value) or "softmax" (one-hot over `width`)
+    width: int
+    categorical: bool  # a categorical column's block: part of the conditional vector
+
+
+def blocks(fitted: FittedTransformer) -> list[Block]:
+    out = []
+    for c in fitted.continuous:
+        out.append(Block(f"{c.name}__alpha", "tanh", 1, False))
+        out.append(Block(f"{c.name}__mode", "softmax", len(c.means), False))
+        if c.has_nulls:
+            out.append(Block(f"{c.name}__null", "softmax", 2, False))
+    for c in fitted.categorical:
+        out.append(Block(f"{c.name}__code", "softmax", c.width, True))
+    return out
+
+
+def width(layout: list[Block]) -> int:
+    return sum(b.width for b in layout)
+
+
+def to_vectors(codes: dict[str, np.ndarray], layout: list[Block]) -> np.ndarray:
+    """Compact codes -> float32 row vectors."""
+    parts = []
+    for b in layout:
+        values = np.asarray(codes[b.code])
+        if b.kind == "tanh":
+            parts.append(values.astype(np.float32).reshape(-1, 1))
+        else:
+            parts.append(np.eye(b.width, dtype=np.float32)[values.astype(int)])
+    return np.concatenate(parts, axis=1)
+
+
+def to_codes(vectors: np.ndarray, layout: list[Block]) -> dict[str, np.ndarray]:
+    """Row vectors (real or generated) -> compact codes: argmax of every softmax block."""
+    codes, start = {}, 0
+    for b in layout:
+        part = vectors[:, start:start + b.width]
+        codes[b.code] = part[:, 0] if b.kind == "tanh" else part.argmax(axis=1)
+        start += b.width
+    return codes
+
+
+class ConditionSampler:
+    """Training-by-sampling (CTGAN): pick a categorical column uniformly, then one of its
+    values with probability proportional to log(1 + frequency), so rare categories are
+    learned; return the condition vector and real rows that carry that value."""
+
+    def __init__(self, codes: dict[str, np.ndarray], layout: list[Block], seed: int):
+        self.columns = [b for b in layout if b.categorical]
+        self.rng = np.random.default_rng(seed)
+        self.width = sum(b.width for b in self.columns)
+        self.offsets = np.cumsum([0] + [b.width for b in self.columns])[:-1]
+        self.rows_of, self.probabilities = [], []
+        for b in self.columns:
+            values = np.asarray(codes[b.code]).astype(int)
+            self.rows_of.append([np.flatnonzero(values == v) for v in range(b.width)])
+            frequency = np.bincount(values, minlength=b.width).astype(float)
+            weight = np.log1p(frequency)
+            self.probabilities.append(weight / weight.sum())
+
+    def sample(self, batch: int):
+        """(condition vectors, mask of chosen column, row indices of real rows that match)."""
+        conditions = np.zeros((batch, self.width), dtype=np.float32)
+        masks = np.zeros((batch, len(self.columns)), dtype=np.float32)
+        rows = np.empty(batch, dtype=int)
+        chosen = self.rng.integers(len(self.columns), size=batch)
+        for i, column in enumerate(chosen):
+            value = self.rng.choice(len(self.probabilities[column]), p=self.probabilities[column])
+            conditions[i, self.offsets[column] + value] = 1.0
+            masks[i, column] = 1.0
+            rows[i] = self.rng.choice(self.rows_of[column][value])
+        return conditions, masks, rows
+
+    def sample_frequencies(self, batch: int) -> np.ndarray:
+        """Condition vectors drawn with the data's own frequencies (for unconditional sampling)."""
+        conditions = np.zeros((batch, self.width), dtype=np.float32)
+        chosen = self.rng.integers(len(self.columns), size=batch)
+        for i, column in enumerate(chosen):
+            sizes = np.array([len(r) for r in self.rows_of[column]], dtype=float)
+            conditions[i, self.offsets[column] + self.rng.choice(len(sizes), p=sizes / sizes.sum())] = 1.0
+        return conditions
