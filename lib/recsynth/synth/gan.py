@@ -170,6 +170,7 @@ def sample_rows(generator_weights, fitted: FittedTransformer, params: GanParams,
     from recsynth.synth.transformer import decode
 
     layout = blocks(fitted)
+    tf.keras.utils.set_random_seed(seed)  # an untrained generator is reproducible too
     generator = build_generator(params, conditions.shape[1], layout)
     if generator_weights is not None:
         generator.set_weights(generator_weights)

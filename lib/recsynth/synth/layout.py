@@ -87,11 +87,25 @@ class ConditionSampler:
             rows[i] = self.rng.choice(self.rows_of[column][value])
         return conditions, masks, rows
 
-    def sample_frequencies(self, batch: int) -> np.ndarray:
-        """Condition vectors drawn with the data's own frequencies (for unconditional sampling)."""
-        conditions = np.zeros((batch, self.width), dtype=np.float32)
-        chosen = self.rng.integers(len(self.columns), size=batch)
-        for i, column in enumerate(chosen):
-            sizes = np.array([len(r) for r in self.rows_of[column]], dtype=float)
-            conditions[i, self.offsets[column] + self.rng.choice(len(sizes), p=sizes / sizes.sum())] = 1.0
+
+
+def conditions_like_data(fitted: FittedTransformer, batch: int, rng: np.random.Generator,
+                         fixed: dict[str, str] | None = None) -> np.ndarray:
+    """Condition vectors for sampling: one categorical column chosen uniformly per row, its
+    value drawn with the fitted frequencies; `fixed` ({column: value}) pins every row instead."""
+    columns = fitted.categorical
+    offsets = np.cumsum([0] + [c.width for c in columns])[:-1]
+    conditions = np.zeros((batch, sum(c.width for c in columns)), dtype=np.float32)
+    if fixed:
+        for name, value in fixed.items():
+            position = next((k for k, c in enumerate(columns) if c.name == name), None)
+            if position is None or value not in columns[position].values:
+                raise ValueError(f"condition {name}={value!r}: not a fitted categorical column and value")
+            conditions[:, offsets[position] + columns[position].values.index(value)] = 1.0
         return conditions
+    chosen = rng.integers(len(columns), size=batch)
+    for position, column in enumerate(columns):
+        rows = np.flatnonzero(chosen == position)
+        frequencies = np.asarray(column.counts, dtype=float)
+        conditions[rows, offsets[position] + rng.choice(len(frequencies), size=len(rows), p=frequencies / frequencies.sum())] = 1.0
+    return conditions

@@ -49,6 +49,7 @@ class ContinuousColumn:
 class CategoricalColumn:
     name: str
     values: list[str]  # index = code; OTHER and NULL included where they occur
+    counts: list[int]  # rows per value in the fitted data (conditions for sampling follow them)
 
     @property
     def width(self) -> int:
@@ -101,10 +102,12 @@ def _check_columns(table: DataFrame, continuous: list[str], categorical: list[st
 def _fit_categorical(table: DataFrame, name: str, max_categories: int) -> CategoricalColumn:
     text = F.col(name).cast("string")
     counts = table.groupBy(text.alias("v")).count()
-    top = [r["v"] for r in counts.filter(F.col("v").isNotNull()).orderBy(F.desc("count"), "v").limit(max_categories).collect()]
-    distinct_present = counts.filter(F.col("v").isNotNull()).count()
-    has_null = counts.filter(F.col("v").isNull()).count() > 0
-    return CategoricalColumn(name, top + ([OTHER] if distinct_present > len(top) else []) + ([NULL] if has_null else []))
+    top = counts.filter(F.col("v").isNotNull()).orderBy(F.desc("count"), "v").limit(max_categories).collect()
+    totals = counts.agg(F.sum("count").alias("rows"), F.sum(F.when(F.col("v").isNull(), F.col("count"))).alias("nulls")).head()
+    nulls = totals["nulls"] or 0
+    other = totals["rows"] - nulls - sum(r["count"] for r in top)
+    values = [r["v"] for r in top] + ([OTHER] if other else []) + ([NULL] if nulls else [])
+    return CategoricalColumn(name, values, [r["count"] for r in top] + ([other] if other else []) + ([nulls] if nulls else []))
 
 
 def _log_densities(x, means, stds, weights):

@@ -1,0 +1,64 @@
+"""Distributed sampling: synthetic rows generated on executors, one Spark partition at a time,
+with the generator weights broadcast. The rows of partition k depend only on (seed, k), so a
+seed reproduces the table. Rows carry synthetic ids only, never a real user or session id."""
+from __future__ import annotations
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+
+from recsynth.synth.gan import GanParams, sample_rows
+from recsynth.synth.layout import conditions_like_data
+from recsynth.synth.transformer import FittedTransformer
+
+MAX_TRIES = 20
+
+
+def output_schema(fitted: FittedTransformer) -> StructType:
+    return StructType(
+        [StructField("synthetic_id", StringType(), False), StructField("sample_seed", LongType(), False)]
+        + [StructField(c.name, DoubleType()) for c in fitted.continuous]
+        + [StructField(c.name, StringType()) for c in fitted.categorical]
+    )
+
+
+def _matches(decoded: dict, fixed: dict[str, str] | None) -> np.ndarray:
+    keep = np.ones(len(next(iter(decoded.values()))), dtype=bool)
+    for name, value in (fixed or {}).items():
+        keep &= decoded[name] == value
+    return keep
+
+
+def synthesize(spark, generator_weights, fitted: FittedTransformer, params: GanParams, rows: int, partitions: int,
+               seed: int, condition: dict[str, str] | None = None) -> DataFrame:
+    """`rows` synthetic rows in `partitions` partitions; `condition` ({column: value}) keeps only
+    rows with those values (generated under that condition, with bounded rejection sampling)."""
+    import pandas as pd
+
+    weights = spark.sparkContext.broadcast(generator_weights)
+    transformer_json = fitted.to_json()
+    schema = output_schema(fitted)
+    per_partition = [rows // partitions + (1 if k < rows % partitions else 0) for k in range(partitions)]
+
+    def generate(batches):
+        fitted_here = FittedTransformer.from_json(transformer_json)
+        for batch in batches:
+            for partition in batch["id"]:
+                wanted = per_partition[int(partition)]
+                rng = np.random.default_rng([seed, int(partition)])
+                parts, have, tries = [], 0, 0
+                while have < wanted and tries < MAX_TRIES:
+                    conditions = conditions_like_data(fitted_here, wanted, rng, condition)
+                    decoded = sample_rows(weights.value, fitted_here, params, conditions, seed=int(rng.integers(2**31)))
+                    keep = _matches(decoded, condition)
+                    parts.append(pd.DataFrame({k: v[keep] for k, v in decoded.items()}))
+                    have += int(keep.sum())
+                    tries += 1
+                frame = pd.concat(parts, ignore_index=True).head(wanted)
+                frame.insert(0, "sample_seed", seed)
+                frame.insert(0, "synthetic_id", [f"syn-{seed}-{int(partition)}-{i}" for i in range(len(frame))])
+                yield frame[[f.name for f in schema.fields]]
+
+    ids = spark.range(partitions, numPartitions=partitions)
+    return ids.mapInPandas(generate, schema).withColumn("sample_seed", F.col("sample_seed").cast("long"))
