@@ -3,6 +3,7 @@ beats the untrained generator on column-shape quality; sampling is reproducible 
 import numpy as np
 import pytest
 
+from behaviour_data import CATEGORICAL, CONTINUOUS, make_behaviour
 from recsynth.synth.gan import GanParams, params_dict, sample_rows, train_rank
 from recsynth.synth.layout import conditions_like_data
 from recsynth.synth.quality import column_shapes
@@ -12,20 +13,12 @@ from recsynth.train.shards import check_shardable, current_files
 
 pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
 
-CONTINUOUS, CATEGORICAL = ["n_events", "spend"], ["segment", "purchased"]
-PARAMS = GanParams(embedding_dim=16, generator_dims=(64, 64), discriminator_dims=(64, 64), pac=4, batch_size=100, epochs=40)
+PARAMS = GanParams(embedding_dim=16, generator_dims=(64, 64), discriminator_dims=(64, 64), pac=4, batch_size=100, epochs=80)
 
 
 @pytest.fixture(scope="module")
 def behaviour(spark):
-    rng = np.random.default_rng(3)
-    n = 800
-    segment = rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1])
-    events = np.round(rng.lognormal(np.where(segment == "a", 1.0, 2.5), 0.4)).astype(float)
-    purchased = rng.random(n) < np.where(segment == "c", 0.6, 0.1)
-    spend = np.where(purchased, rng.normal(80, 10, n), 0.0)
-    rows = [(float(e), float(s), str(g), str(bool(p))) for e, s, g, p in zip(events, spend, segment, purchased)]
-    return spark.createDataFrame(rows, "n_events double, spend double, segment string, purchased string")
+    return make_behaviour(spark, 800, seed=3)
 
 
 def test_two_rank_training_beats_the_untrained_generator(spark, lake, behaviour):
@@ -66,6 +59,6 @@ def test_distributed_sampling_is_reproducible_and_conditional(spark, behaviour):
     assert len(first) == 250 and first["synthetic_id"].is_unique
     assert first.sort_values("synthetic_id").reset_index(drop=True).equals(again.sort_values("synthetic_id").reset_index(drop=True))
     assert not np.allclose(first.sort_values("synthetic_id")["n_events"].to_numpy(), other.sort_values("synthetic_id")["n_events"].to_numpy())
-    assert list(first.columns) == ["synthetic_id", "sample_seed", "n_events", "spend", "segment", "purchased"]
+    assert list(first.columns) == ["synthetic_id", "sample_seed", *CONTINUOUS, *CATEGORICAL]
     only_c = synthesize(spark, None, fitted, PARAMS, rows=60, partitions=2, seed=11, condition={"segment": "c"}).toPandas()
     assert set(only_c["segment"]) <= {"c"}
