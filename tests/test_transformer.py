@@ -74,6 +74,14 @@ def test_bad_columns_are_named(table):
         fit(table, ["item"], ["day"], **SETTINGS)
 
 
+def test_a_column_without_values_is_always_null(table):
+    empty = table.withColumn("never", table["price"] * None)
+    fitted = fit(empty, ["never", "bimodal"], ["day"], **SETTINGS)
+    assert (fitted.continuous[0].name, fitted.continuous[0].has_nulls, len(fitted.continuous[0].means)) == ("never", True, 1)
+    decoded = decode({c: v.to_numpy() for c, v in encode(empty, fitted).toPandas().items()}, fitted)
+    assert np.isnan(decoded["never"]).all()
+
+
 def test_stratified_sample_is_used(table):
     small = fit(table, ["bimodal"], ["day"], sample_rows=500, stratum="day", seed=1, **SETTINGS)
     assert len(small.continuous[0].means) >= 2

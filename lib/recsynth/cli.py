@@ -89,9 +89,9 @@ def _job_command(name: str, help_text: str):
 
 
 def _register_job_commands():
-    from recsynth.pipeline import PIPELINE
+    from recsynth.pipeline import JOBS
 
-    for job in PIPELINE:
+    for job in JOBS.values():
         _job_command(job.name, f"Run the {job.name} job: {job.description}.")
 
 
@@ -123,9 +123,9 @@ def pipeline(obj: Context, force: bool):
 @click.pass_obj
 def sql(obj: Context, query: str, limit: int):
     """Run a SQL query on the lake and print the result, e.g. recsynth sql "SELECT * FROM silver.items LIMIT 5"."""
-    from recsynth.pipeline import PIPELINE
+    from recsynth.pipeline import JOBS
 
-    obj.lake.register_all({t for job in PIPELINE for t in job.outputs} | {"ops.job_runs", "ops.data_quality"})
+    obj.lake.register_all({t for job in JOBS.values() for t in job.outputs} | {"ops.job_runs", "ops.data_quality"})
     frame = obj.spark.sql(query)
     table = Table(*frame.columns, show_lines=False)
     for row in frame.limit(limit).collect():

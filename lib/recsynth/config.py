@@ -159,6 +159,48 @@ class GoldConf(Strict):
         return self
 
 
+class GanConf(Strict):
+    embedding_dim: int = Field(ge=1)
+    generator_dims: tuple[int, ...]
+    discriminator_dims: tuple[int, ...]
+    pac: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    gradient_penalty: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _pac_divides_batch(self):
+        if self.batch_size % self.pac:
+            raise ValueError(f"batch_size {self.batch_size} must be a multiple of pac {self.pac}")
+        return self
+
+
+class PrivacyGates(Strict):
+    max_excess_copy_share: float = Field(ge=0, le=1)
+    min_dcr_ratio: float = Field(ge=0)
+    max_membership_auc: float = Field(ge=0, le=1)
+    radius: float = Field(gt=0)
+
+
+class SynthConf(Strict):
+    continuous: list[str]
+    categorical: list[str] = Field(min_length=1)
+    max_categories: int = Field(ge=1)
+    max_modes: int = Field(ge=1)
+    mode_weight_threshold: float = Field(ge=0, lt=1)
+    em_iterations: int = Field(ge=1)
+    fit_sample_rows: int = Field(ge=1)
+    stratify_by: str
+    holdout_fraction: float = Field(gt=0, lt=1)
+    num_proc: int = Field(ge=1)
+    gan: GanConf
+    rows_multiplier: float = Field(gt=0)
+    sample_partitions: int = Field(ge=1)
+    seed: int
+    privacy: PrivacyGates
+
+
 class OpsConf(Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -169,6 +211,7 @@ class Conf(Strict):
     sources: dict[str, SourceConf]
     clean: CleanConf
     gold: GoldConf
+    synth: SynthConf
     ops: OpsConf
 
     @model_validator(mode="after")

@@ -32,3 +32,7 @@ INGEST_RUN_ID = "_ingest_run_id"
 INGESTED_AT = "_ingested_at"
 # Set by the cleaning transforms: why a row was not accepted (null: accepted).
 REASON = "_reason"
+
+SYNTHETIC_ENCODED = "synthetic.encoded_behavior"  # the GAN's training input (transformer codes)
+SYNTHETIC_BEHAVIOR = "synthetic.behavior"
+SYNTHETIC_QUALITY = "synthetic.quality"

@@ -127,21 +127,23 @@ def _responsibilities(x, means, stds, weights):
 
 
 def _fit_mixtures(sample: DataFrame, names: list[str], max_modes: int, iterations: int, weight_threshold: float) -> list[ContinuousColumn]:
-    """EM for one 1-D mixture per column; every iteration is a single aggregation over all columns."""
+    """EM for one 1-D mixture per column; every iteration is a single aggregation over all columns.
+
+    A column with no value at all gets one placeholder mode and is always null."""
+    order = list(names)
     stats = sample.agg(*[expr for n in names for expr in (
         F.count(n).alias(f"{n}__n"), F.stddev_pop(n).alias(f"{n}__sd"), F.count(F.lit(1)).alias(f"{n}__rows"),
         F.percentile_approx(n, [(j + 0.5) / max_modes for j in range(max_modes)], 1000).alias(f"{n}__q"))]).head()
-    state = {}
+    state, all_null = {}, [n for n in names if not stats[f"{n}__n"]]
+    names = [n for n in names if n not in all_null]  # e.g. prices of a source without prices
     for n in names:
-        if not stats[f"{n}__n"]:
-            raise TransformerError(f"continuous column {n} has no non-null value to fit")
         spread = stats[f"{n}__sd"] or 0.0
         floor = max(1e-6, 1e-3 * spread)
         starts = sorted(set(stats[f"{n}__q"]))
         state[n] = {"means": starts, "stds": [max(spread / len(starts), floor)] * len(starts),
                     "weights": [1.0 / len(starts)] * len(starts), "floor": floor,
                     "nulls": stats[f"{n}__rows"] > stats[f"{n}__n"]}
-    for _ in range(iterations):
+    for _ in range(iterations if names else 0):
         sums = []
         for n in names:
             x = F.col(n).cast("double")
@@ -162,14 +164,14 @@ def _fit_mixtures(sample: DataFrame, names: list[str], max_modes: int, iteration
                 stds.append(max(math.sqrt(max(rxx / r - mean * mean, 0.0)), s["floor"]))
                 weights.append(r / count)
             s.update(means=means, stds=stds, weights=weights)
-    fitted = []
+    fitted = {n: ContinuousColumn(n, [0.0], [1.0], [1.0], True) for n in all_null}
     for n in names:
         s = state[n]
         keep = [j for j, w in enumerate(s["weights"]) if w >= weight_threshold] or [int(np.argmax(s["weights"]))]
         kept = sum(s["weights"][j] for j in keep)
-        fitted.append(ContinuousColumn(n, [s["means"][j] for j in keep], [s["stds"][j] for j in keep],
-                                       [s["weights"][j] / kept for j in keep], bool(s["nulls"])))
-    return fitted
+        fitted[n] = ContinuousColumn(n, [s["means"][j] for j in keep], [s["stds"][j] for j in keep],
+                                     [s["weights"][j] / kept for j in keep], bool(s["nulls"]))
+    return [fitted[n] for n in order]
 
 
 def fit(table: DataFrame, continuous: list[str], categorical: list[str], *, max_categories: int, max_modes: int,

@@ -1,0 +1,105 @@
+"""Synthesize: gold.behavior -> a GAN trained on Horovod ranks -> synthetic.behavior, published
+only if the privacy gates pass (otherwise the previous version stays and the run fails)."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from pyspark import StorageLevel
+from pyspark.sql import functions as F
+
+from recsynth import tables as T
+from recsynth.errors import RecsynthError
+from recsynth.ops.runs import Job, Outcome, RunContext
+from recsynth.synth import models
+from recsynth.synth.gan import GanParams, params_dict, train_rank
+from recsynth.synth.privacy import assess
+from recsynth.synth.quality import column_shapes
+from recsynth.synth.sampling import synthesize
+from recsynth.synth.schema import match_types
+from recsynth.synth.transformer import encode, fit
+from recsynth.train.launcher import run_on_ranks
+from recsynth.train.shards import check_shardable, current_files
+
+log = logging.getLogger(__name__)
+
+QUALITY_SAMPLE_ROWS = 20_000
+QUALITY_SCHEMA = (
+    "run_id string, model_version string, training_data_version bigint, training_rows bigint, synthetic_rows bigint, "
+    "column_shapes double, exact_copy_share double, holdout_copy_share double, median_dcr_synthetic double, "
+    "median_dcr_holdout double, dcr_ratio double, membership_auc double, gates_passed boolean, measured_at timestamp"
+)
+
+
+class GateFailed(RecsynthError):
+    """A privacy gate failed: nothing was published."""
+
+
+def _bounded_sample(frame, columns, rows: int, seed: int) -> dict:
+    """At most `rows` rows of `columns` as numpy arrays (for the sample-based column-shape score)."""
+    sample = frame.select(*columns).orderBy(F.rand(seed)).limit(rows).toPandas()
+    return {c: sample[c].to_numpy() for c in columns}
+
+
+def synthesize_behavior(ctx: RunContext) -> Outcome:
+    conf, lake, spark = ctx.conf.synth, ctx.lake, ctx.spark
+    columns = [*conf.continuous, *conf.categorical]
+    data_version = lake.version(T.GOLD_BEHAVIOR)
+    behavior = lake.read(T.GOLD_BEHAVIOR, version=data_version)
+    in_holdout = (F.abs(F.xxhash64(*behavior.columns)) % 1000) < int(conf.holdout_fraction * 1000)
+    train, holdout = behavior.filter(~in_holdout), behavior.filter(in_holdout)
+
+    fitted = fit(train, conf.continuous, conf.categorical, max_categories=conf.max_categories, max_modes=conf.max_modes,
+                 em_iterations=conf.em_iterations, mode_weight_threshold=conf.mode_weight_threshold,
+                 sample_rows=conf.fit_sample_rows, stratum=conf.stratify_by, seed=conf.seed)
+    lake.overwrite(T.SYNTHETIC_ENCODED, encode(train, fitted).repartition(max(2 * conf.num_proc, conf.sample_partitions)))
+    files = current_files(lake.read(T.SYNTHETIC_ENCODED))
+    check_shardable(files, conf.num_proc, T.SYNTHETIC_ENCODED)
+
+    params = GanParams(**conf.gan.model_dump(), seed=conf.seed)
+    results = run_on_ranks(spark, train_rank, conf.num_proc,
+                           kwargs={"files": files, "transformer_json": fitted.to_json(), "params": params_dict(params)})
+    chief = next(r for r in results if r["rank"] == 0)
+    training_rows = sum(r["rows"] for r in results)
+    for epoch, (d_loss, g_loss) in enumerate(chief["history"], 1):
+        log.info("epoch %d/%d: discriminator %.4f, generator %.4f", epoch, params.epochs, d_loss, g_loss)
+
+    version = ctx.run_id
+    rows = max(1, int(training_rows * conf.rows_multiplier))
+    synthetic = match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions, conf.seed),
+                            behavior.schema, columns).persist(StorageLevel.MEMORY_AND_DISK)
+    report = assess(train.select(*columns), holdout.select(*columns), synthetic.select(*columns), fitted,
+                    radius=conf.privacy.radius, seed=conf.seed)
+    shapes = column_shapes(_bounded_sample(train, columns, QUALITY_SAMPLE_ROWS, conf.seed),
+                           _bounded_sample(synthetic, columns, QUALITY_SAMPLE_ROWS, conf.seed),
+                           conf.continuous, conf.categorical)
+    failures = report.failures(conf.privacy.max_excess_copy_share, conf.privacy.min_dcr_ratio, conf.privacy.max_membership_auc)
+    meta = {"run_id": ctx.run_id, "training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
+            "training_rows": training_rows, "history": chief["history"], "column_shapes": shapes,
+            "privacy": report.__dict__, "gates_failed": failures, "saved_at": dt.datetime.utcnow().isoformat()}
+    models.save(models.model_uri(lake.root, version), fitted, chief["generator"], params, meta)
+    log.info("model %s: column shapes %.3f, privacy %s", version, shapes, report)
+    if failures:
+        synthetic.unpersist()
+        raise GateFailed(f"privacy gate failed, synthetic.behavior not published (model {version}): " + "; ".join(failures))
+
+    lake.overwrite(T.SYNTHETIC_BEHAVIOR, synthetic.select(
+        "synthetic_id", *columns, F.lit(version).alias("model_version"),
+        F.lit(data_version).cast("bigint").alias("training_data_version"), "sample_seed"))
+    quality_row = [(ctx.run_id, version, data_version, training_rows, rows, shapes, report.exact_copy_share,
+                    report.holdout_copy_share, report.median_dcr_synthetic, report.median_dcr_holdout, report.dcr_ratio,
+                    report.membership_auc, True, ctx.started_at)]
+    lake.append(T.SYNTHETIC_QUALITY, spark.createDataFrame(quality_row, QUALITY_SCHEMA))
+    synthetic.unpersist()
+    return Outcome(rows_in=training_rows, rows_out=rows,
+                   message=f"model {version}: column shapes {shapes:.3f}, DCR ratio {report.dcr_ratio:.2f}, "
+                           f"membership AUC {report.membership_auc:.2f}")
+
+
+SYNTHESIZE = Job(
+    name="synthesize",
+    inputs=(T.GOLD_BEHAVIOR,),
+    outputs=(T.SYNTHETIC_ENCODED, T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY),
+    body=synthesize_behavior,
+    description="gold.behavior -> GAN on Horovod ranks -> synthetic.behavior (privacy-gated)",
+)
