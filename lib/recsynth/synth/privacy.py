@@ -75,10 +75,20 @@ def features(table: DataFrame, fitted: FittedTransformer) -> DataFrame:
 
 
 def _closest(queries: DataFrame, reference: DataFrame, model, radius: float) -> DataFrame:
-    """(_row_id, dcr): distance of each query row to its closest reference row, capped at radius."""
-    pairs = model.approxSimilarityJoin(queries, reference, radius, distCol="distance")
-    nearest = pairs.groupBy(F.col(f"datasetA.{ROW_ID}").alias(ROW_ID)).agg(F.min("distance").alias("dcr"))
-    return queries.select(ROW_ID).join(nearest, ROW_ID, "left").select(ROW_ID, F.coalesce("dcr", F.lit(radius)).alias("dcr"))
+    """(_row_id, dcr): distance of each query row to its closest reference row, capped at radius.
+
+    Real behaviour tables repeat the same few rows (one-view sessions) thousands of times, which
+    would put them all in one LSH bucket. So identical rows are searched once: a query whose
+    row also occurs in the reference is at distance 0, the other distinct rows go through the
+    LSH join against the distinct reference rows, and the result is joined back by row key."""
+    distinct_reference = reference.dropDuplicates(["key"])
+    distinct_queries = queries.dropDuplicates(["key"])
+    exact = distinct_queries.join(distinct_reference.select("key"), "key", "left_semi").select("key", F.lit(0.0).alias("dcr"))
+    others = distinct_queries.join(distinct_reference.select("key"), "key", "left_anti")
+    pairs = model.approxSimilarityJoin(others, distinct_reference, radius, distCol="distance")
+    nearest = pairs.groupBy(F.col("datasetA.key").alias("key")).agg(F.min("distance").alias("dcr"))
+    by_key = exact.unionByName(nearest)
+    return queries.select(ROW_ID, "key").join(by_key, "key", "left").select(ROW_ID, F.coalesce("dcr", F.lit(radius)).alias("dcr"))
 
 
 def _with_ids(table: DataFrame, prefix: str) -> DataFrame:
@@ -86,7 +96,7 @@ def _with_ids(table: DataFrame, prefix: str) -> DataFrame:
 
 
 def assess(train: DataFrame, holdout: DataFrame, synthetic: DataFrame, fitted: FittedTransformer, *,
-           radius: float = 3.0, bucket_length: float = 2.0, hash_tables: int = 4, seed: int = 0) -> PrivacyReport:
+           radius: float = 3.0, bucket_length: float = 1.0, hash_tables: int = 3, seed: int = 0) -> PrivacyReport:
     """Exact copies, DCR and membership inference of `synthetic` against `train`, with `holdout`
     (real rows the model never saw) as the yardstick."""
     train_f = features(_with_ids(train, "t"), fitted).cache()

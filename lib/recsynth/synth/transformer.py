@@ -200,10 +200,11 @@ def encode(table: DataFrame, fitted: FittedTransformer, keep: tuple[str, ...] = 
         x = F.col(c.name).cast("double")
         logs = _log_densities(x, c.means, c.stds, c.weights)
         best = F.greatest(*logs) if len(logs) > 1 else logs[0]
-        mode = F.lit(0)
+        mode = F.lit(0)  # the first mode with the highest density
         for j in reversed(range(1, len(logs))):
             mode = F.when(logs[j] == best, F.lit(j)).otherwise(mode)
-        mode = F.when(logs[0] == best, F.lit(0)).otherwise(mode)
+        if len(logs) > 1:
+            mode = F.when(logs[0] == best, F.lit(0)).otherwise(mode)
         mean = F.element_at(F.array(*[F.lit(m) for m in c.means]), mode + 1)
         std = F.element_at(F.array(*[F.lit(s) for s in c.stds]), mode + 1)
         alpha = F.least(F.greatest((x - mean) / (F.lit(4.0) * std), F.lit(-ALPHA_LIMIT)), F.lit(ALPHA_LIMIT))
