@@ -90,7 +90,7 @@ def last_success(lake: Lake, job: str):
 def _unchanged(previous, conf_hash: str, inputs: dict[str, int | None], lake: Lake, outputs) -> bool:
     if previous is None or previous["conf_hash"] != conf_hash:
         return False
-    if dict(previous["input_versions"] or {}) != {k: v for k, v in inputs.items()}:
+    if dict(previous["input_versions"] or {}) != inputs:
         return False
     return all(lake.exists(name) for name in outputs)
 

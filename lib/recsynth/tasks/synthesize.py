@@ -35,9 +35,10 @@ class GateFailed(RecsynthError):
     """A privacy gate failed: nothing was published."""
 
 
-def _bounded_sample(frame, columns, rows: int, seed: int) -> dict:
-    """At most `rows` rows of `columns` as numpy arrays (for the sample-based column-shape score)."""
-    sample = frame.select(*columns).orderBy(F.rand(seed)).limit(rows).toPandas()
+def _bounded_sample(frame, columns, total: int, rows: int, seed: int) -> dict:
+    """About `rows` of `total` rows of `columns` as numpy arrays (for the column-shape score)."""
+    fraction = min(1.0, 1.2 * rows / max(total, 1))
+    sample = frame.select(*columns).sample(fraction=fraction, seed=seed).limit(rows).toPandas()
     return {c: sample[c].to_numpy() for c in columns}
 
 
@@ -70,8 +71,8 @@ def synthesize_behavior(ctx: RunContext) -> Outcome:
                             behavior.schema, columns).persist(StorageLevel.MEMORY_AND_DISK)
     report = assess(train.select(*columns), holdout.select(*columns), synthetic.select(*columns), fitted,
                     radius=conf.privacy.radius, seed=conf.seed)
-    shapes = column_shapes(_bounded_sample(train, columns, QUALITY_SAMPLE_ROWS, conf.seed),
-                           _bounded_sample(synthetic, columns, QUALITY_SAMPLE_ROWS, conf.seed),
+    shapes = column_shapes(_bounded_sample(train, columns, training_rows, QUALITY_SAMPLE_ROWS, conf.seed),
+                           _bounded_sample(synthetic, columns, rows, QUALITY_SAMPLE_ROWS, conf.seed),
                            conf.continuous, conf.categorical)
     failures = report.failures(conf.privacy.max_excess_copy_share, conf.privacy.min_dcr_ratio, conf.privacy.max_membership_auc)
     meta = {"run_id": ctx.run_id, "training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
