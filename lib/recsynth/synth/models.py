@@ -8,7 +8,7 @@ import json
 import fsspec
 import numpy as np
 
-from recsynth.synth.gan import GanParams
+from recsynth.synth.gan import GanParams, params_dict
 from recsynth.synth.transformer import FittedTransformer
 
 
@@ -22,7 +22,7 @@ def save(uri: str, fitted: FittedTransformer, weights: list[np.ndarray], params:
     files = {
         "transformer.json": fitted.to_json().encode(),
         "generator.npz": buffer.getvalue(),
-        "params.json": json.dumps(params.__dict__, default=list).encode(),
+        "params.json": json.dumps(params_dict(params)).encode(),
         "meta.json": json.dumps(meta, indent=2, sort_keys=True, default=str).encode(),
     }
     fs, root = fsspec.core.url_to_fs(uri)

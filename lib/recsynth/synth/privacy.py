@@ -74,14 +74,13 @@ def features(table: DataFrame, fitted: FittedTransformer) -> DataFrame:
     )
 
 
-def _closest(queries: DataFrame, reference: DataFrame, model, radius: float) -> DataFrame:
+def _closest(queries: DataFrame, distinct_reference: DataFrame, model, radius: float) -> DataFrame:
     """(_row_id, dcr): distance of each query row to its closest reference row, capped at radius.
 
     Real behaviour tables repeat the same few rows (one-view sessions) thousands of times, which
     would put them all in one LSH bucket. So identical rows are searched once: a query whose
     row also occurs in the reference is at distance 0, the other distinct rows go through the
     LSH join against the distinct reference rows, and the result is joined back by row key."""
-    distinct_reference = reference.dropDuplicates(["key"])
     distinct_queries = queries.dropDuplicates(["key"])
     exact = distinct_queries.join(distinct_reference.select("key"), "key", "left_semi").select("key", F.lit(0.0).alias("dcr"))
     others = distinct_queries.join(distinct_reference.select("key"), "key", "left_anti")
@@ -102,25 +101,27 @@ def assess(train: DataFrame, holdout: DataFrame, synthetic: DataFrame, fitted: F
     train_f = features(_with_ids(train, "t"), fitted).cache()
     holdout_f = features(_with_ids(holdout, "h"), fitted).cache()
     synthetic_f = features(_with_ids(synthetic, "s"), fitted).cache()
+    distinct_train = train_f.dropDuplicates(["key"]).cache()  # searched twice (synthetic, holdout)
+    distinct_synthetic = synthetic_f.dropDuplicates(["key"]).cache()  # searched twice (members, non-members)
     try:
-        train_keys = train_f.select("key").distinct()
+        train_keys = distinct_train.select("key")
         copy_share, holdout_share = (
             frame.join(train_keys, "key", "left_semi").count() / max(frame.count(), 1) for frame in (synthetic_f, holdout_f))
         lsh = BucketedRandomProjectionLSH(inputCol="features", outputCol="hashes", bucketLength=bucket_length,
                                           numHashTables=hash_tables, seed=seed).fit(train_f)
-        dcr_synthetic = _closest(synthetic_f, train_f, lsh, radius)
-        dcr_holdout = _closest(holdout_f, train_f, lsh, radius)
+        dcr_synthetic = _closest(synthetic_f, distinct_train, lsh, radius)
+        dcr_holdout = _closest(holdout_f, distinct_train, lsh, radius)
         median_s = dcr_synthetic.agg(F.percentile_approx("dcr", 0.5)).head()[0]
         median_h = dcr_holdout.agg(F.percentile_approx("dcr", 0.5)).head()[0]
         # membership: members (train) vs non-members (holdout), scored by closeness to the synthetic rows
         to_synthetic = BucketedRandomProjectionLSH(inputCol="features", outputCol="hashes", bucketLength=bucket_length,
                                                    numHashTables=hash_tables, seed=seed).fit(synthetic_f)
-        scored = _closest(train_f, synthetic_f, to_synthetic, radius).withColumn("label", F.lit(1.0)).unionByName(
-            _closest(holdout_f, synthetic_f, to_synthetic, radius).withColumn("label", F.lit(0.0)))
+        scored = _closest(train_f, distinct_synthetic, to_synthetic, radius).withColumn("label", F.lit(1.0)).unionByName(
+            _closest(holdout_f, distinct_synthetic, to_synthetic, radius).withColumn("label", F.lit(0.0)))
         auc = BinaryClassificationEvaluator(rawPredictionCol="score", labelCol="label", metricName="areaUnderROC").evaluate(
             scored.withColumn("score", -F.col("dcr")))
         ratio = (median_s / median_h) if median_h else (1.0 if not median_s else float("inf"))
         return PrivacyReport(copy_share, holdout_share, float(median_s), float(median_h), float(ratio), float(auc))
     finally:
-        for frame in (train_f, holdout_f, synthetic_f):
+        for frame in (train_f, holdout_f, synthetic_f, distinct_train, distinct_synthetic):
             frame.unpersist()
