@@ -21,15 +21,11 @@ def fit_line(files):
     import tensorflow as tf
 
     from recsynth.train.launcher import init_rank
-    from recsynth.train.shards import open_shard
+    from recsynth.train.shards import read_shard
 
     rank, size = init_rank()
-    ids, xs, ys = [], [], []
-    with open_shard(files, rank, size) as reader:
-        for batch in reader:
-            ids += batch.id.tolist()
-            xs += batch.x.tolist()
-            ys += batch.y.tolist()
+    shard = read_shard(files, rank, size, ["id", "x", "y"])
+    ids, xs, ys = shard["id"].tolist(), shard["x"], shard["y"]
     model = tf.keras.Sequential([tf.keras.Input(shape=(1,)), tf.keras.layers.Dense(1)])
     model.compile(optimizer=hvd.DistributedOptimizer(tf.keras.optimizers.SGD(0.05)), loss="mse")
     model.fit(np.array(xs).reshape(-1, 1), np.array(ys), batch_size=16, epochs=40, verbose=0,

@@ -95,7 +95,7 @@ def train_rank(files: list[str], transformer_json: str, params: dict) -> dict:
     import tensorflow as tf
 
     from recsynth.train.launcher import init_rank
-    from recsynth.train.shards import open_shard
+    from recsynth.train.shards import read_shard
 
     rank, size = init_rank()
     p = GanParams(**params)
@@ -103,12 +103,7 @@ def train_rank(files: list[str], transformer_json: str, params: dict) -> dict:
     fitted = FittedTransformer.from_json(transformer_json)
     layout = blocks(fitted)
     columns = [b.code for b in layout]
-    shard = {c: [] for c in columns}
-    with open_shard(files, rank, size, schema_fields=columns) as reader:
-        for batch in reader:
-            for c in columns:
-                shard[c].append(np.asarray(getattr(batch, c)))
-    codes = {c: np.concatenate(v) for c, v in shard.items()}
+    codes = read_shard(files, rank, size, columns)
     rows = to_vectors(codes, layout)
     sampler = ConditionSampler(codes, layout, seed=p.seed + rank)
     generator = build_generator(p, sampler.width, layout)
