@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT, lake_overrides
+from conftest import ROOT, SMALL_GAN, lake_overrides
 from recsynth.cli import cli, main
 
 RECSYNTH = [sys.executable, "-m", "recsynth.cli"]
@@ -37,7 +37,7 @@ def test_unknown_key_in_a_conf_file(tmp_path):
 @pytest.mark.spark
 @pytest.mark.slow
 def test_pipeline_prints_a_summary_and_sql_answers(spark, tmp_path, capsys):
-    overrides = [f"--set={o}" for o in lake_overrides(tmp_path)] + ["--set=sources.rees46.enabled=false"]
+    overrides = [f"--set={o}" for o in [*lake_overrides(tmp_path), "sources.rees46.enabled=false", *SMALL_GAN]]
     main([*overrides, "--conf-dir", str(ROOT / "conf"), "pipeline"])
     printed = capsys.readouterr().out
     for expected in ("Jobs", "gold.behavior", "silver.quarantine", str(tmp_path / "lake"), "Try: recsynth sql"):

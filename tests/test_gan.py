@@ -1,5 +1,7 @@
 """The GAN trained by two real Horovod ranks, each on its Petastorm shard of the encoded table,
 beats the untrained generator on column-shape quality; sampling is reproducible for a seed."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ from recsynth.synth.gan import GanParams, params_dict, sample_rows, train_rank
 from recsynth.synth.layout import conditions_like_data
 from recsynth.synth.quality import column_shapes
 from recsynth.synth.transformer import encode, fit
+from recsynth.train import checkpoints, progress
 from recsynth.train.launcher import run_on_ranks
 from recsynth.train.shards import check_shardable, current_files
 
@@ -21,15 +24,25 @@ def behaviour(spark):
     return make_behaviour(spark, 800, seed=3)
 
 
-def test_two_rank_training_beats_the_untrained_generator(spark, lake, behaviour):
+def encoded(lake, behaviour):
+    """The transformer fitted on `behaviour` and the Parquet files of the encoded table."""
     fitted = fit(behaviour, CONTINUOUS, CATEGORICAL, max_categories=10, max_modes=4, em_iterations=10, mode_weight_threshold=0.005)
     lake.overwrite("synthetic.encoded_behavior", encode(behaviour, fitted).repartition(4))
     files = current_files(lake.read("synthetic.encoded_behavior"))
     check_shardable(files, 2, "synthetic.encoded_behavior")
+    return fitted, files
 
-    results = run_on_ranks(spark, train_rank, num_proc=2,
-                           kwargs={"files": files, "transformer_json": fitted.to_json(), "params": params_dict(PARAMS)})
-    chief = next(r for r in results if r["rank"] == 0)
+
+def train(spark, fitted, files, params, **options):
+    """Train on two ranks; rank 0's result (it holds the generator) and every rank's rows."""
+    results = run_on_ranks(spark, train_rank, num_proc=2, kwargs={
+        "files": files, "transformer_json": fitted.to_json(), "params": params_dict(params), **options})
+    return next(r for r in results if r["rank"] == 0), results
+
+
+def test_two_rank_training_beats_the_untrained_generator(spark, lake, behaviour):
+    fitted, files = encoded(lake, behaviour)
+    chief, results = train(spark, fitted, files, PARAMS)
     assert sorted(r["rows"] for r in results) and sum(r["rows"] for r in results) == 800
     assert len(chief["history"]) == PARAMS.epochs and chief["generator"] is not None
 
@@ -46,6 +59,22 @@ def test_two_rank_training_beats_the_untrained_generator(spark, lake, behaviour)
     again = sample_rows(chief["generator"], fitted, PARAMS, conditions, seed=5)
     for column in CONTINUOUS + CATEGORICAL:
         assert np.array_equal(again[column], trained[column])
+
+
+def test_training_resumes_from_the_last_checkpoint(spark, lake, behaviour, tmp_path):
+    fitted, files = encoded(lake, behaviour)
+    uri = str(tmp_path / "checkpoints")
+    short = replace(PARAMS, epochs=2)
+    first, _ = train(spark, fitted, files, short, checkpoint_uri=uri)
+    saved = checkpoints.load_latest(uri)
+    assert first["resumed_from_epoch"] == 0 and len(first["history"]) == 2 and saved.epoch == 2
+    assert all(np.array_equal(a, b) for a, b in zip(saved.arrays["generator"], first["generator"], strict=True))
+
+    # the same data and model, more epochs (as after a crash at epoch 2): training continues
+    second, _ = train(spark, fitted, files, replace(short, epochs=4), checkpoint_uri=uri)
+    assert second["resumed_from_epoch"] == 2
+    assert second["history"][:2] == first["history"] and len(second["history"]) == 4
+    assert [e["epoch"] for e in progress.read(uri)] == [1, 2, 3, 4] and checkpoints.load_latest(uri).epoch == 4
 
 
 def test_distributed_sampling_is_reproducible_and_conditional(spark, behaviour):

@@ -13,11 +13,11 @@ from recsynth import tables as T
 from recsynth.errors import JobFailed
 from recsynth.lake import Lake
 from recsynth.ops.runs import run_job
-from recsynth.pipeline import JOBS, PIPELINE
+from recsynth.pipeline import ETL, JOBS
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-DATA_TABLES = [t for job in PIPELINE for t in job.outputs if not t.startswith("ops.")]
+DATA_TABLES = [t for job in ETL for t in job.outputs if not t.startswith("ops.")]
 
 
 def raw_rows(path):
@@ -33,7 +33,7 @@ def ran(spark, tmp_path_factory):
     base = tmp_path_factory.mktemp("pipeline")
     conf = load_conf("local", [*lake_overrides(base.parent), f"lake.root={base}/lake"], ROOT / "conf")
     lake = Lake(spark, conf)
-    records = [run_job(job, spark, conf, lake) for job in PIPELINE]
+    records = [run_job(job, spark, conf, lake) for job in ETL]
     return conf, lake, records
 
 
@@ -87,7 +87,7 @@ def test_gold_tables_agree_with_silver(ran, spark):
 def test_rerun_changes_no_table(ran, spark):
     conf, lake, _ = ran
     before = lake.versions(DATA_TABLES)
-    again = [run_job(job, spark, conf, lake) for job in PIPELINE]
+    again = [run_job(job, spark, conf, lake) for job in ETL]
     assert [r.status for r in again] == ["succeeded", "skipped", "skipped"]
     assert again[0].rows_in == 0 and "nothing to ingest" in again[0].message
     assert lake.versions(DATA_TABLES) == before
@@ -128,7 +128,7 @@ def test_new_file_is_ingested_alone(ran, spark, tmp_path):
     moved = conf.sources["retailrocket"].events.path.replace("events*.csv", "events-2.csv")
     shutil.copy(extra, moved)
     try:
-        records = [run_job(job, spark, conf, lake) for job in PIPELINE]
+        records = [run_job(job, spark, conf, lake) for job in ETL]
     finally:
         (DATA / "retailrocket" / "events-2.csv").unlink()
     assert [r.status for r in records] == ["succeeded"] * 3

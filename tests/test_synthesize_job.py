@@ -1,40 +1,55 @@
 """The synthesize job end to end on gold.behavior from the sample slice: GAN on 2 Horovod
 ranks, synthetic rows published with model and data versions, and a failing privacy gate that
 publishes nothing."""
+from pathlib import Path
+
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import ROOT, lake_overrides
+from conftest import ROOT, SMALL_GAN, lake_overrides
 from recsynth import tables as T
 from recsynth.config import load_conf
 from recsynth.errors import JobFailed
 from recsynth.lake import Lake
 from recsynth.ops.runs import run_job
-from recsynth.pipeline import JOBS, PIPELINE
+from recsynth.pipeline import ETL, JOBS
 from recsynth.synth import models
+from recsynth.tasks.sample import sample_job
 
 pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
 
-SMALL_GAN = [
-    "sources.rees46.enabled=false", "synth.em_iterations=5", "synth.max_modes=4", "synth.sample_partitions=2",
-    "synth.gan={embedding_dim: 16, generator_dims: [32, 32], discriminator_dims: [32, 32], pac: 4, batch_size: 100,"
-    " epochs: 2, learning_rate: 0.0002, gradient_penalty: 10.0}",
-]
 
 
 @pytest.fixture(scope="module")
 def gold_lake(spark, tmp_path_factory):
     base = tmp_path_factory.mktemp("synth")
-    conf = load_conf("local", [*lake_overrides(base.parent), f"lake.root={base}/lake", *SMALL_GAN], ROOT / "conf")
+    conf = load_conf("local", [*lake_overrides(base.parent), f"lake.root={base}/lake", "sources.rees46.enabled=false", *SMALL_GAN], ROOT / "conf")
     lake = Lake(spark, conf)
-    for job in PIPELINE:
+    for job in ETL:
         run_job(job, spark, conf, lake)
     return conf, lake
 
 
-def test_synthetic_behavior_is_published_with_versions(spark, gold_lake):
+@pytest.fixture(scope="module")
+def published(spark, gold_lake):
     conf, lake = gold_lake
-    record = run_job(JOBS["synthesize"], spark, conf, lake)
+    return run_job(JOBS["synthesize"], spark, conf, lake)
+
+
+def mlflow_run(conf, run_id):
+    from mlflow.tracking import MlflowClient
+
+    from recsynth.ops.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri=tracking_uri(conf))
+    experiment = client.get_experiment_by_name(conf.tracking.experiment)
+    [run] = client.search_runs([experiment.experiment_id], f"tags.`recsynth.run_id` = '{run_id}'")
+    return client, run
+
+
+def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, published):
+    conf, lake = gold_lake
+    record = published
     assert record.status == "succeeded"
     synthetic = lake.read(T.SYNTHETIC_BEHAVIOR)
     assert synthetic.count() == record.rows_out == record.rows_in  # rows_multiplier 1.0
@@ -51,7 +66,39 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake):
     assert [c.name for c in fitted.categorical] == list(conf.synth.categorical) and weights
 
 
-def test_failed_privacy_gate_keeps_the_published_table(spark, gold_lake):
+def test_training_is_tracked_in_mlflow_and_checkpoints_are_cleared(gold_lake, published):
+    conf, lake = gold_lake
+    client, run = mlflow_run(conf, published.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["training_data_version"] == str(lake.version(T.GOLD_BEHAVIOR))
+    assert run.data.tags["model_version"] == published.run_id and run.data.tags["privacy_gates"] == "passed"
+    assert run.data.params["epochs"] == str(conf.synth.gan.epochs)
+    assert {"column_shapes", "membership_auc", "dcr_ratio", "exact_copy_share"} <= set(run.data.metrics)
+    losses = client.get_metric_history(run.info.run_id, "generator_loss")
+    assert sorted(m.step for m in losses) == list(range(1, conf.synth.gan.epochs + 1))  # one point per epoch, live
+    assert not list((Path(lake.root) / "checkpoints" / "gan").glob("*"))  # published: the model is the durable copy
+
+
+def test_conditional_sampling_from_the_published_model(spark, gold_lake, published):
+    conf, lake = gold_lake
+    job = sample_job(120, {"purchased": "true"}, None, seed=5)
+    first = run_job(job, spark, conf, lake)
+    again = run_job(job, spark, conf, lake)  # same model, condition, seed: replaces its own rows
+    other = run_job(sample_job(30, {"source": "retailrocket"}, published.run_id, seed=5), spark, conf, lake)
+    assert (first.status, again.status, other.status) == ("succeeded",) * 3
+    samples = lake.read(T.SYNTHETIC_SAMPLES)
+    purchases = samples.filter("condition = 'purchased=true'")
+    assert purchases.count() == 120 and purchases.filter("purchased").count() == 120
+    assert samples.filter("condition = 'source=retailrocket'").count() == 30
+    assert {r["model_version"] for r in samples.select("model_version").distinct().collect()} == {published.run_id}
+
+    with pytest.raises(JobFailed, match="did not learn that value"):
+        run_job(sample_job(10, {"purchased": "maybe"}, None, seed=5), spark, conf, lake)
+    with pytest.raises(JobFailed, match="passed the privacy gates"):
+        run_job(sample_job(10, {}, "synthesize-nope", seed=5), spark, conf, lake)
+
+
+def test_failed_privacy_gate_keeps_the_published_table(spark, gold_lake, published):
     conf, lake = gold_lake
     before = lake.version(T.SYNTHETIC_BEHAVIOR)
     strict = conf.model_copy(update={"synth": conf.synth.model_copy(update={
@@ -61,3 +108,5 @@ def test_failed_privacy_gate_keeps_the_published_table(spark, gold_lake):
     assert lake.version(T.SYNTHETIC_BEHAVIOR) == before
     failed = lake.read(T.OPS_JOB_RUNS).filter("job = 'synthesize' AND status = 'failed'").head()
     assert "membership inference AUC" in failed["message"]
+    _, run = mlflow_run(conf, failed["run_id"])
+    assert run.info.status == "FAILED" and "membership" in run.data.tags["privacy_gates"]

@@ -118,6 +118,30 @@ def pipeline(obj: Context, force: bool):
 
 
 @cli.command()
+@click.option("--rows", type=click.IntRange(min=1), required=True, help="How many rows to generate.")
+@click.option("--where", "where", multiple=True, metavar="COLUMN=VALUE",
+              help="Generate only rows with this categorical value, e.g. --where purchased=true (repeatable).")
+@click.option("--model", default=None, metavar="VERSION",
+              help="Model version (a synthesize run id); default: the model behind synthetic.behavior.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same model, condition and seed: same rows.")
+@click.pass_obj
+def sample(obj: Context, rows: int, where: tuple[str, ...], model: str | None, seed: int):
+    """Conditional sampling from a published GAN model into synthetic.samples.
+
+    \b
+    Example: 10,000 purchasing sessions from REES46-like traffic
+      recsynth sample --rows 10000 --where purchased=true --where source=rees46
+    A re-run with the same model, condition and seed replaces its own rows.
+    """
+    from recsynth.ops.runs import run_job
+    from recsynth.tasks.sample import parse_condition, sample_job
+
+    job = sample_job(rows, parse_condition(where), model, seed)
+    record = run_job(job, obj.spark, obj.conf, obj.lake)
+    out.print(f"{record.job}: [bold]{record.status}[/] (run {record.run_id}) {record.message}")
+
+
+@cli.command()
 @click.argument("query")
 @click.option("--limit", default=50, show_default=True, help="Rows to print at most.")
 @click.pass_obj
@@ -125,7 +149,7 @@ def sql(obj: Context, query: str, limit: int):
     """Run a SQL query on the lake and print the result, e.g. recsynth sql "SELECT * FROM silver.items LIMIT 5"."""
     from recsynth.pipeline import JOBS
 
-    obj.lake.register_all({t for job in JOBS.values() for t in job.outputs} | {"ops.job_runs", "ops.data_quality"})
+    obj.lake.register_all({t for job in JOBS.values() for t in job.outputs} | {"ops.job_runs", "ops.data_quality", "synthetic.samples"})
     frame = obj.spark.sql(query)
     table = Table(*frame.columns, show_lines=False)
     for row in frame.limit(limit).collect():

@@ -199,6 +199,14 @@ class SynthConf(Strict):
     sample_partitions: int = Field(ge=1)
     seed: int
     privacy: PrivacyGates
+    checkpoint_every: int = Field(ge=1)
+
+
+class TrackingConf(Strict):
+    enabled: bool
+    uri: str | None             # None: a SQLite store under <lake.root>/mlflow (local lakes only)
+    experiment: str = Field(min_length=1)
+    artifact_root: str | None   # None: <lake.root>/mlflow/artifacts
 
 
 class OpsConf(Strict):
@@ -212,6 +220,7 @@ class Conf(Strict):
     clean: CleanConf
     gold: GoldConf
     synth: SynthConf
+    tracking: TrackingConf
     ops: OpsConf
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""The job chain, in order, and the summary a user sees at the end of `recsynth pipeline`."""
+"""The job chain, in order, run by `recsynth pipeline`."""
 from __future__ import annotations
 
 from recsynth.tasks.clean import CLEAN
@@ -6,6 +6,6 @@ from recsynth.tasks.gold import GOLD
 from recsynth.tasks.ingest import INGEST
 from recsynth.tasks.synthesize import SYNTHESIZE
 
-PIPELINE = (INGEST, CLEAN, GOLD)
-# synthesize runs on its own until its quality report and tracking land; then it joins PIPELINE
-JOBS = {job.name: job for job in (*PIPELINE, SYNTHESIZE)}
+ETL = (INGEST, CLEAN, GOLD)            # raw sources -> gold tables
+PIPELINE = (*ETL, SYNTHESIZE)
+JOBS = {job.name: job for job in PIPELINE}

@@ -36,3 +36,4 @@ REASON = "_reason"
 SYNTHETIC_ENCODED = "synthetic.encoded_behavior"  # the GAN's training input (transformer codes)
 SYNTHETIC_BEHAVIOR = "synthetic.behavior"
 SYNTHETIC_QUALITY = "synthetic.quality"
+SYNTHETIC_SAMPLES = "synthetic.samples"  # conditional samples (recsynth sample), by model, condition and seed

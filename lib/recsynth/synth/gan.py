@@ -89,11 +89,19 @@ def condition_loss(raw, conditions, masks, layout: list[Block]):
     return tf.reduce_mean(tf.add_n(losses)) if losses else 0.0
 
 
-def train_rank(files: list[str], transformer_json: str, params: dict) -> dict:
-    """Horovod rank body: train on this rank's Petastorm shard; rank 0 returns the generator weights."""
+def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint_uri: str | None = None,
+               checkpoint_every: int = 1) -> dict:
+    """Horovod rank body: train on this rank's Petastorm shard; rank 0 returns the generator weights.
+
+    With `checkpoint_uri`, rank 0 writes progress after every epoch and a checkpoint (weights and
+    optimizer state of both networks) every `checkpoint_every` epochs, and a run that finds a
+    checkpoint there continues from it instead of starting again."""
+    import time
+
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
+    from recsynth.train import checkpoints, progress
     from recsynth.train.launcher import init_rank
     from recsynth.train.shards import read_shard
 
@@ -145,16 +153,32 @@ def train_rank(files: list[str], transformer_json: str, params: dict) -> dict:
         return step(tf.constant(rows[picked]), tf.constant(conditions), tf.constant(masks))
 
     one_step()  # creates the optimizer slots; then every rank takes rank 0's weights and state
-    for model, opt in ((generator, g_opt), (discriminator, d_opt)):
-        hvd.broadcast_variables(model.variables, root_rank=0)
-        hvd.broadcast_variables(opt.variables(), root_rank=0)
+    state = {"generator": generator.variables, "generator_optimizer": g_opt.variables(),
+             "discriminator": discriminator.variables, "discriminator_optimizer": d_opt.variables()}
+    restored = checkpoints.load_latest(checkpoint_uri) if checkpoint_uri and rank == 0 else None
+    if restored:
+        for group, variables in state.items():
+            for variable, value in zip(variables, restored.arrays[group], strict=True):
+                variable.assign(value)
+    for variables in state.values():
+        hvd.broadcast_variables(variables, root_rank=0)
+    first_epoch, history = hvd.broadcast_object((restored.epoch, restored.history) if restored else (0, []), root_rank=0)
+    history = [tuple(losses) for losses in history]
     steps = max(1, len(rows) // p.batch_size)
-    history = []
-    for _ in range(p.epochs):
+    timeline = progress.read(checkpoint_uri)[:first_epoch] if checkpoint_uri and rank == 0 else []
+    for epoch in range(first_epoch + 1, p.epochs + 1):
+        started = time.time()
         for _ in range(steps):
             d_loss, g_loss = one_step()
         history.append((float(hvd.allreduce(d_loss)), float(hvd.allreduce(g_loss))))
-    return {"rank": rank, "size": size, "rows": len(rows), "history": history,
+        if checkpoint_uri and rank == 0:
+            if epoch % checkpoint_every == 0 or epoch == p.epochs:
+                checkpoints.save(checkpoint_uri, checkpoints.Checkpoint(
+                    epoch, {group: [v.numpy() for v in variables] for group, variables in state.items()}, history))
+            timeline.append({"epoch": epoch, "epochs": p.epochs, "discriminator_loss": history[-1][0],
+                             "generator_loss": history[-1][1], "seconds": time.time() - started})
+            progress.write(checkpoint_uri, timeline)
+    return {"rank": rank, "size": size, "rows": len(rows), "history": history, "resumed_from_epoch": first_epoch,
             "generator": generator.get_weights() if rank == 0 else None, "condition_width": sampler.width}
 
 

@@ -3,14 +3,18 @@ only if the privacy gates pass (otherwise the previous version stays and the run
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 
+import fsspec
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from recsynth import tables as T
 from recsynth.errors import RecsynthError
 from recsynth.ops.runs import Job, Outcome, RunContext
+from recsynth.ops.tracking import Tracker, tracked_run
 from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.privacy import assess
@@ -19,6 +23,7 @@ from recsynth.synth.sampling import synthesize
 from recsynth.synth.schema import match_types
 from recsynth.synth.transformer import encode, fit
 from recsynth.train.launcher import run_on_ranks
+from recsynth.train.progress import ProgressWatcher
 from recsynth.train.shards import check_shardable, current_files
 
 log = logging.getLogger(__name__)
@@ -42,7 +47,44 @@ def _bounded_sample(frame, columns, total: int, rows: int, seed: int) -> dict:
     return {c: sample[c].to_numpy() for c in columns}
 
 
+def _checkpoint_uri(lake_root: str, files: list[str], transformer_json: str, params: GanParams, ranks: int) -> str:
+    """Checkpoints are keyed by what training depends on, except the epoch budget: a run with the
+    same data, transformer and model continues an interrupted one (or one with fewer epochs)."""
+    key = json.dumps([files, transformer_json, {**params_dict(params), "epochs": None}, ranks], sort_keys=True)
+    return f"{lake_root}/checkpoints/gan/{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _train(ctx: RunContext, tracker: Tracker, files: list[str], fitted, params: GanParams, checkpoint_uri: str):
+    """Train on Horovod ranks, reporting each epoch as it ends; rank 0's result and the rows trained on."""
+
+    def on_epoch(record: dict) -> None:
+        log.info("GAN epoch %d/%d: discriminator %.4f, generator %.4f (%.1f s)", record["epoch"], record["epochs"],
+                 record["discriminator_loss"], record["generator_loss"], record["seconds"])
+        tracker.metrics({"discriminator_loss": record["discriminator_loss"], "generator_loss": record["generator_loss"],
+                         "epoch_seconds": record["seconds"]}, step=record["epoch"])
+
+    kwargs = {"files": files, "transformer_json": fitted.to_json(), "params": params_dict(params),
+              "checkpoint_uri": checkpoint_uri, "checkpoint_every": ctx.conf.synth.checkpoint_every}
+    with ProgressWatcher(checkpoint_uri, on_epoch):
+        results = run_on_ranks(ctx.spark, train_rank, ctx.conf.synth.num_proc, kwargs=kwargs)
+    chief = next(r for r in results if r["rank"] == 0)
+    if chief["resumed_from_epoch"]:
+        log.info("GAN training resumed from the checkpoint of epoch %d in %s", chief["resumed_from_epoch"], checkpoint_uri)
+    return chief, sum(r["rows"] for r in results)
+
+
+def _remove(uri: str) -> None:
+    fs, path = fsspec.core.url_to_fs(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
 def synthesize_behavior(ctx: RunContext) -> Outcome:
+    with tracked_run(ctx.conf, "synthesize", ctx.run_id) as tracker:
+        return _synthesize(ctx, tracker)
+
+
+def _synthesize(ctx: RunContext, tracker: Tracker) -> Outcome:
     conf, lake, spark = ctx.conf.synth, ctx.lake, ctx.spark
     columns = [*conf.continuous, *conf.categorical]
     data_version = lake.version(T.GOLD_BEHAVIOR)
@@ -58,12 +100,13 @@ def synthesize_behavior(ctx: RunContext) -> Outcome:
     check_shardable(files, conf.num_proc, T.SYNTHETIC_ENCODED)
 
     params = GanParams(**conf.gan.model_dump(), seed=conf.seed)
-    results = run_on_ranks(spark, train_rank, conf.num_proc,
-                           kwargs={"files": files, "transformer_json": fitted.to_json(), "params": params_dict(params)})
-    chief = next(r for r in results if r["rank"] == 0)
-    training_rows = sum(r["rows"] for r in results)
-    for epoch, (d_loss, g_loss) in enumerate(chief["history"], 1):
-        log.info("epoch %d/%d: discriminator %.4f, generator %.4f", epoch, params.epochs, d_loss, g_loss)
+    tracker.params({**params_dict(params), "num_proc": conf.num_proc, "rows_multiplier": conf.rows_multiplier,
+                    "holdout_fraction": conf.holdout_fraction, "max_categories": conf.max_categories,
+                    "max_modes": conf.max_modes, "fit_sample_rows": conf.fit_sample_rows})
+    tracker.tags({"training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
+                  "model_version": ctx.run_id, "conf_hash": ctx.conf.fingerprint()})
+    checkpoint_uri = _checkpoint_uri(lake.root, files, fitted.to_json(), params, conf.num_proc)
+    chief, training_rows = _train(ctx, tracker, files, fitted, params, checkpoint_uri)
 
     version = ctx.run_id
     rows = max(1, int(training_rows * conf.rows_multiplier))
@@ -80,6 +123,8 @@ def synthesize_behavior(ctx: RunContext) -> Outcome:
             "privacy": report.__dict__, "gates_failed": failures, "saved_at": dt.datetime.utcnow().isoformat()}
     models.save(models.model_uri(lake.root, version), fitted, chief["generator"], params, meta)
     log.info("model %s: column shapes %.3f, privacy %s", version, shapes, report)
+    tracker.metrics({"training_rows": training_rows, "synthetic_rows": rows, "column_shapes": shapes, **report.__dict__})
+    tracker.tags({"privacy_gates": "; ".join(failures) or "passed"})
     if failures:
         synthetic.unpersist()
         raise GateFailed(f"privacy gate failed, synthetic.behavior not published (model {version}): " + "; ".join(failures))
@@ -92,6 +137,7 @@ def synthesize_behavior(ctx: RunContext) -> Outcome:
                     report.membership_auc, True, ctx.started_at)]
     lake.append(T.SYNTHETIC_QUALITY, spark.createDataFrame(quality_row, QUALITY_SCHEMA))
     synthetic.unpersist()
+    _remove(checkpoint_uri)  # the versioned model is the durable result now
     return Outcome(rows_in=training_rows, rows_out=rows,
                    message=f"model {version}: column shapes {shapes:.3f}, DCR ratio {report.dcr_ratio:.2f}, "
                            f"membership AUC {report.membership_auc:.2f}")

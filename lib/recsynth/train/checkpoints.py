@@ -1,0 +1,60 @@
+"""Training checkpoints written by rank 0 and read back when a crashed or stopped run starts
+again: named arrays (weights, optimizer state) plus the loss history, through fsspec so that
+local folders, DBFS and object stores work alike.
+
+A checkpoint is `epoch-NNNNNN.npz` and becomes current only when `latest.json` names it
+(written last), so a crash in the middle of a save leaves the previous checkpoint current."""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import fsspec
+import numpy as np
+
+LATEST = "latest.json"
+SEPARATOR = "/"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    epoch: int                              # epochs completed
+    arrays: dict[str, list[np.ndarray]]     # e.g. {"generator": [...weights], "generator_optimizer": [...]}
+    history: list
+
+
+def save(uri: str, checkpoint: Checkpoint) -> None:
+    fs, root = fsspec.core.url_to_fs(uri)
+    fs.makedirs(root, exist_ok=True)
+    flat = {f"{group}{SEPARATOR}{k:05d}": array for group, arrays in checkpoint.arrays.items()
+            for k, array in enumerate(arrays)}
+    buffer = io.BytesIO()
+    np.savez(buffer, **flat)
+    name = f"epoch-{checkpoint.epoch:06d}.npz"
+    with fs.open(f"{root}/{name}", "wb") as handle:
+        handle.write(buffer.getvalue())
+    previous = _latest(fs, root)
+    with fs.open(f"{root}/{LATEST}", "w") as handle:
+        json.dump({"epoch": checkpoint.epoch, "file": name, "history": checkpoint.history}, handle)
+    if previous and previous["file"] != name:
+        fs.rm(f"{root}/{previous['file']}")
+
+
+def load_latest(uri: str) -> Checkpoint | None:
+    """The current checkpoint under `uri`, or None when training has not checkpointed yet."""
+    fs, root = fsspec.core.url_to_fs(uri)
+    latest = _latest(fs, root)
+    if latest is None:
+        return None
+    archive = np.load(io.BytesIO(fs.cat_file(f"{root}/{latest['file']}")))
+    arrays: dict[str, list[np.ndarray]] = {}
+    for key in sorted(archive.files):
+        group = key.rsplit(SEPARATOR, 1)[0]
+        arrays.setdefault(group, []).append(archive[key])
+    return Checkpoint(epoch=int(latest["epoch"]), arrays=arrays, history=latest["history"])
+
+
+def _latest(fs, root: str) -> dict | None:
+    path = f"{root}/{LATEST}"
+    return json.loads(fs.cat_file(path)) if fs.exists(path) else None
