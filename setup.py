@@ -36,7 +36,7 @@ setup(
     extras_require={
         "spark": ["pyspark==3.5.3", "delta-spark==3.3.2"],
         "train": ["tensorflow-cpu==2.15.1", "petastorm==0.13.1", "pyarrow==14.0.2", "fsspec>=2023",
-                  "mlflow-skinny>=3.17,<4", "SQLAlchemy>=2", "alembic>=1.13"],
+                  "mlflow-skinny>=3.17,<4", "SQLAlchemy>=2", "alembic>=1.13", "matplotlib>=3.8"],
     },
     entry_points={"console_scripts": ["recsynth=recsynth.cli:main"]},
     cmdclass={"build_py": BuildWithConf},

@@ -61,6 +61,11 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     quality = lake.read(T.SYNTHETIC_QUALITY).head()
     assert quality["model_version"] == record.run_id and quality["gates_passed"]
     assert 0.0 <= quality["membership_auc"] <= 1.0 and quality["column_shapes"] > 0
+    assert 0 < quality["pair_trends"] <= 1 and quality["quality_overall"] == pytest.approx(
+        (quality["column_shapes"] + quality["pair_trends"]) / 2)
+    assert 0 <= quality["efficacy_real_auc"] <= 1 and quality["efficacy_auc_ratio"] >= 0
+    report = Path(quality["report_uri"]).read_text()
+    assert "<img" in report and "pair trends" in report.lower() and record.run_id in report
     fitted, weights, params, meta = models.load(models.model_uri(lake.root, record.run_id))
     assert meta["training_data_version"] == lake.version(T.GOLD_BEHAVIOR) and len(meta["history"]) == params.epochs
     assert [c.name for c in fitted.categorical] == list(conf.synth.categorical) and weights
@@ -71,7 +76,7 @@ def test_training_is_tracked_in_mlflow_and_checkpoints_are_cleared(gold_lake, pu
     client, run = mlflow_run(conf, published.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags["training_data_version"] == str(lake.version(T.GOLD_BEHAVIOR))
-    assert run.data.tags["model_version"] == published.run_id and run.data.tags["privacy_gates"] == "passed"
+    assert run.data.tags["model_version"] == published.run_id and run.data.tags["gates"] == "passed"
     assert run.data.params["epochs"] == str(conf.synth.gan.epochs)
     assert {"column_shapes", "membership_auc", "dcr_ratio", "exact_copy_share"} <= set(run.data.metrics)
     losses = client.get_metric_history(run.info.run_id, "generator_loss")
@@ -98,15 +103,25 @@ def test_conditional_sampling_from_the_published_model(spark, gold_lake, publish
         run_job(sample_job(10, {}, "synthesize-nope", seed=5), spark, conf, lake)
 
 
+def test_failed_quality_gate_publishes_nothing(spark, gold_lake, published):
+    conf, lake = gold_lake
+    before = lake.versions([T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY])
+    demanding = conf.model_copy(update={"synth": conf.synth.model_copy(update={
+        "quality": conf.synth.quality.model_copy(update={"min_overall": 1.0})})})
+    with pytest.raises(JobFailed, match=r"quality 0\.\d+ .* < 1\.0"):
+        run_job(JOBS["synthesize"], spark, demanding, lake, force=True)
+    assert lake.versions([T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY]) == before
+
+
 def test_failed_privacy_gate_keeps_the_published_table(spark, gold_lake, published):
     conf, lake = gold_lake
     before = lake.version(T.SYNTHETIC_BEHAVIOR)
     strict = conf.model_copy(update={"synth": conf.synth.model_copy(update={
         "privacy": conf.synth.privacy.model_copy(update={"max_membership_auc": 0.0})})})
-    with pytest.raises(JobFailed, match="privacy gate failed"):
+    with pytest.raises(JobFailed, match="gate failed.*membership inference AUC"):
         run_job(JOBS["synthesize"], spark, strict, lake, force=True)
     assert lake.version(T.SYNTHETIC_BEHAVIOR) == before
     failed = lake.read(T.OPS_JOB_RUNS).filter("job = 'synthesize' AND status = 'failed'").head()
     assert "membership inference AUC" in failed["message"]
     _, run = mlflow_run(conf, failed["run_id"])
-    assert run.info.status == "FAILED" and "membership" in run.data.tags["privacy_gates"]
+    assert run.info.status == "FAILED" and "membership" in run.data.tags["gates"]

@@ -180,7 +180,14 @@ class PrivacyGates(Strict):
     max_excess_copy_share: float = Field(ge=0, le=1)
     min_dcr_ratio: float = Field(ge=0)
     max_membership_auc: float = Field(ge=0, le=1)
-    radius: float = Field(gt=0)
+    query_rows: int = Field(ge=100)
+
+
+class QualityConf(Strict):
+    min_overall: float = Field(ge=0, le=1)   # gate: mean of column shapes and pair trends
+    efficacy_target: str                     # binary column predicted in the ML-efficacy test
+    efficacy_positive: str = "true"
+    efficacy_exclude: list[str]              # columns that give the target away (not features)
 
 
 class SynthConf(Strict):
@@ -199,6 +206,7 @@ class SynthConf(Strict):
     sample_partitions: int = Field(ge=1)
     seed: int
     privacy: PrivacyGates
+    quality: QualityConf
     checkpoint_every: int = Field(ge=1)
 
 

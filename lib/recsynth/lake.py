@@ -95,9 +95,13 @@ class Lake:
         writer.save(self.path(name))
         self._register(name)
 
-    def append(self, name: str, df) -> None:
+    def append(self, name: str, df, add_columns: bool = False) -> None:
+        """Append rows; `add_columns` lets a newer writer add columns (older rows read null)."""
         self._before_write(name)
-        df.write.format("delta").mode("append").save(self.path(name))
+        writer = df.write.format("delta").mode("append")
+        if add_columns:
+            writer = writer.option("mergeSchema", "true")
+        writer.save(self.path(name))
         self._register(name)
 
     def merge(self, name: str, df, keys: list[str]) -> None:

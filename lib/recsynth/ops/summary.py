@@ -27,5 +27,12 @@ def print_summary(console, lake, records, seconds: float) -> None:
             rejected.add_row(row["source"], row["entity"], row["reason"], str(row["count"]))
         console.print(rejected)
 
+    if lake.exists(T.SYNTHETIC_QUALITY):
+        latest = lake.read(T.SYNTHETIC_QUALITY).orderBy(F.desc("measured_at")).head()
+        console.print(
+            f"Synthetic data (model {latest['model_version']}): quality {latest['quality_overall']:.3f}, "
+            f"ML efficacy AUC ratio {latest['efficacy_auc_ratio']:.2f}, DCR ratio {latest['dcr_ratio']:.2f}, "
+            f"membership AUC {latest['membership_auc']:.2f}. Report: {latest['report_uri']}")
+
     console.print(f"Finished in {seconds:.0f} s. Warehouse: [bold]{lake.root}[/]")
     console.print('Try: recsynth sql "SELECT top_category, count(*) AS sessions, avg(n_events) FROM gold.behavior GROUP BY 1 ORDER BY 2 DESC"')

@@ -58,9 +58,10 @@ class Tracker:
                 if value is not None:
                     self._client.log_metric(self.run_id, key, float(value), step=step or 0)
 
-    def artifact(self, local_path: str, folder: str | None = None) -> None:
+    def text(self, content: str, artifact_file: str) -> None:
+        """Store `content` (e.g. an HTML report) as an artifact of the run."""
         if self.run_id:
-            self._client.log_artifact(self.run_id, local_path, folder)
+            self._client.log_text(self.run_id, content, artifact_file)
 
 
 @contextmanager

@@ -32,6 +32,15 @@ def save(uri: str, fitted: FittedTransformer, weights: list[np.ndarray], params:
             handle.write(data)
 
 
+def save_report(uri: str, html: str) -> str:
+    """Store the quality report next to the model; returns where it is."""
+    fs, root = fsspec.core.url_to_fs(uri)
+    fs.makedirs(root, exist_ok=True)
+    with fs.open(f"{root}/report.html", "w") as handle:
+        handle.write(html)
+    return f"{uri}/report.html"
+
+
 def load(uri: str) -> tuple[FittedTransformer, list[np.ndarray], GanParams, dict]:
     fs, root = fsspec.core.url_to_fs(uri)
     read = lambda name: fs.cat_file(f"{root}/{name}")  # noqa: E731

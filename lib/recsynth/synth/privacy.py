@@ -2,12 +2,16 @@
 
 - exact copies: the share of synthetic rows identical (after rounding) to a training row,
   against the same share for holdout rows (common rows, such as a one-view session, recur
-  in any real sample: only copies beyond that baseline count against the model);
-- distance to closest record (DCR): synthetic -> train against holdout -> train. Nearest
-  neighbours come from MLlib's bucketed random-projection LSH similarity join, not a cross
-  join; distances beyond `radius` are censored at `radius`;
+  in any real sample: only copies beyond that baseline count against the model). Whole tables;
+- distance to closest record (DCR): synthetic -> train against holdout -> train;
 - membership inference: how well "closer to the synthetic data" separates training rows
   (members) from holdout rows (non-members), as an AUC (0.5: no signal).
+
+Nearest neighbours are exact: a bounded random sample of query rows (`query_rows`, broadcast)
+is compared with every distinct row of the reference table, one reference partition at a time
+(numpy, blocked), and the per-partition minima are reduced by Spark. Cost grows linearly with
+the reference table, so the reference is always the whole table; only the statistics over
+queries (medians, AUC) are estimated from the sample (standard error about 1/sqrt(query_rows)).
 
 Rows are compared in the transformer's space: continuous columns standardised, categorical
 columns one-hot over their fitted values (a mismatch adds 1 to the squared distance).
@@ -17,9 +21,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
-from pyspark.ml.feature import BucketedRandomProjectionLSH
-from pyspark.ml.functions import array_to_vector
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -69,59 +72,79 @@ def features(table: DataFrame, fitted: FittedTransformer) -> DataFrame:
         key_parts.append(F.coalesce(text, F.lit("null")))
     return table.select(
         F.col(ROW_ID),
-        array_to_vector(F.array(*parts)).alias("features"),
+        F.array(*parts).alias("features"),
         F.sha2(F.concat_ws("|", *key_parts), 256).alias("key"),
     )
 
 
-def _closest(queries: DataFrame, distinct_reference: DataFrame, model, radius: float) -> DataFrame:
-    """(_row_id, dcr): distance of each query row to its closest reference row, capped at radius.
+QUERY_BLOCK = 2048  # query rows per distance block: 2048 x 10,000 reference rows = 80 MB
 
-    Real behaviour tables repeat the same few rows (one-view sessions) thousands of times, which
-    would put them all in one LSH bucket. So identical rows are searched once: a query whose
-    row also occurs in the reference is at distance 0, the other distinct rows go through the
-    LSH join against the distinct reference rows, and the result is joined back by row key."""
-    distinct_queries = queries.dropDuplicates(["key"])
-    exact = distinct_queries.join(distinct_reference.select("key"), "key", "left_semi").select("key", F.lit(0.0).alias("dcr"))
-    others = distinct_queries.join(distinct_reference.select("key"), "key", "left_anti")
-    pairs = model.approxSimilarityJoin(others, distinct_reference, radius, distCol="distance")
-    nearest = pairs.groupBy(F.col("datasetA.key").alias("key")).agg(F.min("distance").alias("dcr"))
-    by_key = exact.unionByName(nearest)
-    return queries.select(ROW_ID, "key").join(by_key, "key", "left").select(ROW_ID, F.coalesce("dcr", F.lit(radius)).alias("dcr"))
+
+def _nearest_squared(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per query row, the squared distance to its closest reference row (blocked, float64)."""
+    reference_norms = (reference ** 2).sum(axis=1)
+    best = np.empty(len(queries))
+    for start in range(0, len(queries), QUERY_BLOCK):
+        block = queries[start:start + QUERY_BLOCK]
+        squared = (block ** 2).sum(axis=1)[:, None] + reference_norms[None, :] - 2.0 * block @ reference.T
+        best[start:start + QUERY_BLOCK] = squared.min(axis=1)
+    return np.maximum(best, 0.0)
+
+
+def _closest(queries: DataFrame, reference: DataFrame) -> DataFrame:
+    """(_row_id, dcr): exact distance of each (sampled, bounded) query row to its closest row of
+    `reference`. The queries are broadcast; every reference partition yields one minimum per
+    query, and Spark keeps the smallest."""
+    import pandas as pd
+
+    local = queries.select(ROW_ID, "features").toPandas()  # bounded by the caller's sample
+    spark = queries.sparkSession
+    shipped = spark.sparkContext.broadcast((local[ROW_ID].to_numpy(), np.stack(local["features"].to_numpy())))
+
+    def minima(batches):
+        ids, points = shipped.value
+        best = np.full(len(ids), np.inf)
+        for batch in batches:
+            if len(batch):
+                best = np.minimum(best, _nearest_squared(points, np.stack(batch["features"].to_numpy())))
+        yield pd.DataFrame({ROW_ID: ids, "squared": best})
+
+    per_partition = reference.select("features").mapInPandas(minima, f"{ROW_ID} string, squared double")
+    return per_partition.groupBy(ROW_ID).agg(F.sqrt(F.min("squared")).alias("dcr"))
 
 
 def _with_ids(table: DataFrame, prefix: str) -> DataFrame:
     return table.withColumn(ROW_ID, F.concat(F.lit(prefix), F.monotonically_increasing_id().cast("string")))
 
 
+def _sample(frame: DataFrame, total: int, rows: int, seed: int) -> DataFrame:
+    return frame.sample(fraction=min(1.0, 1.2 * rows / max(total, 1)), seed=seed).limit(rows)
+
+
 def assess(train: DataFrame, holdout: DataFrame, synthetic: DataFrame, fitted: FittedTransformer, *,
-           radius: float = 3.0, bucket_length: float = 1.0, hash_tables: int = 3, seed: int = 0) -> PrivacyReport:
+           query_rows: int = 10_000, seed: int = 0) -> PrivacyReport:
     """Exact copies, DCR and membership inference of `synthetic` against `train`, with `holdout`
     (real rows the model never saw) as the yardstick."""
     train_f = features(_with_ids(train, "t"), fitted).cache()
     holdout_f = features(_with_ids(holdout, "h"), fitted).cache()
     synthetic_f = features(_with_ids(synthetic, "s"), fitted).cache()
-    distinct_train = train_f.dropDuplicates(["key"]).cache()  # searched twice (synthetic, holdout)
-    distinct_synthetic = synthetic_f.dropDuplicates(["key"]).cache()  # searched twice (members, non-members)
     try:
-        train_keys = distinct_train.select("key")
-        copy_share, holdout_share = (
-            frame.join(train_keys, "key", "left_semi").count() / max(frame.count(), 1) for frame in (synthetic_f, holdout_f))
-        lsh = BucketedRandomProjectionLSH(inputCol="features", outputCol="hashes", bucketLength=bucket_length,
-                                          numHashTables=hash_tables, seed=seed).fit(train_f)
-        dcr_synthetic = _closest(synthetic_f, distinct_train, lsh, radius)
-        dcr_holdout = _closest(holdout_f, distinct_train, lsh, radius)
-        median_s = dcr_synthetic.agg(F.percentile_approx("dcr", 0.5)).head()[0]
-        median_h = dcr_holdout.agg(F.percentile_approx("dcr", 0.5)).head()[0]
+        counts = {name: frame.count() for name, frame in (("train", train_f), ("holdout", holdout_f), ("synthetic", synthetic_f))}
+        train_keys = train_f.select("key").distinct()
+        copy_share, holdout_share = (frame.join(train_keys, "key", "left_semi").count() / max(counts[name], 1)
+                                     for name, frame in (("synthetic", synthetic_f), ("holdout", holdout_f)))
+        distinct_train, distinct_synthetic = train_f.dropDuplicates(["key"]), synthetic_f.dropDuplicates(["key"])
+        queries = {name: _sample(frame, counts[name], query_rows, seed)
+                   for name, frame in (("train", train_f), ("holdout", holdout_f), ("synthetic", synthetic_f))}
+        median_s = _closest(queries["synthetic"], distinct_train).agg(F.percentile_approx("dcr", 0.5)).head()[0]
+        median_h = _closest(queries["holdout"], distinct_train).agg(F.percentile_approx("dcr", 0.5)).head()[0]
         # membership: members (train) vs non-members (holdout), scored by closeness to the synthetic rows
-        to_synthetic = BucketedRandomProjectionLSH(inputCol="features", outputCol="hashes", bucketLength=bucket_length,
-                                                   numHashTables=hash_tables, seed=seed).fit(synthetic_f)
-        scored = _closest(train_f, distinct_synthetic, to_synthetic, radius).withColumn("label", F.lit(1.0)).unionByName(
-            _closest(holdout_f, distinct_synthetic, to_synthetic, radius).withColumn("label", F.lit(0.0)))
+        scored = _closest(queries["train"], distinct_synthetic).withColumn("label", F.lit(1.0)).unionByName(
+            _closest(queries["holdout"], distinct_synthetic).withColumn("label", F.lit(0.0)))
         auc = BinaryClassificationEvaluator(rawPredictionCol="score", labelCol="label", metricName="areaUnderROC").evaluate(
             scored.withColumn("score", -F.col("dcr")))
         ratio = (median_s / median_h) if median_h else (1.0 if not median_s else float("inf"))
         return PrivacyReport(copy_share, holdout_share, float(median_s), float(median_h), float(ratio), float(auc))
     finally:
-        for frame in (train_f, holdout_f, synthetic_f, distinct_train, distinct_synthetic):
+        for frame in (train_f, holdout_f, synthetic_f):
             frame.unpersist()

@@ -116,18 +116,37 @@ def _log_densities(x, means, stds, weights):
             for m, s, w in zip(means, stds, weights)]
 
 
-def _responsibilities(x, means, stds, weights):
-    logs = _log_densities(x, means, stds, weights)
-    top = F.greatest(*logs) if len(logs) > 1 else logs[0]
-    unnormalised = [F.exp(lp - top) for lp in logs]
-    total = unnormalised[0]
-    for u in unnormalised[1:]:
-        total = total + u
-    return [u / total for u in unnormalised]
+def _em_sums(sample: DataFrame, state: dict) -> dict[str, np.ndarray]:
+    """One E-step over the whole sample: per column, the (3, modes) sums of responsibilities r,
+    r*x and r*x^2. Each partition reduces its rows with numpy; only those small arrays (one per
+    partition and column) reach the driver."""
+    import pandas as pd
+
+    names = list(state)
+    modes = {n: (np.asarray(state[n]["means"]), np.asarray(state[n]["stds"]), np.asarray(state[n]["weights"])) for n in names}
+
+    def partial_sums(batches):
+        sums = {n: np.zeros((3, len(modes[n][0]))) for n in names}
+        for batch in batches:
+            for n in names:
+                x = batch[n].to_numpy(dtype=float)
+                x = x[~np.isnan(x)][:, None]
+                means, stds, weights = modes[n]
+                log_density = np.log(weights) - np.log(stds) - 0.5 * ((x - means) / stds) ** 2
+                r = np.exp(log_density - log_density.max(axis=1, keepdims=True))
+                r /= r.sum(axis=1, keepdims=True)
+                sums[n] += np.stack([r.sum(axis=0), (r * x).sum(axis=0), (r * x * x).sum(axis=0)])
+        yield pd.DataFrame({"name": names, "sums": [sums[n].ravel().tolist() for n in names]})
+
+    columns = sample.select(*[F.col(n).cast("double").alias(n) for n in names])
+    totals = {n: np.zeros((3, len(modes[n][0]))) for n in names}
+    for row in columns.mapInPandas(partial_sums, "name string, sums array<double>").collect():  # partitions x columns
+        totals[row["name"]] += np.asarray(row["sums"]).reshape(3, -1)
+    return totals
 
 
 def _fit_mixtures(sample: DataFrame, names: list[str], max_modes: int, iterations: int, weight_threshold: float) -> list[ContinuousColumn]:
-    """EM for one 1-D mixture per column; every iteration is a single aggregation over all columns.
+    """EM for one 1-D mixture per column; every iteration is one pass over the sample for all columns.
 
     A column with no value at all gets one placeholder mode and is always null."""
     order = list(names)
@@ -144,26 +163,14 @@ def _fit_mixtures(sample: DataFrame, names: list[str], max_modes: int, iteration
                     "weights": [1.0 / len(starts)] * len(starts), "floor": floor,
                     "nulls": stats[f"{n}__rows"] > stats[f"{n}__n"]}
     for _ in range(iterations if names else 0):
-        sums = []
-        for n in names:
-            x = F.col(n).cast("double")
-            s = state[n]
-            for j, r in enumerate(_responsibilities(x, s["means"], s["stds"], s["weights"])):
-                sums += [F.sum(r).alias(f"{n}__r{j}"), F.sum(r * x).alias(f"{n}__rx{j}"), F.sum(r * x * x).alias(f"{n}__rxx{j}")]
-        totals = sample.agg(*sums).head()
+        totals = _em_sums(sample, {n: state[n] for n in names})
         for n in names:
             s = state[n]
-            count = sum(totals[f"{n}__r{j}"] or 0.0 for j in range(len(s["means"])))
-            means, stds, weights = [], [], []
-            for j in range(len(s["means"])):
-                r, rx, rxx = (totals[f"{n}__{k}{j}"] or 0.0 for k in ("r", "rx", "rxx"))
-                if r <= 1e-9:
-                    continue
-                mean = rx / r
-                means.append(mean)
-                stds.append(max(math.sqrt(max(rxx / r - mean * mean, 0.0)), s["floor"]))
-                weights.append(r / count)
-            s.update(means=means, stds=stds, weights=weights)
+            r, rx, rxx = totals[n]
+            keep = r > 1e-9
+            means = rx[keep] / r[keep]
+            stds = np.maximum(np.sqrt(np.maximum(rxx[keep] / r[keep] - means ** 2, 0.0)), s["floor"])
+            s.update(means=means.tolist(), stds=stds.tolist(), weights=(r[keep] / r.sum()).tolist())
     fitted = {n: ContinuousColumn(n, [0.0], [1.0], [1.0], True) for n in all_null}
     for n in names:
         s = state[n]

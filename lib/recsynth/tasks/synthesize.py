@@ -1,5 +1,6 @@
 """Synthesize: gold.behavior -> a GAN trained on Horovod ranks -> synthetic.behavior, published
-only if the privacy gates pass (otherwise the previous version stays and the run fails)."""
+only if the quality and privacy gates pass (otherwise the previous version stays and the run
+fails). Scores go to synthetic.quality, MLflow and an HTML report saved with the model."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,11 +15,14 @@ from pyspark.sql import functions as F
 from recsynth import tables as T
 from recsynth.errors import RecsynthError
 from recsynth.ops.runs import Job, Outcome, RunContext
+from recsynth.ops.stages import Stages
 from recsynth.ops.tracking import Tracker, tracked_run
 from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
+from recsynth.synth.efficacy import ml_efficacy
+from recsynth.synth.metrics import score
 from recsynth.synth.privacy import assess
-from recsynth.synth.quality import column_shapes
+from recsynth.synth.report_html import render_report
 from recsynth.synth.sampling import synthesize
 from recsynth.synth.schema import match_types
 from recsynth.synth.transformer import encode, fit
@@ -28,23 +32,17 @@ from recsynth.train.shards import check_shardable, current_files
 
 log = logging.getLogger(__name__)
 
-QUALITY_SAMPLE_ROWS = 20_000
 QUALITY_SCHEMA = (
     "run_id string, model_version string, training_data_version bigint, training_rows bigint, synthetic_rows bigint, "
     "column_shapes double, exact_copy_share double, holdout_copy_share double, median_dcr_synthetic double, "
-    "median_dcr_holdout double, dcr_ratio double, membership_auc double, gates_passed boolean, measured_at timestamp"
+    "median_dcr_holdout double, dcr_ratio double, membership_auc double, gates_passed boolean, measured_at timestamp, "
+    "pair_trends double, quality_overall double, efficacy_real_auc double, efficacy_synthetic_auc double, "
+    "efficacy_auc_ratio double, report_uri string"
 )
 
 
 class GateFailed(RecsynthError):
-    """A privacy gate failed: nothing was published."""
-
-
-def _bounded_sample(frame, columns, total: int, rows: int, seed: int) -> dict:
-    """About `rows` of `total` rows of `columns` as numpy arrays (for the column-shape score)."""
-    fraction = min(1.0, 1.2 * rows / max(total, 1))
-    sample = frame.select(*columns).sample(fraction=fraction, seed=seed).limit(rows).toPandas()
-    return {c: sample[c].to_numpy() for c in columns}
+    """A quality or privacy gate failed: nothing was published."""
 
 
 def _checkpoint_uri(lake_root: str, files: list[str], transformer_json: str, params: GanParams, ranks: int) -> str:
@@ -92,11 +90,14 @@ def _synthesize(ctx: RunContext, tracker: Tracker) -> Outcome:
     in_holdout = (F.abs(F.xxhash64(*behavior.columns)) % 1000) < int(conf.holdout_fraction * 1000)
     train, holdout = behavior.filter(~in_holdout), behavior.filter(in_holdout)
 
-    fitted = fit(train, conf.continuous, conf.categorical, max_categories=conf.max_categories, max_modes=conf.max_modes,
-                 em_iterations=conf.em_iterations, mode_weight_threshold=conf.mode_weight_threshold,
-                 sample_rows=conf.fit_sample_rows, stratum=conf.stratify_by, seed=conf.seed)
-    lake.overwrite(T.SYNTHETIC_ENCODED, encode(train, fitted).repartition(max(2 * conf.num_proc, conf.sample_partitions)))
-    files = current_files(lake.read(T.SYNTHETIC_ENCODED))
+    stage = Stages("synthesize")
+    with stage("fit", "fitting the data transformer"):
+        fitted = fit(train, conf.continuous, conf.categorical, max_categories=conf.max_categories, max_modes=conf.max_modes,
+                     em_iterations=conf.em_iterations, mode_weight_threshold=conf.mode_weight_threshold,
+                     sample_rows=conf.fit_sample_rows, stratum=conf.stratify_by, seed=conf.seed)
+    with stage("encode", "encoding the training rows"):
+        lake.overwrite(T.SYNTHETIC_ENCODED, encode(train, fitted).repartition(max(2 * conf.num_proc, conf.sample_partitions)))
+        files = current_files(lake.read(T.SYNTHETIC_ENCODED))
     check_shardable(files, conf.num_proc, T.SYNTHETIC_ENCODED)
 
     params = GanParams(**conf.gan.model_dump(), seed=conf.seed)
@@ -106,41 +107,63 @@ def _synthesize(ctx: RunContext, tracker: Tracker) -> Outcome:
     tracker.tags({"training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
                   "model_version": ctx.run_id, "conf_hash": ctx.conf.fingerprint()})
     checkpoint_uri = _checkpoint_uri(lake.root, files, fitted.to_json(), params, conf.num_proc)
-    chief, training_rows = _train(ctx, tracker, files, fitted, params, checkpoint_uri)
+    with stage("train", f"training the GAN on {conf.num_proc} Horovod rank(s)"):
+        chief, training_rows = _train(ctx, tracker, files, fitted, params, checkpoint_uri)
 
     version = ctx.run_id
     rows = max(1, int(training_rows * conf.rows_multiplier))
-    synthetic = match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions, conf.seed),
-                            behavior.schema, columns).persist(StorageLevel.MEMORY_AND_DISK)
-    report = assess(train.select(*columns), holdout.select(*columns), synthetic.select(*columns), fitted,
-                    radius=conf.privacy.radius, seed=conf.seed)
-    shapes = column_shapes(_bounded_sample(train, columns, training_rows, QUALITY_SAMPLE_ROWS, conf.seed),
-                           _bounded_sample(synthetic, columns, rows, QUALITY_SAMPLE_ROWS, conf.seed),
-                           conf.continuous, conf.categorical)
+    with stage("generate", f"generating {rows} rows on executors"):
+        synthetic = match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions, conf.seed),
+                                behavior.schema, columns).persist(StorageLevel.MEMORY_AND_DISK)
+        synthetic.count()
+    with stage("privacy", "measuring privacy"):
+        report = assess(train.select(*columns), holdout.select(*columns), synthetic.select(*columns), fitted,
+                        query_rows=conf.privacy.query_rows, seed=conf.seed)
+    with stage("quality", "measuring quality (column shapes, pair trends, ML efficacy)"):
+        scores = score(train.select(*columns), synthetic.select(*columns), conf.continuous, conf.categorical)
+        quality = conf.quality
+        efficacy = ml_efficacy(train, holdout, synthetic, quality.efficacy_target, conf.continuous, conf.categorical,
+                               exclude=quality.efficacy_exclude, positive=quality.efficacy_positive, seed=conf.seed)
     failures = report.failures(conf.privacy.max_excess_copy_share, conf.privacy.min_dcr_ratio, conf.privacy.max_membership_auc)
+    if scores.overall < quality.min_overall:
+        failures.append(f"quality {scores.overall:.3f} (mean of column shapes and pair trends) < {quality.min_overall}")
+    model_uri = models.model_uri(lake.root, version)
+    scores_flat = {"column_shapes": scores.column_shapes, "pair_trends": scores.pair_trends, "quality_overall": scores.overall,
+                   "efficacy_real_auc": efficacy.real_auc, "efficacy_synthetic_auc": efficacy.synthetic_auc,
+                   "efficacy_auc_ratio": efficacy.auc_ratio, **report.__dict__}
     meta = {"run_id": ctx.run_id, "training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
-            "training_rows": training_rows, "history": chief["history"], "column_shapes": shapes,
-            "privacy": report.__dict__, "gates_failed": failures, "saved_at": dt.datetime.utcnow().isoformat()}
-    models.save(models.model_uri(lake.root, version), fitted, chief["generator"], params, meta)
-    log.info("model %s: column shapes %.3f, privacy %s", version, shapes, report)
-    tracker.metrics({"training_rows": training_rows, "synthetic_rows": rows, "column_shapes": shapes, **report.__dict__})
-    tracker.tags({"privacy_gates": "; ".join(failures) or "passed"})
+            "training_rows": training_rows, "history": chief["history"], "scores": scores_flat,
+            "efficacy_notes": efficacy.notes, "gates_failed": failures, "stage_seconds": stage.seconds,
+            "saved_at": dt.datetime.utcnow().isoformat()}
+    models.save(model_uri, fitted, chief["generator"], params, meta)
+    with stage("report", "writing the HTML report"):
+        html = render_report(train.select(*columns), synthetic.select(*columns), scores, efficacy, report.__dict__, {
+            "model version": version, "training data": f"{T.GOLD_BEHAVIOR} v{data_version}",
+            "training rows": training_rows, "synthetic rows": rows, "gates": "; ".join(failures) or "passed"})
+        report_uri = models.save_report(model_uri, html)
+    log.info("model %s: quality %.3f (shapes %.3f, pairs %.3f), ML efficacy AUC ratio %.2f, privacy %s; report %s",
+             version, scores.overall, scores.column_shapes, scores.pair_trends, efficacy.auc_ratio, report, report_uri)
+    tracker.metrics({"training_rows": training_rows, "synthetic_rows": rows, **scores_flat,
+                     **{f"seconds_{key}": sec for key, sec in stage.seconds.items()}})
+    tracker.text(html, "quality_report.html")
+    tracker.tags({"gates": "; ".join(failures) or "passed", "report_uri": report_uri})
     if failures:
         synthetic.unpersist()
-        raise GateFailed(f"privacy gate failed, synthetic.behavior not published (model {version}): " + "; ".join(failures))
+        raise GateFailed(f"gate failed, synthetic.behavior not published (model {version}; report {report_uri}): "
+                         + "; ".join(failures))
 
     lake.overwrite(T.SYNTHETIC_BEHAVIOR, synthetic.select(
         "synthetic_id", *columns, F.lit(version).alias("model_version"),
         F.lit(data_version).cast("bigint").alias("training_data_version"), "sample_seed"))
-    quality_row = [(ctx.run_id, version, data_version, training_rows, rows, shapes, report.exact_copy_share,
-                    report.holdout_copy_share, report.median_dcr_synthetic, report.median_dcr_holdout, report.dcr_ratio,
-                    report.membership_auc, True, ctx.started_at)]
-    lake.append(T.SYNTHETIC_QUALITY, spark.createDataFrame(quality_row, QUALITY_SCHEMA))
+    quality_row = {"run_id": ctx.run_id, "model_version": version, "training_data_version": data_version,
+                   "training_rows": training_rows, "synthetic_rows": rows, **scores_flat, "gates_passed": True,
+                   "measured_at": ctx.started_at, "report_uri": report_uri}
+    lake.append(T.SYNTHETIC_QUALITY, spark.createDataFrame([quality_row], QUALITY_SCHEMA), add_columns=True)
     synthetic.unpersist()
     _remove(checkpoint_uri)  # the versioned model is the durable result now
     return Outcome(rows_in=training_rows, rows_out=rows,
-                   message=f"model {version}: column shapes {shapes:.3f}, DCR ratio {report.dcr_ratio:.2f}, "
-                           f"membership AUC {report.membership_auc:.2f}")
+                   message=f"model {version}: quality {scores.overall:.3f}, ML efficacy {efficacy.auc_ratio:.2f}, "
+                           f"DCR ratio {report.dcr_ratio:.2f}, membership AUC {report.membership_auc:.2f}; report {report_uri}")
 
 
 SYNTHESIZE = Job(
