@@ -1,6 +1,12 @@
 """The synthesize job end to end on gold.behavior from the sample slice: GAN on 2 Horovod
 ranks, synthetic rows published with model and data versions, and a failing privacy gate that
 publishes nothing."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +20,7 @@ from recsynth.lake import Lake
 from recsynth.ops.runs import run_job
 from recsynth.pipeline import ETL, JOBS
 from recsynth.synth import models
+from recsynth.train import checkpoints
 from recsynth.tasks.sample import sample_job
 
 pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
@@ -21,9 +28,14 @@ pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def gold_lake(spark, tmp_path_factory):
+def gold_overrides(tmp_path_factory):
     base = tmp_path_factory.mktemp("synth")
-    conf = load_conf("local", [*lake_overrides(base.parent), f"lake.root={base}/lake", "sources.rees46.enabled=false", *SMALL_GAN], ROOT / "conf")
+    return [*lake_overrides(base.parent), f"lake.root={base}/lake", "sources.rees46.enabled=false", *SMALL_GAN]
+
+
+@pytest.fixture(scope="module")
+def gold_lake(spark, gold_overrides):
+    conf = load_conf("local", gold_overrides, ROOT / "conf")
     lake = Lake(spark, conf)
     for job in ETL:
         run_job(job, spark, conf, lake)
@@ -125,3 +137,54 @@ def test_failed_privacy_gate_keeps_the_published_table(spark, gold_lake, publish
     assert "membership inference AUC" in failed["message"]
     _, run = mlflow_run(conf, failed["run_id"])
     assert run.info.status == "FAILED" and "membership" in run.data.tags["gates"]
+
+
+def settled_epoch(folder: str, quiet_s: float = 10.0, limit_s: float = 300.0) -> int:
+    """The checkpoint epoch once nothing writes there any more: Horovod runs rank processes in
+    sessions of their own, so they can outlive the killed driver for a few seconds."""
+    started = changed = time.monotonic()
+    last = checkpoints.load_latest(folder).epoch
+    while time.monotonic() - changed < quiet_s:
+        assert time.monotonic() - started < limit_s, "ranks kept training after their driver was killed"
+        time.sleep(0.5)
+        now = checkpoints.load_latest(folder).epoch
+        if now != last:
+            last, changed = now, time.monotonic()
+    return last
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(gold_lake, gold_overrides, tmp_path):
+    """The whole job process (driver, Spark, Horovod ranks) is killed mid-training; the next
+    run continues from rank 0's last checkpoint instead of starting again."""
+    conf, lake = gold_lake
+    gan = ("synth.gan={embedding_dim: 16, generator_dims: [32, 32], discriminator_dims: [32, 32], pac: 4,"
+           " batch_size: 100, epochs: %d, learning_rate: 0.0002, gradient_penalty: 10.0}")
+
+    def command(epochs):
+        overrides = [*gold_overrides, f"lake.metastore_dir={tmp_path}/metastore", gan % epochs]  # own Derby: own JVM
+        return [sys.executable, "-m", "recsynth.cli", "--conf-dir", str(ROOT / "conf"),
+                *[f"--set={o}" for o in overrides], "synthesize", "--force"]
+
+    environment = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    checkpoints_root = Path(lake.root) / "checkpoints" / "gan"
+    shutil.rmtree(checkpoints_root, ignore_errors=True)  # left by the failed-gate runs above
+    with open(tmp_path / "killed.log", "w") as log:
+        killed = subprocess.Popen(command(5000), stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not any((checkpoints.load_latest(str(d)) or checkpoints.Checkpoint(0, {}, [])).epoch >= 3
+                  for d in checkpoints_root.glob("*")):
+        assert killed.poll() is None and time.monotonic() < deadline, (tmp_path / "killed.log").read_text()[-3000:]
+        time.sleep(0.5)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    [folder] = checkpoints_root.glob("*")
+    reached = settled_epoch(str(folder))
+
+    resumed = subprocess.run(command(reached + 2), capture_output=True, text=True, env=environment, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    latest = lake.read(T.SYNTHETIC_QUALITY).orderBy(F.desc("measured_at")).head()
+    client, run = mlflow_run(conf, latest["run_id"])
+    steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "generator_loss"))
+    assert steps == [reached + 1, reached + 2]  # only the epochs after the checkpoint were trained
+    _, _, _, meta = models.load(models.model_uri(lake.root, latest["model_version"]))
+    assert len(meta["history"]) == reached + 2

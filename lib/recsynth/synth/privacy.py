@@ -78,6 +78,9 @@ def features(table: DataFrame, fitted: FittedTransformer) -> DataFrame:
 
 
 QUERY_BLOCK = 2048  # query rows per distance block: 2048 x 10,000 reference rows = 80 MB
+# |a|^2 + |b|^2 - 2ab leaves rounding noise where a == b; real differences are far larger (a
+# categorical mismatch adds 1, continuous columns are standardised), so below this is a twin
+TWIN_SQUARED_DISTANCE = 1e-9
 
 
 def _nearest_squared(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -88,7 +91,7 @@ def _nearest_squared(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
         block = queries[start:start + QUERY_BLOCK]
         squared = (block ** 2).sum(axis=1)[:, None] + reference_norms[None, :] - 2.0 * block @ reference.T
         best[start:start + QUERY_BLOCK] = squared.min(axis=1)
-    return np.maximum(best, 0.0)
+    return np.where(best < TWIN_SQUARED_DISTANCE, 0.0, best)
 
 
 def _closest(queries: DataFrame, reference: DataFrame) -> DataFrame:

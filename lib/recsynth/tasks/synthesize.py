@@ -45,10 +45,11 @@ class GateFailed(RecsynthError):
     """A quality or privacy gate failed: nothing was published."""
 
 
-def _checkpoint_uri(lake_root: str, files: list[str], transformer_json: str, params: GanParams, ranks: int) -> str:
+def _checkpoint_uri(lake_root: str, training_data: list, transformer_json: str, params: GanParams, ranks: int) -> str:
     """Checkpoints are keyed by what training depends on, except the epoch budget: a run with the
-    same data, transformer and model continues an interrupted one (or one with fewer epochs)."""
-    key = json.dumps([files, transformer_json, {**params_dict(params), "epochs": None}, ranks], sort_keys=True)
+    same data (table, version, holdout split), transformer and model continues an interrupted one
+    (or one with fewer epochs), although the encoded table is written again with new files."""
+    key = json.dumps([training_data, transformer_json, {**params_dict(params), "epochs": None}, ranks], sort_keys=True)
     return f"{lake_root}/checkpoints/gan/{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
@@ -106,7 +107,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker) -> Outcome:
                     "max_modes": conf.max_modes, "fit_sample_rows": conf.fit_sample_rows})
     tracker.tags({"training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
                   "model_version": ctx.run_id, "conf_hash": ctx.conf.fingerprint()})
-    checkpoint_uri = _checkpoint_uri(lake.root, files, fitted.to_json(), params, conf.num_proc)
+    training_data = [lake.path(T.GOLD_BEHAVIOR), data_version, conf.holdout_fraction]
+    checkpoint_uri = _checkpoint_uri(lake.root, training_data, fitted.to_json(), params, conf.num_proc)
     with stage("train", f"training the GAN on {conf.num_proc} Horovod rank(s)"):
         chief, training_rows = _train(ctx, tracker, files, fitted, params, checkpoint_uri)
 
