@@ -133,7 +133,7 @@ def test_failed_privacy_gate_keeps_the_published_table(spark, gold_lake, publish
     with pytest.raises(JobFailed, match="gate failed.*membership inference AUC"):
         run_job(JOBS["synthesize"], spark, strict, lake, force=True)
     assert lake.version(T.SYNTHETIC_BEHAVIOR) == before
-    failed = lake.read(T.OPS_JOB_RUNS).filter("job = 'synthesize' AND status = 'failed'").head()
+    failed = lake.read(T.OPS_JOB_RUNS).filter("job = 'synthesize' AND status = 'failed'").orderBy(F.desc("started_at")).head()
     assert "membership inference AUC" in failed["message"]
     _, run = mlflow_run(conf, failed["run_id"])
     assert run.info.status == "FAILED" and "membership" in run.data.tags["gates"]
