@@ -14,9 +14,10 @@ import hashlib
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DoubleType, IntegerType, IntegralType, NumericType, StructField, StructType
+from pyspark.sql.types import ArrayType, DoubleType, IntegerType, IntegralType, StructField, StructType
 
 from recsynth.errors import RecsynthError
+from recsynth.synth.transformer import check_columns
 
 QUANTILES = 1000       # continuous: inverse CDF from this many quantile steps
 MAX_VALUES = 1000      # categorical: the most frequent values kept; the rest's mass goes to them
@@ -51,16 +52,6 @@ def alias_table(weights) -> tuple[list[float], list[int]]:
     return prob.tolist(), alias.tolist()  # leftovers keep prob 1 (rounding remainders)
 
 
-def _check(real: DataFrame, continuous: list[str], categorical: list[str]) -> None:
-    fields = {f.name: f.dataType for f in real.schema.fields}
-    missing = [c for c in continuous + categorical if c not in fields]
-    if missing:
-        raise BaselineError(f"column(s) {missing} are not in the table (it has {sorted(fields)})")
-    not_numeric = [c for c in continuous if not isinstance(fields[c], NumericType)]
-    if not_numeric:
-        raise BaselineError(f"continuous column(s) {not_numeric} are not numeric")
-
-
 def _fit_continuous(real: DataFrame, continuous: list[str], quantiles: int) -> tuple[int, dict]:
     """(rows, {column: (quantile cut points or None when all null, null share)}) in one aggregation."""
     points = [k / quantiles for k in range(quantiles + 1)]
@@ -87,7 +78,7 @@ def independent_marginals(spark, real: DataFrame, continuous: list[str], categor
     quantiles, integral types rounded) with the real null share; categorical columns from the
     real frequencies of their `max_values` most frequent values (null is a value). Columns keep
     the names and types of `real`, after `synthetic_id` ("ind-<seed>-<n>")."""
-    _check(real, continuous, categorical)
+    check_columns(real, continuous, categorical, BaselineError)
     types = {f.name: f.dataType for f in real.schema.fields}
     total, fitted = _fit_continuous(real, continuous, quantiles)
     if not total:

@@ -1,7 +1,7 @@
 """Column-shape quality of synthetic data against real data (the SDMetrics definition):
 1 - KS statistic for continuous columns, 1 - total variation distance for categorical ones,
-averaged over columns. This numpy form scores samples; the Spark form for whole tables
-comes with the quality report."""
+averaged over columns. This numpy form scores in-memory samples (tests, benchmarks, a
+reference for the Spark form); jobs score whole tables with `recsynth.synth.metrics`."""
 from __future__ import annotations
 
 import numpy as np

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import NumericType
 
 from recsynth.errors import RecsynthError
 
@@ -89,14 +90,15 @@ def stratified_sample(table: DataFrame, stratum: str, rows: int, seed: int) -> D
     return table.sampleBy(key, {value: min(1.0, rows / total) for value in counts}, seed)
 
 
-def _check_columns(table: DataFrame, continuous: list[str], categorical: list[str]) -> None:
-    types = dict(table.dtypes)
+def check_columns(table: DataFrame, continuous: list[str], categorical: list[str], error=TransformerError) -> None:
+    """Every named column exists and the continuous ones are numeric; otherwise `error` says which."""
+    types = {f.name: f.dataType for f in table.schema.fields}
     missing = [c for c in continuous + categorical if c not in types]
     if missing:
-        raise TransformerError(f"column(s) {missing} are not in the table (it has {sorted(types)})")
-    not_numeric = [c for c in continuous if types[c] not in ("double", "float", "int", "bigint", "smallint", "tinyint")]
+        raise error(f"column(s) {missing} are not in the table (it has {sorted(types)})")
+    not_numeric = [c for c in continuous if not isinstance(types[c], NumericType)]
     if not_numeric:
-        raise TransformerError(f"continuous column(s) {not_numeric} are not numeric: {[types[c] for c in not_numeric]}")
+        raise error(f"continuous column(s) {not_numeric} are not numeric: {[types[c].simpleString() for c in not_numeric]}")
 
 
 def _fit_categorical(table: DataFrame, name: str, max_categories: int) -> CategoricalColumn:
@@ -185,7 +187,7 @@ def fit(table: DataFrame, continuous: list[str], categorical: list[str], *, max_
         em_iterations: int, mode_weight_threshold: float, sample_rows: int | None = None, stratum: str | None = None,
         seed: int = 0) -> FittedTransformer:
     """Fit the transformer on `table` (or a stratified sample of about `sample_rows` rows)."""
-    _check_columns(table, continuous, categorical)
+    check_columns(table, continuous, categorical)
     sample = stratified_sample(table, stratum or categorical[0], sample_rows, seed) if sample_rows and categorical else table
     sample = sample.select(*continuous, *categorical).cache()
     try:

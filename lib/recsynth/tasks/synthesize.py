@@ -7,8 +7,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from contextlib import contextmanager
 
-import fsspec
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
@@ -26,6 +26,7 @@ from recsynth.synth.report_html import render_report
 from recsynth.synth.sampling import synthesize
 from recsynth.synth.schema import match_types
 from recsynth.synth.transformer import encode, fit
+from recsynth.train import checkpoints
 from recsynth.train.launcher import run_on_ranks
 from recsynth.train.progress import ProgressWatcher
 from recsynth.train.shards import check_shardable, current_files
@@ -72,22 +73,32 @@ def _train(ctx: RunContext, tracker: Tracker, files: list[str], fitted, params: 
     return chief, sum(r["rows"] for r in results)
 
 
-def _remove(uri: str) -> None:
-    fs, path = fsspec.core.url_to_fs(uri)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+@contextmanager
+def _cached_frames():
+    """`keep(frame)` persists a frame that several steps read; all are released however the job ends."""
+    frames = []
+
+    def keep(frame):
+        frames.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
+        return frames[-1]
+
+    try:
+        yield keep
+    finally:
+        for frame in frames:
+            frame.unpersist()
 
 
 def synthesize_behavior(ctx: RunContext) -> Outcome:
-    with tracked_run(ctx.conf, "synthesize", ctx.run_id) as tracker:
-        return _synthesize(ctx, tracker)
+    with tracked_run(ctx.conf, "synthesize", ctx.run_id) as tracker, _cached_frames() as keep:
+        return _synthesize(ctx, tracker, keep)
 
 
-def _synthesize(ctx: RunContext, tracker: Tracker) -> Outcome:
+def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     conf, lake, spark = ctx.conf.synth, ctx.lake, ctx.spark
     columns = [*conf.continuous, *conf.categorical]
     data_version = lake.version(T.GOLD_BEHAVIOR)
-    behavior = lake.read(T.GOLD_BEHAVIOR, version=data_version)
+    behavior = keep(lake.read(T.GOLD_BEHAVIOR, version=data_version))  # fit, encode, privacy, quality, report
     in_holdout = (F.abs(F.xxhash64(*behavior.columns)) % 1000) < int(conf.holdout_fraction * 1000)
     train, holdout = behavior.filter(~in_holdout), behavior.filter(in_holdout)
 
@@ -115,8 +126,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker) -> Outcome:
     version = ctx.run_id
     rows = max(1, int(training_rows * conf.rows_multiplier))
     with stage("generate", f"generating {rows} rows on executors"):
-        synthetic = match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions, conf.seed),
-                                behavior.schema, columns).persist(StorageLevel.MEMORY_AND_DISK)
+        synthetic = keep(match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions,
+                                                conf.seed), behavior.schema, columns))
         synthetic.count()
     with stage("privacy", "measuring privacy"):
         report = assess(train.select(*columns), holdout.select(*columns), synthetic.select(*columns), fitted,
@@ -129,6 +140,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker) -> Outcome:
     failures = report.failures(conf.privacy.max_excess_copy_share, conf.privacy.min_dcr_ratio, conf.privacy.max_membership_auc)
     if scores.overall < quality.min_overall:
         failures.append(f"quality {scores.overall:.3f} (mean of column shapes and pair trends) < {quality.min_overall}")
+    gates = "; ".join(failures) or "passed"
     model_uri = models.model_uri(lake.root, version)
     scores_flat = {"column_shapes": scores.column_shapes, "pair_trends": scores.pair_trends, "quality_overall": scores.overall,
                    "efficacy_real_auc": efficacy.real_auc, "efficacy_synthetic_auc": efficacy.synthetic_auc,
@@ -141,16 +153,15 @@ def _synthesize(ctx: RunContext, tracker: Tracker) -> Outcome:
     with stage("report", "writing the HTML report"):
         html = render_report(train.select(*columns), synthetic.select(*columns), scores, efficacy, report.__dict__, {
             "model version": version, "training data": f"{T.GOLD_BEHAVIOR} v{data_version}",
-            "training rows": training_rows, "synthetic rows": rows, "gates": "; ".join(failures) or "passed"})
+            "training rows": training_rows, "synthetic rows": rows, "gates": gates})
         report_uri = models.save_report(model_uri, html)
     log.info("model %s: quality %.3f (shapes %.3f, pairs %.3f), ML efficacy AUC ratio %.2f, privacy %s; report %s",
              version, scores.overall, scores.column_shapes, scores.pair_trends, efficacy.auc_ratio, report, report_uri)
     tracker.metrics({"training_rows": training_rows, "synthetic_rows": rows, **scores_flat,
                      **{f"seconds_{key}": sec for key, sec in stage.seconds.items()}})
     tracker.text(html, "quality_report.html")
-    tracker.tags({"gates": "; ".join(failures) or "passed", "report_uri": report_uri})
+    tracker.tags({"gates": gates, "report_uri": report_uri})
     if failures:
-        synthetic.unpersist()
         raise GateFailed(f"gate failed, synthetic.behavior not published (model {version}; report {report_uri}): "
                          + "; ".join(failures))
 
@@ -161,8 +172,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker) -> Outcome:
                    "training_rows": training_rows, "synthetic_rows": rows, **scores_flat, "gates_passed": True,
                    "measured_at": ctx.started_at, "report_uri": report_uri}
     lake.append(T.SYNTHETIC_QUALITY, spark.createDataFrame([quality_row], QUALITY_SCHEMA), add_columns=True)
-    synthetic.unpersist()
-    _remove(checkpoint_uri)  # the versioned model is the durable result now
+    checkpoints.clear(checkpoint_uri)  # the versioned model is the durable result now
     return Outcome(rows_in=training_rows, rows_out=rows,
                    message=f"model {version}: quality {scores.overall:.3f}, ML efficacy {efficacy.auc_ratio:.2f}, "
                            f"DCR ratio {report.dcr_ratio:.2f}, membership AUC {report.membership_auc:.2f}; report {report_uri}")

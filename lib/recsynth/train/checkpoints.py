@@ -41,6 +41,13 @@ def save(uri: str, checkpoint: Checkpoint) -> None:
         fs.rm(f"{root}/{previous['file']}")
 
 
+def clear(uri: str) -> None:
+    """Remove every checkpoint under `uri` (once the trained model is stored elsewhere)."""
+    fs, root = fsspec.core.url_to_fs(uri)
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
 def load_latest(uri: str) -> Checkpoint | None:
     """The current checkpoint under `uri`, or None when training has not checkpointed yet."""
     fs, root = fsspec.core.url_to_fs(uri)
