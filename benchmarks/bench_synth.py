@@ -205,7 +205,7 @@ def run_recsynth(spark, conf, train, rows: int, work: Path) -> tuple[dict, objec
                  em_iterations=s.em_iterations, mode_weight_threshold=s.mode_weight_threshold,
                  sample_rows=s.fit_sample_rows, stratum=s.stratify_by, seed=s.seed)
     transformer_s = time.perf_counter() - started
-    encode(train, fitted).repartition(max(2 * s.num_proc, s.sample_partitions)).write.mode("overwrite").parquet(str(work / "encoded"))
+    encode(train, fitted, seed=s.seed).repartition(max(2 * s.num_proc, s.sample_partitions)).write.mode("overwrite").parquet(str(work / "encoded"))
     files = current_files(train.sparkSession.read.parquet(str(work / "encoded")))
     check_shardable(files, s.num_proc, "encoded training rows")
     encode_s = time.perf_counter() - started - transformer_s

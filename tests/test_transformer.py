@@ -3,6 +3,7 @@ a round trip rows -> codes -> rows that keeps categories exactly and values with
 import numpy as np
 import pytest
 
+from recsynth.synth.layout import blocks, condition_frequencies, conditions_like_data
 from recsynth.synth.transformer import NULL, OTHER, FittedTransformer, TransformerError, decode, encode, fit
 
 pytestmark = pytest.mark.spark
@@ -85,3 +86,57 @@ def test_a_column_without_values_is_always_null(table):
 def test_stratified_sample_is_used(table):
     small = fit(table, ["bimodal"], ["day"], sample_rows=500, stratum="day", seed=1, **SETTINGS)
     assert len(small.continuous[0].means) >= 2
+
+
+def test_a_spike_keeps_its_exact_value_and_its_rare_tail(spark):
+    rng = np.random.default_rng(5)
+    n = 4000
+    spend = np.where(rng.random(n) < 0.98, 0.0, rng.lognormal(4, 0.3, n))  # 98% of sessions buy nothing
+    carts = rng.poisson(0.4, n)
+    frame = spark.createDataFrame([(float(s), float(c)) for s, c in zip(spend, carts)], "spend double, carts double")
+    fitted = fit(frame, ["spend", "carts"], [], **SETTINGS)
+    column, counts = fitted.continuous
+    spike = column.means.index(0.0)  # exactly the real value, not a mean that drifted to 0.0018
+    assert column.point_mass[spike] and max(column.means) > 20  # the 2% tail got its own mode
+    assert (column.minimum, column.maximum, column.integral) == (0.0, float(spend.max()), False)
+    assert counts.integral and not column.integral
+
+    # whatever alpha a generator emits: the spike decodes to 0 exactly, other modes stay in the real range
+    alphas = np.linspace(-1, 1, 9)
+    for mode in range(len(column.means)):
+        decoded = decode({"spend__alpha": alphas, "spend__mode": np.full(9, mode), "carts__alpha": alphas,
+                          "carts__mode": np.zeros(9, int)}, fitted)
+        assert ((decoded["spend"] >= 0.0) & (decoded["spend"] <= spend.max())).all()
+        if column.point_mass[mode]:
+            assert (decoded["spend"] == column.means[mode]).all()
+        assert np.array_equal(decoded["carts"], np.round(decoded["carts"])) and (decoded["carts"] >= 0).all()
+
+
+def test_null_rows_carry_a_seeded_draw_from_the_mixture(table, fitted):
+    price = fitted.continuous[1]
+    assert price.null_share == pytest.approx(0.1, abs=0.03)
+    first = encode(table, fitted, keep=("price",), seed=3).toPandas()
+    again = encode(table, fitted, keep=("price",), seed=3).toPandas()
+    other = encode(table, fitted, keep=("price",), seed=4).toPandas()
+    nulls = first["price"].isna()
+    assert nulls.sum() > 100 and (first["price__null"] == nulls.astype(int)).all()
+    drawn = first.loc[nulls, ["price__mode", "price__alpha"]]
+    assert first.equals(again) and not first.loc[nulls, "price__alpha"].equals(other.loc[nulls, "price__alpha"])
+    assert drawn["price__alpha"].abs().max() < 1 and drawn["price__alpha"].std() > 0.1  # not one shared placeholder
+    assert len(price.means) > 1 and drawn["price__mode"].nunique() > 1
+    decoded = decode({c: first[c].to_numpy() for c in first.columns}, fitted)
+    assert np.isnan(decoded["price"][nulls.to_numpy()]).all()
+
+
+def test_null_flags_are_conditional_blocks_and_fixed_conditions_land_on_their_column(fitted):
+    layout = blocks(fitted)
+    conditional = [b.code for b in layout if b.conditional]
+    assert conditional == ["price__null", "item__code", "day__code"]  # training-by-sampling learns rare nulls too
+    shares = condition_frequencies(fitted)
+    assert shares[0] == pytest.approx([1 - fitted.continuous[1].null_share, fitted.continuous[1].null_share])
+    day = fitted.categorical[1]
+    vectors = conditions_like_data(fitted, 5, np.random.default_rng(0), {"day": "Tue"})
+    day_offset = 2 + fitted.categorical[0].width  # after the null flag and the item block
+    assert (vectors.sum(axis=1) == 1).all() and (vectors[:, day_offset + day.values.index("Tue")] == 1).all()
+    drawn = conditions_like_data(fitted, 4000, np.random.default_rng(0))
+    assert drawn[:, 1].mean() == pytest.approx(fitted.continuous[1].null_share / 3, abs=0.02)  # null chosen a third of the time

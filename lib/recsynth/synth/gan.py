@@ -55,8 +55,9 @@ def build_discriminator(params: GanParams, row_width: int):
 
 
 def activate(raw, layout: list[Block], temperature: float = 0.2, hard: bool = False):
-    """Generator output -> row vectors: tanh for alphas, gumbel-softmax (training) or one-hot
-    argmax (`hard`, for sampling) for every softmax block."""
+    """Generator output -> row vectors: tanh for alphas and, for every softmax block, a
+    gumbel-softmax (training) or a one-hot draw from that softmax (`hard`, for sampling: the
+    gumbel-max trick; a plain argmax would sharpen every categorical marginal)."""
     import tensorflow as tf
 
     parts, start = [], 0
@@ -64,22 +65,21 @@ def activate(raw, layout: list[Block], temperature: float = 0.2, hard: bool = Fa
         part = raw[:, start:start + b.width]
         if b.kind == "tanh":
             parts.append(tf.tanh(part))
-        elif hard:
-            parts.append(tf.one_hot(tf.argmax(part, axis=1), b.width))
         else:
             gumbel = -tf.math.log(-tf.math.log(tf.random.uniform(tf.shape(part), 1e-20, 1.0)))
-            parts.append(tf.nn.softmax((part + gumbel) / temperature))
+            parts.append(tf.one_hot(tf.argmax(part + gumbel, axis=1), b.width) if hard
+                         else tf.nn.softmax((part + gumbel) / temperature))
         start += b.width
     return tf.concat(parts, axis=1)
 
 
 def condition_loss(raw, conditions, masks, layout: list[Block]):
-    """Cross-entropy between the generated categorical block of the chosen column and the condition."""
+    """Cross-entropy between the generated block of the chosen conditional column and the condition."""
     import tensorflow as tf
 
     losses, start, offset, column = [], 0, 0, 0
     for b in layout:
-        if b.categorical:
+        if b.conditional:
             target = conditions[:, offset:offset + b.width]
             logits = raw[:, start:start + b.width]
             losses.append(tf.nn.softmax_cross_entropy_with_logits(target, logits) * masks[:, column])
@@ -164,7 +164,7 @@ def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint
         hvd.broadcast_variables(variables, root_rank=0)
     first_epoch, history = hvd.broadcast_object((restored.epoch, restored.history) if restored else (0, []), root_rank=0)
     history = [tuple(losses) for losses in history]
-    steps = max(1, len(rows) // p.batch_size)
+    steps = min(hvd.allgather_object(max(1, len(rows) // p.batch_size)))  # every rank takes as many allreduces
     timeline = progress.read(checkpoint_uri)[:first_epoch] if checkpoint_uri and rank == 0 else []
     for epoch in range(first_epoch + 1, p.epochs + 1):
         started = time.time()

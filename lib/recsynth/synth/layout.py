@@ -15,7 +15,7 @@ class Block:
     code: str          # the encode() column this block carries
     kind: str          # "tanh" (one value) or "softmax" (one-hot over `width`)
     width: int
-    categorical: bool  # a categorical column's block: part of the conditional vector
+    conditional: bool  # part of the conditional vector: a categorical column or a null flag
 
 
 def blocks(fitted: FittedTransformer) -> list[Block]:
@@ -23,8 +23,8 @@ def blocks(fitted: FittedTransformer) -> list[Block]:
     for c in fitted.continuous:
         out.append(Block(f"{c.name}__alpha", "tanh", 1, False))
         out.append(Block(f"{c.name}__mode", "softmax", len(c.means), False))
-        if c.has_nulls:
-            out.append(Block(f"{c.name}__null", "softmax", 2, False))
+        if c.has_nulls:  # conditional, so training-by-sampling also learns the rarer side (the few priced sessions)
+            out.append(Block(f"{c.name}__null", "softmax", 2, True))
     for c in fitted.categorical:
         out.append(Block(f"{c.name}__code", "softmax", c.width, True))
     return out
@@ -57,12 +57,12 @@ def to_codes(vectors: np.ndarray, layout: list[Block]) -> dict[str, np.ndarray]:
 
 
 class ConditionSampler:
-    """Training-by-sampling (CTGAN): pick a categorical column uniformly, then one of its
+    """Training-by-sampling (CTGAN): pick a conditional column uniformly, then one of its
     values with probability proportional to log(1 + frequency), so rare categories are
     learned; return the condition vector and real rows that carry that value."""
 
     def __init__(self, codes: dict[str, np.ndarray], layout: list[Block], seed: int):
-        self.columns = [b for b in layout if b.categorical]
+        self.columns = [b for b in layout if b.conditional]
         self.rng = np.random.default_rng(seed)
         self.width = sum(b.width for b in self.columns)
         self.offsets = np.cumsum([0] + [b.width for b in self.columns])[:-1]
@@ -89,23 +89,29 @@ class ConditionSampler:
 
 
 
+def condition_frequencies(fitted: FittedTransformer) -> list[np.ndarray]:
+    """Row counts (or shares) per value of every conditional block, in layout order."""
+    nulls = [np.asarray([1.0 - c.null_share, c.null_share]) for c in fitted.continuous if c.has_nulls]
+    return nulls + [np.asarray(c.counts, dtype=float) for c in fitted.categorical]
+
+
 def conditions_like_data(fitted: FittedTransformer, batch: int, rng: np.random.Generator,
                          fixed: dict[str, str] | None = None) -> np.ndarray:
-    """Condition vectors for sampling: one categorical column chosen uniformly per row, its
-    value drawn with the fitted frequencies; `fixed` ({column: value}) pins every row instead."""
-    columns = fitted.categorical
-    offsets = np.cumsum([0] + [c.width for c in columns])[:-1]
-    conditions = np.zeros((batch, sum(c.width for c in columns)), dtype=np.float32)
+    """Condition vectors for sampling: one conditional column chosen uniformly per row, its value
+    drawn with the fitted frequencies; `fixed` ({categorical column: value}) pins every row instead."""
+    frequencies = condition_frequencies(fitted)
+    offsets = np.cumsum([0] + [len(f) for f in frequencies])[:-1]
+    conditions = np.zeros((batch, sum(len(f) for f in frequencies)), dtype=np.float32)
     if fixed:
+        first_categorical = len(frequencies) - len(fitted.categorical)
         for name, value in fixed.items():
-            position = next((k for k, c in enumerate(columns) if c.name == name), None)
-            if position is None or value not in columns[position].values:
+            position = next((k for k, c in enumerate(fitted.categorical) if c.name == name), None)
+            if position is None or value not in fitted.categorical[position].values:
                 raise ValueError(f"condition {name}={value!r}: not a fitted categorical column and value")
-            conditions[:, offsets[position] + columns[position].values.index(value)] = 1.0
+            conditions[:, offsets[first_categorical + position] + fitted.categorical[position].values.index(value)] = 1.0
         return conditions
-    chosen = rng.integers(len(columns), size=batch)
-    for position, column in enumerate(columns):
+    chosen = rng.integers(len(frequencies), size=batch)
+    for position, counts in enumerate(frequencies):
         rows = np.flatnonzero(chosen == position)
-        frequencies = np.asarray(column.counts, dtype=float)
-        conditions[rows, offsets[position] + rng.choice(len(frequencies), size=len(rows), p=frequencies / frequencies.sum())] = 1.0
+        conditions[rows, offsets[position] + rng.choice(len(counts), size=len(rows), p=counts / counts.sum())] = 1.0
     return conditions

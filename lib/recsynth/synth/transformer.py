@@ -2,8 +2,12 @@
 stratified sample, never by collecting rows to the driver.
 
 - Continuous columns get mode-specific normalisation: a 1-D Gaussian mixture per column,
-  fitted by EM where each iteration is one Spark aggregation over every column at once; a
-  value is encoded as (mode, alpha) with alpha = (x - mu_mode) / (4 sigma_mode), plus a null flag.
+  fitted by EM where each iteration is one Spark pass over every column at once; a value is
+  encoded as (mode, alpha) with alpha = (x - mu_mode) / (4 sigma_mode), plus a null flag (a null
+  row carries a random draw from the mixture instead). EM starts from quantiles reaching far
+  into the upper tail, so a rare value next to a huge spike (spend: 0 in 99% of sessions) gets
+  its own mode; a spike becomes a point-mass mode that decodes to its exact value. Decoding
+  keeps values in the real column's range and rounds columns that hold whole numbers only.
 - Categorical columns keep their `max_categories` most frequent values; the rest fold into
   OTHER, so a column with 10^5 distinct values costs at most `max_categories` + 2 one-hot slots.
 
@@ -27,6 +31,7 @@ OTHER = "__other__"
 NULL = "__null__"
 ALPHA_LIMIT = 0.99
 MAX_STRATA = 10_000
+TAIL_LEVELS = [1 - 0.5 ** k for k in range(1, 12)]  # 0.5 ... 0.9995: where EM looks for rare values
 
 
 class TransformerError(RecsynthError):
@@ -40,6 +45,11 @@ class ContinuousColumn:
     stds: list[float]
     weights: list[float]
     has_nulls: bool
+    minimum: float | None = None   # the real range: decoded values are clipped to it
+    maximum: float | None = None
+    integral: bool = False         # every real value is a whole number: decoded values are rounded
+    point_mass: list[bool] = field(default_factory=list)  # per mode: one exact value (0 spend), decoded as its mean
+    null_share: float = 0.0        # share of null rows in the fitted data (conditions for sampling follow it)
 
     @property
     def width(self) -> int:
@@ -112,6 +122,17 @@ def _fit_categorical(table: DataFrame, name: str, max_categories: int) -> Catego
     return CategoricalColumn(name, values, [r["count"] for r in top] + ([other] if other else []) + ([nulls] if nulls else []))
 
 
+def _starts(even: list[float], tail: list[float], max_modes: int) -> list[float]:
+    """EM's starting means: the distinct evenly spread quantiles, then, while there is room, the
+    distinct quantiles ever further into the upper tail, so that a column that is mostly one value
+    (spend: 0 in 99% of sessions) still starts a mode in its rare values instead of one wide mode."""
+    starts = sorted(set(even))
+    for value in tail:
+        if len(starts) < max_modes and value not in starts:
+            starts.append(value)
+    return sorted(starts)
+
+
 def _log_densities(x, means, stds, weights):
     """Spark expressions log(w_j N(x | mu_j, sd_j)) for each mode j (constant term dropped)."""
     return [F.lit(math.log(w)) - F.lit(math.log(s)) - F.lit(0.5) * F.pow((x - F.lit(m)) / F.lit(s), 2)
@@ -154,15 +175,18 @@ def _fit_mixtures(sample: DataFrame, names: list[str], max_modes: int, iteration
     order = list(names)
     stats = sample.agg(*[expr for n in names for expr in (
         F.count(n).alias(f"{n}__n"), F.stddev_pop(n).alias(f"{n}__sd"), F.count(F.lit(1)).alias(f"{n}__rows"),
-        F.percentile_approx(n, [(j + 0.5) / max_modes for j in range(max_modes)], 1000).alias(f"{n}__q"))]).head()
+        F.min(n).alias(f"{n}__min"), F.max(n).alias(f"{n}__max"),
+        F.max(F.abs(F.col(n) - F.round(n))).alias(f"{n}__fraction"),
+        F.percentile_approx(n, [(j + 0.5) / max_modes for j in range(max_modes)], 1000).alias(f"{n}__q"),
+        F.percentile_approx(n, TAIL_LEVELS, 1000).alias(f"{n}__tail"))]).head()
     state, all_null = {}, [n for n in names if not stats[f"{n}__n"]]
     names = [n for n in names if n not in all_null]  # e.g. prices of a source without prices
     for n in names:
         spread = stats[f"{n}__sd"] or 0.0
         floor = max(1e-6, 1e-3 * spread)
-        starts = sorted(set(stats[f"{n}__q"]))
+        starts = _starts(stats[f"{n}__q"], stats[f"{n}__tail"], max_modes)
         state[n] = {"means": starts, "stds": [max(spread / len(starts), floor)] * len(starts),
-                    "weights": [1.0 / len(starts)] * len(starts), "floor": floor,
+                    "weights": [1.0 / len(starts)] * len(starts), "floor": floor, "starts": starts,
                     "nulls": stats[f"{n}__rows"] > stats[f"{n}__n"]}
     for _ in range(iterations if names else 0):
         totals = _em_sums(sample, {n: state[n] for n in names})
@@ -173,13 +197,20 @@ def _fit_mixtures(sample: DataFrame, names: list[str], max_modes: int, iteration
             means = rx[keep] / r[keep]
             stds = np.maximum(np.sqrt(np.maximum(rxx[keep] / r[keep] - means ** 2, 0.0)), s["floor"])
             s.update(means=means.tolist(), stds=stds.tolist(), weights=(r[keep] / r.sum()).tolist())
-    fitted = {n: ContinuousColumn(n, [0.0], [1.0], [1.0], True) for n in all_null}
+    fitted = {n: ContinuousColumn(n, [0.0], [1.0], [1.0], True, null_share=1.0) for n in all_null}
     for n in names:
         s = state[n]
         keep = [j for j, w in enumerate(s["weights"]) if w >= weight_threshold] or [int(np.argmax(s["weights"]))]
         kept = sum(s["weights"][j] for j in keep)
+        point_masses = [bool(s["stds"][j] <= s["floor"]) for j in keep]
+        for j, point_mass in zip(keep, point_masses):  # a spike sits on a real value (a start is one): 0, not 0.0018
+            nearest = min(s["starts"], key=lambda start: abs(start - s["means"][j]))
+            if point_mass and abs(nearest - s["means"][j]) <= s["floor"]:
+                s["means"][j] = nearest
         fitted[n] = ContinuousColumn(n, [s["means"][j] for j in keep], [s["stds"][j] for j in keep],
-                                     [s["weights"][j] / kept for j in keep], bool(s["nulls"]))
+                                     [s["weights"][j] / kept for j in keep], bool(s["nulls"]), float(stats[f"{n}__min"]),
+                                     float(stats[f"{n}__max"]), stats[f"{n}__fraction"] == 0,
+                                     point_masses, 1.0 - stats[f"{n}__n"] / stats[f"{n}__rows"])
     return [fitted[n] for n in order]
 
 
@@ -201,11 +232,23 @@ def fit(table: DataFrame, continuous: list[str], categorical: list[str], *, max_
         sample.unpersist()
 
 
-def encode(table: DataFrame, fitted: FittedTransformer, keep: tuple[str, ...] = ()) -> DataFrame:
+def _random_draw(c: ContinuousColumn, seed: int):
+    """(mode, alpha) of a random draw from the column's mixture: what a null row carries, so that
+    the GAN learns the column's distribution from every row, not a placeholder that 97% of rows
+    share (the null flag says the value is absent; decoding ignores mode and alpha then)."""
+    u = F.rand(seed)
+    mode = sum((F.when(u >= F.lit(edge), F.lit(1)).otherwise(F.lit(0)) for edge in np.cumsum(c.weights)[:-1]), F.lit(0))
+    alpha = F.least(F.greatest(F.randn(seed + 1) / F.lit(4.0), F.lit(-ALPHA_LIMIT)), F.lit(ALPHA_LIMIT))
+    return mode, alpha
+
+
+def encode(table: DataFrame, fitted: FittedTransformer, keep: tuple[str, ...] = (), seed: int = 0) -> DataFrame:
     """Rows -> compact codes: per continuous column `<c>__mode` (int), `<c>__alpha` (double),
-    `<c>__null` (0/1); per categorical column `<c>__code` (int). One-hot expansion happens on the ranks."""
+    `<c>__null` (0/1); per categorical column `<c>__code` (int). One-hot expansion happens on the ranks.
+    A null value's mode and alpha are a random draw from its column's mixture (seeded)."""
     columns = [F.col(k) for k in keep]
-    for c in fitted.continuous:
+    for k, c in enumerate(fitted.continuous):
+        null_mode, null_alpha = _random_draw(c, seed + 2 * k)
         x = F.col(c.name).cast("double")
         logs = _log_densities(x, c.means, c.stds, c.weights)
         best = F.greatest(*logs) if len(logs) > 1 else logs[0]
@@ -217,8 +260,8 @@ def encode(table: DataFrame, fitted: FittedTransformer, keep: tuple[str, ...] = 
         mean = F.element_at(F.array(*[F.lit(m) for m in c.means]), mode + 1)
         std = F.element_at(F.array(*[F.lit(s) for s in c.stds]), mode + 1)
         alpha = F.least(F.greatest((x - mean) / (F.lit(4.0) * std), F.lit(-ALPHA_LIMIT)), F.lit(ALPHA_LIMIT))
-        columns += [F.coalesce(mode, F.lit(0)).cast("int").alias(f"{c.name}__mode"),
-                    F.coalesce(alpha, F.lit(0.0)).alias(f"{c.name}__alpha"),
+        columns += [F.when(x.isNull(), null_mode).otherwise(mode).cast("int").alias(f"{c.name}__mode"),
+                    F.when(x.isNull(), null_alpha).otherwise(alpha).alias(f"{c.name}__alpha"),
                     x.isNull().cast("int").alias(f"{c.name}__null")]
     for c in fitted.categorical:
         text = F.col(c.name).cast("string")
@@ -233,11 +276,19 @@ def encode(table: DataFrame, fitted: FittedTransformer, keep: tuple[str, ...] = 
 def decode(codes: dict[str, np.ndarray], fitted: FittedTransformer) -> dict[str, np.ndarray]:
     """Compact codes (as `encode` writes them, or as a generator emits them) -> column values.
 
-    Categorical values come back as strings; OTHER stays OTHER and NULL becomes None."""
+    Continuous values stay within the real column's range (rounded where it holds whole numbers
+    only), so a generator cannot emit negative counts or prices; categorical values come back as
+    strings; OTHER stays OTHER and NULL becomes None."""
     out = {}
     for c in fitted.continuous:
         mode = codes[f"{c.name}__mode"].astype(int)
         value = codes[f"{c.name}__alpha"] * 4.0 * np.asarray(c.stds)[mode] + np.asarray(c.means)[mode]
+        if c.point_mass:
+            value = np.where(np.asarray(c.point_mass)[mode], np.asarray(c.means)[mode], value)
+        if c.minimum is not None:
+            value = np.clip(value, c.minimum, c.maximum)
+        if c.integral:
+            value = np.round(value)
         nulls = codes.get(f"{c.name}__null")
         out[c.name] = np.where(nulls.astype(bool), np.nan, value) if nulls is not None and c.has_nulls else value
     for c in fitted.categorical:

@@ -108,7 +108,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                      em_iterations=conf.em_iterations, mode_weight_threshold=conf.mode_weight_threshold,
                      sample_rows=conf.fit_sample_rows, stratum=conf.stratify_by, seed=conf.seed)
     with stage("encode", "encoding the training rows"):
-        lake.overwrite(T.SYNTHETIC_ENCODED, encode(train, fitted).repartition(max(2 * conf.num_proc, conf.sample_partitions)))
+        lake.overwrite(T.SYNTHETIC_ENCODED, encode(train, fitted, seed=conf.seed).repartition(max(2 * conf.num_proc, conf.sample_partitions)))
         files = current_files(lake.read(T.SYNTHETIC_ENCODED))
     check_shardable(files, conf.num_proc, T.SYNTHETIC_ENCODED)
 
