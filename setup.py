@@ -32,6 +32,9 @@ setup(
         "PyYAML>=6",
         "click>=8.1",
         "rich>=13",
+        # Imported by every job (model and checkpoint I/O); Databricks' standard runtime 15.4
+        # LTS does not ship it (the ML runtime does).
+        "fsspec>=2023",
     ],
     extras_require={
         "spark": ["pyspark==3.5.3", "delta-spark==3.3.2"],
