@@ -73,3 +73,11 @@ def lake(spark, conf_for):
     from recsynth.lake import Lake
 
     return Lake(spark, conf_for())
+
+# A recommender small enough for tests: the recommend job's mechanics in seconds, not its quality.
+SMALL_RECS = [
+    "recs.k=5", "recs.history_length=5", "recs.num_proc=2", "recs.similar_items.k=3",
+    "recs.als={rank: 4, reg_param: 0.1, alpha: 10.0, max_iter: 2}",
+    "recs.two_tower={embedding_dim: 8, feature_dim: 4, tower_dims: [16], output_dim: 8, batch_size: 32, epochs: 2,"
+    " learning_rate: 0.01, temperature: 0.1, logq_correction: true}",
+]

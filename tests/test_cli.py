@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT, SMALL_GAN, lake_overrides
+from conftest import ROOT, SMALL_GAN, SMALL_RECS, lake_overrides
 from recsynth.cli import cli, main
 
 RECSYNTH = [sys.executable, "-m", "recsynth.cli"]
 
 
-@pytest.mark.parametrize("command", [[], ["pipeline"], ["ingest"], ["clean"], ["gold"], ["sql"]])
+@pytest.mark.parametrize("command", [[], ["pipeline"], ["ingest"], ["clean"], ["gold"], ["recommend"], ["sql"]])
 def test_every_command_has_help(command):
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0
@@ -37,10 +37,11 @@ def test_unknown_key_in_a_conf_file(tmp_path):
 @pytest.mark.spark
 @pytest.mark.slow
 def test_pipeline_prints_a_summary_and_sql_answers(spark, tmp_path, capsys):
-    overrides = [f"--set={o}" for o in [*lake_overrides(tmp_path), "sources.rees46.enabled=false", *SMALL_GAN]]
+    overrides = [f"--set={o}" for o in [*lake_overrides(tmp_path), "sources.rees46.enabled=false", *SMALL_GAN, *SMALL_RECS]]
     main([*overrides, "--conf-dir", str(ROOT / "conf"), "pipeline"])
     printed = capsys.readouterr().out
-    for expected in ("Jobs", "gold.behavior", "silver.quarantine", str(tmp_path / "lake"), "Try: recsynth sql"):
+    for expected in ("Jobs", "gold.behavior", "silver.quarantine", "recs.top_n", "Recommenders on the test period",
+                     str(tmp_path / "lake"), "Try: recsynth sql"):
         assert expected in printed
     main([*overrides, "sql", "SELECT count(*) AS n FROM silver.events"])
     printed = capsys.readouterr().out

@@ -77,3 +77,20 @@ def test_unknown_environment_and_bad_override():
 def test_fingerprint_changes_with_conf():
     assert load_conf("local", [], CONF).fingerprint() == load_conf("local", [], CONF).fingerprint()
     assert load_conf("local", [], CONF).fingerprint() != load_conf("local", ["clean.max_price=10"], CONF).fingerprint()
+
+
+def test_recommender_settings_are_checked():
+    recs = load_conf("local", ["recs.categories=[1509, electronics/audio]"], CONF).recs
+    assert recs.categories == ["1509", "electronics/audio"]  # ids from YAML numbers are matched as text
+    assert recs.evaluation_split not in recs.fit_splits
+    for override, expected in [
+        ("recs.k=0", "recs.k: Input should be greater than or equal to 1"),
+        ("recs.fit_splits=[train, test]", "evaluation_split 'test' is also in fit_splits"),
+        ("recs.truth_event_types=[click]", "recs.truth_event_types.0: Input should be 'view', 'cart' or 'purchase'"),
+        ("recs.categories=[]", "categories must be null"),
+        ("recs.two_tower.batch_size=1", "recs.two_tower.batch_size: Input should be greater than or equal to 2"),
+        ("recs.als.rank=0", "recs.als.rank"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            load_conf("local", [override], CONF)
+        assert expected in str(err.value), (override, str(err.value))

@@ -51,11 +51,12 @@ class Context:
               help="Override one conf key, e.g. --set spark.shuffle_partitions=4 (repeatable).")
 @click.pass_context
 def cli(ctx, env, conf_dir, overrides):
-    """recsynth: e-commerce clickstream + catalog -> Delta lake (bronze, silver, gold) -> synthetic data.
+    """recsynth: e-commerce clickstream + catalog -> Delta lake (bronze, silver, gold) -> synthetic data
+    and recommendations.
 
     \b
     Typical use:
-      recsynth pipeline                      # ingest -> clean -> gold -> synthesize
+      recsynth pipeline                      # ingest -> clean -> gold -> synthesize -> recommend
       recsynth sample --rows 1000 --where purchased=true
       recsynth sql "SELECT * FROM ops.job_runs ORDER BY started_at DESC LIMIT 5"
     Jobs are idempotent: a re-run ingests no file twice and skips jobs whose inputs did not change.
@@ -100,7 +101,7 @@ def _register_job_commands():
 @click.option("--force", is_flag=True, help="Run every job even if its inputs are unchanged.")
 @click.pass_obj
 def pipeline(obj: Context, force: bool):
-    """Run the whole chain (ingest -> clean -> gold -> synthesize) with progress, then print a summary."""
+    """Run the whole chain (ingest -> clean -> gold -> synthesize -> recommend) with progress, then print a summary."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from recsynth.ops.runs import run_job

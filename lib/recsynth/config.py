@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recsynth.errors import ConfigError
 
@@ -210,6 +210,84 @@ class SynthConf(Strict):
     checkpoint_every: int = Field(ge=1)
 
 
+class TwoTowerConf(Strict):
+    embedding_dim: int = Field(ge=1)     # item-id embedding, shared by the user and item towers
+    feature_dim: int = Field(ge=1)       # each item feature's embedding
+    tower_dims: tuple[int, ...]          # hidden layers of each tower
+    output_dim: int = Field(ge=1)        # length of user and item vectors
+    batch_size: int = Field(ge=2)        # per rank; the in-batch negatives
+    epochs: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    temperature: float = Field(gt=0)
+    logq_correction: bool = True
+
+    @model_validator(mode="after")
+    def _positive_layers(self):
+        if any(d < 1 for d in self.tower_dims):
+            raise ValueError(f"tower_dims must be integers >= 1, got {list(self.tower_dims)}")
+        return self
+
+
+class AlsConf(Strict):
+    rank: int = Field(ge=1)
+    reg_param: float = Field(ge=0)
+    alpha: float = Field(ge=0)           # confidence = 1 + alpha * weight
+    max_iter: int = Field(ge=1)
+
+
+class CooccurrenceConf(Strict):
+    max_items_per_user: int = Field(ge=1)   # bounds each user's self-join to this squared
+    min_count: int = Field(ge=1)            # pairs seen by fewer users are dropped
+
+
+class SimilarItemsConf(Strict):
+    k: int = Field(ge=1)
+
+
+class TopNConf(Strict):
+    block_rows: int | None = Field(default=None, ge=1)   # users scored at once per task; null: sized to the catalogue
+
+
+class RecsConf(Strict):
+    k: int = Field(ge=1)
+    fit_splits: list[Literal["train", "validation", "test"]] = Field(min_length=1)
+    evaluation_split: Literal["train", "validation", "test"]
+    truth_event_types: list[Literal["view", "cart", "purchase"]] = Field(min_length=1)
+    evaluate_users: Literal["warm", "all"]
+    exclude_purchased: bool
+    exclude_viewed: bool
+    categories: list[str] | None = None
+    history_length: int = Field(ge=1)
+    max_items: int = Field(ge=1)
+    max_feature_values: int = Field(ge=1)
+    num_proc: int = Field(ge=1)
+    checkpoint_every: int = Field(ge=1)
+    seed: int
+    two_tower: TwoTowerConf
+    als: AlsConf
+    cooccurrence: CooccurrenceConf
+    similar_items: SimilarItemsConf
+    top_n: TopNConf
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _category_ids_as_text(cls, value):
+        """YAML reads `categories: [1509]` as a number; category ids are matched as text."""
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.evaluation_split in self.fit_splits:
+            raise ValueError(f"evaluation_split {self.evaluation_split!r} is also in fit_splits "
+                             f"{list(self.fit_splits)}: the models would be evaluated on what they learned")
+        if self.categories is not None and (not self.categories or not all(c.strip() for c in self.categories)):
+            raise ValueError("categories must be null (every category) or a non-empty list of non-empty "
+                             "category ids or paths")
+        return self
+
+
 class TrackingConf(Strict):
     enabled: bool
     uri: str | None             # None: a SQLite store under <lake.root>/mlflow (local lakes only)
@@ -228,6 +306,7 @@ class Conf(Strict):
     clean: CleanConf
     gold: GoldConf
     synth: SynthConf
+    recs: RecsConf
     tracking: TrackingConf
     ops: OpsConf
 

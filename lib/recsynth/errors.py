@@ -19,3 +19,7 @@ class LakeError(RecsynthError):
 
 class JobFailed(RecsynthError):
     """A job failed; the tables it touched were restored to their previous versions."""
+
+
+class RecommenderError(RecsynthError):
+    """A recommender input or parameter is unusable (the message names the frame, column or value)."""

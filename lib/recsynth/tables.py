@@ -37,3 +37,8 @@ SYNTHETIC_ENCODED = "synthetic.encoded_behavior"  # the GAN's training input (tr
 SYNTHETIC_BEHAVIOR = "synthetic.behavior"
 SYNTHETIC_QUALITY = "synthetic.quality"
 SYNTHETIC_SAMPLES = "synthetic.samples"  # conditional samples (recsynth sample), by model, condition and seed
+
+RECS_TOP_N = "recs.top_n"  # top-N items per user, by model_version (recsynth.rec.topn)
+RECS_SIMILAR_ITEMS = "recs.similar_items"  # top-N similar items per item, by model_version
+RECS_METRICS = "recs.metrics"  # offline metrics per model and run (recsynth recommend)
+RECS_TRAINING_EXAMPLES = "recs.training_examples"  # the two-tower's training input, read by Horovod ranks through Petastorm

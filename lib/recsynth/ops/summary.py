@@ -34,5 +34,33 @@ def print_summary(console, lake, records, seconds: float) -> None:
             f"ML efficacy AUC ratio {latest['efficacy_auc_ratio']:.2f}, DCR ratio {latest['dcr_ratio']:.2f}, "
             f"membership AUC {latest['membership_auc']:.2f}. Report: {latest['report_uri']}")
 
+    if lake.exists(T.RECS_METRICS):
+        print_recs_metrics(console, lake)
+
     console.print(f"Finished in {seconds:.0f} s. Warehouse: [bold]{lake.root}[/]")
     console.print('Try: recsynth sql "SELECT top_category, count(*) AS sessions, avg(n_events) FROM gold.behavior GROUP BY 1 ORDER BY 2 DESC"')
+
+
+def print_recs_metrics(console, lake) -> None:
+    """The offline metrics of the newest recommend run, one row per model (from recs.metrics)."""
+    metrics = lake.read(T.RECS_METRICS)
+    latest = metrics.orderBy(F.desc("measured_at")).select("run_id").head()
+    if latest is None:
+        return
+    rows = metrics.where(F.col("run_id") == latest["run_id"]).orderBy("model").collect()
+    first = rows[0]
+    table = Table("model", f"precision@{first['k']}", f"recall@{first['k']}", f"NDCG@{first['k']}", f"MAP@{first['k']}",
+                  "hit rate", "coverage", "novelty", "users",
+                  title=f"Recommenders on the {first['evaluation_split']} period (model {first['model_version']}, "
+                        f"gold.splits v{first['training_data_version']}; recs.metrics)")
+
+    def number(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    for row in rows:
+        table.add_row(row["model"], *[number(row[c]) for c in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k",
+                                                               "hit_rate_at_k", "catalogue_coverage", "novelty")],
+                      str(row["users"]))
+    console.print(table)
+    console.print(f"Try: recsynth sql \"SELECT rank, item_id, score FROM recs.top_n WHERE model_version = "
+                  f"'{first['model_version']}' AND user_id = (SELECT min(user_id) FROM recs.top_n) ORDER BY rank\"")

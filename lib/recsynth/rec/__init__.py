@@ -1,0 +1,1 @@
+"""Recommender: baselines, offline ranking metrics and top-N scoring over gold.interactions."""

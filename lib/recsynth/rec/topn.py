@@ -1,0 +1,405 @@
+"""Top-N recommendations for every user and similar items per item, scored on executors.
+
+The catalogue (item vectors) is small enough to broadcast: it is collected once to the driver as
+one float32 matrix, sorted by item id, and broadcast. Users never leave the executors: each
+partition of users is scored in blocks of `block_rows` users (block @ items.T with numpy), the
+user's excluded items are masked to -inf, and a bounded top-k per user is taken with
+np.argpartition, so no users x items cross join is ever materialised in Spark.
+
+Ties are broken by item id (ascending), so the output is deterministic. "Active" items are the
+rows of the current catalogue table passed to `eligible_items` (gold.item_features or
+silver.items): the sources carry no availability flag, so an item is active while it is in the
+current catalogue (see `eligible_items`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import numbers
+import re
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType, DoubleType, FloatType, IntegerType, LongType, StringType, StructField, StructType,
+)
+
+from recsynth import tables as T
+from recsynth.errors import RecommenderError
+from recsynth.rec.columns import GENERATED_AT, ITEM_ID, MODEL_VERSION, RANK, SCORE, SIMILAR_ITEM_ID, USER_ID, VECTOR
+from recsynth.rec.columns import require_positive
+_EXCLUDED = "_excluded"
+
+# Memory one scored block may take on an executor's Python worker: the float scores plus
+# np.argpartition's int64 indices and a boolean mask, about 16 bytes per (user, item) cell.
+BLOCK_BYTES = 64 * 2**20
+BYTES_PER_CELL = 16
+MAX_BLOCK_ROWS = 1024
+
+TOP_N_SCHEMA = StructType([
+    StructField(USER_ID, StringType(), False),
+    StructField(RANK, IntegerType(), False),
+    StructField(ITEM_ID, StringType(), False),
+    StructField(SCORE, DoubleType(), False),
+])
+SIMILAR_ITEMS_SCHEMA = StructType([
+    StructField(ITEM_ID, StringType(), False),
+    StructField(RANK, IntegerType(), False),
+    StructField(SIMILAR_ITEM_ID, StringType(), False),
+    StructField(SCORE, DoubleType(), False),
+])
+
+_NUMBERS = (DoubleType, FloatType, IntegerType, LongType)
+_MODEL_VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+TopNError = RecommenderError   # one class for every rec input error
+
+
+# --- input checks ------------------------------------------------------------------------------
+def _require(frame: DataFrame, what: str, columns: dict[str, tuple | None]) -> None:
+    """`columns` maps a name to the accepted Spark types of that column (None: any type)."""
+    fields = {f.name: f.dataType for f in frame.schema.fields}
+    for name, types in columns.items():
+        if name not in fields:
+            raise TopNError(f"{what}: missing column {name!r} (has {sorted(fields)})")
+        if types is not None and not isinstance(fields[name], types):
+            raise TopNError(f"{what}: column {name!r} is {fields[name].simpleString()}, expected "
+                            + " or ".join(t.__name__.removesuffix("Type").lower() for t in types))
+
+
+def _require_vectors(frame: DataFrame, what: str, id_column: str) -> None:
+    _require(frame, what, {id_column: (StringType,), VECTOR: (ArrayType,)})
+    element = frame.schema[VECTOR].dataType.elementType
+    if not isinstance(element, (FloatType, DoubleType)):
+        raise TopNError(f"{what}: column 'vector' is array<{element.simpleString()}>, expected array<float> or array<double>")
+
+
+def _check_k(k) -> int:
+    return require_positive("k", k)
+
+
+def _check_block_rows(block_rows, n_items: int) -> int:
+    if block_rows is None:
+        return max(1, min(MAX_BLOCK_ROWS, BLOCK_BYTES // (BYTES_PER_CELL * max(n_items, 1))))
+    if isinstance(block_rows, bool) or not isinstance(block_rows, numbers.Integral) or block_rows < 1:
+        raise TopNError(f"block_rows must be an integer >= 1 or None, got {block_rows!r}")
+    return int(block_rows)
+
+
+def _check_user_vectors(user_vectors: DataFrame, dim: int) -> None:
+    """One aggregate pass over the users (only three numbers reach the driver)."""
+    bad_element = F.exists(VECTOR, lambda x: x.isNull() | F.isnan(x) | (F.abs(x) == F.lit(float("inf"))))
+    stats = user_vectors.filter(F.col(VECTOR).isNotNull()).agg(
+        F.min(F.size(VECTOR)).alias("shortest"),
+        F.max(F.size(VECTOR)).alias("longest"),
+        F.count(F.when(bad_element, 1)).alias("bad"),
+    ).head()
+    if stats["shortest"] is None:
+        return
+    if stats["shortest"] != dim or stats["longest"] != dim:
+        raise TopNError(f"user_vectors: vector lengths {stats['shortest']}..{stats['longest']} do not match the "
+                        f"item vectors' length {dim}")
+    if stats["bad"]:
+        raise TopNError(f"user_vectors: {stats['bad']} vectors contain null, NaN or infinite elements")
+
+
+# --- the catalogue on the driver ---------------------------------------------------------------
+def _collect_items(item_vectors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Item ids (sorted ascending, numpy str) and their vectors as one float32 matrix."""
+    local = item_vectors.select(ITEM_ID, VECTOR).toPandas()
+    if local[ITEM_ID].isna().any() or local[VECTOR].isna().any():
+        raise TopNError("item_vectors: null item_id or vector")
+    if local.empty:
+        raise TopNError("item_vectors: no items (is the eligibility or category filter too strict?)")
+    ids = local[ITEM_ID].to_numpy(dtype=str)
+    lengths = {len(v) for v in local[VECTOR]}
+    if len(lengths) != 1:
+        raise TopNError(f"item_vectors: vectors have different lengths {sorted(lengths)}")
+    matrix = np.stack([np.asarray(v, dtype=np.float32) for v in local[VECTOR]])
+    if not np.isfinite(matrix).all():
+        raise TopNError("item_vectors: vectors contain null, NaN or infinite elements")
+    order = np.argsort(ids, kind="stable")
+    ids, matrix = ids[order], np.ascontiguousarray(matrix[order])
+    duplicated = ids[1:][ids[1:] == ids[:-1]]
+    if duplicated.size:
+        raise TopNError(f"item_vectors: duplicate item_id {duplicated[0]!r}")
+    return ids, matrix
+
+
+# --- the executor kernel -----------------------------------------------------------------------
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of `wanted` ids in the sorted `ids`, and which of them are present."""
+    at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+    return at, ids[at] == wanted
+
+
+def rank_block(scores: np.ndarray, excluded, ids: np.ndarray, k: int):
+    """Top-k per row of a (rows, items) score block, best first, ties by item id.
+
+    `scores` is modified in place: non-finite scores and each row's `excluded` ids (a sequence,
+    one array-like or None per row) are set to -inf and never returned. Returns (row, rank,
+    item position, score) arrays; a row has fewer than k entries when fewer items are left."""
+    n_rows, n_items = scores.shape
+    scores[~np.isfinite(scores)] = -np.inf
+    rows = [np.full(len(e), r) for r, e in enumerate(excluded) if e is not None and len(e)]
+    if rows:
+        wanted = np.concatenate([np.asarray(e, dtype=str) for e in excluded if e is not None and len(e)])
+        at, present = _positions(ids, wanted)
+        scores[np.concatenate(rows)[present], at[present]] = -np.inf
+    kk = min(k, n_items)
+    if kk < n_items:
+        top = np.argpartition(scores, n_items - kk, axis=1)[:, n_items - kk:]
+        top = _break_boundary_ties(scores, top, kk)
+    else:
+        top = np.broadcast_to(np.arange(n_items), (n_rows, n_items))
+    values = np.take_along_axis(scores, top, axis=1)
+    order = np.lexsort((top, -values), axis=1)
+    top, values = np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
+    row, column = np.nonzero(values > -np.inf)  # -inf sorts last, so kept entries are a prefix
+    return row, column + 1, top[row, column], values[row, column]
+
+
+def _break_boundary_ties(scores: np.ndarray, top: np.ndarray, kk: int) -> np.ndarray:
+    """argpartition picks arbitrary items among those tied with the k-th score; pick the ones
+    with the smallest item ids instead (only rows with such ties are redone)."""
+    picked = np.take_along_axis(scores, top, axis=1)
+    kth = picked.min(axis=1)
+    tied = (scores == kth[:, None]).sum(axis=1) != (picked == kth[:, None]).sum(axis=1)
+    for r in np.nonzero(tied & (kth > -np.inf))[0]:
+        above = np.nonzero(scores[r] > kth[r])[0]
+        equal = np.nonzero(scores[r] == kth[r])[0][: kk - len(above)]
+        top[r] = np.concatenate([above, equal])
+    return top
+
+
+def _score_on_executors(queries: DataFrame, key: str, schema: StructType, ids: np.ndarray, matrix: np.ndarray,
+                        mode: str, k: int, block_rows: int) -> DataFrame:
+    """mapInPandas over `queries` (key, _excluded[, vector]); `mode` says how a block is scored:
+    'dot' (query vectors @ matrix.T), 'self' (the key's own row of matrix @ matrix.T) or
+    'constant' (matrix is one score per item, the same for every query)."""
+    import pandas as pd
+
+    payload = queries.sparkSession.sparkContext.broadcast((ids, matrix))
+    names = [f.name for f in schema.fields]
+
+    def score(batches):
+        item_ids, items = payload.value
+        for batch in batches:
+            for start in range(0, len(batch), block_rows):
+                part = batch.iloc[start:start + block_rows]
+                keys = part[key].to_numpy(dtype=str)
+                if mode == "dot":
+                    block = np.stack([np.asarray(v, dtype=np.float32) for v in part[VECTOR]]) @ items.T
+                elif mode == "self":  # unit vectors: a cosine, kept within [-1, 1] despite float32 rounding
+                    block = np.clip(items[_positions(item_ids, keys)[0]] @ items.T, -1.0, 1.0)
+                else:
+                    block = np.repeat(items[None, :], len(part), axis=0)
+                row, rank, position, value = rank_block(block, part[_EXCLUDED].tolist(), item_ids, k)
+                if len(row):
+                    yield pd.DataFrame({
+                        names[0]: keys[row], names[1]: rank.astype(np.int32),
+                        names[2]: item_ids[position], names[3]: value.astype(np.float64),
+                    })
+
+    return queries.mapInPandas(score, schema)
+
+
+def _with_exclusions(queries: DataFrame, exclusions: DataFrame | None) -> DataFrame:
+    """Each user's excluded item ids as one array column (null: none)."""
+    if exclusions is None:
+        return queries.withColumn(_EXCLUDED, F.lit(None).cast("array<string>"))
+    _require(exclusions, "exclusions", {USER_ID: (StringType,), ITEM_ID: (StringType,)})
+    per_user = (exclusions.filter(F.col(USER_ID).isNotNull() & F.col(ITEM_ID).isNotNull())
+                .groupBy(USER_ID).agg(F.collect_set(ITEM_ID).alias(_EXCLUDED)))
+    return queries.join(per_user, USER_ID, "left")
+
+
+# --- public API --------------------------------------------------------------------------------
+def eligible_items(items: DataFrame, catalogue: DataFrame, *, categories: list[str] | None = None) -> DataFrame:
+    """The rows of `items` (any frame with item_id: item vectors, popularity) whose item is in
+    the current `catalogue` and, when `categories` is given, in one of those categories.
+
+    `catalogue` is gold.item_features or silver.items: the newest row per item. The sources carry
+    no availability flag, so "active" means present in that table. A category matches an item's
+    `category_id` exactly, or its `category_path` (`/`-joined, root first; an array path is
+    joined) exactly or as a prefix ending at a `/`, so "a" matches "a/b" but not "ab". Items
+    without a category never match a category filter."""
+    _require(items, "items", {ITEM_ID: (StringType,)})
+    _require(catalogue, "catalogue", {ITEM_ID: (StringType,)})
+    current = catalogue
+    if categories is not None:
+        if isinstance(categories, str) or not categories or not all(isinstance(c, str) and c for c in categories):
+            raise TopNError(f"categories must be a non-empty list of non-empty strings (None: no filter), got {categories!r}")
+        fields = {f.name: f.dataType for f in catalogue.schema.fields}
+        if "category_path" not in fields and "category_id" not in fields:
+            raise TopNError("catalogue: a category filter needs a 'category_path' or 'category_id' column")
+        match = F.lit(False)
+        if "category_path" in fields:
+            path = F.col("category_path")
+            if isinstance(fields["category_path"], ArrayType):
+                path = F.array_join(path, "/")
+            for category in categories:
+                match = match | (path == F.lit(category)) | path.startswith(F.lit(category.rstrip("/") + "/"))
+        if "category_id" in fields:
+            match = match | F.col("category_id").cast("string").isin(*categories)
+        current = current.filter(F.coalesce(match, F.lit(False)))
+    return items.join(current.select(ITEM_ID), ITEM_ID, "left_semi")
+
+
+def cold_users(users: DataFrame, user_vectors: DataFrame) -> DataFrame:
+    """Distinct user_id of `users` that have no (non-null) vector: the popularity fallback's users."""
+    _require(users, "users", {USER_ID: (StringType,)})
+    _require(user_vectors, "user_vectors", {USER_ID: (StringType,)})
+    warm = user_vectors.filter(F.col(VECTOR).isNotNull()) if VECTOR in user_vectors.columns else user_vectors
+    return users.select(USER_ID).filter(F.col(USER_ID).isNotNull()).distinct().join(warm.select(USER_ID), USER_ID, "left_anti")
+
+
+def top_n(user_vectors: DataFrame, item_vectors: DataFrame, exclusions: DataFrame | None, k: int, *,
+          block_rows: int | None = None) -> DataFrame:
+    """Top-k items per user by dot product: (user_id, rank 1..k, item_id, score double).
+
+    `user_vectors` (user_id, vector; one row per user, null vectors skipped) stay on the
+    executors; `item_vectors` (item_id, vector) are the eligible catalogue, broadcast.
+    `exclusions` (user_id, item_id) are never recommended to that user; a user gets fewer than
+    k rows when fewer items are left. `block_rows` users are scored at a time (None: as many as
+    fit BLOCK_BYTES for this catalogue, at most MAX_BLOCK_ROWS)."""
+    k = _check_k(k)
+    _require_vectors(user_vectors, "user_vectors", USER_ID)
+    _require_vectors(item_vectors, "item_vectors", ITEM_ID)
+    ids, matrix = _collect_items(item_vectors)
+    block_rows = _check_block_rows(block_rows, len(ids))
+    if exclusions is not None:
+        _require(exclusions, "exclusions", {USER_ID: (StringType,), ITEM_ID: (StringType,)})
+    _check_user_vectors(user_vectors, matrix.shape[1])
+    queries = user_vectors.select(USER_ID, VECTOR).filter(F.col(USER_ID).isNotNull() & F.col(VECTOR).isNotNull())
+    return _score_on_executors(_with_exclusions(queries, exclusions), USER_ID, TOP_N_SCHEMA, ids, matrix, "dot", k,
+                               block_rows)
+
+
+def popularity_fallback(users: DataFrame, popular_items: DataFrame, k: int, exclusions: DataFrame | None = None, *,
+                        block_rows: int | None = None) -> DataFrame:
+    """The k most popular items for each distinct user of `users` (user_id), skipping the user's
+    `exclusions`: (user_id, rank, item_id, score = the item's popularity score).
+
+    `popular_items` (item_id, score; higher is more popular, ties by item id) should already be
+    eligible (see `eligible_items`). Only the top k + (most exclusions any of these users has)
+    items are collected and broadcast, which is enough for every user."""
+    k = _check_k(k)
+    _require(users, "users", {USER_ID: (StringType,)})
+    _require(popular_items, "popular_items", {ITEM_ID: (StringType,), SCORE: _NUMBERS})
+    queries = users.select(USER_ID).filter(F.col(USER_ID).isNotNull()).distinct()
+    most_excluded = 0
+    if exclusions is not None:
+        _require(exclusions, "exclusions", {USER_ID: (StringType,), ITEM_ID: (StringType,)})
+        counts = (exclusions.join(queries, USER_ID, "left_semi").filter(F.col(ITEM_ID).isNotNull())
+                  .groupBy(USER_ID).agg(F.countDistinct(ITEM_ID).alias("n")).agg(F.max("n").alias("n")).head())
+        most_excluded = counts["n"] or 0
+    top = (popular_items.filter(F.col(ITEM_ID).isNotNull() & F.col(SCORE).isNotNull() & ~F.isnan(SCORE))
+           .select(ITEM_ID, F.col(SCORE).cast("double").alias(SCORE))
+           .orderBy(F.col(SCORE).desc(), F.col(ITEM_ID)).limit(k + most_excluded).toPandas())
+    if top.empty:
+        raise TopNError("popular_items: no items with a score (is the eligibility or category filter too strict?)")
+    ids = top[ITEM_ID].to_numpy(dtype=str)
+    order = np.argsort(ids, kind="stable")
+    ids, scores = ids[order], top[SCORE].to_numpy(dtype=np.float64)[order]
+    if (ids[1:] == ids[:-1]).any():
+        raise TopNError(f"popular_items: duplicate item_id {ids[1:][ids[1:] == ids[:-1]][0]!r}")
+    block_rows = _check_block_rows(block_rows, len(ids))
+    return _score_on_executors(_with_exclusions(queries, exclusions), USER_ID, TOP_N_SCHEMA, ids, scores, "constant", k,
+                               block_rows)
+
+
+def similar_items(item_vectors: DataFrame, k: int, *, block_rows: int | None = None,
+                  partitions: int | None = None) -> DataFrame:
+    """The k most cosine-similar other items per item: (item_id, rank, similar_item_id, score).
+
+    The item itself is never among its neighbours; items with a zero vector have none and are
+    nobody's. Items are scored on executors against the broadcast, normalised catalogue, spread
+    over `partitions` tasks (None: spark.sql.shuffle.partitions)."""
+    k = _check_k(k)
+    _require_vectors(item_vectors, "item_vectors", ITEM_ID)
+    ids, matrix = _collect_items(item_vectors)
+    block_rows = _check_block_rows(block_rows, len(ids))
+    if partitions is not None and (isinstance(partitions, bool) or not isinstance(partitions, numbers.Integral)
+                                   or partitions < 1):
+        raise TopNError(f"partitions must be an integer >= 1 or None, got {partitions!r}")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = np.where(norms > 0, matrix / norms, np.nan).astype(np.float32)
+    spark = item_vectors.sparkSession
+    partitions = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
+    queries = (item_vectors.select(ITEM_ID).filter(F.col(ITEM_ID).isNotNull()).repartition(partitions)
+               .withColumn(_EXCLUDED, F.array(ITEM_ID)))
+    return _score_on_executors(queries, ITEM_ID, SIMILAR_ITEMS_SCHEMA, ids, unit, "self", k, block_rows)
+
+
+# --- writes ------------------------------------------------------------------------------------
+def _check_model_version(model_version) -> str:
+    if not isinstance(model_version, str) or not _MODEL_VERSION_PATTERN.fullmatch(model_version):
+        raise TopNError(f"model_version must be 1-128 characters of letters, digits and . _ : - (starting with a "
+                        f"letter or digit), got {model_version!r}")
+    return model_version
+
+
+def version_predicate(model_version: str) -> str:
+    """The SQL predicate selecting one model version's rows (the version is validated and quoted)."""
+    escaped = _check_model_version(model_version).replace("\\", "\\\\").replace("'", "\\'")
+    return f"{MODEL_VERSION} = '{escaped}'"
+
+
+def _write(lake, name: str, frame: DataFrame, schema: StructType, model_version: str, generated_at) -> None:
+    _require(frame, name, {f.name: None for f in schema.fields})
+    predicate = version_predicate(model_version)
+    if not isinstance(generated_at, dt.datetime):
+        raise TopNError(f"generated_at must be a datetime, got {generated_at!r}")
+    rows = frame.select(
+        *[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields],
+        F.lit(model_version).alias(MODEL_VERSION),
+        F.lit(generated_at).cast("timestamp").alias(GENERATED_AT),
+    )
+    if lake.exists(name):
+        lake.overwrite(name, rows, replace_where=predicate)
+    else:  # first write: nothing to replace, and the table takes this schema
+        lake.overwrite(name, rows)
+
+
+def write_top_n(lake, frame: DataFrame, model_version: str, generated_at: dt.datetime) -> None:
+    """Write `top_n` / `popularity_fallback` rows to recs.top_n for `model_version`, replacing
+    that version's rows (a re-run never duplicates them); other versions' rows are kept."""
+    _write(lake, T.RECS_TOP_N, frame, TOP_N_SCHEMA, model_version, generated_at)
+
+
+def write_similar_items(lake, frame: DataFrame, model_version: str, generated_at: dt.datetime) -> None:
+    """Write `similar_items` rows to recs.similar_items for `model_version`, replacing that
+    version's rows; other versions' rows are kept."""
+    _write(lake, T.RECS_SIMILAR_ITEMS, frame, SIMILAR_ITEMS_SCHEMA, model_version, generated_at)
+
+
+# --- filling lists up --------------------------------------------------------------------------
+def with_fallback(recommendations: DataFrame, users: DataFrame, popular_items: DataFrame, k: int,
+                  exclusions: DataFrame | None = None, *, block_rows: int | None = None) -> DataFrame:
+    """k rows for every distinct user of `users`: the user's `recommendations` (user_id, rank,
+    item_id, score; ranks 1.. contiguous, as every function here returns them) first, then the
+    most popular items (`popular_items`, see `popularity_fallback`) that the user was neither
+    recommended nor excluded from, ranked after them with their popularity score. A user without
+    recommendations (cold, or unknown to the model) gets the popularity list alone; rows of
+    users not in `users` are dropped. Fewer than k rows only when too few eligible items are left."""
+    k = _check_k(k)
+    _require(recommendations, "recommendations",
+             {USER_ID: (StringType,), RANK: (IntegerType, LongType), ITEM_ID: (StringType,), SCORE: _NUMBERS})
+    _require(users, "users", {USER_ID: (StringType,)})
+    targets = users.select(USER_ID).filter(F.col(USER_ID).isNotNull()).distinct()
+    listed = (recommendations.join(targets, USER_ID, "left_semi").filter(F.col(RANK) <= k)
+              .select(USER_ID, F.col(RANK).cast("int").alias(RANK), ITEM_ID, F.col(SCORE).cast("double").alias(SCORE)))
+    lengths = listed.groupBy(USER_ID).agg(F.max(RANK).alias("_listed"))
+    short = targets.join(lengths, USER_ID, "left").fillna(0, ["_listed"]).filter(F.col("_listed") < k)
+    taken = listed.select(USER_ID, ITEM_ID)
+    if exclusions is not None:
+        _require(exclusions, "exclusions", {USER_ID: (StringType,), ITEM_ID: (StringType,)})
+        taken = exclusions.select(USER_ID, ITEM_ID).unionByName(taken)
+    fill = (popularity_fallback(short.select(USER_ID), popular_items, k, taken, block_rows=block_rows)
+            .join(short, USER_ID)
+            .select(USER_ID, (F.col(RANK) + F.col("_listed")).cast("int").alias(RANK), ITEM_ID, SCORE)
+            .filter(F.col(RANK) <= k))
+    return listed.unionByName(fill)

@@ -1,0 +1,246 @@
+"""Recommend: gold.splits + gold.item_features -> a two-tower retrieval model trained on Horovod
+ranks and three baselines (popularity, item-to-item co-occurrence, implicit ALS), all fitted on
+the same periods (`recs.fit_splits`) and evaluated on the same held-out period
+(`recs.evaluation_split`) -> recs.metrics; then the two-tower's top-N for every user
+(recs.top_n) and its similar items (recs.similar_items), written for this model version.
+
+Rules, the same for evaluation and serving: no item the user bought (`recs.exclude_purchased`)
+or viewed (`recs.exclude_viewed`), only items of the current catalogue (gold.item_features)
+within `recs.categories`; a user the model knows nothing about gets the most popular items, and
+a list shorter than k is filled up from them; an item that is new and has no known feature is not
+scored by the two-tower (its vector says nothing). At evaluation the users' histories, exclusions
+and popularity come from the fit periods only; for serving, from every event.
+
+Validation: the job tunes no hyper-parameter, so with the default fit_splits [train, validation]
+the validation period is training data and the test period stays the untouched yardstick. To
+tune by hand, set fit_splits [train] and evaluation_split validation, and look at test last.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+
+from pyspark.sql import functions as F
+
+from recsynth import tables as T
+from recsynth.errors import RecommenderError
+from recsynth.etl.gold import interactions
+from recsynth.ops.cache import cached_frames
+from recsynth.ops.runs import Job, Outcome, RunContext
+from recsynth.ops.stages import Stages
+from recsynth.ops.tracking import Tracker, tracked_run
+from recsynth.rec import features as feat
+from recsynth.rec import rules
+from recsynth.rec import topn
+from recsynth.rec.baselines import cooccurrence, fit_als
+from recsynth.rec.columns import EVENT_TIME, EVENT_TYPE, ITEM_ID, MODEL_VERSION, SCORE, USER_ID, WEIGHT
+from recsynth.rec.metrics import METRICS, N_USERS, item_popularity, ranking_metrics
+from recsynth.rec.two_tower import (
+    TwoTowerParams, item_vectors, model_uri, params_dict, save_model, train_rank, user_vectors,
+)
+from recsynth.train import checkpoints
+from recsynth.train.launcher import run_on_ranks
+from recsynth.train.progress import ProgressWatcher
+from recsynth.train.shards import check_shardable, current_files
+
+log = logging.getLogger(__name__)
+
+MODELS = ("popularity", "cooccurrence", "als", "two_tower")
+SPLIT = "split"
+METRICS_SCHEMA = (
+    "run_id string, model string, model_version string, training_data_version bigint, evaluation_split string, "
+    "k int, precision_at_k double, recall_at_k double, ndcg_at_k double, map_at_k double, hit_rate_at_k double, "
+    "catalogue_coverage double, novelty double, users bigint, catalogue_items bigint, measured_at timestamp"
+)
+
+
+def _checkpoint_uri(lake_root: str, training_data: list, vocab_sizes: dict, params: TwoTowerParams, ranks: int) -> str:
+    """Checkpoints are keyed by what training depends on, except the epoch budget: the same data
+    (table versions, fit periods, vocabulary limits), vocabulary sizes, model settings and ranks
+    continue an interrupted run (or one with fewer epochs)."""
+    key = json.dumps([training_data, vocab_sizes, {**params_dict(params), "epochs": None}, ranks], sort_keys=True)
+    return f"{lake_root}/checkpoints/recommender/{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _train(ctx: RunContext, tracker: Tracker, files: list[str], params: TwoTowerParams, vocab_sizes: dict,
+           checkpoint_uri: str):
+    """Train on Horovod ranks, reporting each epoch as it ends; rank 0's result and the rows trained on."""
+
+    def on_epoch(record: dict) -> None:
+        log.info("two-tower epoch %d/%d: loss %.4f (%.1f s)", record["epoch"], record["epochs"], record["loss"],
+                 record["seconds"])
+        tracker.metrics({"loss": record["loss"], "epoch_seconds": record["seconds"]}, step=record["epoch"])
+
+    kwargs = {"files": files, "params": params_dict(params), "vocab_sizes": vocab_sizes,
+              "checkpoint_uri": checkpoint_uri, "checkpoint_every": ctx.conf.recs.checkpoint_every}
+    with ProgressWatcher(checkpoint_uri, on_epoch):
+        results = run_on_ranks(ctx.spark, train_rank, ctx.conf.recs.num_proc, kwargs=kwargs)
+    chief = next(r for r in results if r["rank"] == 0)
+    if chief["resumed_from_epoch"]:
+        log.info("two-tower training resumed from the checkpoint of epoch %d in %s", chief["resumed_from_epoch"],
+                 checkpoint_uri)
+    return chief, sum(r["rows"] for r in results)
+
+
+def recommend(ctx: RunContext) -> Outcome:
+    with tracked_run(ctx.conf, "recommend", ctx.run_id) as tracker, cached_frames() as keep:
+        return _recommend(ctx, tracker, keep)
+
+
+def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
+    conf, lake, spark = ctx.conf.recs, ctx.lake, ctx.spark
+    version = ctx.run_id
+    data_version = lake.version(T.GOLD_SPLITS)
+    catalogue_version = lake.version(T.GOLD_ITEM_FEATURES)
+    events = keep(lake.read(T.GOLD_SPLITS, version=data_version)
+                  .select(T.SOURCE, USER_ID, ITEM_ID, EVENT_TYPE, EVENT_TIME, SPLIT))
+    catalogue = keep(lake.read(T.GOLD_ITEM_FEATURES, version=catalogue_version))
+    fit_events = events.where(F.col(SPLIT).isin(*conf.fit_splits))
+    weights = dict(ctx.conf.gold.event_weights)
+    stage = Stages("recommend")
+
+    # --- what every model shares: the fit pairs, the eligible catalogue, the rules --------------
+    with stage("inputs", "preparing interactions, the eligible catalogue and the evaluation truth"):
+        fit_pairs = keep(interactions(fit_events, weights).select(USER_ID, ITEM_ID, WEIGHT))
+        eligible = keep(topn.eligible_items(catalogue.select(ITEM_ID), catalogue, categories=conf.categories))
+        catalogue_items = eligible.count()
+        if not catalogue_items:
+            raise RecommenderError(f"no eligible item: {T.GOLD_ITEM_FEATURES} has no item in recs.categories "
+                                   f"{conf.categories}")
+        fit_users = fit_pairs.select(USER_ID).distinct().count()
+        if not fit_users:
+            raise RecommenderError(f"{T.GOLD_SPLITS} has no event in the fit periods {list(conf.fit_splits)}")
+        fit_popularity = item_popularity(fit_pairs)
+        popular_then = keep(_popular(fit_popularity, catalogue, conf.categories))
+        truth = rules.relevant_items(events.where(F.col(SPLIT) == conf.evaluation_split), conf.truth_event_types)
+        if conf.evaluate_users == "warm":
+            truth = truth.join(fit_pairs.select(USER_ID).distinct(), USER_ID, "left_semi")
+        truth = keep(truth)
+        evaluated = keep(truth.select(USER_ID).distinct())
+        excluded_then = rules.exclusions(fit_events, purchased=conf.exclude_purchased, viewed=conf.exclude_viewed)
+        excluded_then = keep(excluded_then) if excluded_then is not None else None
+
+    # --- the two-tower model: features, Petastorm shards, Horovod training ------------------------
+    with stage("features", "building vocabularies and training examples"):
+        built = feat.build_vocabularies(fit_events, catalogue, max_items=conf.max_items,
+                                        max_values=conf.max_feature_values)
+        vocabularies = feat.Vocabularies(items=keep(built.items),
+                                         features={name: keep(frame) for name, frame in built.features.items()})
+        vocab_sizes = vocabularies.sizes()
+        indices = keep(feat.item_feature_indices(catalogue, vocabularies))
+        examples = feat.training_examples(fit_events, vocabularies, indices, conf.history_length)
+        lake.overwrite(T.RECS_TRAINING_EXAMPLES, examples.repartition(2 * conf.num_proc))
+        files = current_files(lake.read(T.RECS_TRAINING_EXAMPLES))
+    check_shardable(files, conf.num_proc, T.RECS_TRAINING_EXAMPLES)
+
+    params = TwoTowerParams(**conf.two_tower.model_dump(), history_length=conf.history_length, seed=conf.seed)
+    tracker.params({**params_dict(params), "num_proc": conf.num_proc, "k": conf.k, "fit_splits": list(conf.fit_splits),
+                    "evaluation_split": conf.evaluation_split, "truth_event_types": list(conf.truth_event_types),
+                    "evaluate_users": conf.evaluate_users, "exclude_purchased": conf.exclude_purchased,
+                    "exclude_viewed": conf.exclude_viewed, "categories": conf.categories, "max_items": conf.max_items,
+                    "max_feature_values": conf.max_feature_values,
+                    **{f"als_{key}": value for key, value in conf.als.model_dump().items()},
+                    **{f"cooccurrence_{key}": value for key, value in conf.cooccurrence.model_dump().items()}})
+    tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": data_version,
+                  "catalogue_version": catalogue_version, "model_version": version, "conf_hash": ctx.conf.fingerprint()})
+    training_data = [lake.path(T.GOLD_SPLITS), data_version, lake.path(T.GOLD_ITEM_FEATURES), catalogue_version,
+                     sorted(conf.fit_splits), conf.max_items, conf.max_feature_values, weights]
+    checkpoint_uri = _checkpoint_uri(lake.root, training_data, vocab_sizes, params, conf.num_proc)
+    with stage("train", f"training the two-tower model on {conf.num_proc} Horovod rank(s)"):
+        chief, training_rows = _train(ctx, tracker, files, params, vocab_sizes, checkpoint_uri)
+    model_weights = chief["weights"]
+    scored_items = feat.known_items(indices).join(eligible, ITEM_ID, "left_semi")
+    item_vecs = keep(item_vectors(spark, model_weights, params, scored_items, vocab_sizes=vocab_sizes))
+
+    # --- every model on the same users, rules and truth -------------------------------------------
+    with stage("baselines", "fitting popularity, co-occurrence and ALS"):
+        als = fit_als(fit_pairs, rank=conf.als.rank, reg_param=conf.als.reg_param, alpha=conf.als.alpha,
+                      max_iter=conf.als.max_iter, seed=conf.seed)
+        als_items = topn.eligible_items(als.item_factors, catalogue, categories=conf.categories)
+    block_rows = conf.top_n.block_rows
+    histories_then = feat.known_histories(feat.user_histories(fit_events, vocabularies, conf.history_length))
+    primary = {
+        "popularity": lambda: topn.popularity_fallback(evaluated, popular_then, conf.k, excluded_then,
+                                                       block_rows=block_rows),
+        "cooccurrence": lambda: cooccurrence(
+            fit_pairs, evaluated, conf.k, exclude_seen=False, max_items_per_user=conf.cooccurrence.max_items_per_user,
+            min_count=conf.cooccurrence.min_count, exclusions=excluded_then, items=eligible),
+        "als": lambda: topn.top_n(als.user_factors.join(evaluated, USER_ID, "left_semi"), als_items, excluded_then,
+                                  conf.k, block_rows=block_rows),
+        "two_tower": lambda: topn.top_n(
+            user_vectors(spark, model_weights, params, histories_then.join(evaluated, USER_ID, "left_semi"),
+                         vocab_sizes=vocab_sizes), item_vecs, excluded_then, conf.k, block_rows=block_rows),
+    }
+    scores = {}
+    with stage("evaluate", f"evaluating {len(MODELS)} models at k={conf.k} on the {conf.evaluation_split} period"):
+        for model in MODELS:
+            own = keep(primary[model]())
+            lists = keep(topn.with_fallback(own, evaluated, popular_then, conf.k, excluded_then, block_rows=block_rows))
+            scores[model] = ranking_metrics(lists, truth, conf.k, catalogue_size=catalogue_items,
+                                            item_popularity=fit_popularity, total_users=fit_users)
+            log.info("%s: %s", model, ", ".join(f"{name} {_fmt(value)}" for name, value in scores[model].items()))
+    if not scores["popularity"]["users"]:
+        log.warning("no user to evaluate: nobody in the %s period had a %s event%s; the metrics are empty",
+                    conf.evaluation_split, "/".join(conf.truth_event_types),
+                    " and events in the fit periods (recs.evaluate_users: warm)" if conf.evaluate_users == "warm" else "")
+    measured_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    rows = [{"run_id": ctx.run_id, "model": model, MODEL_VERSION: version, "training_data_version": data_version,
+             "evaluation_split": conf.evaluation_split, "k": conf.k, **{m: scores[model][m] for m in METRICS},
+             "catalogue_coverage": scores[model]["catalogue_coverage"], "novelty": scores[model]["novelty"],
+             "users": scores[model]["users"], "catalogue_items": catalogue_items, "measured_at": measured_at}
+            for model in MODELS]
+    lake.append(T.RECS_METRICS, spark.createDataFrame(rows, METRICS_SCHEMA))
+    tracker.metrics({f"{model}.{name}": value for model in MODELS for name, value in scores[model].items()})
+
+    model_path = model_uri(lake.root, version)
+    save_model(model_path, model_weights, params, vocabularies, vocab_sizes, {
+        "run_id": ctx.run_id, "training_data": T.GOLD_SPLITS, "training_data_version": data_version,
+        "catalogue": T.GOLD_ITEM_FEATURES, "catalogue_version": catalogue_version, "fit_splits": list(conf.fit_splits),
+        "training_rows": training_rows, "history": chief["history"], "metrics": scores,
+        "saved_at": dt.datetime.utcnow().isoformat()})
+
+    # --- serving: every user, from every event -------------------------------------------------------
+    with stage("top_n", f"top-{conf.k} for every user and {conf.similar_items.k} similar items per item"):
+        users = events.select(USER_ID).distinct()
+        excluded_now = rules.exclusions(events, purchased=conf.exclude_purchased, viewed=conf.exclude_viewed)
+        excluded_now = keep(excluded_now) if excluded_now is not None else None
+        popular_now = keep(_popular(item_popularity(interactions(events, weights)), catalogue, conf.categories))
+        histories_now = feat.known_histories(feat.user_histories(events, vocabularies, conf.history_length))
+        own = keep(topn.top_n(user_vectors(spark, model_weights, params, histories_now, vocab_sizes=vocab_sizes),
+                              item_vecs, excluded_now, conf.k, block_rows=block_rows))
+        generated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        topn.write_top_n(lake, topn.with_fallback(own, users, popular_now, conf.k, excluded_now, block_rows=block_rows),
+                         version, generated_at)
+        topn.write_similar_items(lake, topn.similar_items(item_vecs, conf.similar_items.k, block_rows=block_rows),
+                                 version, generated_at)
+        written = lake.read(T.RECS_TOP_N).where(topn.version_predicate(version))
+        listed = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(USER_ID).alias("users")).head()
+    tracker.metrics({"training_rows": training_rows, "top_n_rows": listed["rows"], "top_n_users": listed["users"],
+                     **{f"seconds_{key}": sec for key, sec in stage.seconds.items()}})
+    tracker.tags({"model_uri": model_path})
+    checkpoints.clear(checkpoint_uri)  # the versioned model is the durable result now
+    summary = ", ".join(f"{m} {_fmt(scores[m]['ndcg_at_k'])}" for m in MODELS)
+    return Outcome(rows_in=training_rows, rows_out=listed["rows"],
+                   message=f"model {version}: NDCG@{conf.k} on {conf.evaluation_split} ({scores['two_tower']['users']} "
+                           f"users) {summary}; top-{conf.k} for {listed['users']} users; model {model_path}")
+
+
+def _popular(popularity, catalogue, categories):
+    """(item_id, score): the eligible items by distinct users (`item_popularity`), the fallback's input."""
+    return topn.eligible_items(popularity.select(ITEM_ID, F.col(N_USERS).alias(SCORE)), catalogue, categories=categories)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+RECOMMEND = Job(
+    name="recommend",
+    inputs=(T.GOLD_SPLITS, T.GOLD_ITEM_FEATURES),
+    outputs=(T.RECS_TRAINING_EXAMPLES, T.RECS_METRICS, T.RECS_TOP_N, T.RECS_SIMILAR_ITEMS),
+    body=recommend,
+    description="train and evaluate the recommender and its baselines, write recs.metrics, recs.top_n and "
+                "recs.similar_items",
+)

@@ -1,0 +1,172 @@
+"""Recommendation baselines on tiny planted interactions whose answers can be worked out by hand."""
+import pytest
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from recsynth.rec.baselines import als, cooccurrence, cooccurrence_counts, fit_als, popularity
+from recsynth.rec.metrics import RecInputError
+
+pytestmark = pytest.mark.spark
+
+TRAIN = "user_id string, item_id string, weight double"
+RECS = "user_id string, rank int, item_id string, score double"
+# rank 2 for two blocks: a larger rank over-fits 8 items and blurs the blocks (held-out scores ~0.97 vs ~0.002 here)
+ALS_PARAMS = {"rank": 2, "reg_param": 0.1, "alpha": 10.0, "max_iter": 10, "seed": 7}
+
+
+def users_of(spark, *names):
+    return spark.createDataFrame([(n,) for n in names], "user_id string")
+
+
+def assert_well_formed(recs, train, k, exclude_seen=True):
+    """Ranks 1..n contiguous with n <= k per user, scores non-increasing, no seen item."""
+    assert recs.columns == ["user_id", "rank", "item_id", "score"]
+    lists = {r["user_id"]: sorted(r["l"]) for r in recs.groupBy("user_id").agg(F.collect_list(F.struct("rank", "score")).alias("l")).collect()}
+    for user, entries in lists.items():
+        ranks = [e["rank"] for e in entries]
+        scores = [e["score"] for e in entries]
+        assert ranks == list(range(1, len(ranks) + 1)) and len(ranks) <= k, (user, ranks)
+        assert scores == sorted(scores, reverse=True), (user, scores)
+    if exclude_seen:
+        assert recs.join(train, ["user_id", "item_id"]).count() == 0
+
+
+@pytest.fixture(scope="module")
+def shop(spark):
+    # distinct users: a 3, b 2, c 2, d 1; summed weight: a 3, b 2, c 4, d 5
+    # -> by users, weight breaking ties: a (3), c (2, w 4), b (2, w 2), d (1) - d's weight does not lift it
+    return spark.createDataFrame([
+        ("u1", "a", 1.0), ("u1", "b", 1.0),
+        ("u2", "a", 1.0), ("u2", "c", 1.0),
+        ("u3", "a", 0.5), ("u3", "a", 0.5), ("u3", "b", 1.0), ("u3", "d", 5.0),   # a repeated: one user
+        ("u4", "c", 3.0),
+    ], TRAIN)
+
+
+def test_popularity_excludes_seen_items(spark, shop):
+    recs = popularity(shop, users_of(spark, "u1", "u2", "u3", "u4", "u5", "u5"), 2, exclude_seen=True)
+    expected = spark.createDataFrame([
+        ("u1", 1, "c", 2.0), ("u1", 2, "d", 1.0),   # saw a, b
+        ("u2", 1, "b", 2.0), ("u2", 2, "d", 1.0),   # saw a, c
+        ("u3", 1, "c", 2.0),                         # saw a, b, d: only c is left
+        ("u4", 1, "a", 3.0), ("u4", 2, "b", 2.0),   # saw c
+        ("u5", 1, "a", 3.0), ("u5", 2, "c", 2.0),   # not in train: plain popularity (cold start)
+    ], RECS)
+    assertDataFrameEqual(recs, expected)
+    assert_well_formed(recs, shop, 2)
+
+
+def test_popularity_with_seen_items(spark, shop):
+    recs = popularity(shop, users_of(spark, "u1", "u3"), 3, exclude_seen=False)
+    expected = spark.createDataFrame([(u, r, i, s) for u in ("u1", "u3") for r, i, s in ((1, "a", 3.0), (2, "c", 2.0), (3, "b", 2.0))], RECS)
+    assertDataFrameEqual(recs, expected)
+
+
+@pytest.fixture(scope="module")
+def baskets(spark):
+    # u1 {a, b}, u2 {a, b, c} (weights 3 2 1), u3 {b, c}, u4 {d, e}, u5 {a}
+    return spark.createDataFrame([
+        ("u1", "a", 1.0), ("u1", "b", 1.0),
+        ("u2", "a", 3.0), ("u2", "b", 2.0), ("u2", "c", 1.0),
+        ("u3", "b", 1.0), ("u3", "c", 1.0),
+        ("u4", "d", 1.0), ("u4", "e", 1.0),
+        ("u5", "a", 1.0),
+    ], TRAIN)
+
+
+def test_cooccurrence_counts_bounded_history(spark, baskets):
+    # with 2 items per user u2 keeps a, b (its heaviest) and drops c:
+    # a-b: u1, u2 -> 2; b-c: u3 -> 1; d-e: u4 -> 1; a-c: nobody; u5 alone has no pair
+    expected = spark.createDataFrame([("a", "b", 2), ("b", "a", 2), ("b", "c", 1), ("c", "b", 1), ("d", "e", 1), ("e", "d", 1)],
+                                     "item_a string, item_b string, n bigint")
+    assertDataFrameEqual(cooccurrence_counts(baskets, max_items_per_user=2), expected)
+
+
+def test_cooccurrence_recommendations(spark, baskets):
+    # full histories: a-b 2 (u1, u2), a-c 1 (u2), b-c 2 (u2, u3), d-e 1 (u4)
+    # u5 {a}: b = 2, c = 1
+    # u1 {a, b}: a = co(b, a) = 2, b = co(a, b) = 2, c = co(a, c) + co(b, c) = 1 + 2 = 3 -> unseen: c
+    # u4 {d, e}: only d and e, both seen -> no row; u6 is not in train -> no row
+    users = users_of(spark, "u1", "u4", "u5", "u6")
+    recs = cooccurrence(baskets, users, 2, exclude_seen=True)
+    expected = spark.createDataFrame([("u1", 1, "c", 3.0), ("u5", 1, "b", 2.0), ("u5", 2, "c", 1.0)], RECS)
+    assertDataFrameEqual(recs, expected)
+    assert_well_formed(recs, baskets, 2)
+    # keeping seen items, u1: c 3, then a and b at 2 (tie -> item_id)
+    kept = cooccurrence(baskets, users_of(spark, "u1"), 3, exclude_seen=False)
+    assertDataFrameEqual(kept, spark.createDataFrame([("u1", 1, "c", 3.0), ("u1", 2, "a", 2.0), ("u1", 3, "b", 2.0)], RECS))
+
+
+def test_cooccurrence_takes_serving_rules_as_frames(spark, baskets):
+    # keeping seen items, u1 {a, b}: c 3, a 2, b 2; u5 {a}: b 2, c 1. The rules exclude b for u1 and
+    # c for u5 and allow only a and c: u1 keeps c and a, u5 has nothing left
+    exclusions = spark.createDataFrame([("u1", "b"), ("u5", "c")], "user_id string, item_id string")
+    allowed = spark.createDataFrame([("a",), ("c",)], "item_id string")
+    recs = cooccurrence(baskets, users_of(spark, "u1", "u5"), 3, exclude_seen=False, exclusions=exclusions, items=allowed)
+    assertDataFrameEqual(recs, spark.createDataFrame([("u1", 1, "c", 3.0), ("u1", 2, "a", 2.0)], RECS))
+
+
+def test_cooccurrence_min_count(spark, baskets):
+    # pairs seen by one user dropped: only a-b (2) and b-c (2) remain; u5 {a}: b = 2
+    recs = cooccurrence(baskets, users_of(spark, "u5"), 2, min_count=2)
+    assertDataFrameEqual(recs, spark.createDataFrame([("u5", 1, "b", 2.0)], RECS))
+
+
+@pytest.fixture(scope="module")
+def blocks(spark):
+    """Two disjoint groups: A users take items i1..i4, B users take j1..j4. Four users each
+    miss one item of their own block (the held-out item ALS has to find)."""
+    held_out = {"a1": "i4", "a2": "i1", "b1": "j2", "b2": "j3"}
+    rows = []
+    for group, block in (("a", "i"), ("b", "j")):
+        for u in range(1, 7):
+            user = f"{group}{u}"
+            rows += [(user, f"{block}{n}", 1.0 + (u + n) % 3) for n in range(1, 5) if held_out.get(user) != f"{block}{n}"]
+    return spark.createDataFrame(rows, TRAIN), held_out
+
+
+@pytest.fixture(scope="module")
+def fitted(blocks):
+    train, _ = blocks
+    return fit_als(train, **ALS_PARAMS)
+
+
+def test_als_finds_the_held_out_item(spark, blocks, fitted):
+    train, held_out = blocks
+    recs = fitted.recommend(users_of(spark, *held_out, "a3", "stranger"), 3, exclude_seen=True)
+    top = {r["user_id"]: r["item_id"] for r in recs.where("rank = 1").collect()}
+    assert top == held_out | {"a3": top.get("a3")} and "stranger" not in top   # strangers get nothing (cold start)
+    assert top["a3"].startswith("j")   # a3 saw its whole block: only B items are left
+    assert_well_formed(recs, train, 3)
+    assert recs.groupBy("user_id").count().where("count != 3").count() == 0   # over-fetch keeps k items
+
+
+def test_als_factor_frames(fitted):
+    users, items = fitted.user_factors, fitted.item_factors
+    assert users.dtypes == [("user_id", "string"), ("vector", "array<float>")]
+    assert items.dtypes == [("item_id", "string"), ("vector", "array<float>")]
+    assert sorted(r["user_id"] for r in users.collect()) == [f"{g}{u}" for g in "ab" for u in range(1, 7)]
+    vectors = {r["item_id"]: r["vector"] for r in items.collect()}
+    assert sorted(vectors) == [f"{b}{n}" for b in "ij" for n in range(1, 5)] and {len(v) for v in vectors.values()} == {ALS_PARAMS["rank"]}
+
+
+def test_als_can_keep_seen_items(spark, blocks):
+    train, _ = blocks
+    recs = als(train, users_of(spark, "a1", "b1"), 2, **ALS_PARAMS, exclude_seen=False)
+    assert_well_formed(recs, train, 2, exclude_seen=False)
+    blocks_of = {r["user_id"]: {r2[0] for r2 in r["items"]} for r in recs.groupBy("user_id").agg(F.collect_set("item_id").alias("items")).collect()}
+    assert blocks_of == {"a1": {"i"}, "b1": {"j"}}   # without exclusion the best items are in the user's own block
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda train, users: popularity(train.drop("weight"), users, 2), "train lacks column(s) ['weight']"),
+    (lambda train, users: popularity(train, users.withColumnRenamed("user_id", "uid"), 2), "users lacks column(s) ['user_id']"),
+    (lambda train, users: cooccurrence(train, users, 0), "k must be an integer >= 1, got 0"),
+    (lambda train, users: cooccurrence(train, users, 2, max_items_per_user=0), "max_items_per_user must be an integer >= 1"),
+    (lambda train, users: popularity(train.withColumn("weight", F.lit("x")), users, 2), "'weight' must be numeric, got string"),
+    (lambda train, users: als(train, users, 2, reg_param=-1.0), "reg_param must be a number >= 0, got -1.0"),
+])
+def test_bad_input(spark, shop, call, message):
+    with pytest.raises(RecInputError) as error:
+        call(shop, users_of(spark, "u1"))
+    assert message in str(error.value)
