@@ -173,3 +173,23 @@ def test_a_failed_run_leaves_every_table_as_it_was(spark, gold_lake, published):
     assert restored["operationParameters"]["version"] == str(before[T.RECS_TRAINING_EXAMPLES])
     failed = lake.read(T.OPS_JOB_RUNS).where("job = 'recommend' AND status = 'failed'").count()
     assert failed == 2
+
+
+def test_synthetic_sessions_train_an_augmented_model_evaluated_beside_it(spark, gold_lake, published):
+    from recsynth.tasks.recommend import AUGMENTED
+
+    conf, lake = gold_lake
+    # stand-in synthetic data: the real sessions themselves, under synthetic ids (what a perfect GAN gives)
+    sessions = lake.read(T.GOLD_BEHAVIOR).select(F.concat(F.lit("syn-"), "session_id").alias("synthetic_id"),
+                                                 "source", "top_category", "n_items")
+    lake.overwrite(T.SYNTHETIC_BEHAVIOR, sessions)
+    record = run_job(JOBS["recommend"], spark, conf, lake)  # synthetic.behavior is a new input: not skipped
+    assert record.status == "succeeded"
+    metrics = {r["model"]: r for r in lake.read(T.RECS_METRICS).where(f"run_id = '{record.run_id}'").collect()}
+    assert sorted(metrics) == sorted([*MODELS, AUGMENTED])
+    real, augmented = metrics["two_tower"], metrics[AUGMENTED]
+    assert augmented["users"] == real["users"] and 0.0 <= augmented["ndcg_at_k"] <= 1.0
+    # only the real-only model is served; the pseudo-users never reach recs.top_n
+    top = current_rows(lake, T.RECS_TOP_N, record)
+    assert top.count() > 0 and top.where(F.col("user_id").startswith("synthetic:")).count() == 0
+    assert not list((Path(lake.root) / "checkpoints" / "recommender").glob("*"))

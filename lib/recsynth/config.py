@@ -240,6 +240,14 @@ class CooccurrenceConf(Strict):
     min_count: int = Field(ge=1)            # pairs seen by fewer users are dropped
 
 
+class AugmentationConf(Strict):
+    """Also train the two-tower on real + synthetic interactions (from synthetic.behavior) and
+    evaluate it beside the real-only model: does the synthetic data help?"""
+    enabled: bool
+    max_items_per_session: int = Field(ge=1)   # items drawn for one synthetic session at most
+    slots: int = Field(ge=1)                   # popularity resolution per category (see rec/augment.py)
+
+
 class SimilarItemsConf(Strict):
     k: int = Field(ge=1)
 
@@ -266,6 +274,7 @@ class RecsConf(Strict):
     two_tower: TwoTowerConf
     als: AlsConf
     cooccurrence: CooccurrenceConf
+    augmentation: AugmentationConf
     similar_items: SimilarItemsConf
     top_n: TopNConf
 

@@ -11,6 +11,12 @@ a list shorter than k is filled up from them; an item that is new and has no kno
 scored by the two-tower (its vector says nothing). At evaluation the users' histories, exclusions
 and popularity come from the fit periods only; for serving, from every event.
 
+Augmentation (`recs.augmentation`): when synthetic.behavior exists, the same two-tower is also
+trained on the real examples plus pseudo-users made from the synthetic sessions
+(`recsynth.rec.augment`) and evaluated beside the real-only model under the same rules, as
+`two_tower_augmented`; the difference is reported whichever way it goes. The real-only model is
+the one served.
+
 Validation: the job tunes no hyper-parameter, so with the default fit_splits [train, validation]
 the validation period is training data and the test period stays the untouched yardstick. To
 tune by hand, set fit_splits [train] and evaluation_split validation, and look at test last.
@@ -32,6 +38,7 @@ from recsynth.ops.runs import Job, Outcome, RunContext
 from recsynth.ops.stages import Stages
 from recsynth.ops.tracking import Tracker, tracked_run
 from recsynth.rec import features as feat
+from recsynth.rec.augment import synthetic_events
 from recsynth.rec import rules
 from recsynth.rec import topn
 from recsynth.rec.baselines import cooccurrence, fit_als
@@ -48,6 +55,7 @@ from recsynth.train.shards import check_shardable, current_files
 log = logging.getLogger(__name__)
 
 MODELS = ("popularity", "cooccurrence", "als", "two_tower")
+AUGMENTED = "two_tower_augmented"   # evaluated too when synthetic.behavior exists (recs.augmentation)
 SPLIT = "split"
 METRICS_SCHEMA = (
     "run_id string, model string, model_version string, training_data_version bigint, evaluation_split string, "
@@ -65,13 +73,14 @@ def _checkpoint_uri(lake_root: str, training_data: list, vocab_sizes: dict, para
 
 
 def _train(ctx: RunContext, tracker: Tracker, files: list[str], params: TwoTowerParams, vocab_sizes: dict,
-           checkpoint_uri: str):
+           checkpoint_uri: str, model: str):
     """Train on Horovod ranks, reporting each epoch as it ends; rank 0's result and the rows trained on."""
+    prefix = "" if model == "two_tower" else f"{model}."
 
     def on_epoch(record: dict) -> None:
-        log.info("two-tower epoch %d/%d: loss %.4f (%.1f s)", record["epoch"], record["epochs"], record["loss"],
+        log.info("%s epoch %d/%d: loss %.4f (%.1f s)", model, record["epoch"], record["epochs"], record["loss"],
                  record["seconds"])
-        tracker.metrics({"loss": record["loss"], "epoch_seconds": record["seconds"]}, step=record["epoch"])
+        tracker.metrics({f"{prefix}loss": record["loss"], f"{prefix}epoch_seconds": record["seconds"]}, step=record["epoch"])
 
     kwargs = {"files": files, "params": params_dict(params), "vocab_sizes": vocab_sizes,
               "checkpoint_uri": checkpoint_uri, "checkpoint_every": ctx.conf.recs.checkpoint_every}
@@ -82,6 +91,47 @@ def _train(ctx: RunContext, tracker: Tracker, files: list[str], params: TwoTower
         log.info("two-tower training resumed from the checkpoint of epoch %d in %s", chief["resumed_from_epoch"],
                  checkpoint_uri)
     return chief, sum(r["rows"] for r in results)
+
+
+def _fit_two_tower(ctx: RunContext, tracker: Tracker, stage: Stages, model: str, events, vocabularies, indices,
+                   params: TwoTowerParams, vocab_sizes: dict, training_data: list):
+    """`events` (user_id, item_id, event_time) -> training examples in recs.training_examples (the
+    Petastorm shards) -> the two-tower on Horovod ranks; rank 0's result, rows and checkpoint folder."""
+    conf, lake = ctx.conf.recs, ctx.lake
+    with stage(f"examples_{model}", f"writing the training examples of {model}"):
+        examples = feat.training_examples(events, vocabularies, indices, conf.history_length)
+        lake.overwrite(T.RECS_TRAINING_EXAMPLES, examples.repartition(2 * conf.num_proc))
+        files = current_files(lake.read(T.RECS_TRAINING_EXAMPLES))
+    check_shardable(files, conf.num_proc, T.RECS_TRAINING_EXAMPLES)
+    checkpoint_uri = _checkpoint_uri(lake.root, training_data, vocab_sizes, params, conf.num_proc)
+    with stage(f"train_{model}", f"training {model} on {conf.num_proc} Horovod rank(s)"):
+        chief, rows = _train(ctx, tracker, files, params, vocab_sizes, checkpoint_uri, model)
+    return chief, rows, checkpoint_uri
+
+
+def _augmentation_events(ctx: RunContext, fit_events, catalogue, keep):
+    """Real fit events plus pseudo-users from synthetic.behavior (user_id, item_id, event_time), and
+    the synthetic table's version; None when augmentation is off or there is no synthetic data."""
+    conf, lake = ctx.conf.recs, ctx.lake
+    if not conf.augmentation.enabled:
+        return None
+    synthetic_version = lake.version(T.SYNTHETIC_BEHAVIOR)
+    if synthetic_version is None:
+        log.warning("recs.augmentation: %s does not exist (run recsynth synthesize); only real data is used",
+                    T.SYNTHETIC_BEHAVIOR)
+        return None
+    real = fit_events.select(USER_ID, ITEM_ID, EVENT_TIME)
+    start = real.agg(F.min(EVENT_TIME)).head()[0]
+    synthetic = keep(synthetic_events(lake.read(T.SYNTHETIC_BEHAVIOR, version=synthetic_version), real, catalogue,
+                                      seed=conf.seed, start_time=start, slots=conf.augmentation.slots,
+                                      max_items_per_session=conf.augmentation.max_items_per_session))
+    counts = synthetic.agg(F.count(F.lit(1)).alias("events"), F.countDistinct(USER_ID).alias("users")).head()
+    log.info("recs.augmentation: %d synthetic events of %d pseudo-users from %s v%d", counts["events"],
+             counts["users"], T.SYNTHETIC_BEHAVIOR, synthetic_version)
+    if not counts["events"]:
+        log.warning("recs.augmentation: no synthetic session matched a catalogue category; only real data is used")
+        return None
+    return real.unionByName(synthetic), synthetic_version
 
 
 def recommend(ctx: RunContext) -> Outcome:
@@ -123,17 +173,13 @@ def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
         excluded_then = keep(excluded_then) if excluded_then is not None else None
 
     # --- the two-tower model: features, Petastorm shards, Horovod training ------------------------
-    with stage("features", "building vocabularies and training examples"):
+    with stage("features", "building the vocabularies"):
         built = feat.build_vocabularies(fit_events, catalogue, max_items=conf.max_items,
                                         max_values=conf.max_feature_values)
         vocabularies = feat.Vocabularies(items=keep(built.items),
                                          features={name: keep(frame) for name, frame in built.features.items()})
         vocab_sizes = vocabularies.sizes()
         indices = keep(feat.item_feature_indices(catalogue, vocabularies))
-        examples = feat.training_examples(fit_events, vocabularies, indices, conf.history_length)
-        lake.overwrite(T.RECS_TRAINING_EXAMPLES, examples.repartition(2 * conf.num_proc))
-        files = current_files(lake.read(T.RECS_TRAINING_EXAMPLES))
-    check_shardable(files, conf.num_proc, T.RECS_TRAINING_EXAMPLES)
 
     params = TwoTowerParams(**conf.two_tower.model_dump(), history_length=conf.history_length, seed=conf.seed)
     tracker.params({**params_dict(params), "num_proc": conf.num_proc, "k": conf.k, "fit_splits": list(conf.fit_splits),
@@ -147,12 +193,24 @@ def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                   "catalogue_version": catalogue_version, "model_version": version, "conf_hash": ctx.conf.fingerprint()})
     training_data = [lake.path(T.GOLD_SPLITS), data_version, lake.path(T.GOLD_ITEM_FEATURES), catalogue_version,
                      sorted(conf.fit_splits), conf.max_items, conf.max_feature_values, weights]
-    checkpoint_uri = _checkpoint_uri(lake.root, training_data, vocab_sizes, params, conf.num_proc)
-    with stage("train", f"training the two-tower model on {conf.num_proc} Horovod rank(s)"):
-        chief, training_rows = _train(ctx, tracker, files, params, vocab_sizes, checkpoint_uri)
+    chief, training_rows, checkpoint_uri = _fit_two_tower(ctx, tracker, stage, "two_tower", fit_events, vocabularies,
+                                                          indices, params, vocab_sizes, training_data)
     model_weights = chief["weights"]
     scored_items = feat.known_items(indices).join(eligible, ITEM_ID, "left_semi")
     item_vecs = keep(item_vectors(spark, model_weights, params, scored_items, vocab_sizes=vocab_sizes))
+    models, checkpoint_uris = list(MODELS), [checkpoint_uri]
+    augmented = _augmentation_events(ctx, fit_events, catalogue, keep)
+    if augmented:  # the same model, vocabulary and rules; only the training examples differ
+        augmented_events, synthetic_version = augmented
+        tracker.tags({"synthetic_data": T.SYNTHETIC_BEHAVIOR, "synthetic_data_version": synthetic_version})
+        augmented_chief, augmented_rows, augmented_checkpoint = _fit_two_tower(
+            ctx, tracker, stage, AUGMENTED, augmented_events, vocabularies, indices, params, vocab_sizes,
+            [*training_data, T.SYNTHETIC_BEHAVIOR, synthetic_version, conf.augmentation.model_dump()])
+        augmented_item_vecs = keep(item_vectors(spark, augmented_chief["weights"], params, scored_items,
+                                                vocab_sizes=vocab_sizes))
+        models.append(AUGMENTED)
+        tracker.metrics({f"{AUGMENTED}.training_rows": augmented_rows})
+        checkpoint_uris.append(augmented_checkpoint)
 
     # --- every model on the same users, rules and truth -------------------------------------------
     with stage("baselines", "fitting popularity, co-occurrence and ALS"):
@@ -161,6 +219,12 @@ def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
         als_items = topn.eligible_items(als.item_factors, catalogue, categories=conf.categories)
     block_rows = conf.top_n.block_rows
     histories_then = feat.known_histories(feat.user_histories(fit_events, vocabularies, conf.history_length))
+
+    def _two_tower_lists(weights, items):
+        users = user_vectors(spark, weights, params, histories_then.join(evaluated, USER_ID, "left_semi"),
+                             vocab_sizes=vocab_sizes)
+        return topn.top_n(users, items, excluded_then, conf.k, block_rows=block_rows)
+
     primary = {
         "popularity": lambda: topn.popularity_fallback(evaluated, popular_then, conf.k, excluded_then,
                                                        block_rows=block_rows),
@@ -169,13 +233,13 @@ def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
             min_count=conf.cooccurrence.min_count, exclusions=excluded_then, items=eligible),
         "als": lambda: topn.top_n(als.user_factors.join(evaluated, USER_ID, "left_semi"), als_items, excluded_then,
                                   conf.k, block_rows=block_rows),
-        "two_tower": lambda: topn.top_n(
-            user_vectors(spark, model_weights, params, histories_then.join(evaluated, USER_ID, "left_semi"),
-                         vocab_sizes=vocab_sizes), item_vecs, excluded_then, conf.k, block_rows=block_rows),
+        "two_tower": lambda: _two_tower_lists(model_weights, item_vecs),
     }
+    if augmented:
+        primary[AUGMENTED] = lambda: _two_tower_lists(augmented_chief["weights"], augmented_item_vecs)
     scores = {}
-    with stage("evaluate", f"evaluating {len(MODELS)} models at k={conf.k} on the {conf.evaluation_split} period"):
-        for model in MODELS:
+    with stage("evaluate", f"evaluating {len(models)} models at k={conf.k} on the {conf.evaluation_split} period"):
+        for model in models:
             own = keep(primary[model]())
             lists = keep(topn.with_fallback(own, evaluated, popular_then, conf.k, excluded_then, block_rows=block_rows))
             scores[model] = ranking_metrics(lists, truth, conf.k, catalogue_size=catalogue_items,
@@ -190,9 +254,9 @@ def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
              "evaluation_split": conf.evaluation_split, "k": conf.k, **{m: scores[model][m] for m in METRICS},
              "catalogue_coverage": scores[model]["catalogue_coverage"], "novelty": scores[model]["novelty"],
              "users": scores[model]["users"], "catalogue_items": catalogue_items, "measured_at": measured_at}
-            for model in MODELS]
+            for model in models]
     lake.append(T.RECS_METRICS, spark.createDataFrame(rows, METRICS_SCHEMA))
-    tracker.metrics({f"{model}.{name}": value for model in MODELS for name, value in scores[model].items()})
+    tracker.metrics({f"{model}.{name}": value for model in models for name, value in scores[model].items()})
 
     model_path = model_uri(lake.root, version)
     save_model(model_path, model_weights, params, vocabularies, vocab_sizes, {
@@ -220,8 +284,9 @@ def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     tracker.metrics({"training_rows": training_rows, "top_n_rows": listed["rows"], "top_n_users": listed["users"],
                      **{f"seconds_{key}": sec for key, sec in stage.seconds.items()}})
     tracker.tags({"model_uri": model_path})
-    checkpoints.clear(checkpoint_uri)  # the versioned model is the durable result now
-    summary = ", ".join(f"{m} {_fmt(scores[m]['ndcg_at_k'])}" for m in MODELS)
+    for uri in checkpoint_uris:
+        checkpoints.clear(uri)  # the versioned model (and the metrics) are the durable result now
+    summary = ", ".join(f"{m} {_fmt(scores[m]['ndcg_at_k'])}" for m in models)
     return Outcome(rows_in=training_rows, rows_out=listed["rows"],
                    message=f"model {version}: NDCG@{conf.k} on {conf.evaluation_split} ({scores['two_tower']['users']} "
                            f"users) {summary}; top-{conf.k} for {listed['users']} users; model {model_path}")
@@ -239,6 +304,7 @@ def _fmt(value) -> str:
 RECOMMEND = Job(
     name="recommend",
     inputs=(T.GOLD_SPLITS, T.GOLD_ITEM_FEATURES),
+    optional_inputs=(T.SYNTHETIC_BEHAVIOR,),
     outputs=(T.RECS_TRAINING_EXAMPLES, T.RECS_METRICS, T.RECS_TOP_N, T.RECS_SIMILAR_ITEMS),
     body=recommend,
     description="train and evaluate the recommender and its baselines, write recs.metrics, recs.top_n and "
