@@ -81,3 +81,21 @@ SMALL_RECS = [
     "recs.two_tower={embedding_dim: 8, feature_dim: 4, tower_dims: [16], output_dim: 8, batch_size: 32, epochs: 2,"
     " learning_rate: 0.01, temperature: 0.1, logq_correction: true}",
 ]
+
+
+def model_job_overrides(base: Path, *overrides: str) -> list[str]:
+    """Conf overrides of a lake under `base` fed by the retailrocket slice only (model job tests)."""
+    return [*lake_overrides(base.parent), f"lake.root={base}/lake", "sources.rees46.enabled=false", *overrides]
+
+
+def gold_lake_under(spark, overrides: list[str]):
+    """(conf, lake) with the ETL jobs run: the gold tables a model job's tests start from."""
+    from recsynth.lake import Lake
+    from recsynth.ops.runs import run_job
+    from recsynth.pipeline import ETL
+
+    conf = load_conf("local", overrides, ROOT / "conf")
+    lake = Lake(spark, conf)
+    for job in ETL:
+        run_job(job, spark, conf, lake)
+    return conf, lake

@@ -9,13 +9,11 @@ import pytest
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from conftest import ROOT, SMALL_RECS, lake_overrides
+from conftest import SMALL_RECS, gold_lake_under, model_job_overrides
 from recsynth import tables as T
-from recsynth.config import load_conf
 from recsynth.errors import JobFailed
-from recsynth.lake import Lake
 from recsynth.ops.runs import run_job
-from recsynth.pipeline import ETL, JOBS
+from recsynth.pipeline import JOBS
 from recsynth.rec import topn
 from recsynth.rec.two_tower import load_model, model_uri
 from recsynth.tasks.recommend import MODELS
@@ -27,13 +25,7 @@ RATES = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_
 
 @pytest.fixture(scope="module")
 def gold_lake(spark, tmp_path_factory):
-    base = tmp_path_factory.mktemp("recommend")
-    overrides = [*lake_overrides(base.parent), f"lake.root={base}/lake", "sources.rees46.enabled=false", *SMALL_RECS]
-    conf = load_conf("local", overrides, ROOT / "conf")
-    lake = Lake(spark, conf)
-    for job in ETL:
-        run_job(job, spark, conf, lake)
-    return conf, lake
+    return gold_lake_under(spark, model_job_overrides(tmp_path_factory.mktemp("recommend"), *SMALL_RECS))
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import ROOT, SMALL_GAN, lake_overrides
+from conftest import ROOT, SMALL_GAN, gold_lake_under, model_job_overrides
 from recsynth import tables as T
-from recsynth.config import load_conf
 from recsynth.errors import JobFailed
-from recsynth.lake import Lake
 from recsynth.ops.runs import run_job
-from recsynth.pipeline import ETL, JOBS
+from recsynth.pipeline import JOBS
 from recsynth.synth import models
 from recsynth.train import checkpoints
 from recsynth.tasks.sample import sample_job
@@ -26,20 +24,14 @@ from recsynth.tasks.sample import sample_job
 pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
 
 
-
 @pytest.fixture(scope="module")
 def gold_overrides(tmp_path_factory):
-    base = tmp_path_factory.mktemp("synth")
-    return [*lake_overrides(base.parent), f"lake.root={base}/lake", "sources.rees46.enabled=false", *SMALL_GAN]
+    return model_job_overrides(tmp_path_factory.mktemp("synth"), *SMALL_GAN)
 
 
 @pytest.fixture(scope="module")
 def gold_lake(spark, gold_overrides):
-    conf = load_conf("local", gold_overrides, ROOT / "conf")
-    lake = Lake(spark, conf)
-    for job in ETL:
-        run_job(job, spark, conf, lake)
-    return conf, lake
+    return gold_lake_under(spark, gold_overrides)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ executors (mapInPandas, broadcast weights) and give the frames `recsynth.rec.top
 TensorFlow is imported inside the functions that run on ranks or executors."""
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
@@ -34,6 +33,7 @@ from recsynth.rec.columns import ITEM_ID, USER_ID, VECTOR
 from recsynth.rec.features import (
     FEATURES, HISTORY, ITEM_INDEX, ITEM_KEY, ITEM_VOCABULARY, LOG_Q, MODEL_INPUTS, Vocabularies, feature_index,
 )
+from recsynth.train.artifacts import file_reader, json_file, weights_file, weights_from, write_files
 
 _VECTOR_FIELD = StructField(VECTOR, ArrayType(FloatType(), False), False)
 ITEM_VECTORS_SCHEMA = StructType([StructField(ITEM_ID, StringType(), False), _VECTOR_FIELD])
@@ -163,7 +163,7 @@ def train_rank(files: list[str], params: dict, vocab_sizes: dict, checkpoint_uri
     import tensorflow as tf
 
     from recsynth.train import checkpoints, progress
-    from recsynth.train.launcher import init_rank
+    from recsynth.train.launcher import init_rank, restore_on_ranks
     from recsynth.train.shards import read_shard
 
     rank, size = init_rank()
@@ -196,14 +196,7 @@ def train_rank(files: list[str], params: dict, vocab_sizes: dict, checkpoint_uri
         return loss
 
     state = {"model": model.variables, "optimizer": optimizer.variables()}
-    restored = checkpoints.load_latest(checkpoint_uri) if checkpoint_uri and rank == 0 else None
-    if restored:
-        for group, variables in state.items():
-            for variable, value in zip(variables, restored.arrays[group], strict=True):
-                variable.assign(value)
-    for variables in state.values():
-        hvd.broadcast_variables(variables, root_rank=0)
-    first_epoch, losses = hvd.broadcast_object((restored.epoch, restored.history) if restored else (0, []), root_rank=0)
+    first_epoch, losses = restore_on_ranks(state, checkpoint_uri, rank)
     losses = list(losses)
     timeline = progress.read(checkpoint_uri)[:first_epoch] if checkpoint_uri and rank == 0 else []
     for epoch in range(first_epoch + 1, p.epochs + 1):
@@ -311,21 +304,8 @@ def save_model(uri: str, weights, params: TwoTowerParams, vocabularies: Vocabula
     """Store weights (npz), params, vocabulary sizes and meta (JSON) under `uri`, and the
     vocabularies as Parquet (`vocabulary/<name>`), written by Spark: a model is only usable with
     the vocabularies it was trained with."""
-    import fsspec
-
-    buffer = io.BytesIO()
-    np.savez(buffer, *[np.asarray(w) for w in weights])
-    files = {
-        "weights.npz": buffer.getvalue(),
-        "params.json": json.dumps(params_dict(params)).encode(),
-        "vocab_sizes.json": json.dumps(_check_sizes(vocab_sizes)).encode(),
-        "meta.json": json.dumps(meta, indent=2, sort_keys=True, default=str).encode(),
-    }
-    fs, root = fsspec.core.url_to_fs(uri)
-    fs.makedirs(root, exist_ok=True)
-    for name, data in files.items():
-        with fs.open(f"{root}/{name}", "wb") as handle:
-            handle.write(data)
+    write_files(uri, {"weights.npz": weights_file(weights), "params.json": json_file(params_dict(params)),
+                      "vocab_sizes.json": json_file(_check_sizes(vocab_sizes)), "meta.json": json_file(meta)})
     vocabularies.items.write.mode("overwrite").parquet(f"{uri}/vocabulary/{ITEM_VOCABULARY}")
     for name, frame in vocabularies.features.items():
         frame.write.mode("overwrite").parquet(f"{uri}/vocabulary/{name}")
@@ -333,12 +313,8 @@ def save_model(uri: str, weights, params: TwoTowerParams, vocabularies: Vocabula
 
 def load_model(spark, uri: str) -> tuple[list[np.ndarray], TwoTowerParams, dict, Vocabularies, dict]:
     """(weights, params, vocab_sizes, vocabularies, meta) as stored by `save_model`."""
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(uri)
-    read = lambda name: fs.cat_file(f"{root}/{name}")  # noqa: E731
-    archive = np.load(io.BytesIO(read("weights.npz")))
-    weights = [archive[f"arr_{k}"] for k in range(len(archive.files))]
+    read = file_reader(uri)
+    weights = weights_from(read("weights.npz"))
     sizes = json.loads(read("vocab_sizes.json"))
     vocabularies = Vocabularies(items=spark.read.parquet(f"{uri}/vocabulary/{ITEM_VOCABULARY}"),
                                 features={n: spark.read.parquet(f"{uri}/vocabulary/{n}") for n in FEATURES})

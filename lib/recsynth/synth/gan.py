@@ -102,7 +102,7 @@ def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint
     import tensorflow as tf
 
     from recsynth.train import checkpoints, progress
-    from recsynth.train.launcher import init_rank
+    from recsynth.train.launcher import init_rank, restore_on_ranks
     from recsynth.train.shards import read_shard
 
     rank, size = init_rank()
@@ -155,14 +155,7 @@ def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint
     one_step()  # creates the optimizer slots; then every rank takes rank 0's weights and state
     state = {"generator": generator.variables, "generator_optimizer": g_opt.variables(),
              "discriminator": discriminator.variables, "discriminator_optimizer": d_opt.variables()}
-    restored = checkpoints.load_latest(checkpoint_uri) if checkpoint_uri and rank == 0 else None
-    if restored:
-        for group, variables in state.items():
-            for variable, value in zip(variables, restored.arrays[group], strict=True):
-                variable.assign(value)
-    for variables in state.values():
-        hvd.broadcast_variables(variables, root_rank=0)
-    first_epoch, history = hvd.broadcast_object((restored.epoch, restored.history) if restored else (0, []), root_rank=0)
+    first_epoch, history = restore_on_ranks(state, checkpoint_uri, rank)
     history = [tuple(losses) for losses in history]
     steps = min(hvd.allgather_object(max(1, len(rows) // p.batch_size)))  # every rank takes as many allreduces
     timeline = progress.read(checkpoint_uri)[:first_epoch] if checkpoint_uri and rank == 0 else []

@@ -2,7 +2,6 @@
 together under <lake.root>/models/gan/<version>/, with what they were trained on."""
 from __future__ import annotations
 
-import io
 import json
 
 import fsspec
@@ -10,6 +9,7 @@ import numpy as np
 
 from recsynth.synth.gan import GanParams, params_dict
 from recsynth.synth.transformer import FittedTransformer
+from recsynth.train.artifacts import file_reader, json_file, weights_file, weights_from, write_files
 
 
 def model_uri(lake_root: str, version: str) -> str:
@@ -17,19 +17,8 @@ def model_uri(lake_root: str, version: str) -> str:
 
 
 def save(uri: str, fitted: FittedTransformer, weights: list[np.ndarray], params: GanParams, meta: dict) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, *weights)
-    files = {
-        "transformer.json": fitted.to_json().encode(),
-        "generator.npz": buffer.getvalue(),
-        "params.json": json.dumps(params_dict(params)).encode(),
-        "meta.json": json.dumps(meta, indent=2, sort_keys=True, default=str).encode(),
-    }
-    fs, root = fsspec.core.url_to_fs(uri)
-    fs.makedirs(root, exist_ok=True)
-    for name, data in files.items():
-        with fs.open(f"{root}/{name}", "wb") as handle:
-            handle.write(data)
+    write_files(uri, {"transformer.json": fitted.to_json().encode(), "generator.npz": weights_file(weights),
+                      "params.json": json_file(params_dict(params)), "meta.json": json_file(meta)})
 
 
 def save_report(uri: str, html: str) -> str:
@@ -42,10 +31,8 @@ def save_report(uri: str, html: str) -> str:
 
 
 def load(uri: str) -> tuple[FittedTransformer, list[np.ndarray], GanParams, dict]:
-    fs, root = fsspec.core.url_to_fs(uri)
-    read = lambda name: fs.cat_file(f"{root}/{name}")  # noqa: E731
-    archive = np.load(io.BytesIO(read("generator.npz")))
-    weights = [archive[f"arr_{k}"] for k in range(len(archive.files))]
+    read = file_reader(uri)
     params = json.loads(read("params.json"))
     params["generator_dims"], params["discriminator_dims"] = tuple(params["generator_dims"]), tuple(params["discriminator_dims"])
-    return FittedTransformer.from_json(read("transformer.json").decode()), weights, GanParams(**params), json.loads(read("meta.json"))
+    return (FittedTransformer.from_json(read("transformer.json").decode()), weights_from(read("generator.npz")),
+            GanParams(**params), json.loads(read("meta.json")))

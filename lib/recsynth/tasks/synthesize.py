@@ -7,13 +7,12 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from contextlib import contextmanager
 
-from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from recsynth import tables as T
 from recsynth.errors import RecsynthError
+from recsynth.ops.cache import cached_frames
 from recsynth.ops.runs import Job, Outcome, RunContext
 from recsynth.ops.stages import Stages
 from recsynth.ops.tracking import Tracker, tracked_run
@@ -73,24 +72,8 @@ def _train(ctx: RunContext, tracker: Tracker, files: list[str], fitted, params: 
     return chief, sum(r["rows"] for r in results)
 
 
-@contextmanager
-def _cached_frames():
-    """`keep(frame)` persists a frame that several steps read; all are released however the job ends."""
-    frames = []
-
-    def keep(frame):
-        frames.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
-        return frames[-1]
-
-    try:
-        yield keep
-    finally:
-        for frame in frames:
-            frame.unpersist()
-
-
 def synthesize_behavior(ctx: RunContext) -> Outcome:
-    with tracked_run(ctx.conf, "synthesize", ctx.run_id) as tracker, _cached_frames() as keep:
+    with tracked_run(ctx.conf, "synthesize", ctx.run_id) as tracker, cached_frames() as keep:
         return _synthesize(ctx, tracker, keep)
 
 

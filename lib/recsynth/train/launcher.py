@@ -45,3 +45,21 @@ def init_rank() -> tuple[int, int]:
         tf.config.experimental.set_memory_growth(gpu, True)
         tf.config.set_visible_devices(gpu, "GPU")
     return hvd.rank(), hvd.size()
+
+
+def restore_on_ranks(state: dict[str, list], checkpoint_uri: str | None, rank: int) -> tuple[int, list]:
+    """On every rank, before the first epoch: rank 0 loads the latest checkpoint under
+    `checkpoint_uri` (if any) into `state` ({group: variables}, the groups a checkpoint holds),
+    then every rank takes rank 0's variables. Returns (epochs already done, their history)."""
+    import horovod.tensorflow as hvd
+
+    from recsynth.train.checkpoints import load_latest
+
+    restored = load_latest(checkpoint_uri) if checkpoint_uri and rank == 0 else None
+    if restored:
+        for group, variables in state.items():
+            for variable, value in zip(variables, restored.arrays[group], strict=True):
+                variable.assign(value)
+    for variables in state.values():
+        hvd.broadcast_variables(variables, root_rank=0)
+    return hvd.broadcast_object((restored.epoch, restored.history) if restored else (0, []), root_rank=0)
