@@ -35,18 +35,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_synth_scale import machine, measure, save  # noqa: E402  (same measuring as the other scale benchmark)
+from bench_synth_scale import (  # noqa: E402  (same measuring as the other scale benchmark)
+    fresh_scratch_conf, machine, measure, parse_scale_arguments, print_report, quiet_logging, save,
+)
 
 log = logging.getLogger("bench_recs")
 
@@ -98,35 +98,20 @@ def main(argv=None) -> dict:
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--rank", type=int, default=32)
     parser.add_argument("--max-iter", type=int, default=5)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/recsynth-bench-recs"), help="scratch folder (emptied)")
-    parser.add_argument("--driver-memory", default="6g")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / f"recs_scale_{dt.date.today():%Y-%m-%d}.json")
-    parser.add_argument("--report", type=Path, help="only print the table of an earlier run's JSON")
-    args = parser.parse_args(argv)
+    args = parse_scale_arguments(parser, argv, "recs_scale")
     if args.report:
-        result = json.loads(args.report.read_text())
-        print(markdown(result))
-        return result
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("py4j", "recsynth"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        return print_report(args.report, markdown)
+    quiet_logging("py4j", "recsynth")
     sizes = sorted({int(s) for s in args.sizes.split(",") if s})
 
     from pyspark.ml.recommendation import ALSModel
     from pyspark.sql import functions as F
 
-    from recsynth.config import load_conf
     from recsynth.rec.baselines import fit_als
     from recsynth.rec.topn import top_n
     from recsynth.session import get_spark
 
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
-    conf = load_conf("local", [
-        f"lake.root={args.work}/lake", f"lake.metastore_dir={args.work}/metastore", f"spark.delta_jars_dir={ROOT}/.cache/jars",
-        f"spark.driver_memory={args.driver_memory}", "spark.shuffle_partitions=8", "ops.log_level=WARNING",
-        "spark.extra={spark.ui.enabled: 'false', spark.ui.showConsoleProgress: 'false'}",
-    ], ROOT / "conf")
+    conf = fresh_scratch_conf(args)
     spark = get_spark(conf)
     spark.sparkContext.setLogLevel("ERROR")
     spark.sparkContext.setCheckpointDir(str(args.work / "checkpoints"))

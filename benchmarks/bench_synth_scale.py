@@ -293,6 +293,41 @@ def machine() -> dict:
             "load_at_start": os.getloadavg()}
 
 
+def parse_scale_arguments(parser: argparse.ArgumentParser, argv, name: str) -> argparse.Namespace:
+    """The options every scale benchmark shares: scratch folder, driver memory, JSON out, --report."""
+    parser.add_argument("--work", type=Path, default=Path(f"/tmp/recsynth-bench-{name.replace('_', '-')}"),
+                        help="scratch folder (emptied)")
+    parser.add_argument("--driver-memory", default="6g")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / f"{name}_{dt.date.today():%Y-%m-%d}.json")
+    parser.add_argument("--report", type=Path, help="only print the table of an earlier run's JSON")
+    return parser.parse_args(argv)
+
+
+def print_report(path: Path, markdown) -> dict:
+    result = json.loads(path.read_text())
+    print(markdown(result))
+    return result
+
+
+def quiet_logging(*noisy: str) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for name in noisy:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def fresh_scratch_conf(args: argparse.Namespace):
+    """An emptied --work folder and the conf of a lake inside it (one Spark session, 8 partitions)."""
+    from recsynth.config import load_conf
+
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    return load_conf("local", [
+        f"lake.root={args.work}/lake", f"lake.metastore_dir={args.work}/metastore", f"spark.delta_jars_dir={ROOT}/.cache/jars",
+        f"spark.driver_memory={args.driver_memory}", "spark.shuffle_partitions=8", "ops.log_level=WARNING",
+        "spark.extra={spark.ui.enabled: 'false', spark.ui.showConsoleProgress: 'false'}",
+    ], ROOT / "conf")
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000", help="training rows, comma-separated")
@@ -301,23 +336,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--skip-peer", action="store_true", help="do not run the single-process numpy peer")
     parser.add_argument("--skip-whole-fit", action="store_true", help="fit only with the conf's sample")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/recsynth-bench-synth-scale"), help="scratch folder (emptied)")
-    parser.add_argument("--driver-memory", default="6g")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / f"synth_scale_{dt.date.today():%Y-%m-%d}.json")
-    parser.add_argument("--report", type=Path, help="only print the table of an earlier run's JSON")
-    args = parser.parse_args(argv)
+    args = parse_scale_arguments(parser, argv, "synth_scale")
     if args.report:
-        result = json.loads(args.report.read_text())
-        print(markdown(result))
-        return result
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("py4j", "recsynth", "horovod"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        return print_report(args.report, markdown)
+    quiet_logging("py4j", "recsynth", "horovod")
     sizes = sorted({int(s) for s in args.sizes.split(",") if s})
     train_sizes = [s for s in sorted({int(s) for s in args.train_sizes.split(",") if s}) if s in sizes]
 
     from recsynth import tables as T
-    from recsynth.config import load_conf
     from recsynth.lake import Lake
     from recsynth.session import get_spark
     from recsynth.synth.gan import GanParams, params_dict, train_rank
@@ -328,13 +354,7 @@ def main(argv=None) -> dict:
     from recsynth.train.launcher import run_on_ranks
     from recsynth.train.shards import check_shardable, current_files
 
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
-    conf = load_conf("local", [
-        f"lake.root={args.work}/lake", f"lake.metastore_dir={args.work}/metastore", f"spark.delta_jars_dir={ROOT}/.cache/jars",
-        f"spark.driver_memory={args.driver_memory}", "spark.shuffle_partitions=8", "ops.log_level=WARNING",
-        "spark.extra={spark.ui.enabled: 'false', spark.ui.showConsoleProgress: 'false'}",
-    ], ROOT / "conf")
+    conf = fresh_scratch_conf(args)
     synth = conf.synth
     columns = [*synth.continuous, *synth.categorical]
     spark = get_spark(conf)
