@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsynth.rec.columns import EVENT_TIME, ITEM_ID, USER_ID, require_columns, require_positive
+from recsynth.rec.metrics import N_USERS, item_popularity
 
 SYNTHETIC_USER_PREFIX = "synthetic:"
 SOURCE = "source"
@@ -35,7 +36,7 @@ def category_slots(train_events: DataFrame, item_features: DataFrame, slots: int
     distinct training users."""
     require_columns(train_events, "train_events", (USER_ID, ITEM_ID))
     require_columns(item_features, "item_features", (SOURCE, ITEM_ID, CATEGORY))
-    users = train_events.groupBy(ITEM_ID).agg(F.countDistinct(USER_ID).alias("_users"))
+    users = item_popularity(train_events).withColumnRenamed(N_USERS, "_users")
     items = item_features.select(SOURCE, ITEM_ID, F.coalesce(CATEGORY, F.lit(UNKNOWN_CATEGORY)).alias(CATEGORY))
     popular = items.join(users, ITEM_ID)
     category = Window.partitionBy(SOURCE, CATEGORY)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import fsspec
 import numpy as np
 
 from recsynth.synth.gan import GanParams, params_dict
@@ -23,10 +22,7 @@ def save(uri: str, fitted: FittedTransformer, weights: list[np.ndarray], params:
 
 def save_report(uri: str, html: str) -> str:
     """Store the quality report next to the model; returns where it is."""
-    fs, root = fsspec.core.url_to_fs(uri)
-    fs.makedirs(root, exist_ok=True)
-    with fs.open(f"{root}/report.html", "w") as handle:
-        handle.write(html)
+    write_files(uri, {"report.html": html.encode()})
     return f"{uri}/report.html"
 
 
