@@ -4,7 +4,8 @@
 #      cmake comes from PyPI when the system has none)
 #   2. a virtual environment (.venv) with the pinned stack (requirements*.txt)
 #   3. Horovod 0.28.1 built from source once, kept as a wheel in the cache, then installed
-#   4. the Delta Lake jars from Maven Central, checked against their published SHA-1
+#   4. the Delta Lake jars and Derby's network server/client jars from Maven Central, checked against
+#      their published SHA-1
 #   5. recsynth itself, installed editable
 # A second run finds everything in place and takes a few seconds.
 # Environment: RECSYNTH_CACHE (default ~/.cache/recsynth) holds the Horovod wheel;
@@ -17,6 +18,7 @@ VENV="$ROOT/.venv"
 CACHE="${RECSYNTH_CACHE:-$HOME/.cache/recsynth}"
 PYTHON="${PYTHON:-python3.11}"
 DELTA_VERSION=3.3.2
+DERBY_VERSION=10.14.2.0   # the Derby that pyspark 3.5.3 bundles (jars/derby-10.14.2.0.jar)
 HOROVOD_VERSION=0.28.1
 JARS_DIR="$ROOT/.cache/jars"
 MAVEN="${MAVEN_REPO:-https://repo1.maven.org/maven2}"
@@ -93,11 +95,16 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
-step "Delta Lake $DELTA_VERSION jars" "check that Maven Central is reachable (curl -I $MAVEN), or set MAVEN_REPO to a mirror"
+step "Delta Lake $DELTA_VERSION and Derby $DERBY_VERSION network jars" \
+  "check that Maven Central is reachable (curl -I $MAVEN), or set MAVEN_REPO to a mirror"
 mkdir -p "$JARS_DIR"
-for artifact in delta-spark_2.12 delta-storage; do
-  jar="$JARS_DIR/$artifact-$DELTA_VERSION.jar"
-  url="$MAVEN/io/delta/$artifact/$DELTA_VERSION/$artifact-$DELTA_VERSION.jar"
+# group/artifact/version: Delta for every Spark session; Derby's network server and client for the
+# metastore that jobs and the SQL server share (Spark ships only embedded Derby, one JVM at a time).
+for coordinate in io/delta/delta-spark_2.12/$DELTA_VERSION io/delta/delta-storage/$DELTA_VERSION \
+                  org/apache/derby/derbynet/$DERBY_VERSION org/apache/derby/derbyclient/$DERBY_VERSION; do
+  version="${coordinate##*/}"; artifact="$(basename "$(dirname "$coordinate")")"
+  jar="$JARS_DIR/$artifact-$version.jar"
+  url="$MAVEN/$coordinate/$artifact-$version.jar"
   if [ ! -s "$jar" ]; then
     curl -sSfL --retry 3 -o "$jar.partial" "$url" || fail "could not download $url"
     expected=$(curl -sSfL --retry 3 "$url.sha1" | cut -c1-40) || fail "could not download $url.sha1"

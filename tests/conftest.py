@@ -19,6 +19,7 @@ def lake_overrides(base: Path) -> list[str]:
     return [
         f"lake.root={base}/lake",
         f"lake.metastore_dir={base}/metastore",
+        "lake.metastore_server=null",  # embedded: each test session its own metastore
         f"spark.delta_jars_dir={ROOT}/.cache/jars",
         "spark.shuffle_partitions=2",
         "spark.driver_memory=2g",

@@ -1,6 +1,7 @@
 """The `recsynth` command: one sub-command per job, `pipeline` for the whole chain, `sql`."""
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -24,6 +25,7 @@ class Context:
         self.conf = conf
         self._spark = None
         self._lake = None
+        self.cluster = None  # the ClusterSpec of `recsynth cluster ...`
 
     @property
     def spark(self):
@@ -159,6 +161,33 @@ def sql(obj: Context, query: str, limit: int):
     out.print(table)
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (for scripts and monitoring) instead of tables.")
+@click.pass_context
+def status(ctx, as_json: bool):
+    """The newest run of each job (and how many failed since its last good run), every table's version,
+    row count and last change, and the rows the newest clean run quarantined, by reason.
+
+    It only reads: the tables by their paths (registered in a metastore or not), nothing is written.
+
+    \b
+    Exit code:
+      0  the newest run of every job succeeded or was skipped (or nothing ran yet)
+      1  the newest run of some job failed; for monitoring, e.g.
+         recsynth status --json > status.json || notify "a recsynth job is failing"
+    """
+    from recsynth.ops.status import collect_status, render
+    from recsynth.pipeline import PIPELINE
+
+    state = collect_status(ctx.obj.lake, tuple(job.name for job in PIPELINE))
+    if as_json:
+        click.echo(json.dumps(state.to_dict(), indent=2))
+    else:
+        render(state, out)
+    if state.exit_code:
+        ctx.exit(state.exit_code)
+
+
 @cli.command("spark-args")
 @click.pass_obj
 def spark_args(obj: Context):
@@ -168,25 +197,152 @@ def spark_args(obj: Context):
     Used by scripts/spark-sql.sh; by hand:
       mapfile -t ARGS < <(recsynth spark-args); spark-sql "${ARGS[@]}" -e "SELECT ..."
     """
-    from recsynth.session import session_settings
+    from recsynth.metastore import ensure_server
+    from recsynth.session import submit_arguments
 
-    if obj.conf.spark.master:
-        click.echo("--master")
-        click.echo(obj.conf.spark.master)
-    for key, value in session_settings(obj.conf).items():
-        click.echo("--conf")
-        click.echo(f"{key}={value}")
+    ensure_server(obj.conf)  # the shared metastore must answer before spark-sql starts
+    for argument in submit_arguments(obj.conf):
+        click.echo(argument)
+
+
+def _service_commands(group, services_of, after_start=None):
+    """start / stop / status sub-commands for background services (pid files and logs in ops.service_dir)."""
+    from pathlib import Path
+
+    from recsynth.paths import resolve_uri
+
+    def folder(conf) -> Path:
+        return Path(resolve_uri(conf.ops.service_dir))
+
+    @group.command("start")
+    @click.pass_obj
+    def start_command(obj: Context):
+        """Start (idempotent: a running service is left as it is)."""
+        from recsynth.services import start
+
+        for service in services_of(obj):
+            state = start(service, folder(obj.conf))
+            out.print(f"{service.name}: listening on {state.address} (pid {state.pid or 'not ours'}, log {state.log})")
+        if after_start:
+            after_start(obj)
+
+    @group.command("stop")
+    @click.pass_obj
+    def stop_command(obj: Context):
+        """Stop what `start` started on this machine."""
+        from recsynth.services import stop
+
+        for service in reversed(services_of(obj)):
+            out.print(f"{service.name}: {'stopped' if stop(service, folder(obj.conf)) else 'was not running'}")
+
+    @group.command("status")
+    @click.pass_obj
+    def status_command(obj: Context):
+        """Is it listening, under which pid, where is its log (exit code 1 when something is down)."""
+        from recsynth.services import state
+
+        states = [state(service, folder(obj.conf)) for service in services_of(obj)]
+        for current in states:
+            out.print(f"{current.name}: {'up' if current.listening else 'down'} on {current.address}"
+                      f" (pid {current.pid or '-'}, log {current.log})")
+        if not all(current.listening for current in states):
+            sys.exit(1)
+
+
+@cli.group()
+def metastore():
+    """The Derby network server holding the Hive metastore (lake.metastore_server), shared by jobs,
+    spark-sql and the SQL server. Jobs start it on first use; stop it with `recsynth metastore stop`."""
+
+
+def _metastore_services(obj: Context):
+    from recsynth.metastore import server
+
+    if not obj.conf.lake.metastore_server:
+        raise click.UsageError("lake.metastore_server is null in this conf: the metastore is embedded in each job's JVM")
+    return [server(obj.conf)]
+
+
+_service_commands(metastore, _metastore_services)
+
+
+@cli.group("sql-server")
+def sql_server():
+    """The Spark Thrift (JDBC/ODBC) server on the lake, at sql_server.host:sql_server.port (127.0.0.1:10000).
+
+    
+    recsynth sql-server start
+    beeline -u jdbc:hive2://127.0.0.1:10000 -e "SELECT * FROM recs.top_n WHERE user_id = '42' ORDER BY rank"
+    recsynth sql-server stop
+    Jobs may run while it serves: both use the shared metastore (lake.metastore_server).
+    """
+
+
+def _sql_server_services(obj: Context):
+    from recsynth.metastore import ensure_server
+    from recsynth.session import submit_arguments
+    from recsynth.sql_server import thrift_server
+
+    service = thrift_server(obj.conf, submit_arguments(obj.conf))
+    ensure_server(obj.conf)
+    return [service]
+
+
+_service_commands(sql_server, _sql_server_services)
+
+
+@cli.group()
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Workers to start.")
+@click.option("--cores", default=2, show_default=True, type=click.IntRange(min=1), help="Cores per worker.")
+@click.option("--memory", default="4g", show_default=True, help="Memory per worker (executors share it).")
+@click.option("--port", default=7077, show_default=True, help="Master port; workers take the next ports.")
+@click.option("--ui-port", default=8080, show_default=True, help="Master web UI port; workers take the next ports.")
+@click.pass_obj
+def cluster(obj: Context, workers, cores, memory, port, ui_port):
+    """A Spark standalone cluster (master + workers) on 127.0.0.1 from the installed pyspark.
+
+    
+    recsynth cluster --workers 1 --cores 2 start
+    scripts/submit-pipeline.sh            # spark-submit the whole pipeline to spark://127.0.0.1:7077
+    recsynth cluster stop
+    """
+    from recsynth.cluster import ClusterSpec
+
+    obj.cluster = ClusterSpec(port=port, ui_port=ui_port, workers=workers, cores=cores, memory=memory)
+
+
+def _cluster_services(obj: Context):
+    from pathlib import Path
+
+    from recsynth.cluster import services
+    from recsynth.paths import resolve_uri
+
+    return services(obj.cluster, Path(resolve_uri(obj.conf.ops.service_dir)))
+
+
+def _wait_for_workers(obj: Context):
+    from recsynth.cluster import wait_for_workers
+
+    wait_for_workers(obj.cluster)
+    out.print(f"master {obj.cluster.master_url} has {obj.cluster.workers} worker(s); "
+              f"web UI http://{obj.cluster.host}:{obj.cluster.ui_port}")
+
+
+_service_commands(cluster, _cluster_services, after_start=_wait_for_workers)
 
 
 _register_job_commands()
 
 
 def main(argv=None):
-    """Console entry point: user errors print one clear message and exit 2, failed jobs exit 1."""
+    """Console entry point: user errors print one clear message and exit 2, failed jobs exit 1 (and
+    `status` exits 1 when the newest run of a job failed)."""
     from recsynth.errors import ConfigError, JobFailed
 
     try:
-        cli.main(args=argv, standalone_mode=False)
+        code = cli.main(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:  # a command's ctx.exit(code), e.g. `status` with a failing job
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -34,6 +34,27 @@ class LakeConf(Strict):
     root: str
     catalog: str | None = None
     metastore_dir: str | None = None
+    metastore_server: str | None = None
+
+    @field_validator("metastore_server")
+    @classmethod
+    def _host_and_port(cls, value):
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port of a Derby network server (e.g. 127.0.0.1:1527), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _server_needs_a_folder(self):
+        if self.metastore_server and not self.metastore_dir:
+            raise ValueError("metastore_server needs metastore_dir: the folder where the server keeps the metastore database")
+        return self
+
+
+class SqlServerConf(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=10000, gt=0, lt=65536)
 
 
 class SparkConf(Strict):
@@ -306,6 +327,7 @@ class TrackingConf(Strict):
 
 class OpsConf(Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    service_dir: str = "warehouse/services"
 
 
 class Conf(Strict):
@@ -318,6 +340,7 @@ class Conf(Strict):
     recs: RecsConf
     tracking: TrackingConf
     ops: OpsConf
+    sql_server: SqlServerConf = SqlServerConf()
 
     @model_validator(mode="after")
     def _cross_checks(self):

@@ -23,3 +23,7 @@ class JobFailed(RecsynthError):
 
 class RecommenderError(RecsynthError):
     """A recommender input or parameter is unusable (the message names the frame, column or value)."""
+
+
+class ServiceError(RecsynthError):
+    """A background service (metastore, SQL server, standalone cluster) would not start or answer."""

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from recsynth import metastore
 from recsynth.config import Conf
 from recsynth.errors import ConfigError
 from recsynth.paths import resolve_uri
@@ -45,15 +46,9 @@ def session_settings(conf: Conf) -> dict[str, str]:
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
     }
     if conf.lake.metastore_dir:
-        metastore = resolve_uri(conf.lake.metastore_dir)
-        settings.update({
-            "spark.sql.catalogImplementation": "hive",
-            "spark.sql.warehouse.dir": resolve_uri(conf.lake.root),
-            "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true",
-            "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
-            "spark.hadoop.hive.metastore.schema.verification": "false",
-        })
-        java_options.append(f"-Dderby.system.home={metastore}")
+        settings.update(metastore.session_settings(conf))
+        if not conf.lake.metastore_server:
+            java_options.append(f"-Dderby.system.home={resolve_uri(conf.lake.metastore_dir)}")
     if conf.spark.delta_jars_dir:
         settings["spark.jars"] = ",".join(delta_jars(conf.spark.delta_jars_dir))
     elif conf.spark.delta_packages:
@@ -63,10 +58,19 @@ def session_settings(conf: Conf) -> dict[str, str]:
     return settings
 
 
+def submit_arguments(conf: Conf) -> list[str]:
+    """The conf's master and settings as spark-submit / spark-sql arguments."""
+    arguments = ["--master", conf.spark.master] if conf.spark.master else []
+    for key, value in session_settings(conf).items():
+        arguments += ["--conf", f"{key}={value}"]
+    return arguments
+
+
 def get_spark(conf: Conf):
     """Return the active session (spark-submit, Databricks) or build one from conf."""
     from pyspark.sql import SparkSession
 
+    metastore.ensure_server(conf)
     builder = SparkSession.builder
     if conf.spark.master:
         builder = builder.master(conf.spark.master)

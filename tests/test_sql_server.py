@@ -1,0 +1,120 @@
+"""The Spark Thrift server on the lake, queried with a real client (PyHive) while and after the
+whole pipeline runs in another JVM against the same (network Derby) metastore."""
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SMALL_GAN, SMALL_RECS, lake_overrides
+
+pytestmark = [pytest.mark.slow, pytest.mark.horovod]
+
+RECSYNTH = str(Path(sys.executable).parent / "recsynth")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def recsynth(options: list[str], *command: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    done = subprocess.run([RECSYNTH, *options, *command], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"recsynth {' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """SQL server up first, then the pipeline in its own process; yields (options, lake folder, port)."""
+    base = tmp_path_factory.mktemp("sqlserver")
+    port = free_port()
+    overrides = [*lake_overrides(base), f"lake.metastore_server=127.0.0.1:{free_port()}", f"sql_server.port={port}",
+                 f"ops.service_dir={base}/services", "spark.driver_memory=1g", "sources.rees46.enabled=false",
+                 *SMALL_GAN, *SMALL_RECS]
+    options = [f"--set={o}" for o in overrides]
+    try:
+        recsynth(options, "sql-server", "start")
+        pipeline = recsynth(options, "pipeline", timeout=1800)
+        yield options, base / "lake", port, pipeline
+    finally:
+        subprocess.run([RECSYNTH, *options, "sql-server", "stop"], cwd=ROOT, timeout=120)
+        subprocess.run([RECSYNTH, *options, "metastore", "stop"], cwd=ROOT, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def cursor(served):
+    from pyhive import hive
+
+    _, _, port, _ = served
+    connection = hive.connect(host="127.0.0.1", port=port, username="analyst")
+    yield connection.cursor()
+    connection.close()
+
+
+def delta(spark, lake: Path, table: str):
+    schema, name = table.split(".")
+    return spark.read.format("delta").load(str(lake / schema / name))
+
+
+def test_jobs_ran_while_the_server_held_the_metastore(served):
+    options, _, port, pipeline = served
+    assert "Recommenders on the test period" in pipeline.stdout  # the pipeline got to its end
+    status = recsynth(options, "sql-server", "status")
+    assert f"sql-server: up on 127.0.0.1:{port}" in status.stdout
+
+
+def test_a_users_recommendations_match_the_delta_table(spark, served, cursor):
+    _, lake, _, _ = served
+    top_n = delta(spark, lake, "recs.top_n")
+    user = top_n.orderBy("user_id").first()["user_id"]
+    expected = [(r["rank"], r["item_id"]) for r in top_n.where(f"user_id = '{user}'").orderBy("rank").collect()]
+    cursor.execute(f"SELECT rank, item_id FROM recs.top_n WHERE user_id = '{user}' ORDER BY rank")
+    assert cursor.fetchall() == expected
+    cursor.execute("SELECT count(*), count(DISTINCT user_id) FROM recs.top_n")
+    assert cursor.fetchall() == [(top_n.count(), top_n.select("user_id").distinct().count())]
+
+
+def test_quality_and_privacy_scores_are_served(spark, served, cursor):
+    _, lake, _, _ = served
+    quality = delta(spark, lake, "synthetic.quality").first()
+    cursor.execute("SELECT model_version, quality_overall, membership_auc FROM synthetic.quality")
+    assert cursor.fetchall() == [(quality["model_version"], quality["quality_overall"], quality["membership_auc"])]
+
+
+def test_the_last_runs_are_served(spark, served, cursor):
+    _, lake, _, _ = served
+    runs = delta(spark, lake, "ops.job_runs")
+    cursor.execute("SELECT job, status FROM ops.job_runs ORDER BY started_at")
+    served_runs = cursor.fetchall()
+    assert served_runs == [(r["job"], r["status"]) for r in runs.orderBy("started_at").collect()]
+    assert sorted(served_runs) == sorted((job, "succeeded") for job in ("ingest", "clean", "gold", "synthesize", "recommend"))
+
+
+def test_every_example_query_in_the_docs_runs(cursor):
+    queries = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "SQL.md").read_text(), flags=re.S)
+    assert len(queries) >= 7
+    for query in queries:
+        cursor.execute(query.strip())
+        assert cursor.description, query  # every example returns a result set
+        cursor.fetchall()
+
+
+def loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback  # Java reports ::ffff:127.0.0.1
+
+
+def test_the_server_listens_on_loopback_only(served):
+    import psutil
+
+    _, _, port, _ = served
+    addresses = {c.laddr.ip for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port}
+    assert addresses and all(loopback(a) for a in addresses), addresses
+    assert not loopback("0.0.0.0") and not loopback("::")
