@@ -12,7 +12,7 @@ from recsynth.cli import cli, main
 RECSYNTH = [sys.executable, "-m", "recsynth.cli"]
 
 
-@pytest.mark.parametrize("command", [[], ["pipeline"], ["ingest"], ["clean"], ["gold"], ["recommend"], ["sql"]])
+@pytest.mark.parametrize("command", [[], ["pipeline"], ["ingest"], ["clean"], ["gold"], ["recommend"], ["sql"], ["status"]])
 def test_every_command_has_help(command):
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0

@@ -76,12 +76,14 @@ class Lake:
     def versions(self, names) -> dict[str, int | None]:
         return {name: self.version(name) for name in names}
 
-    def history(self, name: str):
+    def history(self, name: str, limit: int | None = None):
+        """The table's commits, newest first; `limit` reads only the newest ones from the log."""
         from delta.tables import DeltaTable
 
         if not self.exists(name):
             raise LakeError(f"table {name} does not exist yet")
-        return DeltaTable.forPath(self.spark, self.path(name)).history()
+        table = DeltaTable.forPath(self.spark, self.path(name))
+        return table.history() if limit is None else table.history(limit)
 
     # --- writes ----------------------------------------------------------------------------
     def overwrite(self, name: str, df, replace_where: str | None = None) -> None:

@@ -42,3 +42,13 @@ RECS_TOP_N = "recs.top_n"  # top-N items per user, by model_version (recsynth.re
 RECS_SIMILAR_ITEMS = "recs.similar_items"  # top-N similar items per item, by model_version
 RECS_METRICS = "recs.metrics"  # offline metrics per model and run (recsynth recommend)
 RECS_TRAINING_EXAMPLES = "recs.training_examples"  # the two-tower's training input, read by Horovod ranks through Petastorm
+
+# Every table the jobs write, layer by layer: what `recsynth status` reports on.
+ALL = (
+    BRONZE_EVENTS, BRONZE_CATALOG, BRONZE_CATEGORY_TREE,
+    SILVER_EVENTS, SILVER_ITEMS, SILVER_CATEGORIES, SILVER_QUARANTINE,
+    GOLD_INTERACTIONS, GOLD_USER_FEATURES, GOLD_ITEM_FEATURES, GOLD_BEHAVIOR, GOLD_SPLITS,
+    SYNTHETIC_ENCODED, SYNTHETIC_BEHAVIOR, SYNTHETIC_QUALITY, SYNTHETIC_SAMPLES,
+    RECS_TRAINING_EXAMPLES, RECS_METRICS, RECS_TOP_N, RECS_SIMILAR_ITEMS,
+    OPS_JOB_RUNS, OPS_DATA_QUALITY, OPS_INGESTED_FILES,
+)

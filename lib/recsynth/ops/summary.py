@@ -1,6 +1,7 @@
 """The end-of-pipeline summary: what ran, what was written, what was rejected, what to try next."""
 from __future__ import annotations
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from rich.table import Table
 
@@ -21,11 +22,8 @@ def print_summary(console, lake, records, seconds: float) -> None:
     console.print(written)
 
     if lake.exists(T.SILVER_QUARANTINE):
-        rejected = Table("source", "entity", "reason", "rows", title="Quarantined rows by reason (silver.quarantine)")
-        counts = lake.read(T.SILVER_QUARANTINE).groupBy("source", "entity", "reason").count().orderBy("source", "entity", F.desc("count"))
-        for row in counts.collect():
-            rejected.add_row(row["source"], row["entity"], row["reason"], str(row["count"]))
-        console.print(rejected)
+        counts = quarantine_counts(lake.read(T.SILVER_QUARANTINE)).collect()
+        console.print(quarantine_table(counts, "Quarantined rows by reason (silver.quarantine)"))
 
     if lake.exists(T.SYNTHETIC_QUALITY):
         latest = lake.read(T.SYNTHETIC_QUALITY).orderBy(F.desc("measured_at")).head()
@@ -39,6 +37,21 @@ def print_summary(console, lake, records, seconds: float) -> None:
 
     console.print(f"Finished in {seconds:.0f} s. Warehouse: [bold]{lake.root}[/]")
     console.print('Try: recsynth sql "SELECT top_category, count(*) AS sessions, avg(n_events) FROM gold.behavior GROUP BY 1 ORDER BY 2 DESC"')
+
+
+def quarantine_counts(quarantine: DataFrame, *keys: str) -> DataFrame:
+    """Rejected rows per source, entity and reason (and any extra `keys`), largest first per entity:
+    a handful of rows whatever the data's size, so callers may collect it."""
+    return (quarantine.groupBy(*keys, "source", "entity", "reason").agg(F.count(F.lit(1)).alias("rows"))
+            .orderBy("source", "entity", F.desc("rows"), "reason"))
+
+
+def quarantine_table(counts, title: str) -> Table:
+    """The rows of `quarantine_counts` as a table (the summary and `recsynth status` show the same)."""
+    table = Table("source", "entity", "reason", "rows", title=title)
+    for row in counts:
+        table.add_row(row["source"], row["entity"], row["reason"], str(row["rows"]))
+    return table
 
 
 def print_recs_metrics(console, lake) -> None:
