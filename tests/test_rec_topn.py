@@ -140,6 +140,20 @@ def test_writes_replace_only_their_model_version(spark, lake):
                          _frame(spark, [("a", 1, "b", 0.5, "m-1")], SIMILAR + ", model_version string"))
 
 
+def test_only_the_newest_versions_are_kept(spark, lake):
+    rows = _frame(spark, [("u1", 1, "a", 0.5)], TOP)
+    for hours, version in enumerate(["m-3", "m-1", "m-4", "m-2"]):  # generated in this order
+        topn.write_top_n(lake, rows, version, WHEN + dt.timedelta(hours=hours))
+    before = lake.version(T.RECS_TOP_N)
+
+    assert topn.drop_old_versions(lake, T.RECS_TOP_N, keep=2) == ["m-1", "m-3"]
+    assert sorted(r["model_version"] for r in lake.read(T.RECS_TOP_N).collect()) == ["m-2", "m-4"]
+    assert lake.read(T.RECS_TOP_N, version=before).count() == 4  # still there for time travel
+    assert topn.drop_old_versions(lake, T.RECS_TOP_N, keep=2) == []  # idempotent
+    with pytest.raises(TopNError, match="keep"):
+        topn.drop_old_versions(lake, T.RECS_TOP_N, keep=0)
+
+
 @pytest.mark.parametrize("model_version", ["", "m'1", "a b", "x" * 129, None])
 def test_bad_model_version_is_refused_before_writing(spark, lake, model_version):
     frame = _frame(spark, [("u1", 1, "a", 0.5)], TOP)

@@ -275,6 +275,7 @@ class SimilarItemsConf(Strict):
 
 class TopNConf(Strict):
     block_rows: int | None = Field(default=None, ge=1)   # users scored at once per task; null: sized to the catalogue
+    keep_versions: int | None = Field(default=3, ge=1)   # model versions kept in recs.top_n / similar_items; null: all
 
 
 class RecsConf(Strict):

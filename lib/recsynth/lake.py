@@ -124,6 +124,14 @@ class Lake:
         )
         self._register(name)
 
+    def delete(self, name: str, condition) -> None:
+        """Delete the rows matching `condition` (a Column or SQL text); older versions keep them
+        for time travel until VACUUM."""
+        from delta.tables import DeltaTable
+
+        self._before_write(name)
+        DeltaTable.forPath(self.spark, self.path(name)).delete(condition)
+
     def restore(self, name: str, version: int) -> None:
         from delta.tables import DeltaTable
 

@@ -1,4 +1,5 @@
 """Turn conf paths into absolute URIs: relative local paths are taken from the working directory."""
+import os
 import re
 from pathlib import Path
 
@@ -10,3 +11,27 @@ def resolve_uri(path: str) -> str:
     if _SCHEME.match(path):
         return path
     return str(Path(path).expanduser().absolute())
+
+
+DBFS_SCHEME = "dbfs:"
+DBFS_FUSE_ROOT_VAR = "RECSYNTH_DBFS_FUSE_ROOT"
+
+
+def python_io_uri(uri: str) -> str:
+    """The URI Python-side I/O (fsspec, Petastorm, pyarrow) uses for a lake path.
+
+    Spark reads `dbfs:/x` natively, but fsspec has no credential-free DBFS filesystem. On a
+    Databricks node the same file is at the FUSE mount /dbfs/x, so `dbfs:/x` becomes
+    `file:///dbfs/x` (the mount root is overridable through $RECSYNTH_DBFS_FUSE_ROOT). Every
+    other URI is returned unchanged."""
+    if not uri.startswith(DBFS_SCHEME):
+        return uri
+    mount = os.environ.get(DBFS_FUSE_ROOT_VAR, "/dbfs").rstrip("/")
+    return f"file://{mount}/{uri[len(DBFS_SCHEME):].lstrip('/')}"
+
+
+def filesystem(uri: str):
+    """(fsspec filesystem, path) for a lake URI, local, cloud or `dbfs:` (see python_io_uri)."""
+    import fsspec
+
+    return fsspec.core.url_to_fs(python_io_uri(uri))

@@ -376,6 +376,20 @@ def write_similar_items(lake, frame: DataFrame, model_version: str, generated_at
     _write(lake, T.RECS_SIMILAR_ITEMS, frame, SIMILAR_ITEMS_SCHEMA, model_version, generated_at)
 
 
+def drop_old_versions(lake, name: str, keep: int) -> list[str]:
+    """Delete from recs.top_n / recs.similar_items the rows of every model version but the `keep`
+    newest (by generation time), so that re-trained versions do not pile up; returns the dropped
+    versions. One row per version reaches the driver."""
+    if keep < 1:
+        raise TopNError(f"keep must be at least 1, got {keep}")
+    versions = (lake.read(name).groupBy(MODEL_VERSION).agg(F.max(GENERATED_AT).alias(GENERATED_AT))
+                .orderBy(F.desc(GENERATED_AT), F.desc(MODEL_VERSION)).collect())
+    stale = [row[MODEL_VERSION] for row in versions[keep:]]
+    if stale:
+        lake.delete(name, F.col(MODEL_VERSION).isin(stale))
+    return stale
+
+
 # --- filling lists up --------------------------------------------------------------------------
 def with_fallback(recommendations: DataFrame, users: DataFrame, popular_items: DataFrame, k: int,
                   exclusions: DataFrame | None = None, *, block_rows: int | None = None) -> DataFrame:

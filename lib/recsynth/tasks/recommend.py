@@ -279,6 +279,12 @@ def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                          version, generated_at)
         topn.write_similar_items(lake, topn.similar_items(item_vecs, conf.similar_items.k, block_rows=block_rows),
                                  version, generated_at)
+        if conf.top_n.keep_versions:
+            for name in (T.RECS_TOP_N, T.RECS_SIMILAR_ITEMS):
+                dropped = topn.drop_old_versions(lake, name, conf.top_n.keep_versions)
+                if dropped:
+                    log.info("%s: dropped the rows of old model version(s) %s (recs.top_n.keep_versions=%d)",
+                             name, ", ".join(dropped), conf.top_n.keep_versions)
         written = lake.read(T.RECS_TOP_N).where(topn.version_predicate(version))
         listed = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(USER_ID).alias("users")).head()
     tracker.metrics({"training_rows": training_rows, "top_n_rows": listed["rows"], "top_n_users": listed["users"],

@@ -6,8 +6,9 @@ import io
 import json
 from typing import Callable
 
-import fsspec
 import numpy as np
+
+from recsynth.paths import filesystem
 
 
 def weights_file(weights) -> bytes:
@@ -28,7 +29,7 @@ def json_file(value) -> bytes:
 
 def write_files(uri: str, files: dict[str, bytes]) -> None:
     """Create the folder `uri` if needed and write each named file into it."""
-    fs, root = fsspec.core.url_to_fs(uri)
+    fs, root = filesystem(uri)
     fs.makedirs(root, exist_ok=True)
     for name, data in files.items():
         with fs.open(f"{root}/{name}", "wb") as handle:
@@ -37,5 +38,5 @@ def write_files(uri: str, files: dict[str, bytes]) -> None:
 
 def file_reader(uri: str) -> Callable[[str], bytes]:
     """`read(name)` -> the bytes of the file `name` in the folder `uri`."""
-    fs, root = fsspec.core.url_to_fs(uri)
+    fs, root = filesystem(uri)
     return lambda name: fs.cat_file(f"{root}/{name}")

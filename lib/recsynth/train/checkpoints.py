@@ -10,8 +10,9 @@ import io
 import json
 from dataclasses import dataclass
 
-import fsspec
 import numpy as np
+
+from recsynth.paths import filesystem
 
 LATEST = "latest.json"
 SEPARATOR = "/"
@@ -25,7 +26,7 @@ class Checkpoint:
 
 
 def save(uri: str, checkpoint: Checkpoint) -> None:
-    fs, root = fsspec.core.url_to_fs(uri)
+    fs, root = filesystem(uri)
     fs.makedirs(root, exist_ok=True)
     flat = {f"{group}{SEPARATOR}{k:05d}": array for group, arrays in checkpoint.arrays.items()
             for k, array in enumerate(arrays)}
@@ -43,14 +44,14 @@ def save(uri: str, checkpoint: Checkpoint) -> None:
 
 def clear(uri: str) -> None:
     """Remove every checkpoint under `uri` (once the trained model is stored elsewhere)."""
-    fs, root = fsspec.core.url_to_fs(uri)
+    fs, root = filesystem(uri)
     if fs.exists(root):
         fs.rm(root, recursive=True)
 
 
 def load_latest(uri: str) -> Checkpoint | None:
     """The current checkpoint under `uri`, or None when training has not checkpointed yet."""
-    fs, root = fsspec.core.url_to_fs(uri)
+    fs, root = filesystem(uri)
     latest = _latest(fs, root)
     if latest is None:
         return None

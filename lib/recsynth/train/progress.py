@@ -9,7 +9,7 @@ import logging
 import threading
 from typing import Callable
 
-import fsspec
+from recsynth.paths import filesystem
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +19,14 @@ PROGRESS = "progress.json"
 def write(uri: str, epochs: list[dict]) -> None:
     """On rank 0: replace the record with `epochs`, one dict per finished epoch (its "epoch"
     number, losses, seconds, ...)."""
-    fs, root = fsspec.core.url_to_fs(uri)
+    fs, root = filesystem(uri)
     fs.makedirs(root, exist_ok=True)
     with fs.open(f"{root}/{PROGRESS}", "w") as handle:
         json.dump({"epochs": epochs}, handle)
 
 
 def read(uri: str) -> list[dict]:
-    fs, root = fsspec.core.url_to_fs(uri)
+    fs, root = filesystem(uri)
     try:
         return json.loads(fs.cat_file(f"{root}/{PROGRESS}"))["epochs"]
     except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or caught mid-write

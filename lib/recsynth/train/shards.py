@@ -4,11 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from recsynth.errors import RecsynthError
+from recsynth.paths import python_io_uri
 
 
 def current_files(frame) -> list[str]:
-    """The Parquet files behind a Delta table's current version (not the files it replaced)."""
-    return sorted(frame.inputFiles())
+    """The Parquet files behind a Delta table's current version (not the files it replaced), as
+    URIs Petastorm opens (`dbfs:` ones through the /dbfs mount)."""
+    return sorted(python_io_uri(uri) for uri in frame.inputFiles())
 
 
 def check_shardable(files: list[str], shard_count: int, name: str) -> None:
