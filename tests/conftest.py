@@ -3,6 +3,10 @@ built by recsynth's own session code; each test that needs a lake gets a fresh r
 from __future__ import annotations
 
 import itertools
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ from recsynth.config import load_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
+RECSYNTH = str(Path(sys.executable).parent / "recsynth")
 _lake_numbers = itertools.count()
 
 
@@ -100,3 +105,17 @@ def gold_lake_under(spark, overrides: list[str]):
     for job in ETL:
         run_job(job, spark, conf, lake)
     return conf, lake
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def recsynth(options: list[str], *command: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the recsynth command in its own process (its own JVM); fail with its output's end."""
+    env = {**os.environ, "COLUMNS": "1000"}  # one log record per line, whatever its length
+    done = subprocess.run([RECSYNTH, *options, *command], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, f"recsynth {' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    return done

@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SMALL_GAN, SMALL_RECS, lake_overrides
+from conftest import RECSYNTH, ROOT, SMALL_GAN, SMALL_RECS, free_port, lake_overrides, recsynth
 
 pytestmark = [pytest.mark.slow, pytest.mark.horovod]
-
-RECSYNTH = str(Path(sys.executable).parent / "recsynth")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def recsynth(options: list[str], *command: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    done = subprocess.run([RECSYNTH, *options, *command], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"recsynth {' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-    return done
 
 
 @pytest.fixture(scope="module")

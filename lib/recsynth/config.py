@@ -329,6 +329,7 @@ class TrackingConf(Strict):
 class OpsConf(Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     service_dir: str = "warehouse/services"
+    lock_wait_s: float = Field(default=0, ge=0)
 
 
 class Conf(Strict):

@@ -120,6 +120,9 @@ def start(service: Service, folder: Path) -> ServiceState:
     while not listening(service.host, service.port):
         if process.poll() is not None:
             _pid_file(folder, service.name).unlink(missing_ok=True)
+            if listening(service.host, service.port):  # another process started it at the same moment
+                log.info("%s: started by another process meanwhile; using it", service.name)
+                return state(service, folder)
             raise ServiceError(f"{service.name} exited with status {process.returncode} before listening on "
                                f"{service.host}:{service.port}; end of {log_path}:\n{_log_tail(log_path)}")
         if time.monotonic() > deadline:

@@ -15,6 +15,7 @@ from recsynth import tables as T
 from recsynth.config import Conf
 from recsynth.errors import JobFailed, RecsynthError
 from recsynth.lake import Lake
+from recsynth.ops.locks import job_lock
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +97,15 @@ def _unchanged(previous, conf_hash: str, inputs: dict[str, int | None], lake: La
 
 
 def run_job(job: Job, spark, conf: Conf, lake: Lake, force: bool = False) -> RunRecord:
-    """Run one job with all-or-nothing writes and a row in ops.job_runs; raise JobFailed on error."""
+    """Run one job with all-or-nothing writes and a row in ops.job_runs; raise JobFailed on error.
+    One run of a job at a time per lake: raise JobLocked if another holds it past ops.lock_wait_s."""
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     run_id = new_run_id(job.name, started)
+    with job_lock(lake.root, job.name, run_id, conf.ops.lock_wait_s):
+        return _run_locked(job, spark, conf, lake, force, run_id, started)
+
+
+def _run_locked(job: Job, spark, conf: Conf, lake: Lake, force: bool, run_id: str, started: dt.datetime) -> RunRecord:
     conf_hash = conf.fingerprint()
     inputs = lake.versions(job.inputs)
     missing = [name for name, version in inputs.items() if version is None]

@@ -1,0 +1,86 @@
+"""The whole pipeline spark-submitted to a real Spark standalone cluster on 127.0.0.1 (master and
+worker started from the installed pyspark by `recsynth cluster`), the way scripts/submit-pipeline.sh
+does it on a user's cluster: recsynth shipped as a wheel, Delta as its jars, Horovod ranks in two
+executors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, RECSYNTH, ROOT, SMALL_GAN, SMALL_RECS, free_port, lake_overrides, recsynth
+
+pytestmark = [pytest.mark.slow, pytest.mark.horovod]
+
+
+@pytest.fixture(scope="module")
+def submitted(tmp_path_factory):
+    """(lake folder, event log folder, spark-submit's result) of one pipeline run on the cluster."""
+    base = tmp_path_factory.mktemp("cluster")
+    events = base / "eventlog"
+    events.mkdir()
+    port, ui_port = free_port(), free_port()
+    cluster = [f"--set=ops.service_dir={base}/services", "cluster", "--port", str(port), "--ui-port", str(ui_port),
+               "--cores", "2", "--memory", "3g"]
+    job_options = [f"--set={o}" for o in [
+        *lake_overrides(base), "spark.driver_memory=1g", "sources.rees46.enabled=false", *SMALL_GAN, *SMALL_RECS,
+        f"spark.extra={{spark.ui.enabled: 'false', spark.eventLog.enabled: 'true', spark.eventLog.dir: '{events}'}}"]]
+    try:
+        started = recsynth(cluster[:1], *cluster[1:], "start")
+        assert "has 1 worker(s)" in started.stdout
+        env = {**os.environ, "RECSYNTH_MASTER": f"spark://127.0.0.1:{port}", "RECSYNTH_EXECUTOR_MEMORY": "1g"}
+        done = subprocess.run([str(ROOT / "scripts" / "submit-pipeline.sh"), *job_options], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=2400)
+        yield base / "lake", events, done
+    finally:
+        subprocess.run([RECSYNTH, *cluster, "stop"], cwd=ROOT, timeout=120)
+
+
+def delta(spark, lake: Path, table: str):
+    schema, name = table.split(".")
+    return spark.read.format("delta").load(str(lake / schema / name))
+
+
+def task_ends(events: Path) -> list[dict]:
+    (log_file,) = [p for p in events.iterdir() if p.is_file()]
+    lines = (json.loads(line) for line in log_file.read_text().splitlines())
+    return [e for e in lines if e["Event"] == "SparkListenerTaskEnd"]
+
+
+def test_every_job_succeeded_on_the_cluster(spark, submitted):
+    lake, _, done = submitted
+    assert done.returncode == 0, done.stderr[-4000:]
+    runs = delta(spark, lake, "ops.job_runs")
+    assert sorted((r["job"], r["status"]) for r in runs.collect()) == sorted(
+        (job, "succeeded") for job in ("ingest", "clean", "gold", "synthesize", "recommend"))
+
+
+def test_the_tables_hold_what_the_raw_files_and_the_models_say(spark, submitted):
+    lake, _, _ = submitted
+    raw_events = sum(len(p.read_text().splitlines()) - 1 for p in (DATA / "retailrocket").glob("events*.csv"))
+    assert delta(spark, lake, "bronze.events").count() == raw_events
+    silver = delta(spark, lake, "silver.events").count()
+    quarantined = delta(spark, lake, "silver.quarantine").where("entity = 'events'").count()
+    assert silver + quarantined == raw_events
+    users = delta(spark, lake, "gold.splits").select("user_id").distinct().count()
+    assert delta(spark, lake, "recs.top_n").select("user_id").distinct().count() == users
+    quality = delta(spark, lake, "synthetic.quality").first()
+    assert delta(spark, lake, "synthetic.behavior").count() == quality["synthetic_rows"] > 0
+
+
+def test_executors_ran_the_work_and_horovod_ranks_ran_in_two_executors(submitted):
+    _, events, _ = submitted
+    ends = task_ends(events)
+    assert {e["Task Info"]["Executor ID"] for e in ends} == {"0", "1"}  # no work on the driver
+    # horovod.spark.run runs each rank as one task of a barrier-free stage of num_proc tasks; the
+    # rank tasks are the long ones that overlap in time, one per executor.
+    by_stage: dict[int, list[dict]] = {}
+    for e in ends:
+        by_stage.setdefault(e["Stage ID"], []).append(e)
+    rank_stages = [tasks for tasks in by_stage.values()
+                   if len(tasks) == 2 and {t["Task Info"]["Executor ID"] for t in tasks} == {"0", "1"}
+                   and all(t["Task Info"]["Finish Time"] - t["Task Info"]["Launch Time"] > 5000 for t in tasks)]
+    assert len(rank_stages) >= 3  # GAN, two-tower, augmented two-tower
