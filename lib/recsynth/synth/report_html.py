@@ -65,7 +65,9 @@ def marginals(real: DataFrame, synthetic: DataFrame, continuous: list[str], cate
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
         edges[c] = np.linspace(lo, hi, bins + 1).tolist()
-        index = F.least(F.greatest(F.floor((F.col(c) - F.lit(lo)) / F.lit((hi - lo) / bins)), F.lit(0)), F.lit(bins - 1))
+        # greatest() skips nulls, so a null value must not reach it (it would land in bin 0)
+        index = F.when(F.col(c).isNotNull(), F.least(F.greatest(
+            F.floor((F.col(c) - F.lit(lo)) / F.lit((hi - lo) / bins)), F.lit(0)), F.lit(bins - 1)))
         labels[c] = F.coalesce(index.cast("int").cast("string"), F.lit(NULL))
     for c in categorical:
         labels[c] = F.coalesce(F.col(c), F.lit(NULL))
