@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 RECSYNTH = str(Path(sys.executable).parent / "recsynth")
 _lake_numbers = itertools.count()
+# The pseudonymisation key of every test run and of the jobs the tests start in subprocesses.
+TEST_PSEUDONYM_KEY = "recsynth-tests-not-a-secret-0123456789"
+os.environ.setdefault("RECSYNTH_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
 
 
 def lake_overrides(base: Path) -> list[str]:
@@ -119,3 +123,19 @@ def recsynth(options: list[str], *command: str, timeout: int = 900) -> subproces
     done = subprocess.run([RECSYNTH, *options, *command], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     assert done.returncode == 0, f"recsynth {' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     return done
+
+
+def settled_epoch(folder: str, quiet_s: float = 10.0, limit_s: float = 300.0) -> int:
+    """The checkpoint epoch once nothing writes there any more: Horovod runs rank processes in
+    sessions of their own, so they can outlive the killed driver for a few seconds."""
+    from recsynth.train.checkpoints import load_latest
+
+    started = changed = time.monotonic()
+    last = load_latest(folder).epoch
+    while time.monotonic() - changed < quiet_s:
+        assert time.monotonic() - started < limit_s, "ranks kept training after their driver was killed"
+        time.sleep(0.5)
+        now = load_latest(folder).epoch
+        if now != last:
+            last, changed = now, time.monotonic()
+    return last

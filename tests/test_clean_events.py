@@ -2,9 +2,8 @@
 import datetime as dt
 
 import pytest
-from pyspark.sql import functions as F
 
-from recsynth.config import CleanConf, load_conf
+from recsynth.config import load_conf
 from recsynth.etl import clean_events as E
 from recsynth.etl import reasons as R
 

@@ -1,7 +1,6 @@
 """The `recsynth` command as a user runs it: help, clear config errors, pipeline summary, SQL."""
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

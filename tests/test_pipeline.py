@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from conftest import DATA
 from recsynth import tables as T
 from recsynth.errors import JobFailed
+from recsynth.etl.pseudonyms import load_key, pseudonym
 from recsynth.lake import Lake
 from recsynth.ops.runs import run_job
 from recsynth.pipeline import ETL, JOBS
@@ -82,6 +83,31 @@ def test_gold_tables_agree_with_silver(ran, spark):
     assert path == ["appliances", "environment", "water_heater"]
     # and every table answers SQL by its logical name
     assert spark.sql("SELECT count(*) AS n FROM gold.interactions").head()["n"] == interactions.count()
+
+
+def personal_ids(lake, ids: set[str]) -> set[str]:
+    """Real user and session ids, less the strings that are also item or category ids (a numeric
+    visitor id can equal an item id of the same source)."""
+    catalogue = lake.read(T.SILVER_ITEMS).select("item_id").union(lake.read(T.SILVER_ITEMS).select("category_id"))
+    return ids - {r[0] for r in catalogue.distinct().collect()}
+
+
+def test_gold_holds_pseudonyms_and_no_real_id(ran):
+    conf, lake, _ = ran
+    key = load_key(conf.privacy.pseudonym)
+    silver = lake.read(T.SILVER_EVENTS)
+    real_users = {r[0] for r in silver.select("user_id").distinct().collect()}
+    real_sessions = {r[0] for r in silver.select("session_id").distinct().collect()}
+    expected = {"user_id": {pseudonym(u, key) for u in real_users},
+                "session_id": {pseudonym(s, key) for s in real_sessions}}
+    for name in [t for t in DATA_TABLES if t.startswith("gold.")]:
+        table = lake.read(name)
+        for column in ("user_id", "session_id"):
+            if column in table.columns:
+                assert {r[0] for r in table.select(column).distinct().collect()} == expected[column], (name, column)
+        for column in (f.name for f in table.schema.fields if f.dataType.simpleString() == "string"):
+            values = {r[0] for r in table.select(column).distinct().collect()}
+            assert not values & personal_ids(lake, real_users | real_sessions), (name, column)
 
 
 def test_rerun_changes_no_table(ran, spark):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RECSYNTH, ROOT, SMALL_RECS, gold_lake_under, model_job_overrides, recsynth
+from conftest import RECSYNTH, ROOT, SMALL_RECS, gold_lake_under, model_job_overrides, recsynth, settled_epoch
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.horovod]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(1800)]
 
 EPOCHS = 60
 
@@ -42,7 +42,8 @@ def test_a_killed_run_resumes_from_its_checkpoint(spark, tmp_path):
         time.sleep(0.2)
     os.killpg(killed.pid, signal.SIGKILL)  # the driver, its JVM and the ranks' Python workers
     killed.wait()
-    at_kill = checkpointed_epoch(lake_root)
+    (folder,) = lake_root.glob("checkpoints/recommender/*")
+    at_kill = settled_epoch(str(folder))
     assert 2 <= at_kill < EPOCHS
 
     rerun = recsynth(options, "recommend")

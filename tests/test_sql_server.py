@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RECSYNTH, ROOT, SMALL_GAN, SMALL_RECS, free_port, lake_overrides, recsynth
+from conftest import DATA, RECSYNTH, ROOT, SMALL_GAN, SMALL_RECS, free_port, lake_overrides, recsynth
 
-pytestmark = [pytest.mark.slow, pytest.mark.horovod]
+# the module's whole pipeline runs inside its first test's time budget
+pytestmark = [pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +103,18 @@ def test_the_server_listens_on_loopback_only(served):
     addresses = {c.laddr.ip for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port}
     assert addresses and all(loopback(a) for a in addresses), addresses
     assert not loopback("0.0.0.0") and not loopback("::")
+
+
+def test_nothing_personal_in_logs_metrics_or_models(served):
+    """Real user ids stop at silver: the pipeline's output, MLflow's store and the saved models
+    hold none (ids are pseudonymised before gold, and only aggregates are tracked)."""
+    _, lake, _, pipeline = served
+    real_users = {f"retailrocket:{line.split(',')[1]}" for path in (DATA / "retailrocket").glob("events*.csv")
+                  for line in path.read_text().splitlines()[1:]}
+
+    def leaked(text: str) -> set[str]:
+        return set(re.findall(r"retailrocket:\d+", text)) & real_users
+
+    assert not leaked(pipeline.stdout + pipeline.stderr)
+    stored = [p for folder in ("mlflow", "models") for p in (lake / folder).rglob("*") if p.is_file()]
+    assert stored and not any(leaked(p.read_bytes().decode("latin-1")) for p in stored)

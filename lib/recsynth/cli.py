@@ -188,6 +188,25 @@ def status(ctx, as_json: bool):
         ctx.exit(state.exit_code)
 
 
+@cli.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.pass_obj
+def pseudonym(obj: Context, ids: tuple[str, ...]):
+    """Print the pseudonym that gold, recs.top_n and every later table use for each real id
+    (user or session, as in silver.events, e.g. retailrocket:257597), with this conf's key.
+
+    \b
+    recsynth pseudonym retailrocket:257597
+    recsynth sql "SELECT * FROM recs.top_n WHERE user_id = '$(recsynth pseudonym retailrocket:257597 | cut -f2)'"
+    """
+    from recsynth.etl.pseudonyms import load_key
+    from recsynth.etl.pseudonyms import pseudonym as pseudonym_of
+
+    key = load_key(obj.conf.privacy.pseudonym)
+    for real_id in ids:
+        click.echo(f"{real_id}\t{pseudonym_of(real_id, key)}")
+
+
 @cli.command("spark-args")
 @click.pass_obj
 def spark_args(obj: Context):

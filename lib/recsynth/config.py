@@ -199,6 +199,7 @@ class GanConf(Strict):
 
 class PrivacyGates(Strict):
     max_excess_copy_share: float = Field(ge=0, le=1)
+    min_copy_support: int = Field(default=5, ge=1)
     min_dcr_ratio: float = Field(ge=0)
     max_membership_auc: float = Field(ge=0, le=1)
     query_rows: int = Field(ge=100)
@@ -332,6 +333,21 @@ class OpsConf(Strict):
     lock_wait_s: float = Field(default=0, ge=0)
 
 
+class SecretRef(Strict):
+    scope: str
+    key: str
+
+
+class PseudonymConf(Strict):
+    key_env: str = "RECSYNTH_PSEUDONYM_KEY"   # environment variable holding the key (checked first)
+    secret: SecretRef | None = None           # Databricks secret scope holding the key
+    key_file: str | None = None               # local runs: a key file, generated on first use (mode 600)
+
+
+class PrivacyConf(Strict):
+    pseudonym: PseudonymConf = PseudonymConf()
+
+
 class Conf(Strict):
     lake: LakeConf
     spark: SparkConf
@@ -343,6 +359,7 @@ class Conf(Strict):
     tracking: TrackingConf
     ops: OpsConf
     sql_server: SqlServerConf = SqlServerConf()
+    privacy: PrivacyConf = PrivacyConf()
 
     @model_validator(mode="after")
     def _cross_checks(self):

@@ -125,6 +125,20 @@ def _sample(frame: DataFrame, total: int, rows: int, seed: int) -> DataFrame:
     return frame.sample(fraction=min(1.0, 1.2 * rows / max(total, 1)), seed=seed).limit(rows)
 
 
+def drop_rare_copies(synthetic: DataFrame, real: DataFrame, columns: list[str], min_support: int) -> DataFrame:
+    """`synthetic` without the rows equal, on every model column (nulls equal to nulls), to a real
+    row shared by fewer than `min_support` real rows.
+
+    Such a row is a verbatim copy of a few real sessions (a canary, an outlier customer), so it
+    must never be released. Rows that many real sessions share ("one view, nothing else") say
+    nothing about anyone and stay, so the published distribution is not cut at its peak."""
+    if min_support <= 1:
+        return synthetic
+    rare = real.groupBy(*columns).count().where(F.col("count") < min_support).drop("count")
+    same_row = [F.col(f"s.{c}").eqNullSafe(F.col(f"r.{c}")) for c in columns]
+    return synthetic.alias("s").join(rare.alias("r"), same_row, "left_anti")
+
+
 def assess(train: DataFrame, holdout: DataFrame, synthetic: DataFrame, fitted: FittedTransformer, *,
            query_rows: int = 10_000, seed: int = 0) -> PrivacyReport:
     """Exact copies, DCR and membership inference of `synthetic` against `train`, with `holdout`

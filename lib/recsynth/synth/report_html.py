@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from recsynth.paths import python_io_uri
 from recsynth.synth.efficacy import EfficacyScores
 from recsynth.synth.metrics import SIDE, QualityScores, _real, _sizes, _size_aggs, _synthetic, _tagged
 from recsynth.synth.transformer import NULL, OTHER
@@ -245,11 +246,12 @@ def write_report(uri: str, real: DataFrame, synthetic: DataFrame, scores: Qualit
                  privacy: dict, meta: dict, *, bins: int = BINS, top: int = TOP_CATEGORIES,
                  storage_options: dict | None = None) -> str:
     """Render the report and write it to `uri`, any fsspec URL (`storage_options` go to its file
-    system; on Databricks a /dbfs/... path needs none). Local parent folders are created. Returns `uri`."""
+    system; a `dbfs:` URI is written through the /dbfs mount). Local parent folders are created. Returns `uri`."""
     text = render_report(real, synthetic, scores, efficacy, privacy, meta, bins=bins, top=top)
-    fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+    target = python_io_uri(uri)
+    fs, path = fsspec.core.url_to_fs(target, **(storage_options or {}))
     if isinstance(fs, LocalFileSystem):
         fs.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with fsspec.open(uri, "w", encoding="utf-8", **(storage_options or {})) as handle:
+    with fsspec.open(target, "w", encoding="utf-8", **(storage_options or {})) as handle:
         handle.write(text)
     return uri

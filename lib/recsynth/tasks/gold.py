@@ -1,16 +1,22 @@
-"""Gold: silver.events + silver.items -> interactions, user and item features, behaviour, splits."""
+"""Gold: silver.events + silver.items -> interactions, user and item features, behaviour, splits,
+with user and session ids pseudonymised (etl/pseudonyms.py) before anything is written."""
 from __future__ import annotations
 
 from pyspark import StorageLevel
 
 from recsynth import tables as T
 from recsynth.etl import gold as G
+from recsynth.etl.pseudonyms import load_key, pseudonymise
 from recsynth.ops.runs import Job, Outcome, RunContext
+
+# Personal ids in silver.events: from here on only their pseudonyms exist.
+PERSONAL_IDS = ["user_id", "session_id"]
 
 
 def gold(ctx: RunContext) -> Outcome:
     conf, lake = ctx.conf.gold, ctx.lake
-    events = lake.read(T.SILVER_EVENTS).persist(StorageLevel.MEMORY_AND_DISK)
+    key = load_key(ctx.conf.privacy.pseudonym)
+    events = pseudonymise(lake.read(T.SILVER_EVENTS), PERSONAL_IDS, key).persist(StorageLevel.MEMORY_AND_DISK)
     items = lake.read(T.SILVER_ITEMS)
     # interactions and sessions are written first: the feature tables are built from them
     lake.overwrite(T.GOLD_INTERACTIONS, G.interactions(events, dict(conf.event_weights)))

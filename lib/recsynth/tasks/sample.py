@@ -10,6 +10,7 @@ from recsynth import tables as T
 from recsynth.errors import ConfigError
 from recsynth.ops.runs import Job, Outcome, RunContext
 from recsynth.synth import models
+from recsynth.synth.privacy import drop_rare_copies
 from recsynth.synth.sampling import synthesize
 from recsynth.synth.schema import match_types
 
@@ -59,6 +60,13 @@ def check_condition(fitted, condition: dict[str, str]) -> None:
                               f"into '__other__'); known values: {shown}")
 
 
+def training_data_version(ctx: RunContext, model_version: str) -> int:
+    """The gold.behavior version a model was trained on (recorded in synthetic.quality)."""
+    row = (ctx.lake.read(T.SYNTHETIC_QUALITY).filter(F.col("model_version") == model_version)
+           .select("training_data_version").first())
+    return row["training_data_version"]
+
+
 def sample_job(rows: int, condition: dict[str, str], model: str | None, seed: int) -> Job:
     """A one-off job writing `rows` rows generated under `condition` to synthetic.samples."""
 
@@ -69,12 +77,16 @@ def sample_job(rows: int, condition: dict[str, str], model: str | None, seed: in
         columns = [c.name for c in fitted.continuous] + [c.name for c in fitted.categorical]
         label = condition_label(condition)
         generated = synthesize(ctx.spark, weights, fitted, params, rows, ctx.conf.synth.sample_partitions, seed, condition)
-        typed = match_types(generated, ctx.lake.read(T.GOLD_BEHAVIOR).schema, columns)
+        real = ctx.lake.read(T.GOLD_BEHAVIOR, version=training_data_version(ctx, version))
+        typed = drop_rare_copies(match_types(generated, real.schema, columns), real, columns,
+                                 ctx.conf.synth.privacy.min_copy_support)
         output = typed.select("synthetic_id", *columns, F.lit(version).alias("model_version"),
                               F.lit(label).alias("condition"), "sample_seed")
         replace = f"model_version = {sql_string(version)} AND condition = {sql_string(label)} AND sample_seed = {seed}"
         ctx.lake.overwrite(T.SYNTHETIC_SAMPLES, output, replace_where=replace if ctx.lake.exists(T.SYNTHETIC_SAMPLES) else None)
-        return Outcome(rows_out=rows, message=f"{rows} rows where {label} from model {version} (seed {seed})")
+        written = ctx.lake.read(T.SYNTHETIC_SAMPLES).where(replace).count()
+        return Outcome(rows_out=written, message=f"{written} rows where {label} from model {version} (seed {seed}; "
+                                                 f"{rows - written} equal to rare real sessions dropped)")
 
     return Job(name="sample", inputs=(T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY, T.GOLD_BEHAVIOR),
                outputs=(T.SYNTHETIC_SAMPLES,), body=body, skip_when_unchanged=False,

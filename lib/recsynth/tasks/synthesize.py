@@ -20,7 +20,7 @@ from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy
 from recsynth.synth.metrics import score
-from recsynth.synth.privacy import assess
+from recsynth.synth.privacy import assess, drop_rare_copies
 from recsynth.synth.report_html import render_report
 from recsynth.synth.sampling import synthesize
 from recsynth.synth.schema import match_types
@@ -37,7 +37,7 @@ QUALITY_SCHEMA = (
     "column_shapes double, exact_copy_share double, holdout_copy_share double, median_dcr_synthetic double, "
     "median_dcr_holdout double, dcr_ratio double, membership_auc double, gates_passed boolean, measured_at timestamp, "
     "pair_trends double, quality_overall double, efficacy_real_auc double, efficacy_synthetic_auc double, "
-    "efficacy_auc_ratio double, report_uri string"
+    "efficacy_auc_ratio double, report_uri string, rare_copies_dropped bigint"
 )
 
 
@@ -109,9 +109,13 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     version = ctx.run_id
     rows = max(1, int(training_rows * conf.rows_multiplier))
     with stage("generate", f"generating {rows} rows on executors"):
-        synthetic = keep(match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions,
-                                                conf.seed), behavior.schema, columns))
-        synthetic.count()
+        generated = match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions, conf.seed),
+                                behavior.schema, columns)
+        synthetic = keep(drop_rare_copies(generated, behavior, columns, conf.privacy.min_copy_support))
+        published_rows = synthetic.count()
+    if published_rows < rows:
+        log.info("dropped %d generated row(s) equal to a real session that fewer than %d real sessions share "
+                 "(synth.privacy.min_copy_support)", rows - published_rows, conf.privacy.min_copy_support)
     with stage("privacy", "measuring privacy"):
         report = assess(train.select(*columns), holdout.select(*columns), synthetic.select(*columns), fitted,
                         query_rows=conf.privacy.query_rows, seed=conf.seed)
@@ -136,11 +140,12 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     with stage("report", "writing the HTML report"):
         html = render_report(train.select(*columns), synthetic.select(*columns), scores, efficacy, report.__dict__, {
             "model version": version, "training data": f"{T.GOLD_BEHAVIOR} v{data_version}",
-            "training rows": training_rows, "synthetic rows": rows, "gates": gates})
+            "training rows": training_rows, "synthetic rows": published_rows, "gates": gates})
         report_uri = models.save_report(model_uri, html)
     log.info("model %s: quality %.3f (shapes %.3f, pairs %.3f), ML efficacy AUC ratio %.2f, privacy %s; report %s",
              version, scores.overall, scores.column_shapes, scores.pair_trends, efficacy.auc_ratio, report, report_uri)
-    tracker.metrics({"training_rows": training_rows, "synthetic_rows": rows, **scores_flat,
+    tracker.metrics({"training_rows": training_rows, "synthetic_rows": published_rows,
+                     "rare_copies_dropped": rows - published_rows, **scores_flat,
                      **{f"seconds_{key}": sec for key, sec in stage.seconds.items()}})
     tracker.text(html, "quality_report.html")
     tracker.tags({"gates": gates, "report_uri": report_uri})
@@ -152,11 +157,11 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
         "synthetic_id", *columns, F.lit(version).alias("model_version"),
         F.lit(data_version).cast("bigint").alias("training_data_version"), "sample_seed"))
     quality_row = {"run_id": ctx.run_id, "model_version": version, "training_data_version": data_version,
-                   "training_rows": training_rows, "synthetic_rows": rows, **scores_flat, "gates_passed": True,
-                   "measured_at": ctx.started_at, "report_uri": report_uri}
+                   "training_rows": training_rows, "synthetic_rows": published_rows, **scores_flat, "gates_passed": True,
+                   "measured_at": ctx.started_at, "report_uri": report_uri, "rare_copies_dropped": rows - published_rows}
     lake.append(T.SYNTHETIC_QUALITY, spark.createDataFrame([quality_row], QUALITY_SCHEMA), add_columns=True)
     checkpoints.clear(checkpoint_uri)  # the versioned model is the durable result now
-    return Outcome(rows_in=training_rows, rows_out=rows,
+    return Outcome(rows_in=training_rows, rows_out=published_rows,
                    message=f"model {version}: quality {scores.overall:.3f}, ML efficacy {efficacy.auc_ratio:.2f}, "
                            f"DCR ratio {report.dcr_ratio:.2f}, membership AUC {report.membership_auc:.2f}; report {report_uri}")
 
