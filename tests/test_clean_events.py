@@ -68,6 +68,15 @@ def test_types_ids_and_vocabulary(spark, conf):
     assert (row["transaction_id"], row["price"]) == ("4000", 12.5)
 
 
+def test_absurd_epoch_values_are_bad_timestamps_not_a_failed_job(spark, conf):
+    rows = [{"t": t, "raw": t} for t in ("99999999999999999", "-9223372036854775808", "9223372036854775807",
+                                          "99999999999999999999999", "1433221332117")]
+    parsed = E.parse_events(bronze(spark, rows, source="retailrocket"), rr_source(conf), conf.clean, NOW)
+    assert reasons_by_raw(parsed) == {"99999999999999999": R.BAD_TIMESTAMP, "-9223372036854775808": R.BAD_TIMESTAMP,
+                                      "9223372036854775807": R.BAD_TIMESTAMP, "99999999999999999999999": R.BAD_TIMESTAMP,
+                                      "1433221332117": None}
+
+
 def test_formatted_time_with_zone_is_converted_to_utc(spark, conf):
     rees = conf.sources["rees46"]
     utc = E.parse_events(bronze(spark, [{"t": "2019-10-01 00:00:00 UTC"}], "rees46"), rees, conf.clean, NOW).head()

@@ -5,6 +5,9 @@ from pyspark.sql import functions as F
 from recsynth.config import TimeConf
 
 INTEGER_ID = r"^-?[0-9]+$"
+# Epoch values beyond these (about year 33000) are garbage; Spark's conversion of them to
+# microseconds would overflow a long and fail the whole job instead of one row.
+EPOCH_LIMITS = {"epoch_ms": 10**15, "epoch_s": 10**12}
 
 
 def blank(column: Column) -> Column:
@@ -17,10 +20,11 @@ def parse_event_time(raw: Column, time: TimeConf) -> Column:
 
     Relies on the session time zone being UTC (session.py sets it)."""
     text = F.trim(raw)
-    if time.unit == "epoch_ms":
-        parsed = F.when(text.rlike(INTEGER_ID), F.timestamp_millis(text.cast("long")))
-    elif time.unit == "epoch_s":
-        parsed = F.when(text.rlike(INTEGER_ID), F.timestamp_seconds(text.cast("long")))
+    if time.unit in EPOCH_LIMITS:
+        number = text.cast("long")
+        limit = EPOCH_LIMITS[time.unit]
+        sane = F.when(text.rlike(INTEGER_ID) & number.between(-limit, limit), number)
+        parsed = F.timestamp_millis(sane) if time.unit == "epoch_ms" else F.timestamp_seconds(sane)
     else:
         parsed = F.to_timestamp(text, time.format)
     if time.timezone != "UTC":
