@@ -217,7 +217,8 @@ def test_planted_canaries_never_reach_synthetic_tables(spark, tmp_path, monkeypa
     assert released(support.where("count < 5")) == 0
     assert published.count() == support.where("count >= 5").agg(F.sum("count")).first()[0] > 0  # common ones stay
     quality = lake.read(T.SYNTHETIC_QUALITY).first()
-    assert quality["rare_copies_dropped"] == behavior.count() - published.count() == record.rows_in - record.rows_out
+    assert quality["rare_copies_dropped"] == behavior.count() - published.count() > 0  # every generated row is real here
+    assert record.rows_out == published.count()
 
     silver = lake.read(T.SILVER_EVENTS)
     real_ids = {r[0] for r in silver.select("user_id").union(silver.select("session_id")).union(

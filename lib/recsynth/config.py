@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -80,6 +80,7 @@ class TimeConf(Strict):
 
 
 class RawFileConf(Strict):
+    REQUIRED: ClassVar[tuple[str, ...]] = ()   # canonical columns every row needs
     path: str
     format: Literal["csv", "json", "parquet"] = "csv"
     options: dict[str, str] = {}
@@ -96,12 +97,13 @@ def _check_columns(columns: dict[str, str], allowed: tuple[str, ...], required: 
 
 
 class EventsSourceConf(RawFileConf):
+    REQUIRED: ClassVar[tuple[str, ...]] = REQUIRED_EVENT_COLUMNS
     time: TimeConf
     event_types: dict[str, str]
 
     @model_validator(mode="after")
     def _valid_mapping(self):
-        _check_columns(self.columns, EVENT_COLUMNS, REQUIRED_EVENT_COLUMNS)
+        _check_columns(self.columns, EVENT_COLUMNS, self.REQUIRED)
         bad = sorted(set(self.event_types.values()) - set(CANONICAL_EVENT_TYPES))
         if bad:
             raise ValueError(f"event_types maps to {bad}; canonical types are {list(CANONICAL_EVENT_TYPES)}")
@@ -109,18 +111,21 @@ class EventsSourceConf(RawFileConf):
 
 
 class CatalogSourceConf(RawFileConf):
+    REQUIRED: ClassVar[tuple[str, ...]] = ("item_id",)
     category_path_separator: str = "/"
 
     @model_validator(mode="after")
     def _valid_mapping(self):
-        _check_columns(self.columns, CATALOG_COLUMNS, ("item_id",))
+        _check_columns(self.columns, CATALOG_COLUMNS, self.REQUIRED)
         return self
 
 
 class CategoryTreeConf(RawFileConf):
+    REQUIRED: ClassVar[tuple[str, ...]] = CATEGORY_COLUMNS
+
     @model_validator(mode="after")
     def _valid_mapping(self):
-        _check_columns(self.columns, CATEGORY_COLUMNS, CATEGORY_COLUMNS)
+        _check_columns(self.columns, CATEGORY_COLUMNS, self.REQUIRED)
         return self
 
 

@@ -2,6 +2,8 @@
 and map their columns onto the canonical schema named in conf (no per-source code)."""
 from __future__ import annotations
 
+import logging
+
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -11,6 +13,8 @@ from recsynth import tables as T
 from recsynth.config import RawFileConf
 from recsynth.errors import SourceError
 from recsynth.paths import resolve_uri
+
+log = logging.getLogger(__name__)
 
 CORRUPT = "_corrupt_record"
 
@@ -33,23 +37,46 @@ def list_files(spark: SparkSession, raw: RawFileConf) -> DataFrame:
 
 
 def read_raw(spark: SparkSession, raw: RawFileConf, paths: list[str]) -> DataFrame:
-    """Read files as all-string columns, keeping malformed lines (as `_corrupt_record`) and the file name."""
+    """Read files as all-string columns, keeping malformed lines (as `_corrupt_record`) and the file name.
+
+    Files may disagree on their columns (a source adds or drops one): CSV files are read in
+    groups of the same header and the groups united by column name, a column missing from some
+    files being null there (a required one then sends those rows to quarantine). Only a column
+    named in conf that no file has is an error: that is a conf mistake, not drift."""
     if raw.format == "parquet":
-        frame = spark.read.parquet(*paths)
-        frame = frame.select([F.col(c).cast("string").alias(c) for c in frame.columns]).withColumn(CORRUPT, F.lit(None).cast("string"))
+        frame = spark.read.option("mergeSchema", "true").parquet(*paths)
+        frame = frame.select(*[F.col(c).cast("string").alias(c) for c in frame.columns],
+                             F.lit(None).cast("string").alias(CORRUPT), F.col("_metadata.file_path").alias(T.FILE))
+    elif raw.format == "csv":
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for path in paths:
+            groups.setdefault(tuple(_source_columns(spark, raw, [path])), []).append(path)
+        if len(groups) > 1:
+            log.warning("%s: the files have %d different headers (%s); reading each group by its own header",
+                        raw.path, len(groups), "; ".join(",".join(h) for h in groups))
+        frames = [_read_text(spark, raw, list(header), group) for header, group in groups.items()]
+        frame = frames[0]
+        for other in frames[1:]:
+            frame = frame.unionByName(other, allowMissingColumns=True)
     else:
-        header = _source_columns(spark, raw, paths)
-        schema = StructType([StructField(c, StringType()) for c in header] + [StructField(CORRUPT, StringType())])
-        reader = spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
-        if raw.format == "csv":
-            reader = reader.option("header", "true").option("enforceSchema", "false")
-        for key, value in raw.options.items():
-            reader = reader.option(key, value)
-        frame = reader.format(raw.format).load(paths)
-    missing = sorted(set(raw.columns.values()) - set(frame.columns))
-    if missing:
-        raise SourceError(f"source {raw.path!r}: column(s) {missing} named in conf are not in the files (found {frame.columns})")
-    return frame.withColumn(T.FILE, F.col("_metadata.file_path"))
+        frame = _read_text(spark, raw, _source_columns(spark, raw, paths), paths)
+    absent = {canonical: column for canonical, column in raw.columns.items() if column not in frame.columns}
+    required = sorted(column for canonical, column in absent.items() if canonical in raw.REQUIRED)
+    if required:
+        raise SourceError(f"source {raw.path!r}: column(s) {required} named in conf are not in the files (found {frame.columns})")
+    if absent:
+        log.warning("%s: optional column(s) %s are in no file of this batch; they are null", raw.path, sorted(absent.values()))
+    return frame.withColumns({column: F.lit(None).cast("string") for column in absent.values()})
+
+
+def _read_text(spark: SparkSession, raw: RawFileConf, header: list[str], paths: list[str]) -> DataFrame:
+    schema = StructType([StructField(c, StringType()) for c in header] + [StructField(CORRUPT, StringType())])
+    reader = spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+    if raw.format == "csv":
+        reader = reader.option("header", "true").option("enforceSchema", "false")
+    for key, value in raw.options.items():
+        reader = reader.option(key, value)
+    return reader.format(raw.format).load(paths).withColumn(T.FILE, F.col("_metadata.file_path"))
 
 
 def _source_columns(spark: SparkSession, raw: RawFileConf, paths: list[str]) -> list[str]:

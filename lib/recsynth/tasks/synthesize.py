@@ -109,13 +109,13 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     version = ctx.run_id
     rows = max(1, int(training_rows * conf.rows_multiplier))
     with stage("generate", f"generating {rows} rows on executors"):
-        generated = match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions, conf.seed),
-                                behavior.schema, columns)
+        generated = keep(match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions,
+                                                conf.seed), behavior.schema, columns))
         synthetic = keep(drop_rare_copies(generated, behavior, columns, conf.privacy.min_copy_support))
-        published_rows = synthetic.count()
-    if published_rows < rows:
+        rare_copies = generated.count() - (published_rows := synthetic.count())
+    if rare_copies:
         log.info("dropped %d generated row(s) equal to a real session that fewer than %d real sessions share "
-                 "(synth.privacy.min_copy_support)", rows - published_rows, conf.privacy.min_copy_support)
+                 "(synth.privacy.min_copy_support)", rare_copies, conf.privacy.min_copy_support)
     with stage("privacy", "measuring privacy"):
         report = assess(train.select(*columns), holdout.select(*columns), synthetic.select(*columns), fitted,
                         query_rows=conf.privacy.query_rows, seed=conf.seed)
@@ -145,7 +145,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     log.info("model %s: quality %.3f (shapes %.3f, pairs %.3f), ML efficacy AUC ratio %.2f, privacy %s; report %s",
              version, scores.overall, scores.column_shapes, scores.pair_trends, efficacy.auc_ratio, report, report_uri)
     tracker.metrics({"training_rows": training_rows, "synthetic_rows": published_rows,
-                     "rare_copies_dropped": rows - published_rows, **scores_flat,
+                     "rare_copies_dropped": rare_copies, **scores_flat,
                      **{f"seconds_{key}": sec for key, sec in stage.seconds.items()}})
     tracker.text(html, "quality_report.html")
     tracker.tags({"gates": gates, "report_uri": report_uri})
@@ -158,7 +158,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
         F.lit(data_version).cast("bigint").alias("training_data_version"), "sample_seed"))
     quality_row = {"run_id": ctx.run_id, "model_version": version, "training_data_version": data_version,
                    "training_rows": training_rows, "synthetic_rows": published_rows, **scores_flat, "gates_passed": True,
-                   "measured_at": ctx.started_at, "report_uri": report_uri, "rare_copies_dropped": rows - published_rows}
+                   "measured_at": ctx.started_at, "report_uri": report_uri, "rare_copies_dropped": rare_copies}
     lake.append(T.SYNTHETIC_QUALITY, spark.createDataFrame([quality_row], QUALITY_SCHEMA), add_columns=True)
     checkpoints.clear(checkpoint_uri)  # the versioned model is the durable result now
     return Outcome(rows_in=training_rows, rows_out=published_rows,
