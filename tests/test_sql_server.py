@@ -3,6 +3,7 @@ whole pipeline runs in another JVM against the same (network Derby) metastore.""
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -118,3 +119,13 @@ def test_nothing_personal_in_logs_metrics_or_models(served):
     assert not leaked(pipeline.stdout + pipeline.stderr)
     stored = [p for folder in ("mlflow", "models") for p in (lake / folder).rglob("*") if p.is_file()]
     assert stored and not any(leaked(p.read_bytes().decode("latin-1")) for p in stored)
+
+
+def test_beeline_as_the_readme_runs_it(served):
+    _, _, port, _ = served
+    done = subprocess.run([str(ROOT / "scripts" / "beeline.sh"), "--outputformat=csv2", "-e",
+                           "SELECT count(*) AS runs FROM ops.job_runs WHERE status = 'succeeded'"],
+                          env={**os.environ, "RECSYNTH_JDBC_URL": f"jdbc:hive2://127.0.0.1:{port}"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "runs\n5\n" in done.stdout  # beeline opens its session with USE default: Delta's catalog must load there

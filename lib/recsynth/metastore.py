@@ -57,10 +57,13 @@ def session_settings(conf: Conf) -> dict[str, str]:
         settings.update({
             "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby://{host}:{port}/{folder}/metastore_db;create=true",
             "spark.hadoop.javax.jdo.option.ConnectionDriverName": CLIENT_DRIVER,
-            # DriverManager only sees the JVM's class path, not jars added with spark.jars.
-            "spark.driver.extraClassPath": _jar(conf, "derbyclient"),
         })
     return settings
+
+
+def driver_jars(conf: Conf) -> list[str]:
+    """Jars the driver JVM needs on its own class path: DriverManager does not see spark.jars."""
+    return [_jar(conf, "derbyclient")] if server_address(conf) else []
 
 
 def server(conf: Conf) -> Service:

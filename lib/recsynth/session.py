@@ -49,10 +49,17 @@ def session_settings(conf: Conf) -> dict[str, str]:
         settings.update(metastore.session_settings(conf))
         if not conf.lake.metastore_server:
             java_options.append(f"-Dderby.system.home={resolve_uri(conf.lake.metastore_dir)}")
+    driver_classpath = metastore.driver_jars(conf) if conf.lake.metastore_dir else []
     if conf.spark.delta_jars_dir:
-        settings["spark.jars"] = ",".join(delta_jars(conf.spark.delta_jars_dir))
+        jars = delta_jars(conf.spark.delta_jars_dir)
+        settings["spark.jars"] = ",".join(jars)  # shipped to the executors
+        # and on the driver's own class path: the Thrift server opens sessions on threads whose
+        # class loader does not see spark.jars (DeltaCatalog not found when beeline connects)
+        driver_classpath += jars
     elif conf.spark.delta_packages:
         settings["spark.jars.packages"] = conf.spark.delta_packages
+    if driver_classpath:
+        settings["spark.driver.extraClassPath"] = ":".join(driver_classpath)
     settings["spark.driver.extraJavaOptions"] = " ".join(java_options)
     settings.update(conf.spark.extra)
     return settings
