@@ -3,7 +3,8 @@
 # Global recsynth options come first and end with "--", e.g.
 #   scripts/spark-sql.sh -e "SELECT source, count(*) FROM silver.events GROUP BY source"
 #   scripts/spark-sql.sh --env local --set lake.root=/data/lake -- -e "SHOW TABLES IN gold"
-# The local metastore is Derby: one process at a time, so not while a job is running.
+# With lake.metastore_server (the local default) it runs beside jobs and the SQL server; with an
+# embedded metastore (metastore_server: null) not while a job is running.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
