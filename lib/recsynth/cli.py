@@ -151,9 +151,9 @@ def sample(obj: Context, rows: int, where: tuple[str, ...], model: str | None, s
 @click.pass_obj
 def sql(obj: Context, query: str, limit: int):
     """Run a SQL query on the lake and print the result, e.g. recsynth sql "SELECT * FROM silver.items LIMIT 5"."""
-    from recsynth.pipeline import JOBS
+    from recsynth import tables as T
 
-    obj.lake.register_all({t for job in JOBS.values() for t in job.outputs} | {"ops.job_runs", "ops.data_quality", "synthetic.samples"})
+    obj.lake.register_all(T.ALL)
     frame = obj.spark.sql(query)
     table = Table(*frame.columns, show_lines=False)
     for row in frame.limit(limit).collect():
