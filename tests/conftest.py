@@ -139,3 +139,9 @@ def settled_epoch(folder: str, quiet_s: float = 10.0, limit_s: float = 300.0) ->
         if now != last:
             last, changed = now, time.monotonic()
     return last
+
+
+def delta(spark, lake: Path, table: str):
+    """A table of a lake written by another process, read by path (no shared metastore needed)."""
+    schema, name = table.split(".")
+    return spark.read.format("delta").load(str(lake / schema / name))

@@ -6,11 +6,10 @@ import ipaddress
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from conftest import DATA, RECSYNTH, ROOT, SMALL_GAN, SMALL_RECS, free_port, lake_overrides, recsynth
+from conftest import DATA, RECSYNTH, ROOT, SMALL_GAN, SMALL_RECS, delta, free_port, lake_overrides, recsynth
 
 # the module's whole pipeline runs inside its first test's time budget
 pytestmark = [pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(2400)]
@@ -42,11 +41,6 @@ def cursor(served):
     connection = hive.connect(host="127.0.0.1", port=port, username="analyst")
     yield connection.cursor()
     connection.close()
-
-
-def delta(spark, lake: Path, table: str):
-    schema, name = table.split(".")
-    return spark.read.format("delta").load(str(lake / schema / name))
 
 
 def test_jobs_ran_while_the_server_held_the_metastore(served):

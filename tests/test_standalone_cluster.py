@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, RECSYNTH, ROOT, SMALL_GAN, SMALL_RECS, free_port, lake_overrides, recsynth
+from conftest import DATA, RECSYNTH, ROOT, SMALL_GAN, SMALL_RECS, delta, free_port, lake_overrides, recsynth
 
 # the module's whole pipeline runs inside its first test's time budget
 pytestmark = [pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(2400)]
@@ -38,11 +38,6 @@ def submitted(tmp_path_factory):
         yield base / "lake", events, done
     finally:
         subprocess.run([RECSYNTH, *cluster, "stop"], cwd=ROOT, timeout=120)
-
-
-def delta(spark, lake: Path, table: str):
-    schema, name = table.split(".")
-    return spark.read.format("delta").load(str(lake / schema / name))
 
 
 def events_of(folder: Path, kind: str) -> list[dict]:

@@ -35,3 +35,15 @@ def filesystem(uri: str):
     import fsspec
 
     return fsspec.core.url_to_fs(python_io_uri(uri))
+
+
+def create_new(path: Path, text: str, mode: int = 0o644) -> bool:
+    """Write `text` to `path` only if no such file exists, atomically (exactly one of several
+    processes wins); False when it already existed."""
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    return True

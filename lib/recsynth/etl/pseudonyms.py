@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from recsynth.config import PseudonymConf
 from recsynth.errors import ConfigError
-from recsynth.paths import resolve_uri
+from recsynth.paths import create_new, resolve_uri
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,8 @@ def _from_secret_scope(scope: str, name: str) -> str:
 
 
 def _from_key_file(path: Path) -> str:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if create_new(path, secrets.token_hex(32), mode=0o600):
         log.info("generated a new pseudonymisation key in %s (keep it: other keys give other pseudonyms)", path)
     return path.read_text().strip()
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from recsynth.errors import RecsynthError
-from recsynth.paths import filesystem, python_io_uri
+from recsynth.paths import create_new, filesystem, python_io_uri
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,6 @@ def _dead_here(holder: dict) -> bool:
     return False
 
 
-def _try_create(path: Path, holder: dict) -> bool:
-    try:
-        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(holder, handle)
-    return True
-
-
 def _describe(holder: dict, path: Path) -> str:
     if not holder:
         return f"another run holds {path}"
@@ -97,7 +87,7 @@ def job_lock(lake_root: str, job: str, run_id: str, wait_s: float = 0.0):
               "since": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
     deadline = time.monotonic() + wait_s
     announced = False
-    while not _try_create(path, holder):
+    while not create_new(path, json.dumps(holder)):
         current = _holder(path)
         if current and _dead_here(current):
             log.warning("%s: taking over the lock of run %s, whose process %s has died", job, current.get("run_id"),
