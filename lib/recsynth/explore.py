@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from recsynth import tables as T
 from recsynth.config import CANONICAL_EVENT_TYPES
 from recsynth.errors import RecsynthError
+from recsynth.synth.report_html import bin_index
 
 SESSION_ID = "session_id"
 USER_ID = "user_id"
@@ -95,10 +96,7 @@ def histogram(frame: DataFrame, column: str, bins: int = 20, lo: float | None = 
         hi = (high if high is not None else 0.0) if hi is None else hi
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
-    # greatest() skips nulls: keep nulls (and NaN) out of it, or they would land in bin 0
-    index = F.when(value.isNotNull(), F.least(F.greatest(
-        F.floor((value - F.lit(lo)) / F.lit((hi - lo) / bins)), F.lit(0)), F.lit(bins - 1)))
-    rows = frame.groupBy(index.cast("int").alias("bin")).count().collect()
+    rows = frame.groupBy(bin_index(value, lo, hi, bins).alias("bin")).count().collect()
     counts = [0] * bins
     nulls = 0
     for row in rows:

@@ -20,7 +20,7 @@ import matplotlib
 import numpy as np
 from fsspec.implementations.local import LocalFileSystem
 from matplotlib.figure import Figure
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsynth.paths import python_io_uri
@@ -48,6 +48,13 @@ class Marginal:
     synthetic_nulls: int = 0
 
 
+def bin_index(value: Column, lo: float, hi: float, bins: int) -> Column:
+    """The equal-width bin (0..bins-1) of `value` over [lo, hi], outliers in the outer bins; null
+    stays null (greatest() skips nulls, so a null must not reach it: it would land in bin 0)."""
+    return F.when(value.isNotNull(), F.least(F.greatest(
+        F.floor((value - F.lit(lo)) / F.lit((hi - lo) / bins)), F.lit(0)), F.lit(bins - 1))).cast("int")
+
+
 def marginals(real: DataFrame, synthetic: DataFrame, continuous: list[str], categorical: list[str], *,
               bins: int = BINS, top: int = TOP_CATEGORIES) -> dict[str, Marginal]:
     """Per column, bin counts (continuous: `bins` equal-width bins between the 1st and 99th
@@ -66,10 +73,7 @@ def marginals(real: DataFrame, synthetic: DataFrame, continuous: list[str], cate
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
         edges[c] = np.linspace(lo, hi, bins + 1).tolist()
-        # greatest() skips nulls, so a null value must not reach it (it would land in bin 0)
-        index = F.when(F.col(c).isNotNull(), F.least(F.greatest(
-            F.floor((F.col(c) - F.lit(lo)) / F.lit((hi - lo) / bins)), F.lit(0)), F.lit(bins - 1)))
-        labels[c] = F.coalesce(index.cast("int").cast("string"), F.lit(NULL))
+        labels[c] = F.coalesce(bin_index(F.col(c), lo, hi, bins).cast("string"), F.lit(NULL))
     for c in categorical:
         labels[c] = F.coalesce(F.col(c), F.lit(NULL))
     if not labels:
