@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from recsynth.config import Conf
 from recsynth.errors import LakeError
+from recsynth.ops import faults
 from recsynth.paths import resolve_uri
 
 log = logging.getLogger(__name__)
@@ -89,21 +90,23 @@ class Lake:
     def overwrite(self, name: str, df, replace_where: str | None = None) -> None:
         """Replace the whole table, or only the rows matching `replace_where`."""
         self._before_write(name)
-        writer = df.write.format("delta").mode("overwrite")
+        writer = faults.while_writing(name, df).write.format("delta").mode("overwrite")
         if replace_where:
             writer = writer.option("replaceWhere", replace_where)
         else:
             writer = writer.option("overwriteSchema", "true")
         writer.save(self.path(name))
+        faults.after_commit(name)
         self._register(name)
 
     def append(self, name: str, df, add_columns: bool = False) -> None:
         """Append rows; `add_columns` lets a newer writer add columns (older rows read null)."""
         self._before_write(name)
-        writer = df.write.format("delta").mode("append")
+        writer = faults.while_writing(name, df).write.format("delta").mode("append")
         if add_columns:
             writer = writer.option("mergeSchema", "true")
         writer.save(self.path(name))
+        faults.after_commit(name)
         self._register(name)
 
     def merge(self, name: str, df, keys: list[str]) -> None:
@@ -122,6 +125,7 @@ class Lake:
             .whenNotMatchedInsertAll()
             .execute()
         )
+        faults.after_commit(name)
         self._register(name)
 
     def delete(self, name: str, condition) -> None:
@@ -131,6 +135,7 @@ class Lake:
 
         self._before_write(name)
         DeltaTable.forPath(self.spark, self.path(name)).delete(condition)
+        faults.after_commit(name)
 
     def restore(self, name: str, version: int) -> None:
         from delta.tables import DeltaTable

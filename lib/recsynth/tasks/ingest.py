@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import logging
+from functools import reduce
+from operator import or_
 
 from pyspark.sql import functions as F
 
 from recsynth import tables as T
 from recsynth.config import CATALOG_COLUMNS, CATEGORY_COLUMNS, EVENT_COLUMNS
+from recsynth.errors import SourceError
 from recsynth.etl.bronze import new_files, with_lineage
 from recsynth.ops.runs import Job, Outcome, RunContext
 from recsynth.sources import list_files, read_raw, to_canonical
@@ -17,11 +20,48 @@ CANONICAL_COLUMNS = {"events": EVENT_COLUMNS, "catalog": CATALOG_COLUMNS, "categ
 INGESTED_FILES_COLUMNS = ("source", "entity", "path", "fingerprint", "size", "modified_at", "rows", "run_id", "ingested_at")
 
 
+def drop_unrecorded_rows(lake, entity: str) -> int:
+    """Delete bronze rows whose files were never recorded in ops.ingested_files, and return how
+    many batches went: a run killed between appending a batch and recording its files left them,
+    and since the files count as new, this run ingests them again."""
+    table = T.BRONZE_TABLE_OF_ENTITY[entity]
+    if not lake.exists(table):
+        return 0
+    batches = lake.read(table).select(T.SOURCE, F.col(T.INGEST_RUN_ID).alias("run_id")).distinct()
+    if lake.exists(T.OPS_INGESTED_FILES):
+        recorded = lake.read(T.OPS_INGESTED_FILES).filter(F.col("entity") == entity).select("source", "run_id")
+        batches = batches.join(recorded, (batches[T.SOURCE] == recorded["source"]) & (batches["run_id"] == recorded["run_id"]), "left_anti")
+    unrecorded = batches.collect()  # (source, run) pairs of killed runs: a handful at most
+    if unrecorded:
+        log.warning("%s: removing rows of interrupted ingest run(s) that never recorded their files: %s; "
+                    "those files are ingested again now", table, ", ".join(f"{r['run_id']} ({r[T.SOURCE]})" for r in unrecorded))
+        lake.delete(table, reduce(or_, [(F.col(T.SOURCE) == r[T.SOURCE]) & (F.col(T.INGEST_RUN_ID) == r["run_id"]) for r in unrecorded]))
+    return len(unrecorded)
+
+
+def _fail_if_changed(spark, raw, listed: list) -> None:
+    """Raise if a file was removed or rewritten since it was listed: what was read may then not
+    be what its recorded fingerprint says, so the run fails (bronze rolls back) rather than
+    record it, and the next run ingests the file as it is then."""
+    now = {row["path"]: row["fingerprint"] for row in
+           list_files(spark, raw).filter(F.col("path").isin([f["path"] for f in listed])).select("path", "fingerprint").collect()}
+    vanished = [f["path"] for f in listed if f["path"] not in now]
+    changed = [f["path"] for f in listed if f["path"] in now and now[f["path"]] != f["fingerprint"]]
+    if vanished or changed:
+        what = "; ".join(f"{kind}: {paths}" for kind, paths in (("removed", vanished), ("rewritten", changed)) if paths)
+        raise SourceError(
+            f"{raw.path}: source files changed while this run was reading them ({what}); nothing of this run is kept. "
+            "Run ingest again once the files are complete; a producer should write each file under a temporary name "
+            "and rename it when done")
+
+
 def ingest(ctx: RunContext) -> Outcome:
     spark, lake = ctx.spark, ctx.lake
     rows_in, files_in, details = 0, 0, {}
+    for entity in CANONICAL_COLUMNS:
+        drop_unrecorded_rows(lake, entity)
     for source_name, source in ctx.conf.enabled_sources.items():
-        for entity in ("events", "catalog", "category_tree"):
+        for entity in CANONICAL_COLUMNS:
             raw = getattr(source, entity)
             if raw is None:
                 continue
@@ -33,8 +73,13 @@ def ingest(ctx: RunContext) -> Outcome:
                 log.info("%s/%s: no new files", source_name, entity)
                 continue
             table = T.BRONZE_TABLE_OF_ENTITY[entity]
-            canonical = to_canonical(read_raw(spark, raw, [f["path"] for f in fresh]), raw.columns, CANONICAL_COLUMNS[entity], source_name)
-            lake.append(table, with_lineage(canonical, ctx.run_id, ctx.started_at))
+            try:
+                canonical = to_canonical(read_raw(spark, raw, [f["path"] for f in fresh]), raw.columns, CANONICAL_COLUMNS[entity], source_name)
+                lake.append(table, with_lineage(canonical, ctx.run_id, ctx.started_at))
+            except Exception:
+                _fail_if_changed(spark, raw, fresh)  # the likelier cause, said plainly
+                raise
+            _fail_if_changed(spark, raw, fresh)
             written = (
                 lake.read(table)
                 .filter((F.col(T.INGEST_RUN_ID) == ctx.run_id) & (F.col(T.SOURCE) == source_name))
