@@ -141,7 +141,32 @@ def settled_epoch(folder: str, quiet_s: float = 10.0, limit_s: float = 300.0) ->
     return last
 
 
+def table_folder(lake: Path, table: str) -> Path:
+    schema, name = table.split(".")
+    return lake / schema / name
+
+
 def delta(spark, lake: Path, table: str):
     """A table of a lake written by another process, read by path (no shared metastore needed)."""
-    schema, name = table.split(".")
-    return spark.read.format("delta").load(str(lake / schema / name))
+    return spark.read.format("delta").load(str(table_folder(lake, table)))
+
+
+def is_delta_table(lake: Path, table: str) -> bool:
+    """A Delta table is there once its first commit is: data files alone are not one."""
+    return any((table_folder(lake, table) / "_delta_log").glob("*.json"))
+
+
+# Columns that name the run or its time: they differ between any two runs by design.
+RUN_COLUMNS = {"_ingest_run_id", "_ingested_at", "run_id", "ingest_run_id", "quarantined_at", "measured_at"}
+
+
+def assert_tables_equal(spark, lake: Path, expected_lake, tables) -> None:
+    """Each table of the lake at `lake` equals, row for row, the same table of `expected_lake`
+    (a Lake), apart from the run ids and times."""
+    from pyspark.testing import assertDataFrameEqual
+
+    for table in tables:
+        actual, expected = delta(spark, lake, table), expected_lake.read(table)
+        actual, expected = (frame.drop(*[c for c in frame.columns if c in RUN_COLUMNS]) for frame in (actual, expected))
+        assert actual.count() == expected.count(), table
+        assertDataFrameEqual(actual, expected)

@@ -11,9 +11,8 @@ import signal
 import subprocess
 
 import pytest
-from pyspark.testing import assertDataFrameEqual
 
-from conftest import RECSYNTH, ROOT, delta, lake_overrides, recsynth
+from conftest import RECSYNTH, ROOT, assert_tables_equal, delta, is_delta_table, lake_overrides, recsynth, table_folder
 from recsynth import tables as T
 from recsynth.lake import Lake
 from recsynth.ops.faults import ENV
@@ -22,31 +21,14 @@ from recsynth.pipeline import ETL
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-# Columns that name the run or its time: they differ between any two runs by design.
-RUN_COLUMNS = {T.INGEST_RUN_ID, T.INGESTED_AT, "run_id", "ingest_run_id", "quarantined_at", "measured_at"}
-COMPARED = [name for job in ETL for name in job.outputs if name not in (T.OPS_INGESTED_FILES,)] + [T.OPS_DATA_QUALITY]
+COMPARED = [name for job in ETL for name in job.outputs if name != T.OPS_INGESTED_FILES] + [T.OPS_DATA_QUALITY]
 
 
-def _folder(lake_dir, name: str):
-    schema, table = name.split(".")
-    return lake_dir / schema / table
-
-
-def _is_table(lake_dir, name: str) -> bool:
-    """A Delta table is there once its first commit is: data files alone are not one."""
-    return any((_folder(lake_dir, name) / "_delta_log").glob("*.json"))
-
-
-def _killed(options: list[str], job: str, failpoint: str) -> str:
+def _killed(options: list[str], job: str, failpoint: str) -> None:
     env = {**os.environ, ENV: failpoint, "COLUMNS": "1000"}
     run = subprocess.run([RECSYNTH, *options, job], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
                          start_new_session=True)
     assert run.returncode == -signal.SIGKILL, f"{job} was not killed at {failpoint}:\n{run.stderr[-3000:]}"
-    return run.stderr
-
-
-def _comparable(frame):
-    return frame.drop(*[c for c in frame.columns if c in RUN_COLUMNS])
 
 
 def test_driver_killed_inside_each_etl_write_then_rerun_equals_a_clean_run(spark, tmp_path, conf_for):
@@ -55,26 +37,23 @@ def test_driver_killed_inside_each_etl_write_then_rerun_equals_a_clean_run(spark
     lake_dir = tmp_path / "lake"
 
     _killed(options, "ingest", "committed:bronze.events")
-    assert _is_table(lake_dir, T.BRONZE_EVENTS) and not _is_table(lake_dir, T.OPS_INGESTED_FILES)
+    assert is_delta_table(lake_dir, T.BRONZE_EVENTS) and not is_delta_table(lake_dir, T.OPS_INGESTED_FILES)
     rerun = recsynth(options, "ingest")
     assert "removing rows of interrupted ingest run(s)" in rerun.stderr
 
     _killed(options, "clean", "writing:silver.events")
-    assert _is_table(lake_dir, T.SILVER_ITEMS) and not _is_table(lake_dir, T.SILVER_EVENTS)
-    assert list(_folder(lake_dir, T.SILVER_EVENTS).glob("part-*.parquet"))  # killed with a data file half written
+    assert is_delta_table(lake_dir, T.SILVER_ITEMS) and not is_delta_table(lake_dir, T.SILVER_EVENTS)
+    assert list(table_folder(lake_dir, T.SILVER_EVENTS).glob("part-*.parquet"))  # killed with a data file half written
     recsynth(options, "clean")
 
     _killed(options, "gold", "committed:gold.interactions")
-    assert _is_table(lake_dir, T.GOLD_INTERACTIONS) and not _is_table(lake_dir, T.GOLD_BEHAVIOR)
+    assert is_delta_table(lake_dir, T.GOLD_INTERACTIONS) and not is_delta_table(lake_dir, T.GOLD_BEHAVIOR)
     recsynth(options, "gold")
 
     clean_conf = conf_for()
     clean_lake = Lake(spark, clean_conf)
     for job in ETL:
         run_job(job, spark, clean_conf, clean_lake)
-    for name in COMPARED:
-        actual, expected = _comparable(delta(spark, lake_dir, name)), _comparable(clean_lake.read(name))
-        assert actual.count() == expected.count(), name
-        assertDataFrameEqual(actual, expected)
+    assert_tables_equal(spark, lake_dir, clean_lake, COMPARED)
     runs = delta(spark, lake_dir, T.OPS_JOB_RUNS).groupBy("job", "status").count().collect()
     assert sorted(tuple(r) for r in runs) == [("clean", "succeeded", 1), ("gold", "succeeded", 1), ("ingest", "succeeded", 1)]

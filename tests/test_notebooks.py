@@ -4,7 +4,6 @@ own SparkSession, against a lake built by the real pipeline on the test slices, 
 the values the lake holds and draw its plots. They are saved without outputs."""
 import re
 import shutil
-from pathlib import Path
 
 import nbformat
 import pytest

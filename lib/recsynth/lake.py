@@ -19,6 +19,16 @@ from recsynth.paths import resolve_uri
 log = logging.getLogger(__name__)
 
 SCHEMAS = ("bronze", "silver", "gold", "ops", "synthetic", "recs")
+# Storage failures found in a write's error text (the JVM's or the OS's), and what they mean.
+STORAGE_FAULTS = (
+    ("No space left on device", "the disk is full (No space left on device)"),
+    ("Disk quota exceeded", "the disk quota is used up (Disk quota exceeded)"),
+    ("Permission denied", "permission denied (the job's user cannot write there)"),
+    ("AccessDeniedException", "permission denied (the job's user cannot write there)"),
+    ("Mkdirs failed", "a folder could not be created there (no permission to write there, or a file in the way)"),
+    ("DELTA_CANNOT_CREATE_LOG_PATH", "its folder could not be created (no permission to write there, or a file in the way)"),
+    ("Read-only file system", "the file system is read-only"),
+)
 
 
 @dataclass
@@ -95,7 +105,8 @@ class Lake:
             writer = writer.option("replaceWhere", replace_where)
         else:
             writer = writer.option("overwriteSchema", "true")
-        writer.save(self.path(name))
+        with self._writing(name):
+            writer.save(self.path(name))
         faults.after_commit(name)
         self._register(name)
 
@@ -105,7 +116,8 @@ class Lake:
         writer = faults.while_writing(name, df).write.format("delta").mode("append")
         if add_columns:
             writer = writer.option("mergeSchema", "true")
-        writer.save(self.path(name))
+        with self._writing(name):
+            writer.save(self.path(name))
         faults.after_commit(name)
         self._register(name)
 
@@ -118,13 +130,14 @@ class Lake:
 
         self._before_write(name)
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-        (
-            DeltaTable.forPath(self.spark, self.path(name)).alias("t")
-            .merge(df.alias("s"), condition)
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+        with self._writing(name):
+            (
+                DeltaTable.forPath(self.spark, self.path(name)).alias("t")
+                .merge(df.alias("s"), condition)
+                .whenMatchedUpdateAll()
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
         faults.after_commit(name)
         self._register(name)
 
@@ -134,13 +147,15 @@ class Lake:
         from delta.tables import DeltaTable
 
         self._before_write(name)
-        DeltaTable.forPath(self.spark, self.path(name)).delete(condition)
+        with self._writing(name):
+            DeltaTable.forPath(self.spark, self.path(name)).delete(condition)
         faults.after_commit(name)
 
     def restore(self, name: str, version: int) -> None:
         from delta.tables import DeltaTable
 
-        DeltaTable.forPath(self.spark, self.path(name)).restoreToVersion(version)
+        with self._writing(name):
+            DeltaTable.forPath(self.spark, self.path(name)).restoreToVersion(version)
 
     def drop(self, name: str) -> None:
         """Remove a table from the catalog and delete its files."""
@@ -150,6 +165,20 @@ class Lake:
         hadoop_path = jvm.org.apache.hadoop.fs.Path(self.path(name))
         fs = hadoop_path.getFileSystem(self.spark._jsc.hadoopConfiguration())
         fs.delete(hadoop_path, True)
+
+    @contextlib.contextmanager
+    def _writing(self, name: str):
+        """Turn a storage failure the user can fix (disk full, no permission) into one clear LakeError;
+        Delta's commit is atomic, so the table is still at its previous version."""
+        try:
+            yield
+        except Exception as err:
+            text = str(err)
+            cause = next((meaning for marker, meaning in STORAGE_FAULTS if marker in text), None)
+            if cause is None:
+                raise
+            raise LakeError(f"cannot write {name} at {self.path(name)}: {cause}. Fix the storage and run the job "
+                            "again") from err
 
     # --- all-or-nothing --------------------------------------------------------------------
     @contextlib.contextmanager

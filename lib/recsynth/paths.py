@@ -44,6 +44,10 @@ def create_new(path: Path, text: str, mode: int = 0o644) -> bool:
         descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
     except FileExistsError:
         return False
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+    except OSError:  # a full disk: leave no empty file that would read as someone else's
+        path.unlink(missing_ok=True)
+        raise
     return True

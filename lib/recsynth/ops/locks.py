@@ -22,7 +22,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from recsynth.errors import RecsynthError
+from recsynth.errors import LakeError, RecsynthError
 from recsynth.paths import create_new, filesystem, python_io_uri
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,15 @@ def _describe(holder: dict, path: Path) -> str:
             f"since {holder.get('since')} UTC)")
 
 
+def _created(path: Path, text: str) -> bool:
+    """create_new, with a storage failure (disk full, no permission) said as one LakeError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return create_new(path, text)
+    except OSError as err:
+        raise LakeError(f"cannot take the job lock {path}: {err.strerror}. Fix the storage and run the job again") from None
+
+
 @contextmanager
 def job_lock(lake_root: str, job: str, run_id: str, wait_s: float = 0.0):
     """Hold `job`'s lock for the block; wait up to `wait_s` for another run, then raise JobLocked."""
@@ -82,12 +91,11 @@ def job_lock(lake_root: str, job: str, run_id: str, wait_s: float = 0.0):
                  job, lake_root)
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
               "since": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
     deadline = time.monotonic() + wait_s
     announced = False
-    while not create_new(path, json.dumps(holder)):
+    while not _created(path, json.dumps(holder)):
         current = _holder(path)
         if current and _dead_here(current):
             log.warning("%s: taking over the lock of run %s, whose process %s has died", job, current.get("run_id"),

@@ -130,7 +130,11 @@ def _run_locked(job: Job, spark, conf: Conf, lake: Lake, force: bool, run_id: st
     message = error or outcome.message
     row = [(run_id, job.name, status, conf_hash, started, ended, outcome.rows_in, outcome.rows_out,
             {k: v for k, v in inputs.items() if v is not None}, {k: v for k, v in output_versions.items() if v is not None}, message)]
-    lake.append(T.OPS_JOB_RUNS, spark.createDataFrame(row, JOB_RUNS_SCHEMA))
+    try:
+        lake.append(T.OPS_JOB_RUNS, spark.createDataFrame(row, JOB_RUNS_SCHEMA))
+    except RecsynthError as err:  # e.g. the disk filled up: say so, and what the job itself did
+        raise JobFailed(f"job {job.name} {status} (run {run_id}) but could not record its run in {T.OPS_JOB_RUNS}: {err}"
+                        + (f"; the job's own error: {error}" if error else "")) from None
     log.info("%s: %s in %.1fs (%s)", job.name, status, (ended - started).total_seconds(), message or "ok")
     if status == "failed":
         raise JobFailed(f"job {job.name} failed (run {run_id}); its tables were left at their previous versions: {error}")
