@@ -51,6 +51,31 @@ def test_two_ranks_train_on_disjoint_shards(spark, lake):
     assert results[0]["weight"] == pytest.approx(2.0, abs=0.3) and results[0]["bias"] == pytest.approx(1.0, abs=0.2)
 
 
+def die_once(marker):
+    """Rank body: rank 1's process dies on the first try (as with a lost executor), then both ranks
+    average their try numbers."""
+    import os
+
+    import horovod.tensorflow as hvd
+    import tensorflow as tf
+
+    from recsynth.train.launcher import init_rank
+
+    rank, _ = init_rank()
+    if rank == 1 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)
+    return {"rank": rank, "sum": float(hvd.allreduce(tf.constant(rank + 1.0), op=hvd.Sum))}
+
+
+def test_a_rank_dying_is_retried_up_to_the_attempts_allowed(spark, tmp_path):
+    with pytest.raises(TrainingError, match=r"Horovod training failed \(1 tries"):
+        run_on_ranks(spark, die_once, num_proc=2, kwargs={"marker": str(tmp_path / "died")})
+    (tmp_path / "died").unlink()
+    results = run_on_ranks(spark, die_once, num_proc=2, kwargs={"marker": str(tmp_path / "died")}, attempts=2)
+    assert sorted((r["rank"], r["sum"]) for r in results) == [(0, 3), (1, 3)]  # the second try: both ranks, whole
+
+
 def test_too_many_ranks_and_too_few_files_are_clear(spark):
     with pytest.raises(TrainingError, match="task slot"):
         run_on_ranks(spark, fit_line, num_proc=64)

@@ -336,6 +336,7 @@ class OpsConf(Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     service_dir: str = "warehouse/services"
     lock_wait_s: float = Field(default=0, ge=0)
+    training_attempts: int = Field(default=2, ge=1)
 
 
 class SecretRef(Strict):

@@ -85,7 +85,8 @@ def _train(ctx: RunContext, tracker: Tracker, files: list[str], params: TwoTower
     kwargs = {"files": files, "params": params_dict(params), "vocab_sizes": vocab_sizes,
               "checkpoint_uri": checkpoint_uri, "checkpoint_every": ctx.conf.recs.checkpoint_every}
     with ProgressWatcher(checkpoint_uri, on_epoch):
-        results = run_on_ranks(ctx.spark, train_rank, ctx.conf.recs.num_proc, kwargs=kwargs)
+        results = run_on_ranks(ctx.spark, train_rank, ctx.conf.recs.num_proc, kwargs=kwargs,
+                               attempts=ctx.conf.ops.training_attempts)
     chief = next(r for r in results if r["rank"] == 0)
     if chief["resumed_from_epoch"]:
         log.info("two-tower training resumed from the checkpoint of epoch %d in %s", chief["resumed_from_epoch"],

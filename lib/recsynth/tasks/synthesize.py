@@ -65,7 +65,8 @@ def _train(ctx: RunContext, tracker: Tracker, files: list[str], fitted, params: 
     kwargs = {"files": files, "transformer_json": fitted.to_json(), "params": params_dict(params),
               "checkpoint_uri": checkpoint_uri, "checkpoint_every": ctx.conf.synth.checkpoint_every}
     with ProgressWatcher(checkpoint_uri, on_epoch):
-        results = run_on_ranks(ctx.spark, train_rank, ctx.conf.synth.num_proc, kwargs=kwargs)
+        results = run_on_ranks(ctx.spark, train_rank, ctx.conf.synth.num_proc, kwargs=kwargs,
+                               attempts=ctx.conf.ops.training_attempts)
     chief = next(r for r in results if r["rank"] == 0)
     if chief["resumed_from_epoch"]:
         log.info("GAN training resumed from the checkpoint of epoch %d in %s", chief["resumed_from_epoch"], checkpoint_uri)

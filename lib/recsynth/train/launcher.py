@@ -13,9 +13,13 @@ class TrainingError(RecsynthError):
     """Distributed training could not start or a rank failed."""
 
 
-def run_on_ranks(spark, rank_fn: Callable[..., Any], num_proc: int, start_timeout_s: int = 600, kwargs: dict | None = None) -> list:
+def run_on_ranks(spark, rank_fn: Callable[..., Any], num_proc: int, start_timeout_s: int = 600, kwargs: dict | None = None,
+                 attempts: int = 1) -> list:
     """Run `rank_fn(**kwargs)` on `num_proc` Horovod ranks; return each rank's result, by rank.
 
+    A failed try (a rank's executor lost, a rank crashed) starts all ranks again, up to `attempts`
+    tries: a `rank_fn` that restores its last checkpoint then loses only the epochs since. The
+    cluster manager replaces a lost executor; the new ranks wait up to `start_timeout_s` for slots.
     `rank_fn` is pickled to the executors: it must import TensorFlow and Horovod itself."""
     import horovod.spark
 
@@ -23,12 +27,17 @@ def run_on_ranks(spark, rank_fn: Callable[..., Any], num_proc: int, start_timeou
     if num_proc > slots:
         raise TrainingError(f"train.num_proc={num_proc} but the cluster offers {slots} task slot(s); "
                             "lower num_proc or add executors/cores (each rank needs one task slot)")
-    log.info("starting %d Horovod rank(s) in Spark tasks", num_proc)
-    try:
-        return horovod.spark.run(rank_fn, kwargs=kwargs or {}, num_proc=num_proc, start_timeout=start_timeout_s,
-                                 use_gloo=True, verbose=0)
-    except Exception as err:
-        raise TrainingError(f"Horovod training failed: {type(err).__name__}: {err}") from err
+    for attempt in range(1, attempts + 1):
+        log.info("starting %d Horovod rank(s) in Spark tasks (try %d of %d)", num_proc, attempt, attempts)
+        try:
+            return horovod.spark.run(rank_fn, kwargs=kwargs or {}, num_proc=num_proc, start_timeout=start_timeout_s,
+                                     use_gloo=True, verbose=0)
+        except Exception as err:
+            failure = f"{type(err).__name__}: {err}"
+            if attempt == attempts:
+                raise TrainingError(f"Horovod training failed ({attempts} tries, ops.training_attempts): {failure}") from err
+            log.warning("Horovod training try %d of %d failed (%s); starting the ranks again, from the last checkpoint",
+                        attempt, attempts, failure.splitlines()[0][:300])
 
 
 def init_rank() -> tuple[int, int]:
