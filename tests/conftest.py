@@ -2,7 +2,9 @@
 built by recsynth's own session code; each test that needs a lake gets a fresh root."""
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import os
 import socket
 import subprocess
@@ -123,6 +125,28 @@ def recsynth(options: list[str], *command: str, timeout: int = 900) -> subproces
     done = subprocess.run([RECSYNTH, *options, *command], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     assert done.returncode == 0, f"recsynth {' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     return done
+
+
+@contextlib.contextmanager
+def standalone_cluster(base: Path):
+    """A Spark standalone master and one 2-core worker on 127.0.0.1, started and stopped by
+    `recsynth cluster` with its files under `base`; yields the environment for submit-pipeline.sh."""
+    port, ui_port = free_port(), free_port()
+    cluster = [f"--set=ops.service_dir={base}/services", "cluster", "--port", str(port), "--ui-port", str(ui_port),
+               "--cores", "2", "--memory", "3g"]
+    try:
+        started = recsynth(cluster[:1], *cluster[1:], "start")
+        assert "has 1 worker(s)" in started.stdout
+        yield {**os.environ, "RECSYNTH_MASTER": f"spark://127.0.0.1:{port}", "RECSYNTH_EXECUTOR_MEMORY": "1g"}
+    finally:
+        subprocess.run([RECSYNTH, *cluster, "stop"], cwd=ROOT, timeout=120)
+
+
+def events_of(folder: Path, kind: str) -> list[dict]:
+    """The events of one kind in the one Spark event log written to `folder`."""
+    (log_file,) = [p for p in folder.iterdir() if p.is_file()]
+    lines = (json.loads(line) for line in log_file.read_text().splitlines())
+    return [e for e in lines if e["Event"] == kind]
 
 
 def settled_epoch(folder: str, quiet_s: float = 10.0, limit_s: float = 300.0) -> int:

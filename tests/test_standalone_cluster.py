@@ -4,14 +4,11 @@ does it on a user's cluster: recsynth shipped as a wheel, Delta as its jars, Hor
 executors."""
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from conftest import DATA, RECSYNTH, ROOT, SMALL_GAN, SMALL_RECS, delta, free_port, lake_overrides, recsynth
+from conftest import DATA, ROOT, SMALL_GAN, SMALL_RECS, delta, events_of, lake_overrides, standalone_cluster
 
 # the module's whole pipeline runs inside its first test's time budget
 pytestmark = [pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(2400)]
@@ -23,27 +20,13 @@ def submitted(tmp_path_factory):
     base = tmp_path_factory.mktemp("cluster")
     events = base / "eventlog"
     events.mkdir()
-    port, ui_port = free_port(), free_port()
-    cluster = [f"--set=ops.service_dir={base}/services", "cluster", "--port", str(port), "--ui-port", str(ui_port),
-               "--cores", "2", "--memory", "3g"]
     job_options = [f"--set={o}" for o in [
         *lake_overrides(base), "spark.driver_memory=1g", "sources.rees46.enabled=false", *SMALL_GAN, *SMALL_RECS,
         f"spark.extra={{spark.ui.enabled: 'false', spark.eventLog.enabled: 'true', spark.eventLog.dir: '{events}'}}"]]
-    try:
-        started = recsynth(cluster[:1], *cluster[1:], "start")
-        assert "has 1 worker(s)" in started.stdout
-        env = {**os.environ, "RECSYNTH_MASTER": f"spark://127.0.0.1:{port}", "RECSYNTH_EXECUTOR_MEMORY": "1g"}
+    with standalone_cluster(base) as env:
         done = subprocess.run([str(ROOT / "scripts" / "submit-pipeline.sh"), *job_options], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=2400)
         yield base / "lake", events, done
-    finally:
-        subprocess.run([RECSYNTH, *cluster, "stop"], cwd=ROOT, timeout=120)
-
-
-def events_of(folder: Path, kind: str) -> list[dict]:
-    (log_file,) = [p for p in folder.iterdir() if p.is_file()]
-    lines = (json.loads(line) for line in log_file.read_text().splitlines())
-    return [e for e in lines if e["Event"] == kind]
 
 
 def test_every_job_succeeded_on_the_cluster(spark, submitted):

@@ -177,6 +177,7 @@ class Lake:
             cause = next((meaning for marker, meaning in STORAGE_FAULTS if marker in text), None)
             if cause is None:
                 raise
+            log.debug("writing %s failed", name, exc_info=True)  # the JVM's whole story, for --set ops.log_level=DEBUG
             raise LakeError(f"cannot write {name} at {self.path(name)}: {cause}. Fix the storage and run the job "
                             "again") from err
 
