@@ -113,6 +113,13 @@ def gold_lake_under(spark, overrides: list[str]):
     return conf, lake
 
 
+@pytest.fixture(scope="session")
+def etl_reference(spark, tmp_path_factory):
+    """The ETL jobs run once without faults on the retailrocket slice: the lake that each fault
+    test's lake must equal, row for row, after its re-runs."""
+    return gold_lake_under(spark, model_job_overrides(tmp_path_factory.mktemp("etl-reference")))[1]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -13,9 +13,6 @@ import pytest
 
 from conftest import RECSYNTH, ROOT, assert_tables_equal, delta, is_delta_table, lake_overrides, recsynth
 from recsynth import tables as T
-from recsynth.config import load_conf
-from recsynth.lake import Lake
-from recsynth.ops.runs import run_job
 from recsynth.pipeline import ETL
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -27,17 +24,6 @@ FREE_BYTES = 96 * 1024  # room for the job lock and a commit or two, not for sil
 def _options(base) -> list[str]:
     # The retailrocket slice only; no Hive metastore, so the lake alone is on the failing storage
     return [f"--set={o}" for o in [*lake_overrides(base), "lake.metastore_dir=null", "sources.rees46.enabled=false"]]
-
-
-@pytest.fixture(scope="module")
-def clean_run(spark, session_base) -> Lake:
-    """The ETL jobs run once on healthy storage: what every faulted lake must end up equal to."""
-    conf = load_conf("local", [*lake_overrides(session_base), f"lake.root={session_base}/storage-clean-run",
-                               "sources.rees46.enabled=false"], ROOT / "conf")
-    lake = Lake(spark, conf)
-    for job in ETL:
-        run_job(job, spark, conf, lake)
-    return lake
 
 
 def _fails(options: list[str], job: str, wrap: list[str] = ()) -> str:
@@ -79,7 +65,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
-def test_a_full_disk_fails_the_job_clearly_and_the_rerun_matches_a_clean_run(spark, tmp_path, small_disk, clean_run):
+def test_a_full_disk_fails_the_job_clearly_and_the_rerun_matches_a_clean_run(spark, tmp_path, small_disk, etl_reference):
     options = _options(tmp_path)
     recsynth(options, "ingest")
     _fill(small_disk, FREE_BYTES)
@@ -90,10 +76,10 @@ def test_a_full_disk_fails_the_job_clearly_and_the_rerun_matches_a_clean_run(spa
     (small_disk / "ballast").unlink()
     recsynth(options, "clean")
     recsynth(options, "gold")
-    assert_tables_equal(spark, small_disk, clean_run, SILVER_AND_GOLD)
+    assert_tables_equal(spark, small_disk, etl_reference, SILVER_AND_GOLD)
 
 
-def test_a_folder_the_job_may_not_write_fails_it_clearly_and_the_rerun_matches(spark, tmp_path, clean_run):
+def test_a_folder_the_job_may_not_write_fails_it_clearly_and_the_rerun_matches(spark, tmp_path, etl_reference):
     options, lake_dir = _options(tmp_path), tmp_path / "lake"
     recsynth(options, "ingest")
     (lake_dir / "silver").mkdir(mode=0o555)
@@ -109,4 +95,4 @@ def test_a_folder_the_job_may_not_write_fails_it_clearly_and_the_rerun_matches(s
     (lake_dir / "silver").chmod(0o755)
     recsynth(options, "clean")
     recsynth(options, "gold")
-    assert_tables_equal(spark, lake_dir, clean_run, SILVER_AND_GOLD)
+    assert_tables_equal(spark, lake_dir, etl_reference, SILVER_AND_GOLD)
