@@ -28,6 +28,29 @@ def list_files(spark: SparkSession, raw: RawFileConf) -> DataFrame:
         listing = spark.read.format("binaryFile").load(resolve_uri(raw.path))
     except AnalysisException as err:
         raise SourceError(f"source path {raw.path!r} matches no file ({str(err).splitlines()[0]})") from None
+    return _fingerprinted(listing)
+
+
+def fingerprints(spark: SparkSession, paths: list[str]) -> dict[str, str]:
+    """path -> sha256 of the content now, for those of `paths` (as list_files names them) that
+    still exist: a removed file is absent. Reads only these files."""
+    jvm, hadoop = spark._jvm, spark._jsc.hadoopConfiguration()
+
+    def exists(path: str) -> bool:
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+        return hadoop_path.getFileSystem(hadoop).exists(hadoop_path)
+
+    present = [path for path in paths if exists(path)]
+    if not present:
+        return {}
+    try:
+        rows = _fingerprinted(spark.read.format("binaryFile").load(present)).select("path", "fingerprint").collect()
+    except AnalysisException:  # removed between the check and the read
+        raise SourceError(f"source files were removed while this run was reading them: one of {present}") from None
+    return {row["path"]: row["fingerprint"] for row in rows}
+
+
+def _fingerprinted(listing: DataFrame) -> DataFrame:
     return listing.select(
         F.col("path"),
         F.col("length").alias("size"),

@@ -15,7 +15,6 @@ import signal
 log = logging.getLogger(__name__)
 
 ENV = "RECSYNTH_FAILPOINT"
-POINTS = ("writing", "committed")
 
 
 def armed(when: str, table: str) -> bool:

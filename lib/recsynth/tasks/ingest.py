@@ -12,7 +12,7 @@ from recsynth.config import CATALOG_COLUMNS, CATEGORY_COLUMNS, EVENT_COLUMNS
 from recsynth.errors import SourceError
 from recsynth.etl.bronze import new_files, with_lineage
 from recsynth.ops.runs import Job, Outcome, RunContext
-from recsynth.sources import list_files, read_raw, to_canonical
+from recsynth.sources import fingerprints, list_files, read_raw, to_canonical
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +20,13 @@ CANONICAL_COLUMNS = {"events": EVENT_COLUMNS, "catalog": CATALOG_COLUMNS, "categ
 INGESTED_FILES_COLUMNS = ("source", "entity", "path", "fingerprint", "size", "modified_at", "rows", "run_id", "ingested_at")
 
 
-def drop_unrecorded_rows(lake, entity: str) -> int:
-    """Delete bronze rows whose files were never recorded in ops.ingested_files, and return how
-    many batches went: a run killed between appending a batch and recording its files left them,
-    and since the files count as new, this run ingests them again."""
+def drop_unrecorded_rows(lake, entity: str) -> None:
+    """Delete bronze rows whose files were never recorded in ops.ingested_files: a run killed
+    between appending a batch and recording its files left them, and since the files count as
+    new, this run ingests them again."""
     table = T.BRONZE_TABLE_OF_ENTITY[entity]
     if not lake.exists(table):
-        return 0
+        return
     batches = lake.read(table).select(T.SOURCE, F.col(T.INGEST_RUN_ID).alias("run_id")).distinct()
     if lake.exists(T.OPS_INGESTED_FILES):
         recorded = lake.read(T.OPS_INGESTED_FILES).filter(F.col("entity") == entity).select("source", "run_id")
@@ -36,15 +36,13 @@ def drop_unrecorded_rows(lake, entity: str) -> int:
         log.warning("%s: removing rows of interrupted ingest run(s) that never recorded their files: %s; "
                     "those files are ingested again now", table, ", ".join(f"{r['run_id']} ({r[T.SOURCE]})" for r in unrecorded))
         lake.delete(table, reduce(or_, [(F.col(T.SOURCE) == r[T.SOURCE]) & (F.col(T.INGEST_RUN_ID) == r["run_id"]) for r in unrecorded]))
-    return len(unrecorded)
 
 
 def _fail_if_changed(spark, raw, listed: list) -> None:
     """Raise if a file was removed or rewritten since it was listed: what was read may then not
     be what its recorded fingerprint says, so the run fails (bronze rolls back) rather than
     record it, and the next run ingests the file as it is then."""
-    now = {row["path"]: row["fingerprint"] for row in
-           list_files(spark, raw).filter(F.col("path").isin([f["path"] for f in listed])).select("path", "fingerprint").collect()}
+    now = fingerprints(spark, [f["path"] for f in listed])
     vanished = [f["path"] for f in listed if f["path"] not in now]
     changed = [f["path"] for f in listed if f["path"] in now and now[f["path"]] != f["fingerprint"]]
     if vanished or changed:
