@@ -57,7 +57,8 @@ def session_base(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def base_conf(session_base):
-    return load_conf("local", lake_overrides(session_base), ROOT / "conf")
+    # The one shared session serves every in-process job of the suite: more room than a job's own JVM
+    return load_conf("local", [*lake_overrides(session_base), "spark.driver_memory=4g"], ROOT / "conf")
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +68,22 @@ def spark(base_conf):
     session = get_spark(base_conf)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_cached_frames_after_each_module():
+    """Free what a module left in the shared session's JVM: cached frames (a failed job's persisted
+    ones stay), a model's cached RDDs, and Delta's snapshot of every table of every test lake so
+    far. Over the whole suite these filled a 2 GiB heap and failed the last modules."""
+    yield
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.catalog.clearCache()
+        for rdd in list(session.sparkContext._jsc.getPersistentRDDs().values()):
+            rdd.unpersist(False)
+        session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
 
 
 @pytest.fixture
