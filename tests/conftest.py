@@ -42,6 +42,12 @@ def lake_overrides(base: Path) -> list[str]:
     ]
 
 
+def job_process_options(base: Path) -> list[str]:
+    """recsynth --set options for a job run in its own process on a lake under `base`, fed by the
+    retailrocket slice, with no Hive metastore (a killed or failing JVM must not hold one)."""
+    return [f"--set={o}" for o in [*lake_overrides(base), "lake.metastore_dir=null", "sources.rees46.enabled=false"]]
+
+
 # A GAN small enough for tests: the synthesize job's mechanics in seconds, not its quality.
 SMALL_GAN = [
     "synth.em_iterations=5", "synth.quality.min_overall=0", "synth.max_modes=4", "synth.sample_partitions=2",

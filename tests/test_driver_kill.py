@@ -12,7 +12,8 @@ import subprocess
 
 import pytest
 
-from conftest import RECSYNTH, ROOT, assert_tables_equal, delta, is_delta_table, lake_overrides, recsynth, table_folder
+from conftest import (RECSYNTH, ROOT, assert_tables_equal, delta, is_delta_table, job_process_options, recsynth,
+                      table_folder)
 from recsynth import tables as T
 from recsynth.ops.faults import ENV
 from recsynth.pipeline import ETL
@@ -30,8 +31,7 @@ def _killed(options: list[str], job: str, failpoint: str) -> None:
 
 
 def test_driver_killed_inside_each_etl_write_then_rerun_equals_a_clean_run(spark, tmp_path, etl_reference):
-    # No Hive metastore: the killed JVMs would leave embedded Derby's lock behind (the lake is the subject here)
-    options = [f"--set={o}" for o in [*lake_overrides(tmp_path), "lake.metastore_dir=null", "sources.rees46.enabled=false"]]
+    options = job_process_options(tmp_path)
     lake_dir = tmp_path / "lake"
 
     _killed(options, "ingest", "committed:bronze.events")

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import RECSYNTH, ROOT, assert_tables_equal, delta, is_delta_table, lake_overrides, recsynth
+from conftest import RECSYNTH, ROOT, assert_tables_equal, delta, is_delta_table, job_process_options, recsynth
 from recsynth import tables as T
 from recsynth.pipeline import ETL
 
@@ -19,11 +19,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 SILVER_AND_GOLD = [name for job in ETL[1:] for name in job.outputs]
 FREE_BYTES = 96 * 1024  # room for the job lock and a commit or two, not for silver's data
-
-
-def _options(base) -> list[str]:
-    # The retailrocket slice only; no Hive metastore, so the lake alone is on the failing storage
-    return [f"--set={o}" for o in [*lake_overrides(base), "lake.metastore_dir=null", "sources.rees46.enabled=false"]]
 
 
 def _fails(options: list[str], job: str, wrap: list[str] = ()) -> str:
@@ -66,7 +61,7 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_fails_the_job_clearly_and_the_rerun_matches_a_clean_run(spark, tmp_path, small_disk, etl_reference):
-    options = _options(tmp_path)
+    options = job_process_options(tmp_path)
     recsynth(options, "ingest")
     _fill(small_disk, FREE_BYTES)
     error = _fails(options, "clean")
@@ -80,7 +75,7 @@ def test_a_full_disk_fails_the_job_clearly_and_the_rerun_matches_a_clean_run(spa
 
 
 def test_a_folder_the_job_may_not_write_fails_it_clearly_and_the_rerun_matches(spark, tmp_path, etl_reference):
-    options, lake_dir = _options(tmp_path), tmp_path / "lake"
+    options, lake_dir = job_process_options(tmp_path), tmp_path / "lake"
     recsynth(options, "ingest")
     (lake_dir / "silver").mkdir(mode=0o555)
     unprivileged = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
