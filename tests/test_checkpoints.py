@@ -1,5 +1,9 @@
 """Checkpoints (what a resumed training run starts from) and the driver's progress watcher."""
+import random
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 
@@ -26,6 +30,34 @@ def test_a_checkpoint_counts_only_once_latest_names_it(tmp_path):
     checkpoints.save(uri, checkpoints.Checkpoint(3, {"model": [np.ones(2)]}, []))
     (tmp_path / "ckpt" / "epoch-000004.npz").write_bytes(b"half-written")  # a crash mid-save
     assert checkpoints.load_latest(uri).epoch == 3
+
+
+# A training process that checkpoints every epoch from `first` on, until it is killed; its history is
+# long so that writing "latest" takes a while (the old pointer was truncated before being rewritten).
+SAVING = """
+import sys
+import numpy as np
+from recsynth.train import checkpoints
+uri, first = sys.argv[1], int(sys.argv[2])
+for epoch in range(first, first + 100_000):
+    checkpoints.save(uri, checkpoints.Checkpoint(epoch, {"model": [np.full(100_000, epoch)]}, [epoch] * 200_000))
+    print(epoch, flush=True)
+"""
+
+
+def test_a_process_killed_mid_save_leaves_a_whole_latest_checkpoint(tmp_path):
+    uri, done, moments = str(tmp_path / "ckpt"), 0, random.Random(13)
+    for _ in range(5):
+        child = subprocess.Popen([sys.executable, "-c", SAVING, uri, str(done + 1)], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline() == f"{done + 1}\n"  # one epoch saved
+        time.sleep(moments.uniform(0.0, 0.3))  # then a few more, killed at no moment in particular
+        child.kill()  # SIGKILL: nothing is cleaned up
+        child.wait()
+        latest = checkpoints.load_latest(uri)
+        assert latest is not None and latest.epoch > done  # each run saved, from where the last one stopped
+        assert np.array_equal(latest.arrays["model"][0], np.full(100_000, latest.epoch))
+        assert latest.history == [latest.epoch] * 200_000
+        done = latest.epoch
 
 
 def test_watcher_reports_each_new_epoch_once(tmp_path):

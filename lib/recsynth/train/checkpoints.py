@@ -3,7 +3,7 @@ again: named arrays (weights, optimizer state) plus the loss history, through fs
 local folders, DBFS and object stores work alike.
 
 A checkpoint is `epoch-NNNNNN.npz` and becomes current only when `latest.json` names it
-(written last), so a crash in the middle of a save leaves the previous checkpoint current."""
+(replaced whole, last), so a crash at any moment of a save leaves the previous checkpoint current."""
 from __future__ import annotations
 
 import io
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsynth.paths import filesystem
+from recsynth.train.atomic import replace_file
 
 LATEST = "latest.json"
 SEPARATOR = "/"
@@ -36,8 +37,8 @@ def save(uri: str, checkpoint: Checkpoint) -> None:
     with fs.open(f"{root}/{name}", "wb") as handle:
         handle.write(buffer.getvalue())
     previous = _latest(fs, root)
-    with fs.open(f"{root}/{LATEST}", "w") as handle:
-        json.dump({"epoch": checkpoint.epoch, "file": name, "history": checkpoint.history}, handle)
+    latest = {"epoch": checkpoint.epoch, "file": name, "history": checkpoint.history}
+    replace_file(fs, f"{root}/{LATEST}", json.dumps(latest).encode())
     if previous and previous["file"] != name:
         fs.rm(f"{root}/{previous['file']}")
 

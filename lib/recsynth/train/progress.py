@@ -10,6 +10,7 @@ import threading
 from typing import Callable
 
 from recsynth.paths import filesystem
+from recsynth.train.atomic import replace_file
 
 log = logging.getLogger(__name__)
 
@@ -18,18 +19,17 @@ PROGRESS = "progress.json"
 
 def write(uri: str, epochs: list[dict]) -> None:
     """On rank 0: replace the record with `epochs`, one dict per finished epoch (its "epoch"
-    number, losses, seconds, ...)."""
+    number, losses, seconds, ...), in one step: the driver never reads half a record."""
     fs, root = filesystem(uri)
     fs.makedirs(root, exist_ok=True)
-    with fs.open(f"{root}/{PROGRESS}", "w") as handle:
-        json.dump({"epochs": epochs}, handle)
+    replace_file(fs, f"{root}/{PROGRESS}", json.dumps({"epochs": epochs}).encode())
 
 
 def read(uri: str) -> list[dict]:
     fs, root = filesystem(uri)
     try:
         return json.loads(fs.cat_file(f"{root}/{PROGRESS}"))["epochs"]
-    except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or caught mid-write
+    except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or left half-written by an older version
         return []
 
 
