@@ -6,11 +6,13 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -54,6 +56,28 @@ SMALL_GAN = [
     "synth.gan={embedding_dim: 16, generator_dims: [32, 32], discriminator_dims: [32, 32], pac: 4, batch_size: 100,"
     " epochs: 2, learning_rate: 0.0002, gradient_penalty: 10.0}",
 ]
+
+
+# scripts/run_tests.sh runs the suite on two workers (pytest-xdist, --dist loadgroup): much of it
+# waits on JVM and Horovod start-ups. A module is one unit of work, so its module-scoped fixtures
+# are built once; modules sharing a costly session fixture form one unit (the served pipeline
+# takes minutes). Units go out in the order below, the longest first, so that the two workers end
+# together; the rest follow in file order.
+SHARED_UNITS = {"test_sql_server": "served_pipeline", "test_notebooks": "served_pipeline"}
+LONGEST_FIRST = ("served_pipeline", "test_cluster", "test_storage_faults", "test_synthesize_job", "test_driver_kill",
+                 "test_recommend_job", "test_two_tower", "test_recommend_resume", "test_gan", "test_train",
+                 "test_source_changes", "test_pipeline", "test_fuzz_ingest", "test_spark_submit")
+
+
+def pytest_collection_modifyitems(config, items):
+    def unit(item) -> str:
+        module = item.module.__name__.rpartition(".")[2]
+        return SHARED_UNITS.get(module, module)
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(unit(item)))
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(unit(item), len(rank)))  # stable: file order within a rank
 
 
 @pytest.fixture(scope="session")
@@ -141,6 +165,50 @@ def etl_reference(spark, tmp_path_factory):
     """The ETL jobs run once without faults on the retailrocket slice: the lake that each fault
     test's lake must equal, row for row, after its re-runs."""
     return gold_lake_under(spark, model_job_overrides(tmp_path_factory.mktemp("etl-reference")))[1]
+
+
+# Raw rows planted beside the retailrocket slice that the clean job must quarantine, one line
+# each, and the reasons they get.
+PLANTED_BAD_EVENTS = """timestamp,visitorid,event,itemid,transactionid
+1433221400000,visitor-x,view,355908,
+1433221400001,257597,click,355908,
+1433221400002,257597,hover,248676,
+not-a-time,257597,view,248676,
+"""
+PLANTED_QUARANTINE = {"unknown_event_type": 2, "bad_id": 1, "bad_timestamp": 1}
+
+
+class ServedPipeline(NamedTuple):
+    overrides: list[str]                    # the conf overrides the pipeline ran with
+    options: list[str]                      # the same as recsynth --set options
+    lake: Path                              # the lake's folder
+    port: int                               # the SQL server's port
+    run: subprocess.CompletedProcess        # `recsynth pipeline`, its console output captured
+
+
+@pytest.fixture(scope="session")
+def served_pipeline(tmp_path_factory):
+    """The SQL server up first, then the whole pipeline in its own process (its own JVM) against
+    the same network-Derby metastore, on both source slices plus planted bad rows, with small
+    models. The SQL server, notebook and CLI summary tests all read this one lake: a pipeline run
+    costs minutes of the suite's budget. The server is stopped at the end of the test session."""
+    base = tmp_path_factory.mktemp("served")
+    raw = base / "raw" / "retailrocket"
+    raw.mkdir(parents=True)
+    shutil.copy(DATA / "retailrocket" / "events.csv", raw / "events.csv")
+    (raw / "events_planted.csv").write_text(PLANTED_BAD_EVENTS)
+    port = free_port()
+    overrides = [*lake_overrides(base), f"sources.retailrocket.events.path={raw}/events*.csv",
+                 f"lake.metastore_server=127.0.0.1:{free_port()}", f"sql_server.port={port}",
+                 f"ops.service_dir={base}/services", "spark.driver_memory=1g",
+                 *SMALL_GAN, *SMALL_RECS, "recs.augmentation.enabled=false"]
+    options = [f"--set={o}" for o in overrides]
+    try:
+        recsynth(options, "sql-server", "start")
+        yield ServedPipeline(overrides, options, base / "lake", port, recsynth(options, "pipeline", timeout=1800))
+    finally:
+        subprocess.run([RECSYNTH, *options, "sql-server", "stop"], cwd=ROOT, timeout=120)
+        subprocess.run([RECSYNTH, *options, "metastore", "stop"], cwd=ROOT, timeout=120)
 
 
 def free_port() -> int:

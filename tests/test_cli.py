@@ -1,12 +1,13 @@
-"""The `recsynth` command as a user runs it: help, clear config errors, pipeline summary, SQL."""
+"""The `recsynth` command as a user runs it: help and clear config errors (its pipeline summary and
+`recsynth sql` are tested on the served pipeline, tests/test_sql_server.py)."""
 import subprocess
 import sys
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT, SMALL_GAN, SMALL_RECS, lake_overrides
-from recsynth.cli import cli, main
+from conftest import ROOT
+from recsynth.cli import cli
 
 RECSYNTH = [sys.executable, "-m", "recsynth.cli"]
 
@@ -31,17 +32,3 @@ def test_unknown_key_in_a_conf_file(tmp_path):
     done = subprocess.run([*RECSYNTH, "--conf-dir", str(tmp_path), "ingest"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert f"{tmp_path / 'defaults.yaml'}: spakr: unknown key" in done.stderr
-
-
-@pytest.mark.spark
-@pytest.mark.slow
-def test_pipeline_prints_a_summary_and_sql_answers(spark, tmp_path, capsys):
-    overrides = [f"--set={o}" for o in [*lake_overrides(tmp_path), "sources.rees46.enabled=false", *SMALL_GAN, *SMALL_RECS]]
-    main([*overrides, "--conf-dir", str(ROOT / "conf"), "pipeline"])
-    printed = capsys.readouterr().out
-    for expected in ("Jobs", "gold.behavior", "silver.quarantine", "recs.top_n", "Recommenders on the test period",
-                     str(tmp_path / "lake"), "Try: recsynth sql"):
-        assert expected in printed
-    main([*overrides, "sql", "SELECT count(*) AS n FROM silver.events"])
-    printed = capsys.readouterr().out
-    assert str(spark.read.format("delta").load(f"{tmp_path}/lake/silver/events").count()) in printed

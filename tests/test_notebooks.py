@@ -3,29 +3,19 @@ each one is executed headless with small parameters, in its own kernel (this int
 own SparkSession, against a lake built by the real pipeline on the test slices, and must print
 the values the lake holds and draw its plots. They are saved without outputs."""
 import re
-import shutil
 
 import nbformat
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import DATA, ROOT, SMALL_GAN, SMALL_RECS, lake_overrides
+from conftest import PLANTED_QUARANTINE, ROOT
 from recsynth import tables as T
 from recsynth.config import load_conf
+from recsynth.lake import Lake
 from recsynth.notebooks import NotebookError, default_parameters, inject_parameters, run_notebook
 
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ("01_lake_quality", "02_synthetic_vs_real", "03_recommendation_metrics")
-# Planted raw rows that the clean job must quarantine, one line each with its reason.
-BAD_EVENTS = """timestamp,visitorid,event,itemid,transactionid
-1433221400000,visitor-x,view,355908,
-1433221400001,257597,click,355908,
-1433221400002,257597,hover,248676,
-not-a-time,257597,view,248676,
-"""
-QUARANTINED = {"unknown_event_type": 2, "bad_id": 1, "bad_timestamp": 1}
-
-
 def on_the_lake(test):
     """Executes a notebook on the pipeline's lake: minutes, Horovod ranks in the fixture."""
     for mark in (pytest.mark.spark, pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(1800)):
@@ -82,25 +72,12 @@ def test_parameters_are_injected_after_the_parameters_cell():
 # --- executed on a lake -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def pipeline_lake(spark, tmp_path_factory):
-    """The whole pipeline on both source slices (plus planted bad rows), with small models."""
-    from recsynth.lake import Lake
-    from recsynth.ops.runs import run_job
-    from recsynth.pipeline import PIPELINE
-
-    base = tmp_path_factory.mktemp("notebooks")
-    raw = base / "raw" / "retailrocket"
-    raw.mkdir(parents=True)
-    shutil.copy(DATA / "retailrocket" / "events.csv", raw / "events.csv")
-    (raw / "events_planted.csv").write_text(BAD_EVENTS)
-    overrides = [*lake_overrides(base), f"sources.retailrocket.events.path={raw}/events*.csv",
-                 *SMALL_GAN, *SMALL_RECS, "recs.augmentation.enabled=false"]
-    conf = load_conf("local", overrides, ROOT / "conf")
-    lake = Lake(spark, conf)
-    for job in PIPELINE:
-        record = run_job(job, spark, conf, lake)
-        assert record.status == "succeeded", (job.name, record.message)
-    return overrides, lake
+def pipeline_lake(spark, served_pipeline):
+    """The session's served pipeline (both source slices plus planted bad rows, small models),
+    read by path: (overrides for a notebook's own JVM, a Lake on this test session)."""
+    # The kernel's own JVM: no Derby metastore (the tests and the SQL server hold theirs), a small driver.
+    overrides = [*served_pipeline.overrides, "lake.metastore_server=null", "lake.metastore_dir=null"]
+    return overrides, Lake(spark, load_conf("local", overrides, ROOT / "conf"))
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +85,7 @@ def execute(pipeline_lake, tmp_path_factory):
     """Run a notebook in a kernel of its own on the pipeline's lake; the executed copy is kept
     (with outputs) in a temporary folder. Returns (text printed or shown, number of images)."""
     overrides, _ = pipeline_lake
-    # The kernel's own JVM: no Derby metastore (this process holds the tests' one), a small driver.
-    kernel_overrides = [*overrides, "lake.metastore_dir=null", "spark.driver_memory=1g"]
+    kernel_overrides = [*overrides, "spark.driver_memory=1g"]
     out = tmp_path_factory.mktemp("executed")
 
     def run(name, **parameters):
@@ -139,7 +115,7 @@ def test_lake_quality_notebook(pipeline_lake, execute):
     assert len(lines(text, "table ")) == 22  # every table the pipeline writes
 
     assert sorted(lines(text, "quarantined ")) == sorted(
-        f"quarantined retailrocket/events/{reason}: {rows}" for reason, rows in QUARANTINED.items())
+        f"quarantined retailrocket/events/{reason}: {rows}" for reason, rows in PLANTED_QUARANTINE.items())
     accepted = lake.read(T.SILVER_EVENTS).where("source = 'retailrocket'").count()
     duplicates = 3000 - accepted  # the slice's rows that are not accepted are duplicates (test_pipeline)
     assert (f"data quality retailrocket/events: input 3004, accepted {accepted}, duplicate {duplicates}, "

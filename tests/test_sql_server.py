@@ -1,5 +1,6 @@
 """The Spark Thrift server on the lake, queried with a real client (PyHive) while and after the
-whole pipeline runs in another JVM against the same (network Derby) metastore."""
+whole pipeline runs in another JVM against the same (network Derby) metastore; the pipeline's
+console summary and `recsynth sql` on its lake."""
 from __future__ import annotations
 
 import ipaddress
@@ -9,50 +10,38 @@ import subprocess
 
 import pytest
 
-from conftest import DATA, RECSYNTH, ROOT, SMALL_GAN, SMALL_RECS, delta, free_port, lake_overrides, recsynth
+from conftest import DATA, ROOT, delta, recsynth
 
 # the module's whole pipeline runs inside its first test's time budget
 pytestmark = [pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """SQL server up first, then the pipeline in its own process; yields (options, lake folder, port)."""
-    base = tmp_path_factory.mktemp("sqlserver")
-    port = free_port()
-    overrides = [*lake_overrides(base), f"lake.metastore_server=127.0.0.1:{free_port()}", f"sql_server.port={port}",
-                 f"ops.service_dir={base}/services", "spark.driver_memory=1g", "sources.rees46.enabled=false",
-                 *SMALL_GAN, *SMALL_RECS]
-    options = [f"--set={o}" for o in overrides]
-    try:
-        recsynth(options, "sql-server", "start")
-        pipeline = recsynth(options, "pipeline", timeout=1800)
-        yield options, base / "lake", port, pipeline
-    finally:
-        subprocess.run([RECSYNTH, *options, "sql-server", "stop"], cwd=ROOT, timeout=120)
-        subprocess.run([RECSYNTH, *options, "metastore", "stop"], cwd=ROOT, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def cursor(served):
+def cursor(served_pipeline):
     from pyhive import hive
 
-    _, _, port, _ = served
-    connection = hive.connect(host="127.0.0.1", port=port, username="analyst")
+    connection = hive.connect(host="127.0.0.1", port=served_pipeline.port, username="analyst")
     yield connection.cursor()
     connection.close()
 
 
-def test_jobs_ran_while_the_server_held_the_metastore(served):
-    options, _, port, pipeline = served
-    assert "Recommenders on the test period" in pipeline.stdout  # the pipeline got to its end
-    status = recsynth(options, "sql-server", "status")
-    assert f"sql-server: up on 127.0.0.1:{port}" in status.stdout
+def test_jobs_ran_while_the_server_held_the_metastore(served_pipeline):
+    assert "Recommenders on the test period" in served_pipeline.run.stdout  # the pipeline got to its end
+    status = recsynth(served_pipeline.options, "sql-server", "status")
+    assert f"sql-server: up on 127.0.0.1:{served_pipeline.port}" in status.stdout
 
 
-def test_a_users_recommendations_match_the_delta_table(spark, served, cursor):
-    _, lake, _, _ = served
-    top_n = delta(spark, lake, "recs.top_n")
+def test_the_pipeline_prints_a_summary_and_sql_answers(spark, served_pipeline):
+    lake = served_pipeline.lake
+    for expected in ("Jobs", "gold.behavior", "silver.quarantine", "recs.top_n", "Recommenders on the test period",
+                     str(lake), "Try: recsynth sql"):
+        assert expected in served_pipeline.run.stdout
+    answer = recsynth(served_pipeline.options, "sql", "SELECT count(*) AS n FROM silver.events")
+    assert str(delta(spark, lake, "silver.events").count()) in answer.stdout
+
+
+def test_a_users_recommendations_match_the_delta_table(spark, served_pipeline, cursor):
+    top_n = delta(spark, served_pipeline.lake, "recs.top_n")
     user = top_n.orderBy("user_id").first()["user_id"]
     expected = [(r["rank"], r["item_id"]) for r in top_n.where(f"user_id = '{user}'").orderBy("rank").collect()]
     cursor.execute(f"SELECT rank, item_id FROM recs.top_n WHERE user_id = '{user}' ORDER BY rank")
@@ -61,16 +50,14 @@ def test_a_users_recommendations_match_the_delta_table(spark, served, cursor):
     assert cursor.fetchall() == [(top_n.count(), top_n.select("user_id").distinct().count())]
 
 
-def test_quality_and_privacy_scores_are_served(spark, served, cursor):
-    _, lake, _, _ = served
-    quality = delta(spark, lake, "synthetic.quality").first()
+def test_quality_and_privacy_scores_are_served(spark, served_pipeline, cursor):
+    quality = delta(spark, served_pipeline.lake, "synthetic.quality").first()
     cursor.execute("SELECT model_version, quality_overall, membership_auc FROM synthetic.quality")
     assert cursor.fetchall() == [(quality["model_version"], quality["quality_overall"], quality["membership_auc"])]
 
 
-def test_the_last_runs_are_served(spark, served, cursor):
-    _, lake, _, _ = served
-    runs = delta(spark, lake, "ops.job_runs")
+def test_the_last_runs_are_served(spark, served_pipeline, cursor):
+    runs = delta(spark, served_pipeline.lake, "ops.job_runs")
     cursor.execute("SELECT job, status FROM ops.job_runs ORDER BY started_at")
     served_runs = cursor.fetchall()
     assert served_runs == [(r["job"], r["status"]) for r in runs.orderBy("started_at").collect()]
@@ -91,19 +78,19 @@ def loopback(address: str) -> bool:
     return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback  # Java reports ::ffff:127.0.0.1
 
 
-def test_the_server_listens_on_loopback_only(served):
+def test_the_server_listens_on_loopback_only(served_pipeline):
     import psutil
 
-    _, _, port, _ = served
+    port = served_pipeline.port
     addresses = {c.laddr.ip for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port}
     assert addresses and all(loopback(a) for a in addresses), addresses
     assert not loopback("0.0.0.0") and not loopback("::")
 
 
-def test_nothing_personal_in_logs_metrics_or_models(served):
+def test_nothing_personal_in_logs_metrics_or_models(served_pipeline):
     """Real user ids stop at silver: the pipeline's output, MLflow's store and the saved models
     hold none (ids are pseudonymised before gold, and only aggregates are tracked)."""
-    _, lake, _, pipeline = served
+    lake, pipeline = served_pipeline.lake, served_pipeline.run
     real_users = {f"retailrocket:{line.split(',')[1]}" for path in (DATA / "retailrocket").glob("events*.csv")
                   for line in path.read_text().splitlines()[1:]}
 
@@ -115,11 +102,10 @@ def test_nothing_personal_in_logs_metrics_or_models(served):
     assert stored and not any(leaked(p.read_bytes().decode("latin-1")) for p in stored)
 
 
-def test_beeline_as_the_readme_runs_it(served):
-    _, _, port, _ = served
+def test_beeline_as_the_readme_runs_it(served_pipeline):
     done = subprocess.run([str(ROOT / "scripts" / "beeline.sh"), "--outputformat=csv2", "-e",
                            "SELECT count(*) AS runs FROM ops.job_runs WHERE status = 'succeeded'"],
-                          env={**os.environ, "RECSYNTH_JDBC_URL": f"jdbc:hive2://127.0.0.1:{port}"},
+                          env={**os.environ, "RECSYNTH_JDBC_URL": f"jdbc:hive2://127.0.0.1:{served_pipeline.port}"},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "runs\n5\n" in done.stdout  # beeline opens its session with USE default: Delta's catalog must load there
