@@ -157,13 +157,11 @@ def train_rank(files: list[str], params: dict, vocab_sizes: dict, checkpoint_uri
     the gradient allreduces line up. With `checkpoint_uri`, rank 0 writes progress after every
     epoch and a checkpoint (weights and optimizer state) every `checkpoint_every` epochs, and a
     run that finds a checkpoint there continues from it instead of starting again."""
-    import time
-
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
-    from recsynth.train import checkpoints, progress
-    from recsynth.train.launcher import init_rank, restore_on_ranks
+    from recsynth.train.launcher import init_rank
+    from recsynth.train.loop import run_epochs
     from recsynth.train.shards import read_shard
 
     rank, size = init_rank()
@@ -195,24 +193,17 @@ def train_rank(files: list[str], params: dict, vocab_sizes: dict, checkpoint_uri
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
         return loss
 
-    state = {"model": model.variables, "optimizer": optimizer.variables()}
-    first_epoch, losses = restore_on_ranks(state, checkpoint_uri, rank)
-    losses = list(losses)
-    timeline = progress.read(checkpoint_uri)[:first_epoch] if checkpoint_uri and rank == 0 else []
-    for epoch in range(first_epoch + 1, p.epochs + 1):
-        started = time.time()
+    def train_epoch(epoch: int):
         order = np.random.default_rng([p.seed, rank, epoch]).permutation(rows)
         total = 0.0
         for k in range(steps):
             picked = order[k * p.batch_size:(k + 1) * p.batch_size]
             total += float(step(_model_inputs(columns, picked), columns[ITEM_KEY][picked], columns[LOG_Q][picked]))
-        losses.append(float(hvd.allreduce(tf.constant(total / steps), op=hvd.Average)))
-        if checkpoint_uri and rank == 0:
-            if epoch % checkpoint_every == 0 or epoch == p.epochs:
-                checkpoints.save(checkpoint_uri, checkpoints.Checkpoint(
-                    epoch, {group: [v.numpy() for v in variables] for group, variables in state.items()}, losses))
-            timeline.append({"epoch": epoch, "epochs": p.epochs, "loss": losses[-1], "seconds": time.time() - started})
-            progress.write(checkpoint_uri, timeline)
+        loss = float(hvd.allreduce(tf.constant(total / steps), op=hvd.Average))
+        return loss, {"loss": loss}
+
+    state = {"model": model.variables, "optimizer": optimizer.variables()}
+    first_epoch, losses = run_epochs(state, train_epoch, p.epochs, rank, checkpoint_uri, checkpoint_every)
     return {"rank": rank, "size": size, "rows": rows, "steps_per_epoch": steps, "history": losses,
             "resumed_from_epoch": first_epoch, "weights": model.get_weights() if rank == 0 else None}
 

@@ -96,13 +96,11 @@ def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint
     With `checkpoint_uri`, rank 0 writes progress after every epoch and a checkpoint (weights and
     optimizer state of both networks) every `checkpoint_every` epochs, and a run that finds a
     checkpoint there continues from it instead of starting again."""
-    import time
-
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
-    from recsynth.train import checkpoints, progress
-    from recsynth.train.launcher import init_rank, restore_on_ranks
+    from recsynth.train.launcher import init_rank
+    from recsynth.train.loop import run_epochs
     from recsynth.train.shards import read_shard
 
     rank, size = init_rank()
@@ -155,22 +153,16 @@ def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint
     one_step()  # creates the optimizer slots; then every rank takes rank 0's weights and state
     state = {"generator": generator.variables, "generator_optimizer": g_opt.variables(),
              "discriminator": discriminator.variables, "discriminator_optimizer": d_opt.variables()}
-    first_epoch, history = restore_on_ranks(state, checkpoint_uri, rank)
-    history = [tuple(losses) for losses in history]
     steps = min(hvd.allgather_object(max(1, len(rows) // p.batch_size)))  # every rank takes as many allreduces
-    timeline = progress.read(checkpoint_uri)[:first_epoch] if checkpoint_uri and rank == 0 else []
-    for epoch in range(first_epoch + 1, p.epochs + 1):
-        started = time.time()
+
+    def train_epoch(epoch: int):
         for _ in range(steps):
             d_loss, g_loss = one_step()
-        history.append((float(hvd.allreduce(d_loss)), float(hvd.allreduce(g_loss))))
-        if checkpoint_uri and rank == 0:
-            if epoch % checkpoint_every == 0 or epoch == p.epochs:
-                checkpoints.save(checkpoint_uri, checkpoints.Checkpoint(
-                    epoch, {group: [v.numpy() for v in variables] for group, variables in state.items()}, history))
-            timeline.append({"epoch": epoch, "epochs": p.epochs, "discriminator_loss": history[-1][0],
-                             "generator_loss": history[-1][1], "seconds": time.time() - started})
-            progress.write(checkpoint_uri, timeline)
+        losses = float(hvd.allreduce(d_loss)), float(hvd.allreduce(g_loss))
+        return losses, {"discriminator_loss": losses[0], "generator_loss": losses[1]}
+
+    first_epoch, history = run_epochs(state, train_epoch, p.epochs, rank, checkpoint_uri, checkpoint_every)
+    history = [tuple(losses) for losses in history]  # restored ones come back from JSON as lists
     return {"rank": rank, "size": size, "rows": len(rows), "history": history, "resumed_from_epoch": first_epoch,
             "generator": generator.get_weights() if rank == 0 else None, "condition_width": sampler.width}
 

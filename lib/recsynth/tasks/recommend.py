@@ -24,8 +24,6 @@ tune by hand, set fit_splits [train] and evaluation_split validation, and look a
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 
 from pyspark.sql import functions as F
@@ -48,8 +46,7 @@ from recsynth.rec.two_tower import (
     TwoTowerParams, item_vectors, model_uri, params_dict, save_model, train_rank, user_vectors,
 )
 from recsynth.train import checkpoints
-from recsynth.train.launcher import run_on_ranks
-from recsynth.train.progress import ProgressWatcher
+from recsynth.train.launcher import train_on_ranks
 from recsynth.train.shards import check_shardable, current_files
 
 log = logging.getLogger(__name__)
@@ -64,14 +61,6 @@ METRICS_SCHEMA = (
 )
 
 
-def _checkpoint_uri(lake_root: str, training_data: list, vocab_sizes: dict, params: TwoTowerParams, ranks: int) -> str:
-    """Checkpoints are keyed by what training depends on, except the epoch budget: the same data
-    (table versions, fit periods, vocabulary limits), vocabulary sizes, model settings and ranks
-    continue an interrupted run (or one with fewer epochs)."""
-    key = json.dumps([training_data, vocab_sizes, {**params_dict(params), "epochs": None}, ranks], sort_keys=True)
-    return f"{lake_root}/checkpoints/recommender/{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-
-
 def _train(ctx: RunContext, tracker: Tracker, files: list[str], params: TwoTowerParams, vocab_sizes: dict,
            checkpoint_uri: str, model: str):
     """Train on Horovod ranks, reporting each epoch as it ends; rank 0's result and the rows trained on."""
@@ -82,16 +71,10 @@ def _train(ctx: RunContext, tracker: Tracker, files: list[str], params: TwoTower
                  record["seconds"])
         tracker.metrics({f"{prefix}loss": record["loss"], f"{prefix}epoch_seconds": record["seconds"]}, step=record["epoch"])
 
-    kwargs = {"files": files, "params": params_dict(params), "vocab_sizes": vocab_sizes,
-              "checkpoint_uri": checkpoint_uri, "checkpoint_every": ctx.conf.recs.checkpoint_every}
-    with ProgressWatcher(checkpoint_uri, on_epoch):
-        results = run_on_ranks(ctx.spark, train_rank, ctx.conf.recs.num_proc, kwargs=kwargs,
-                               attempts=ctx.conf.ops.training_attempts)
-    chief = next(r for r in results if r["rank"] == 0)
-    if chief["resumed_from_epoch"]:
-        log.info("two-tower training resumed from the checkpoint of epoch %d in %s", chief["resumed_from_epoch"],
-                 checkpoint_uri)
-    return chief, sum(r["rows"] for r in results)
+    return train_on_ranks(ctx.spark, train_rank, {"files": files, "params": params_dict(params), "vocab_sizes": vocab_sizes},
+                          num_proc=ctx.conf.recs.num_proc, attempts=ctx.conf.ops.training_attempts,
+                          checkpoint_uri=checkpoint_uri, checkpoint_every=ctx.conf.recs.checkpoint_every,
+                          on_epoch=on_epoch, model="two-tower")
 
 
 def _fit_two_tower(ctx: RunContext, tracker: Tracker, stage: Stages, model: str, events, vocabularies, indices,
@@ -104,7 +87,8 @@ def _fit_two_tower(ctx: RunContext, tracker: Tracker, stage: Stages, model: str,
         lake.overwrite(T.RECS_TRAINING_EXAMPLES, examples.repartition(2 * conf.num_proc))
         files = current_files(lake.read(T.RECS_TRAINING_EXAMPLES))
     check_shardable(files, conf.num_proc, T.RECS_TRAINING_EXAMPLES)
-    checkpoint_uri = _checkpoint_uri(lake.root, training_data, vocab_sizes, params, conf.num_proc)
+    checkpoint_uri = checkpoints.folder(lake.root, "recommender", training_data, vocab_sizes, params_dict(params),
+                                        conf.num_proc)
     with stage(f"train_{model}", f"training {model} on {conf.num_proc} Horovod rank(s)"):
         chief, rows = _train(ctx, tracker, files, params, vocab_sizes, checkpoint_uri, model)
     return chief, rows, checkpoint_uri

@@ -4,8 +4,6 @@ fails). Scores go to synthetic.quality, MLflow and an HTML report saved with the
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 
 from pyspark.sql import functions as F
@@ -26,8 +24,7 @@ from recsynth.synth.sampling import synthesize
 from recsynth.synth.schema import match_types
 from recsynth.synth.transformer import encode, fit
 from recsynth.train import checkpoints
-from recsynth.train.launcher import run_on_ranks
-from recsynth.train.progress import ProgressWatcher
+from recsynth.train.launcher import train_on_ranks
 from recsynth.train.shards import check_shardable, current_files
 
 log = logging.getLogger(__name__)
@@ -45,14 +42,6 @@ class GateFailed(RecsynthError):
     """A quality or privacy gate failed: nothing was published."""
 
 
-def _checkpoint_uri(lake_root: str, training_data: list, transformer_json: str, params: GanParams, ranks: int) -> str:
-    """Checkpoints are keyed by what training depends on, except the epoch budget: a run with the
-    same data (table, version, holdout split), transformer and model continues an interrupted one
-    (or one with fewer epochs), although the encoded table is written again with new files."""
-    key = json.dumps([training_data, transformer_json, {**params_dict(params), "epochs": None}, ranks], sort_keys=True)
-    return f"{lake_root}/checkpoints/gan/{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-
-
 def _train(ctx: RunContext, tracker: Tracker, files: list[str], fitted, params: GanParams, checkpoint_uri: str):
     """Train on Horovod ranks, reporting each epoch as it ends; rank 0's result and the rows trained on."""
 
@@ -62,15 +51,11 @@ def _train(ctx: RunContext, tracker: Tracker, files: list[str], fitted, params: 
         tracker.metrics({"discriminator_loss": record["discriminator_loss"], "generator_loss": record["generator_loss"],
                          "epoch_seconds": record["seconds"]}, step=record["epoch"])
 
-    kwargs = {"files": files, "transformer_json": fitted.to_json(), "params": params_dict(params),
-              "checkpoint_uri": checkpoint_uri, "checkpoint_every": ctx.conf.synth.checkpoint_every}
-    with ProgressWatcher(checkpoint_uri, on_epoch):
-        results = run_on_ranks(ctx.spark, train_rank, ctx.conf.synth.num_proc, kwargs=kwargs,
-                               attempts=ctx.conf.ops.training_attempts)
-    chief = next(r for r in results if r["rank"] == 0)
-    if chief["resumed_from_epoch"]:
-        log.info("GAN training resumed from the checkpoint of epoch %d in %s", chief["resumed_from_epoch"], checkpoint_uri)
-    return chief, sum(r["rows"] for r in results)
+    return train_on_ranks(ctx.spark, train_rank, {"files": files, "transformer_json": fitted.to_json(),
+                                                  "params": params_dict(params)},
+                          num_proc=ctx.conf.synth.num_proc, attempts=ctx.conf.ops.training_attempts,
+                          checkpoint_uri=checkpoint_uri, checkpoint_every=ctx.conf.synth.checkpoint_every,
+                          on_epoch=on_epoch, model="GAN")
 
 
 def synthesize_behavior(ctx: RunContext) -> Outcome:
@@ -103,7 +88,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     tracker.tags({"training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
                   "model_version": ctx.run_id, "conf_hash": ctx.conf.fingerprint()})
     training_data = [lake.path(T.GOLD_BEHAVIOR), data_version, conf.holdout_fraction]
-    checkpoint_uri = _checkpoint_uri(lake.root, training_data, fitted.to_json(), params, conf.num_proc)
+    checkpoint_uri = checkpoints.folder(lake.root, "gan", training_data, fitted.to_json(), params_dict(params),
+                                        conf.num_proc)
     with stage("train", f"training the GAN on {conf.num_proc} Horovod rank(s)"):
         chief, training_rows = _train(ctx, tracker, files, fitted, params, checkpoint_uri)
 

@@ -6,6 +6,7 @@ A checkpoint is `epoch-NNNNNN.npz` and becomes current only when `latest.json` n
 (replaced whole, last), so a crash at any moment of a save leaves the previous checkpoint current."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -17,6 +18,16 @@ from recsynth.train.atomic import replace_file
 
 LATEST = "latest.json"
 SEPARATOR = "/"
+
+
+def folder(lake_root: str, model: str, training_data: list, layout, params: dict, ranks: int) -> str:
+    """Where a model's checkpoints go, keyed by what training depends on except the epoch budget:
+    a run with the same data (`training_data`: tables, versions, splits), network layout
+    (`layout`: the GAN's transformer, the two-tower's vocabulary sizes), other parameters and
+    ranks continues an interrupted one (or one with fewer epochs), although its Petastorm files
+    are written again."""
+    key = json.dumps([training_data, layout, {**params, "epochs": None}, ranks], sort_keys=True)
+    return f"{lake_root}/checkpoints/{model}/{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Start N Horovod ranks inside Spark tasks (Gloo; GPU executors on a cluster, CPU tasks locally)."""
+"""Start N Horovod ranks inside Spark tasks (Gloo; GPU executors on a cluster, CPU tasks locally),
+and train a model on them from the driver, reporting each epoch as it ends."""
 from __future__ import annotations
 
 import logging
 from typing import Any, Callable
 
 from recsynth.errors import RecsynthError
+from recsynth.train.progress import ProgressWatcher
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,23 @@ def run_on_ranks(spark, rank_fn: Callable[..., Any], num_proc: int, start_timeou
                         attempt, attempts, failure.splitlines()[0][:300])
 
 
+def train_on_ranks(spark, rank_fn: Callable[..., dict], kwargs: dict, *, num_proc: int, attempts: int,
+                   checkpoint_uri: str, checkpoint_every: int, on_epoch: Callable[[dict], None],
+                   model: str) -> tuple[dict, int]:
+    """Train `model` with `rank_fn(**kwargs, checkpoint_uri=..., checkpoint_every=...)` (a rank body
+    built on `recsynth.train.loop.run_epochs`) on `num_proc` Horovod ranks, calling
+    `on_epoch(progress entry)` on the driver as each epoch ends. Returns rank 0's result and the
+    rows all ranks trained on; a resumed run says from which epoch."""
+    kwargs = {**kwargs, "checkpoint_uri": checkpoint_uri, "checkpoint_every": checkpoint_every}
+    with ProgressWatcher(checkpoint_uri, on_epoch):
+        results = run_on_ranks(spark, rank_fn, num_proc, kwargs=kwargs, attempts=attempts)
+    chief = next(r for r in results if r["rank"] == 0)
+    if chief["resumed_from_epoch"]:
+        log.info("%s training resumed from the checkpoint of epoch %d in %s", model, chief["resumed_from_epoch"],
+                 checkpoint_uri)
+    return chief, sum(r["rows"] for r in results)
+
+
 def init_rank() -> tuple[int, int]:
     """On a rank: start Horovod and pin this process to the GPU of its local rank, if any.
 
@@ -54,21 +73,3 @@ def init_rank() -> tuple[int, int]:
         tf.config.experimental.set_memory_growth(gpu, True)
         tf.config.set_visible_devices(gpu, "GPU")
     return hvd.rank(), hvd.size()
-
-
-def restore_on_ranks(state: dict[str, list], checkpoint_uri: str | None, rank: int) -> tuple[int, list]:
-    """On every rank, before the first epoch: rank 0 loads the latest checkpoint under
-    `checkpoint_uri` (if any) into `state` ({group: variables}, the groups a checkpoint holds),
-    then every rank takes rank 0's variables. Returns (epochs already done, their history)."""
-    import horovod.tensorflow as hvd
-
-    from recsynth.train.checkpoints import load_latest
-
-    restored = load_latest(checkpoint_uri) if checkpoint_uri and rank == 0 else None
-    if restored:
-        for group, variables in state.items():
-            for variable, value in zip(variables, restored.arrays[group], strict=True):
-                variable.assign(value)
-    for variables in state.values():
-        hvd.broadcast_variables(variables, root_rank=0)
-    return hvd.broadcast_object((restored.epoch, restored.history) if restored else (0, []), root_rank=0)

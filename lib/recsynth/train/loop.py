@@ -1,0 +1,54 @@
+"""The epoch loop every model runs on its Horovod ranks: resume from the latest checkpoint, run
+the epochs left, and on rank 0 checkpoint every N epochs and write the progress the driver
+reports. A model brings its variables and one epoch's work; the rest is the same for all."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+EpochResult = tuple[Any, dict[str, float]]   # (the epoch's history entry, its named losses for the progress record)
+
+
+def run_epochs(state: dict[str, list], run_epoch: Callable[[int], EpochResult], epochs: int, rank: int,
+               checkpoint_uri: str | None = None, checkpoint_every: int = 1) -> tuple[int, list]:
+    """On every rank: restore `state` ({group: variables}, what a checkpoint holds) from the latest
+    checkpoint under `checkpoint_uri`, then call `run_epoch(epoch)` for each epoch up to `epochs`.
+
+    With `checkpoint_uri`, rank 0 saves a checkpoint every `checkpoint_every` epochs and after the
+    last one, and after every epoch rewrites the progress record with an entry {"epoch",
+    "epochs", <named losses>, "seconds"}. Returns (epochs done before this run, the history of
+    every epoch so far: restored entries as JSON gave them back, then this run's)."""
+    from recsynth.train import checkpoints, progress
+
+    first_epoch, history = _restore(state, checkpoint_uri, rank)
+    history = list(history)
+    reporting = bool(checkpoint_uri) and rank == 0
+    timeline = progress.read(checkpoint_uri)[:first_epoch] if reporting else []
+    for epoch in range(first_epoch + 1, epochs + 1):
+        started = time.time()
+        entry, losses = run_epoch(epoch)
+        history.append(entry)
+        if reporting:
+            if epoch % checkpoint_every == 0 or epoch == epochs:
+                checkpoints.save(checkpoint_uri, checkpoints.Checkpoint(
+                    epoch, {group: [v.numpy() for v in variables] for group, variables in state.items()}, history))
+            timeline.append({"epoch": epoch, "epochs": epochs, **losses, "seconds": time.time() - started})
+            progress.write(checkpoint_uri, timeline)
+    return first_epoch, history
+
+
+def _restore(state: dict[str, list], checkpoint_uri: str | None, rank: int) -> tuple[int, list]:
+    """Before the first epoch: rank 0 loads the latest checkpoint (if any) into `state`, then
+    every rank takes rank 0's variables. Returns (epochs already done, their history)."""
+    import horovod.tensorflow as hvd
+
+    from recsynth.train.checkpoints import load_latest
+
+    restored = load_latest(checkpoint_uri) if checkpoint_uri and rank == 0 else None
+    if restored:
+        for group, variables in state.items():
+            for variable, value in zip(variables, restored.arrays[group], strict=True):
+                variable.assign(value)
+    for variables in state.values():
+        hvd.broadcast_variables(variables, root_rank=0)
+    return hvd.broadcast_object((restored.epoch, restored.history) if restored else (0, []), root_rank=0)
