@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import numbers
 import re
+from functools import partial
 
 import numpy as np
 from pyspark.sql import DataFrame
@@ -28,6 +29,7 @@ from recsynth import tables as T
 from recsynth.errors import RecommenderError
 from recsynth.rec.columns import GENERATED_AT, ITEM_ID, MODEL_VERSION, RANK, SCORE, SIMILAR_ITEM_ID, USER_ID, VECTOR
 from recsynth.rec.columns import require_positive
+from recsynth.train.scoring import score_on_executors
 _EXCLUDED = "_excluded"
 
 # Memory one scored block may take on an executor's Python worker: the float scores plus
@@ -175,34 +177,34 @@ def _break_boundary_ties(scores: np.ndarray, top: np.ndarray, kk: int) -> np.nda
 
 def _score_on_executors(queries: DataFrame, key: str, schema: StructType, ids: np.ndarray, matrix: np.ndarray,
                         mode: str, k: int, block_rows: int) -> DataFrame:
-    """mapInPandas over `queries` (key, _excluded[, vector]); `mode` says how a block is scored:
-    'dot' (query vectors @ matrix.T), 'self' (the key's own row of matrix @ matrix.T) or
-    'constant' (matrix is one score per item, the same for every query)."""
+    """mapInPandas over `queries` (key, _excluded[, vector]) with (ids, matrix) broadcast; `mode`
+    says how a block is scored: 'dot' (query vectors @ matrix.T), 'self' (the key's own row of
+    matrix @ matrix.T) or 'constant' (matrix is one score per item, the same for every query)."""
+    ranker = partial(_ranker, key, [f.name for f in schema.fields], mode, k)
+    return score_on_executors(queries, schema, (ids, matrix), ranker, block_rows)
+
+
+def _ranker(key: str, names: list[str], mode: str, k: int, payload):
+    """A function from a block of queries to their top-k rows (`names`: key, rank, item, score)."""
     import pandas as pd
 
-    payload = queries.sparkSession.sparkContext.broadcast((ids, matrix))
-    names = [f.name for f in schema.fields]
+    item_ids, items = payload
 
-    def score(batches):
-        item_ids, items = payload.value
-        for batch in batches:
-            for start in range(0, len(batch), block_rows):
-                part = batch.iloc[start:start + block_rows]
-                keys = part[key].to_numpy(dtype=str)
-                if mode == "dot":
-                    block = np.stack([np.asarray(v, dtype=np.float32) for v in part[VECTOR]]) @ items.T
-                elif mode == "self":  # unit vectors: a cosine, kept within [-1, 1] despite float32 rounding
-                    block = np.clip(items[_positions(item_ids, keys)[0]] @ items.T, -1.0, 1.0)
-                else:
-                    block = np.repeat(items[None, :], len(part), axis=0)
-                row, rank, position, value = rank_block(block, part[_EXCLUDED].tolist(), item_ids, k)
-                if len(row):
-                    yield pd.DataFrame({
-                        names[0]: keys[row], names[1]: rank.astype(np.int32),
-                        names[2]: item_ids[position], names[3]: value.astype(np.float64),
-                    })
+    def top_k(part):
+        keys = part[key].to_numpy(dtype=str)
+        if mode == "dot":
+            block = np.stack([np.asarray(v, dtype=np.float32) for v in part[VECTOR]]) @ items.T
+        elif mode == "self":  # unit vectors: a cosine, kept within [-1, 1] despite float32 rounding
+            block = np.clip(items[_positions(item_ids, keys)[0]] @ items.T, -1.0, 1.0)
+        else:
+            block = np.repeat(items[None, :], len(part), axis=0)
+        row, rank, position, value = rank_block(block, part[_EXCLUDED].tolist(), item_ids, k)
+        return pd.DataFrame({
+            names[0]: keys[row], names[1]: rank.astype(np.int32),
+            names[2]: item_ids[position], names[3]: value.astype(np.float64),
+        })
 
-    return queries.mapInPandas(score, schema)
+    return top_k
 
 
 def _with_exclusions(queries: DataFrame, exclusions: DataFrame | None) -> DataFrame:

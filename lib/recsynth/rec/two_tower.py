@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -34,6 +35,7 @@ from recsynth.rec.features import (
     FEATURES, HISTORY, ITEM_INDEX, ITEM_KEY, ITEM_VOCABULARY, LOG_Q, MODEL_INPUTS, Vocabularies, feature_index,
 )
 from recsynth.train.artifacts import file_reader, json_file, weights_file, weights_from, write_files
+from recsynth.train.scoring import score_on_executors
 
 _VECTOR_FIELD = StructField(VECTOR, ArrayType(FloatType(), False), False)
 ITEM_VECTORS_SCHEMA = StructType([StructField(ITEM_ID, StringType(), False), _VECTOR_FIELD])
@@ -211,31 +213,31 @@ def train_rank(files: list[str], params: dict, vocab_sizes: dict, checkpoint_uri
 # --- inference on executors --------------------------------------------------------------------
 def _vectors_on_executors(frame: DataFrame, key: str, schema: StructType, weights, params: TwoTowerParams,
                           vocab_sizes: dict, tower: str, batch_rows: int) -> DataFrame:
+    payload = (weights, params_dict(params), _check_sizes(vocab_sizes))
+    return score_on_executors(frame, schema, payload, partial(_tower_on_executor, tower, key), batch_rows)
+
+
+def _tower_on_executor(tower: str, key: str, payload):
+    """The `tower` ("user" or "item") built once from the broadcast (weights, params, sizes): a
+    function from a chunk of rows to their (key, vector) frame."""
     import pandas as pd
+    import tensorflow as tf
 
-    payload = frame.sparkSession.sparkContext.broadcast((weights, params_dict(params), _check_sizes(vocab_sizes)))
+    model_weights, model_params, sizes = payload
+    p = params_from_dict(model_params)
+    towers = build_towers(p, sizes)
+    towers.model.set_weights(model_weights)
+    network = towers.user_tower if tower == "user" else towers.item_tower
+    predict = tf.function(lambda inputs: network(inputs, training=False))
 
-    def run(batches):
-        import tensorflow as tf
+    def vectors(part):
+        if tower == "user":
+            inputs = tf.constant(_pad_histories(part[HISTORY], p.history_length))
+        else:
+            inputs = {c: tf.constant(part[c].to_numpy(dtype=np.int32)) for c in (ITEM_INDEX, *map(feature_index, FEATURES))}
+        return pd.DataFrame({key: part[key].to_numpy(dtype=str), VECTOR: list(predict(inputs).numpy().astype(np.float32))})
 
-        model_weights, model_params, sizes = payload.value
-        p = params_from_dict(model_params)
-        towers = build_towers(p, sizes)
-        towers.model.set_weights(model_weights)
-        network = towers.user_tower if tower == "user" else towers.item_tower
-        predict = tf.function(lambda inputs: network(inputs, training=False))
-        for batch in batches:
-            for start in range(0, len(batch), batch_rows):
-                part = batch.iloc[start:start + batch_rows]
-                if tower == "user":
-                    inputs = tf.constant(_pad_histories(part[HISTORY], p.history_length))
-                else:
-                    inputs = {c: tf.constant(part[c].to_numpy(dtype=np.int32))
-                              for c in (ITEM_INDEX, *map(feature_index, FEATURES))}
-                vectors = predict(inputs).numpy().astype(np.float32)
-                yield pd.DataFrame({key: part[key].to_numpy(dtype=str), VECTOR: list(vectors)})
-
-    return frame.mapInPandas(run, schema)
+    return vectors
 
 
 def _pad_histories(values, length: int) -> np.ndarray:

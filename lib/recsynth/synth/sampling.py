@@ -11,6 +11,7 @@ from pyspark.sql.types import DoubleType, LongType, StringType, StructField, Str
 from recsynth.synth.gan import GanParams, sample_rows
 from recsynth.synth.layout import conditions_like_data
 from recsynth.synth.transformer import FittedTransformer
+from recsynth.train.scoring import score_on_executors
 
 MAX_TRIES = 20
 
@@ -36,29 +37,32 @@ def synthesize(spark, generator_weights, fitted: FittedTransformer, params: GanP
     rows with those values (generated under that condition, with bounded rejection sampling)."""
     import pandas as pd
 
-    weights = spark.sparkContext.broadcast(generator_weights)
     transformer_json = fitted.to_json()
     schema = output_schema(fitted)
     per_partition = [rows // partitions + (1 if k < rows % partitions else 0) for k in range(partitions)]
 
-    def generate(batches):
+    def generator(weights):
         fitted_here = FittedTransformer.from_json(transformer_json)
-        for batch in batches:
-            for partition in batch["id"]:
-                wanted = per_partition[int(partition)]
-                rng = np.random.default_rng([seed, int(partition)])
-                parts, have, tries = [], 0, 0
-                while have < wanted and tries < MAX_TRIES:
-                    conditions = conditions_like_data(fitted_here, wanted, rng, condition)
-                    decoded = sample_rows(weights.value, fitted_here, params, conditions, seed=int(rng.integers(2**31)))
-                    keep = _matches(decoded, condition)
-                    parts.append(pd.DataFrame({k: v[keep] for k, v in decoded.items()}))
-                    have += int(keep.sum())
-                    tries += 1
-                frame = pd.concat(parts, ignore_index=True).head(wanted)
-                frame.insert(0, "sample_seed", seed)
-                frame.insert(0, "synthetic_id", [f"syn-{seed}-{int(partition)}-{i}" for i in range(len(frame))])
-                yield frame[[f.name for f in schema.fields]]
+
+        def generate(ids):  # one row: the partition's number
+            partition = int(ids["id"].iloc[0])
+            wanted = per_partition[partition]
+            rng = np.random.default_rng([seed, partition])
+            parts, have, tries = [], 0, 0
+            while have < wanted and tries < MAX_TRIES:
+                conditions = conditions_like_data(fitted_here, wanted, rng, condition)
+                decoded = sample_rows(weights, fitted_here, params, conditions, seed=int(rng.integers(2**31)))
+                keep = _matches(decoded, condition)
+                parts.append(pd.DataFrame({k: v[keep] for k, v in decoded.items()}))
+                have += int(keep.sum())
+                tries += 1
+            frame = pd.concat(parts, ignore_index=True).head(wanted)
+            frame.insert(0, "sample_seed", seed)
+            frame.insert(0, "synthetic_id", [f"syn-{seed}-{partition}-{i}" for i in range(len(frame))])
+            return frame[[f.name for f in schema.fields]]
+
+        return generate
 
     ids = spark.range(partitions, numPartitions=partitions)
-    return ids.mapInPandas(generate, schema).withColumn("sample_seed", F.col("sample_seed").cast("long"))
+    return (score_on_executors(ids, schema, generator_weights, generator, chunk_rows=1)
+            .withColumn("sample_seed", F.col("sample_seed").cast("long")))
