@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from recsynth.config import load_conf, parse_override
+from recsynth.config import Conf, ConfView, UndeclaredConfKey, check_keys, load_conf, parse_override
 from recsynth.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -77,6 +77,70 @@ def test_unknown_environment_and_bad_override():
 def test_fingerprint_changes_with_conf():
     assert load_conf("local", [], CONF).fingerprint() == load_conf("local", [], CONF).fingerprint()
     assert load_conf("local", [], CONF).fingerprint() != load_conf("local", ["clean.max_price=10"], CONF).fingerprint()
+
+
+# One change under every section of the conf, and the jobs whose fingerprint it must change.
+CHANGES = {
+    "sources.rees46.enabled=false": {"ingest", "clean"},
+    "sources.retailrocket.events.time.timezone=Europe/Paris": {"ingest", "clean"},
+    "clean.session_gap_minutes=45": {"clean"},
+    "gold.price_bands=[5, 50]": {"gold"},
+    "gold.event_weights.purchase=9": {"gold", "recommend"},
+    "privacy.pseudonym.key_env=OTHER_KEY": {"gold"},
+    "synth.gan.epochs=3": {"synthesize"},
+    "recs.k=20": {"recommend"},
+    "recs.two_tower.epochs=2": {"recommend"},
+    "lake.root=/elsewhere": set(),
+    "lake.catalog=other": set(),
+    "spark.shuffle_partitions=7": set(),
+    "spark.extra={spark.ui.enabled: 'false'}": set(),
+    "tracking.experiment=other": set(),
+    "ops.log_level=DEBUG": set(),
+    "sql_server.port=10001": set(),
+}
+
+
+def test_changes_cover_every_conf_section():
+    assert {change.split(".")[0] for change in CHANGES} == set(Conf.model_fields)
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_job_fingerprints_only_the_keys_it_reads(change):
+    from recsynth.pipeline import PIPELINE
+
+    base, changed = load_conf("local", [], CONF), load_conf("local", [change], CONF)
+    moved = {job.name for job in PIPELINE if base.fingerprint(job.conf_keys) != changed.fingerprint(job.conf_keys)}
+    assert moved == CHANGES[change]
+
+
+def test_conf_keys_name_keys_of_the_schema():
+    check_keys(["recs", "gold.event_weights", "privacy.pseudonym.secret.scope", "sources"])
+    with pytest.raises(ConfigError, match="conf key 'recs.kk': recs has no key 'kk'"):
+        check_keys(["recs.kk"])
+    with pytest.raises(ConfigError, match="'sources' holds a value or a mapping, not named keys; use 'sources'"):
+        check_keys(["sources.rees46"])
+
+
+def test_a_job_declaring_an_unknown_key_fails_where_it_is_declared():
+    from recsynth.ops.runs import Job
+
+    with pytest.raises(ConfigError, match="conf key 'gold.weights'"):
+        Job(name="x", inputs=(), outputs=(), conf_keys=("gold.weights",), body=lambda ctx: None)
+
+
+def test_a_job_sees_only_its_keys_and_those_no_output_depends_on():
+    conf = load_conf("local", [], CONF)
+    view = ConfView(conf, ("recs", "gold.event_weights"), "recommend")
+    assert view.recs is conf.recs and view.gold.event_weights == conf.gold.event_weights
+    assert (view.ops, view.tracking, view.lake, view.spark, view.sql_server) == (
+        conf.ops, conf.tracking, conf.lake, conf.spark, conf.sql_server)
+    for read, key in [(lambda: view.synth, "synth"), (lambda: view.gold.price_bands, "gold.price_bands"),
+                      (lambda: view.enabled_sources, "sources")]:
+        with pytest.raises(UndeclaredConfKey, match=f"job 'recommend' reads conf key '{key}' but does not declare it"):
+            read()
+    assert list(ConfView(conf, ("sources",), "ingest").enabled_sources) == list(conf.enabled_sources)
+    with pytest.raises(AttributeError, match="has no key 'recz'"):
+        view.recz
 
 
 def test_recommender_settings_are_checked():

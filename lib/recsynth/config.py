@@ -6,10 +6,13 @@ before Spark starts, with a message naming the file, the key and what was expect
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
+import types
+import typing
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Iterable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,6 +27,9 @@ EVENT_COLUMNS = ("event_time", "user_id", "session_id", "item_id", "event_type",
 REQUIRED_EVENT_COLUMNS = ("event_time", "user_id", "item_id", "event_type")
 CATALOG_COLUMNS = ("item_id", "category_id", "category_path", "brand", "price", "title", "description", "updated_at")
 CATEGORY_COLUMNS = ("category_id", "parent_id")
+# Sections no job's output depends on: where the lake and its metastore are, Spark tuning, MLflow,
+# logging, locks and retries, the SQL server. Every job may read them; no job fingerprints them.
+UNFINGERPRINTED = ("lake", "spark", "tracking", "ops", "sql_server")
 
 
 class Strict(BaseModel):
@@ -384,10 +390,77 @@ class Conf(Strict):
     def enabled_sources(self) -> dict[str, SourceConf]:
         return {name: src for name, src in self.sources.items() if src.enabled}
 
-    def fingerprint(self) -> str:
-        """A short hash of the effective conf, recorded with every job run."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+    def fingerprint(self, keys: Iterable[str] | None = None) -> str:
+        """A short hash of the conf keys `keys` (dotted, e.g. "gold.event_weights"), or of the whole
+        conf: a job records the hash of the keys it reads, so a change elsewhere does not re-run it."""
+        whole = self.model_dump(mode="json")
+        if keys is not None:
+            check_keys(keys)
+            whole = {key: _subtree(whole, key) for key in sorted(set(keys))}
+        text = json.dumps(whole, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _subtree(tree: dict, key: str):
+    for part in key.split("."):
+        tree = tree[part] if tree is not None else None  # below an unset optional section: unset too
+    return tree
+
+
+def _section(annotation) -> type[BaseModel] | None:
+    """The model class a field holds (also when optional), or None for a value or a mapping."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next(filter(None, map(_section, typing.get_args(annotation))), None)
+    return annotation if inspect.isclass(annotation) and issubclass(annotation, BaseModel) else None
+
+
+def check_keys(keys: Iterable[str]) -> None:
+    """Raise ConfigError naming the first dotted key that is not a key of the conf schema. Keys go
+    down named sections only: a mapping (such as `sources`) is declared whole."""
+    for key in keys:
+        model: type[BaseModel] | None = Conf
+        parts = key.split(".")
+        for depth, part in enumerate(parts):
+            parent = ".".join(parts[:depth]) or "the conf"
+            if model is None:
+                raise ConfigError(f"conf key {key!r}: {parent!r} holds a value or a mapping, not named keys; "
+                                  f"use {parent!r} itself")
+            if part not in model.model_fields:
+                raise ConfigError(f"conf key {key!r}: {parent} has no key {part!r}; it has {sorted(model.model_fields)}")
+            model = _section(model.model_fields[part].annotation)
+
+
+class UndeclaredConfKey(LookupError):
+    """A job read a conf key it does not declare, so its fingerprint would miss a change to it."""
+
+
+class ConfView:
+    """The conf as one job sees it. Keys under the job's declared `keys` or UNFINGERPRINTED read as
+    usual; reading any other key raises UndeclaredConfKey, so no job can depend on a key its
+    fingerprint leaves out. Properties (`enabled_sources`) are computed through the view."""
+
+    __slots__ = ("_node", "_keys", "_job", "_at")
+
+    def __init__(self, node: BaseModel, keys: Iterable[str], job: str, at: str = ""):
+        self._node, self._keys, self._job, self._at = node, tuple(keys), job, at
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):  # private and special names (copy, pickle) are not conf keys
+            raise AttributeError(name)
+        model = type(self._node)
+        dotted = f"{self._at}{name}"
+        if name in model.model_fields:
+            value = getattr(self._node, name)
+            if any(dotted == key or dotted.startswith(f"{key}.") for key in (*self._keys, *UNFINGERPRINTED)):
+                return value
+            if value is not None and any(key.startswith(f"{dotted}.") for key in self._keys):
+                return ConfView(value, self._keys, self._job, f"{dotted}.")
+            raise UndeclaredConfKey(f"job {self._job!r} reads conf key {dotted!r} but does not declare it: add it to "
+                                    f"the job's conf_keys {list(self._keys)} so that its fingerprint covers it")
+        derived = inspect.getattr_static(model, name, None)
+        if isinstance(derived, property) and not hasattr(BaseModel, name):
+            return derived.fget(self)
+        raise AttributeError(f"{dotted!r}: job {self._job!r} sees conf keys only, and {model.__name__} has no key {name!r}")
 
 
 def default_conf_dir() -> Path:

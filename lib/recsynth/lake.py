@@ -8,8 +8,11 @@ block raises, so a failed job leaves every table it touched at its previous vers
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import re
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from recsynth.config import Conf
 from recsynth.errors import LakeError
@@ -19,6 +22,7 @@ from recsynth.paths import resolve_uri
 log = logging.getLogger(__name__)
 
 SCHEMAS = ("bronze", "silver", "gold", "ops", "synthetic", "recs")
+COMMIT_FILE = re.compile(r"(\d{20})\.json")  # _delta_log/00000000000000000012.json: the commit of version 12
 # Storage failures found in a write's error text (the JVM's or the OS's), and what they mean.
 STORAGE_FAULTS = (
     ("No space left on device", "the disk is full (No space left on device)"),
@@ -76,13 +80,38 @@ class Lake:
             reader = reader.option("versionAsOf", version)
         return reader.load(self.path(name))
 
-    def version(self, name: str) -> int | None:
-        """The current version of a table, or None when it does not exist."""
-        if not self.exists(name):
-            return None
-        from delta.tables import DeltaTable
+    def _log(self, name: str):
+        """(file system, _delta_log folder) of a table, through Spark's own Hadoop file system."""
+        folder = self.spark._jvm.org.apache.hadoop.fs.Path(f"{self.path(name)}/_delta_log")
+        return folder.getFileSystem(self.spark._jsc.hadoopConfiguration()), folder
 
-        return DeltaTable.forPath(self.spark, self.path(name)).history(1).head()["version"]
+    def version(self, name: str) -> int | None:
+        """The current version of a table, or None when it does not exist: the newest commit file
+        in its _delta_log, listed without a Spark job. Versions are contiguous and log clean-up
+        never removes the newest commit, so this is Delta's version."""
+        fs, folder = self._log(name)
+        if not fs.exists(folder):
+            return None
+        names = (status.getPath().getName() for status in fs.listStatus(folder))
+        return max((int(match[1]) for match in map(COMMIT_FILE.fullmatch, names) if match), default=None)
+
+    def commit_infos(self, name: str) -> Iterator[dict]:
+        """The commitInfo of each commit of a table (operation, operationParameters, userMetadata),
+        newest first, read from its _delta_log without a Spark job, as far back as the log still
+        keeps commit files (clean-up removes old ones)."""
+        fs, folder = self._log(name)
+        io = self.spark._jvm.org.apache.commons.io.IOUtils
+        latest = self.version(name)
+        for version in range(-1 if latest is None else latest, -1, -1):
+            path = self.spark._jvm.org.apache.hadoop.fs.Path(folder, f"{version:020d}.json")
+            if not fs.exists(path):
+                return
+            stream = fs.open(path)
+            try:
+                actions = [json.loads(line) for line in io.toString(stream, "UTF-8").splitlines() if line.strip()]
+            finally:
+                stream.close()
+            yield next((action["commitInfo"] for action in actions if "commitInfo" in action), {})
 
     def versions(self, names) -> dict[str, int | None]:
         return {name: self.version(name) for name in names}
@@ -110,12 +139,15 @@ class Lake:
         faults.after_commit(name)
         self._register(name)
 
-    def append(self, name: str, df, add_columns: bool = False) -> None:
-        """Append rows; `add_columns` lets a newer writer add columns (older rows read null)."""
+    def append(self, name: str, df, add_columns: bool = False, note: str | None = None) -> None:
+        """Append rows; `add_columns` lets a newer writer add columns (older rows read null); `note`
+        is kept in the commit's userMetadata (see `commit_infos`)."""
         self._before_write(name)
         writer = faults.while_writing(name, df).write.format("delta").mode("append")
         if add_columns:
             writer = writer.option("mergeSchema", "true")
+        if note is not None:
+            writer = writer.option("userMetadata", note)
         with self._writing(name):
             writer.save(self.path(name))
         faults.after_commit(name)

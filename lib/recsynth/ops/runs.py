@@ -1,9 +1,12 @@
 """Job runs: every run leaves one row in ops.job_runs, and a failed run leaves the tables it
-touched at their previous versions. A job whose inputs and conf are unchanged since its last
-successful run is skipped, so re-running the pipeline writes no new table versions."""
+touched at their previous versions. A job whose inputs and conf keys are unchanged since its last
+successful run is skipped, so re-running the pipeline writes no new table versions. Each job
+declares the conf keys it reads (`Job.conf_keys`): only those are in its fingerprint, and its body
+sees only those (and the keys no output depends on, config.UNFINGERPRINTED)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -12,7 +15,7 @@ from typing import Callable
 from pyspark.sql import functions as F
 
 from recsynth import tables as T
-from recsynth.config import Conf
+from recsynth.config import Conf, ConfView, check_keys
 from recsynth.errors import JobFailed, RecsynthError
 from recsynth.lake import Lake
 from recsynth.ops.locks import job_lock
@@ -27,13 +30,15 @@ JOB_RUNS_SCHEMA = (
 
 @dataclass
 class RunContext:
-    """What a job body gets: the session, conf, lake and its run id and start time."""
+    """What a job body gets: the session, the conf restricted to the job's keys, the lake, its run
+    id and start time, and the fingerprint of its conf keys (recorded in ops.job_runs)."""
 
     spark: object
-    conf: Conf
+    conf: ConfView
     lake: Lake
     run_id: str
     started_at: dt.datetime
+    fingerprint: str
 
 
 @dataclass
@@ -48,15 +53,20 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Job:
-    """A named step of the pipeline: the tables it reads, the tables it writes, its body."""
+    """A named step of the pipeline: the tables it reads, the tables it writes, the conf keys it
+    reads (dotted, e.g. "gold.event_weights"; config.UNFINGERPRINTED need no mention), its body."""
 
     name: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    conf_keys: tuple[str, ...]
     body: Callable[[RunContext], Outcome]
     optional_inputs: tuple[str, ...] = ()
     skip_when_unchanged: bool = True
     description: str = ""
+
+    def __post_init__(self):
+        check_keys(self.conf_keys)
 
 
 @dataclass
@@ -75,25 +85,51 @@ def new_run_id(job: str, now: dt.datetime) -> str:
     return f"{job}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def last_success(lake: Lake, job: str):
-    """The newest succeeded run row of a job, or None."""
-    if not lake.exists(T.OPS_JOB_RUNS):
+def _run_note(job: str, status: str, conf_hash: str, inputs: dict[str, int]) -> str:
+    """What the commit of a run's row in ops.job_runs keeps in its userMetadata: what a later run
+    of the job compares, readable from the Delta log without a Spark job (see last_success)."""
+    return json.dumps({"job": job, "status": status, "conf_hash": conf_hash, "input_versions": inputs}, sort_keys=True)
+
+
+def _read_note(commit_info: dict) -> dict | None:
+    try:
+        note = json.loads(commit_info.get("userMetadata") or "null")
+    except ValueError:  # someone else's userMetadata
         return None
-    return (
+    return note if isinstance(note, dict) and {"job", "status", "conf_hash", "input_versions"} <= set(note) else None
+
+
+def last_success(lake: Lake, job: str) -> dict | None:
+    """conf_hash and input_versions of the job's last successful run, or None.
+
+    A skipped run matched the last success, so the job's newest succeeded or skipped run says the
+    same: it is looked up in the run notes of ops.job_runs' newest commits, from the Delta log
+    without a Spark job. Where the log does not tell (a commit without a note: rows written before
+    notes, or changed by other than a run; commits removed by log clean-up) the table is queried."""
+    for commit in lake.commit_infos(T.OPS_JOB_RUNS):
+        note = _read_note(commit)
+        if note is None:
+            break
+        if note["job"] == job and note["status"] in ("succeeded", "skipped"):
+            return note
+    if lake.version(T.OPS_JOB_RUNS) is None:
+        return None
+    row = (
         lake.read(T.OPS_JOB_RUNS)
         .filter((F.col("job") == job) & (F.col("status") == "succeeded"))
         .orderBy(F.col("ended_at").desc())
         .limit(1)
         .head()
     )
+    return None if row is None else {"conf_hash": row["conf_hash"], "input_versions": dict(row["input_versions"] or {})}
 
 
-def _unchanged(previous, conf_hash: str, inputs: dict[str, int | None], lake: Lake, outputs) -> bool:
+def _unchanged(previous: dict | None, conf_hash: str, inputs: dict[str, int], lake: Lake, outputs) -> bool:
     if previous is None or previous["conf_hash"] != conf_hash:
         return False
-    if dict(previous["input_versions"] or {}) != inputs:
+    if previous["input_versions"] != inputs:
         return False
-    return all(lake.exists(name) for name in outputs)
+    return all(version is not None for version in lake.versions(outputs).values())
 
 
 def run_job(job: Job, spark, conf: Conf, lake: Lake, force: bool = False) -> RunRecord:
@@ -106,20 +142,20 @@ def run_job(job: Job, spark, conf: Conf, lake: Lake, force: bool = False) -> Run
 
 
 def _run_locked(job: Job, spark, conf: Conf, lake: Lake, force: bool, run_id: str, started: dt.datetime) -> RunRecord:
-    conf_hash = conf.fingerprint()
-    inputs = lake.versions(job.inputs)
-    missing = [name for name, version in inputs.items() if version is None]
-    inputs.update({name: v for name, v in lake.versions(job.optional_inputs).items() if v is not None})
+    conf_hash = conf.fingerprint(job.conf_keys)
+    inputs = lake.versions((*job.inputs, *job.optional_inputs))
+    missing = [name for name in job.inputs if inputs[name] is None]
+    inputs = {name: version for name, version in inputs.items() if version is not None}
     status, error, outcome = "succeeded", None, Outcome()
     if missing:
         status, error = "failed", f"input table(s) {missing} do not exist; run the jobs that write them first"
     elif job.skip_when_unchanged and not force and _unchanged(last_success(lake, job.name), conf_hash, inputs, lake, job.outputs):
-        status, outcome = "skipped", Outcome(message="inputs and conf unchanged since the last successful run")
+        status, outcome = "skipped", Outcome(message="inputs and conf keys unchanged since the last successful run")
     else:
         log.info("%s: run %s started", job.name, run_id)
         try:
             with lake.all_or_nothing():
-                outcome = job.body(RunContext(spark, conf, lake, run_id, started))
+                outcome = job.body(RunContext(spark, ConfView(conf, job.conf_keys, job.name), lake, run_id, started, conf_hash))
         except RecsynthError as err:
             status, error = "failed", str(err)
         except Exception as err:  # any other failure is recorded too, with its type
@@ -129,9 +165,10 @@ def _run_locked(job: Job, spark, conf: Conf, lake: Lake, force: bool, run_id: st
     ended = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     message = error or outcome.message
     row = [(run_id, job.name, status, conf_hash, started, ended, outcome.rows_in, outcome.rows_out,
-            {k: v for k, v in inputs.items() if v is not None}, {k: v for k, v in output_versions.items() if v is not None}, message)]
+            inputs, {k: v for k, v in output_versions.items() if v is not None}, message)]
     try:
-        lake.append(T.OPS_JOB_RUNS, spark.createDataFrame(row, JOB_RUNS_SCHEMA))
+        lake.append(T.OPS_JOB_RUNS, spark.createDataFrame(row, JOB_RUNS_SCHEMA),
+                    note=_run_note(job.name, status, conf_hash, inputs))
     except RecsynthError as err:  # e.g. the disk filled up: say so, and what the job itself did
         raise JobFailed(f"job {job.name} {status} (run {run_id}) but could not record its run in {T.OPS_JOB_RUNS}: {err}"
                         + (f"; the job's own error: {error}" if error else "")) from None

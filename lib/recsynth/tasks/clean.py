@@ -111,6 +111,7 @@ CLEAN = Job(
     inputs=(T.BRONZE_EVENTS,),
     optional_inputs=(T.BRONZE_CATALOG, T.BRONZE_CATEGORY_TREE),
     outputs=(T.SILVER_CATEGORIES, T.SILVER_ITEMS, T.SILVER_EVENTS, T.SILVER_QUARANTINE),
+    conf_keys=("sources", "clean"),
     body=clean,
     description="bronze -> silver (dedup, types, time zones, bots, broken references; rejects to quarantine)",
 )

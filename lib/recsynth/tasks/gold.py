@@ -35,6 +35,7 @@ GOLD = Job(
     name="gold",
     inputs=(T.SILVER_EVENTS, T.SILVER_ITEMS),
     outputs=(T.GOLD_INTERACTIONS, T.GOLD_USER_FEATURES, T.GOLD_ITEM_FEATURES, T.GOLD_BEHAVIOR, T.GOLD_SPLITS),
+    conf_keys=("gold", "privacy.pseudonym"),
     body=gold,
     description="silver -> gold.interactions, user_features, item_features, behavior, splits",
 )

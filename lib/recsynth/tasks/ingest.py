@@ -103,6 +103,7 @@ INGEST = Job(
     name="ingest",
     inputs=(),
     outputs=(T.BRONZE_EVENTS, T.BRONZE_CATALOG, T.BRONZE_CATEGORY_TREE, T.OPS_INGESTED_FILES),
+    conf_keys=("sources",),
     body=ingest,
     skip_when_unchanged=False,
     description="raw files -> bronze.events, bronze.catalog, bronze.category_tree (each file once)",

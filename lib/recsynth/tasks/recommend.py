@@ -175,7 +175,7 @@ def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                     **{f"als_{key}": value for key, value in conf.als.model_dump().items()},
                     **{f"cooccurrence_{key}": value for key, value in conf.cooccurrence.model_dump().items()}})
     tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": data_version,
-                  "catalogue_version": catalogue_version, "model_version": version, "conf_hash": ctx.conf.fingerprint()})
+                  "catalogue_version": catalogue_version, "model_version": version, "conf_hash": ctx.fingerprint})
     training_data = [lake.path(T.GOLD_SPLITS), data_version, lake.path(T.GOLD_ITEM_FEATURES), catalogue_version,
                      sorted(conf.fit_splits), conf.max_items, conf.max_feature_values, weights]
     chief, training_rows, checkpoint_uri = _fit_two_tower(ctx, tracker, stage, "two_tower", fit_events, vocabularies,
@@ -297,6 +297,7 @@ RECOMMEND = Job(
     inputs=(T.GOLD_SPLITS, T.GOLD_ITEM_FEATURES),
     optional_inputs=(T.SYNTHETIC_BEHAVIOR,),
     outputs=(T.RECS_TRAINING_EXAMPLES, T.RECS_METRICS, T.RECS_TOP_N, T.RECS_SIMILAR_ITEMS),
+    conf_keys=("recs", "gold.event_weights"),
     body=recommend,
     description="train and evaluate the recommender and its baselines, write recs.metrics, recs.top_n and "
                 "recs.similar_items",

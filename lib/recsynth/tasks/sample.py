@@ -89,5 +89,6 @@ def sample_job(rows: int, condition: dict[str, str], model: str | None, seed: in
                                                  f"{rows - written} equal to rare real sessions dropped)")
 
     return Job(name="sample", inputs=(T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY, T.GOLD_BEHAVIOR),
-               outputs=(T.SYNTHETIC_SAMPLES,), body=body, skip_when_unchanged=False,
+               outputs=(T.SYNTHETIC_SAMPLES,), conf_keys=("synth.sample_partitions", "synth.privacy.min_copy_support"),
+               body=body, skip_when_unchanged=False,
                description="conditional rows from a published GAN model -> synthetic.samples")

@@ -86,7 +86,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                     "holdout_fraction": conf.holdout_fraction, "max_categories": conf.max_categories,
                     "max_modes": conf.max_modes, "fit_sample_rows": conf.fit_sample_rows})
     tracker.tags({"training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
-                  "model_version": ctx.run_id, "conf_hash": ctx.conf.fingerprint()})
+                  "model_version": ctx.run_id, "conf_hash": ctx.fingerprint})
     training_data = [lake.path(T.GOLD_BEHAVIOR), data_version, conf.holdout_fraction]
     checkpoint_uri = checkpoints.folder(lake.root, "gan", training_data, fitted.to_json(), params_dict(params),
                                         conf.num_proc)
@@ -157,6 +157,7 @@ SYNTHESIZE = Job(
     name="synthesize",
     inputs=(T.GOLD_BEHAVIOR,),
     outputs=(T.SYNTHETIC_ENCODED, T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY),
+    conf_keys=("synth",),
     body=synthesize_behavior,
     description="gold.behavior -> GAN on Horovod ranks -> synthetic.behavior (privacy-gated)",
 )
