@@ -160,10 +160,26 @@ def gold_lake_under(spark, overrides: list[str]):
     return conf, lake
 
 
+def gold_lake_copy(spark, etl_reference, overrides: list[str]):
+    """(conf, lake) whose lake starts as a copy of the reference ETL lake: the gold tables a model
+    job's tests start from, without running the ETL jobs again (a minute or more each). Delta logs
+    hold relative paths, so the copied folder is the same tables. `overrides` must leave the ETL
+    conf as the reference's: checked."""
+    from recsynth.lake import Lake
+
+    conf = load_conf("local", overrides, ROOT / "conf")
+    reference = load_conf("local", model_job_overrides(Path(etl_reference.root).parent), ROOT / "conf")
+    for section in ("sources", "clean", "gold", "privacy"):
+        assert getattr(conf, section) == getattr(reference, section), f"{section} differs from the reference lake's"
+    shutil.copytree(etl_reference.root, conf.lake.root)
+    return conf, Lake(spark, conf)
+
+
 @pytest.fixture(scope="session")
 def etl_reference(spark, tmp_path_factory):
     """The ETL jobs run once without faults on the retailrocket slice: the lake that each fault
-    test's lake must equal, row for row, after its re-runs."""
+    test's lake must equal, row for row, after its re-runs, and that model job tests copy
+    (gold_lake_copy). Read only."""
     return gold_lake_under(spark, model_job_overrides(tmp_path_factory.mktemp("etl-reference")))[1]
 
 

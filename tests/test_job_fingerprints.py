@@ -3,7 +3,7 @@ retailrocket slice, re-run under changed conf. The skip check reads the Delta lo
 import pytest
 from delta.tables import DeltaTable
 
-from conftest import ROOT, gold_lake_under, model_job_overrides
+from conftest import ROOT, gold_lake_copy, model_job_overrides
 from recsynth.config import load_conf
 from recsynth.ops.runs import last_success, run_job
 from recsynth.pipeline import ETL, JOBS
@@ -14,9 +14,9 @@ DATA_TABLES = [t for job in ETL for t in job.outputs if not t.startswith("ops.")
 
 
 @pytest.fixture(scope="module")
-def built(spark, tmp_path_factory):
+def built(spark, tmp_path_factory, etl_reference):
     base = tmp_path_factory.mktemp("fingerprints")
-    conf, lake = gold_lake_under(spark, model_job_overrides(base))
+    conf, lake = gold_lake_copy(spark, etl_reference, model_job_overrides(base))
     return base, conf, lake
 
 

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from conftest import SMALL_RECS, gold_lake_under, model_job_overrides
+from conftest import SMALL_RECS, gold_lake_copy, model_job_overrides
 from recsynth import tables as T
 from recsynth.errors import JobFailed
 from recsynth.ops.runs import run_job
@@ -24,8 +24,8 @@ RATES = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_
 
 
 @pytest.fixture(scope="module")
-def gold_lake(spark, tmp_path_factory):
-    return gold_lake_under(spark, model_job_overrides(tmp_path_factory.mktemp("recommend"), *SMALL_RECS))
+def gold_lake(spark, tmp_path_factory, etl_reference):
+    return gold_lake_copy(spark, etl_reference, model_job_overrides(tmp_path_factory.mktemp("recommend"), *SMALL_RECS))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RECSYNTH, ROOT, SMALL_RECS, gold_lake_under, model_job_overrides, recsynth, settled_epoch
+from conftest import RECSYNTH, ROOT, SMALL_RECS, gold_lake_copy, model_job_overrides, recsynth, settled_epoch
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(1800)]
 
@@ -23,12 +23,12 @@ def checkpointed_epoch(lake_root: Path) -> int:
     return max(epochs, default=0)
 
 
-def test_a_killed_run_resumes_from_its_checkpoint(spark, tmp_path):
+def test_a_killed_run_resumes_from_its_checkpoint(spark, tmp_path, etl_reference):
     overrides = model_job_overrides(
         tmp_path, *SMALL_RECS, f"lake.metastore_dir={tmp_path}/metastore", "recs.augmentation.enabled=false",
         "recs.two_tower={embedding_dim: 8, feature_dim: 4, tower_dims: [16], output_dim: 8, batch_size: 16,"
         f" epochs: {EPOCHS}, learning_rate: 0.01, temperature: 0.1, logq_correction: true}}")
-    conf, lake = gold_lake_under(spark, overrides)
+    conf, lake = gold_lake_copy(spark, etl_reference, overrides)
     lake_root = tmp_path / "lake"
     options = [f"--set={o}" for o in overrides]
 

@@ -31,13 +31,17 @@ def test_jobs_ran_while_the_server_held_the_metastore(served_pipeline):
     assert f"sql-server: up on 127.0.0.1:{served_pipeline.port}" in status.stdout
 
 
-def test_the_pipeline_prints_a_summary_and_sql_answers(spark, served_pipeline):
+def test_the_pipeline_prints_a_summary_and_sql_answers(spark, served_pipeline, capsys):
+    from recsynth.cli import main
+
     lake = served_pipeline.lake
     for expected in ("Jobs", "gold.behavior", "silver.quarantine", "recs.top_n", "Recommenders on the test period",
                      str(lake), "Try: recsynth sql"):
         assert expected in served_pipeline.run.stdout
-    answer = recsynth(served_pipeline.options, "sql", "SELECT count(*) AS n FROM silver.events")
-    assert str(delta(spark, lake, "silver.events").count()) in answer.stdout
+    # in this process (its session: no JVM start-up), on the served lake
+    main([*served_pipeline.options, "--set=lake.metastore_server=null", "--conf-dir", str(ROOT / "conf"),
+          "sql", "SELECT count(*) AS n FROM silver.events"])
+    assert str(delta(spark, lake, "silver.events").count()) in capsys.readouterr().out
 
 
 def test_a_users_recommendations_match_the_delta_table(spark, served_pipeline, cursor):

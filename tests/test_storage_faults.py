@@ -60,23 +60,13 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
-def test_a_full_disk_fails_the_job_clearly_and_the_rerun_matches_a_clean_run(spark, tmp_path, small_disk, etl_reference):
-    options = job_process_options(tmp_path)
+def test_storage_faults_fail_the_job_clearly_and_the_rerun_matches_a_clean_run(spark, tmp_path, small_disk, etl_reference):
+    """One lake on the small disk, two faults in turn under `clean`, one re-run once both are fixed
+    (each job is a JVM start-up: one ingest and one re-run serve both faults)."""
+    options, lake_dir = job_process_options(tmp_path), small_disk
     recsynth(options, "ingest")
-    _fill(small_disk, FREE_BYTES)
-    error = _fails(options, "clean")
-    assert "No space left on device" in error and "Fix the storage and run the job again" in error
-    _assert_whole_versions(spark, small_disk, SILVER_AND_GOLD)
 
-    (small_disk / "ballast").unlink()
-    recsynth(options, "clean")
-    recsynth(options, "gold")
-    assert_tables_equal(spark, small_disk, etl_reference, SILVER_AND_GOLD)
-
-
-def test_a_folder_the_job_may_not_write_fails_it_clearly_and_the_rerun_matches(spark, tmp_path, etl_reference):
-    options, lake_dir = job_process_options(tmp_path), tmp_path / "lake"
-    recsynth(options, "ingest")
+    # a folder the job may not write
     (lake_dir / "silver").mkdir(mode=0o555)
     unprivileged = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
     if unprivileged and not shutil.which("setpriv"):
@@ -86,8 +76,17 @@ def test_a_folder_the_job_may_not_write_fails_it_clearly_and_the_rerun_matches(s
     assert not any(is_delta_table(lake_dir, name) for name in SILVER_AND_GOLD)
     failed = delta(spark, lake_dir, T.OPS_JOB_RUNS).where("job = 'clean'").collect()
     assert [r["status"] for r in failed] == ["failed"] and "no permission to write there" in failed[0]["message"]
-
     (lake_dir / "silver").chmod(0o755)
+
+    # the disk full
+    _fill(small_disk, FREE_BYTES)
+    error = _fails(options, "clean")
+    assert "No space left on device" in error and "Fix the storage and run the job again" in error
+    _assert_whole_versions(spark, lake_dir, SILVER_AND_GOLD)
+    (small_disk / "ballast").unlink()
+
     recsynth(options, "clean")
     recsynth(options, "gold")
     assert_tables_equal(spark, lake_dir, etl_reference, SILVER_AND_GOLD)
+    runs = delta(spark, lake_dir, T.OPS_JOB_RUNS).where("job = 'clean'").orderBy("started_at").collect()
+    assert [r["status"] for r in runs] == ["failed", "failed", "succeeded"]

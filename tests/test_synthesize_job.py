@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import DATA, ROOT, SMALL_GAN, gold_lake_under, model_job_overrides, settled_epoch
+from conftest import DATA, ROOT, SMALL_GAN, gold_lake_copy, gold_lake_under, model_job_overrides, settled_epoch
 from recsynth import tables as T
 from recsynth.errors import JobFailed
 from recsynth.etl.pseudonyms import load_key, pseudonym
@@ -32,8 +32,8 @@ def gold_overrides(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def gold_lake(spark, gold_overrides):
-    return gold_lake_under(spark, gold_overrides)
+def gold_lake(spark, gold_overrides, etl_reference):
+    return gold_lake_copy(spark, etl_reference, gold_overrides)
 
 
 @pytest.fixture(scope="module")
