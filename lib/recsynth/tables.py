@@ -1,4 +1,12 @@
-"""Logical names of the lake's tables and the lineage columns they carry, spelled once."""
+"""The table registry: every lake table's logical name, schema, writing job, write mode and the key
+that makes a re-run idempotent (`TABLES`), and the lineage columns bronze rows carry, spelled once.
+
+A table's writer is found in one hop: `Table.job` names the job, and the job's module
+(`recsynth.tasks.<job>`) writes it. docs/TABLES.md lists the same (tests/test_tables.py checks).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 BRONZE_EVENTS = "bronze.events"
 BRONZE_CATALOG = "bronze.catalog"
@@ -43,12 +51,134 @@ RECS_SIMILAR_ITEMS = "recs.similar_items"  # top-N similar items per item, by mo
 RECS_METRICS = "recs.metrics"  # offline metrics per model and run (recsynth recommend)
 RECS_TRAINING_EXAMPLES = "recs.training_examples"  # the two-tower's training input, read by Horovod ranks through Petastorm
 
-# Every table the jobs write, layer by layer: what `recsynth status` reports on.
-ALL = (
-    BRONZE_EVENTS, BRONZE_CATALOG, BRONZE_CATEGORY_TREE,
-    SILVER_EVENTS, SILVER_ITEMS, SILVER_CATEGORIES, SILVER_QUARANTINE,
-    GOLD_INTERACTIONS, GOLD_USER_FEATURES, GOLD_ITEM_FEATURES, GOLD_BEHAVIOR, GOLD_SPLITS,
-    SYNTHETIC_ENCODED, SYNTHETIC_BEHAVIOR, SYNTHETIC_QUALITY, SYNTHETIC_SAMPLES,
-    RECS_TRAINING_EXAMPLES, RECS_METRICS, RECS_TOP_N, RECS_SIMILAR_ITEMS,
-    OPS_JOB_RUNS, OPS_DATA_QUALITY, OPS_INGESTED_FILES,
+# --- the registry ---------------------------------------------------------------------------
+APPEND = "append"                    # rows are added; the key tells a re-run's rows apart
+REPLACE_PER_KEY = "replace per key"  # a run replaces the rows of its key, other keys' rows stay
+OVERWRITE = "overwrite"              # each run replaces the whole table
+MODES = (APPEND, REPLACE_PER_KEY, OVERWRITE)
+RUNNER = "job runner"  # ops.job_runs: one row per run of every job, written by recsynth.ops.runs.run_job
+
+
+@dataclass(frozen=True)
+class Table:
+    """One lake table. `schema` is a Spark DDL string where the code fixes the columns (writers build
+    their frames from it); None where they come from data, conf or a transform, `columns` saying
+    which. `key`: the columns a run's rows are told apart or replaced by (None: overwritten whole).
+    `output` False: a record of the run (ops.job_runs, ops.data_quality), written by every run, not
+    in the job's `Job.outputs`, so neither its skip check nor the output versions it records follow it."""
+
+    name: str
+    job: str
+    mode: str
+    key: str | None
+    schema: str | None = None
+    columns: str = ""
+    output: bool = True
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"{self.name}: mode {self.mode!r} is not one of {MODES}")
+        if (self.key is None) != (self.mode == OVERWRITE):
+            raise ValueError(f"{self.name}: a key is needed unless the table is overwritten whole")
+        if (self.schema is None) == (not self.columns):
+            raise ValueError(f"{self.name}: give either a schema or where its columns come from")
+
+    @property
+    def writer(self) -> str:
+        """The module that writes the table."""
+        return "recsynth.ops.runs" if self.job == RUNNER else f"recsynth.tasks.{self.job}"
+
+    @property
+    def job_label(self) -> str:
+        """How docs/TABLES.md names the writing job."""
+        return self.job if self.output else f"{self.job} (run record)"
+
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in schema_columns(self.schema)) if self.schema else ()
+
+
+def schema_columns(ddl: str) -> tuple[tuple[str, str], ...]:
+    """("name", "type") of each column of a DDL string (commas inside map<...> / struct<...> kept)."""
+    columns, depth, start = [], 0, 0
+    for i, char in enumerate(ddl + ","):
+        depth += {"<": 1, ">": -1, "(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            name, _, kind = ddl[start:i].strip().partition(" ")
+            columns.append((name, kind.strip()))
+            start = i + 1
+    return tuple(columns)
+
+
+_BRONZE = ("the source's raw columns mapped to its entity's canonical ones (sources.to_canonical, config.py), "
+           "with the lineage columns (source, _raw, _malformed, _file, _ingest_run_id, _ingested_at)")
+_FILES = "(path, fingerprint) in ops.ingested_files"
+TABLES = (
+    Table(BRONZE_EVENTS, "ingest", APPEND, _FILES, columns=_BRONZE),
+    Table(BRONZE_CATALOG, "ingest", APPEND, _FILES, columns=_BRONZE),
+    Table(BRONZE_CATEGORY_TREE, "ingest", APPEND, _FILES, columns=_BRONZE),
+    Table(SILVER_EVENTS, "clean", OVERWRITE, None, columns="built by etl/clean_events.py (accepted_events)"),
+    Table(SILVER_ITEMS, "clean", OVERWRITE, None, columns="built by etl/catalog.py (accepted_items, items_seen_in_events)"),
+    Table(SILVER_CATEGORIES, "clean", OVERWRITE, None, columns="built by etl/catalog.py (accepted_categories)"),
+    Table(SILVER_QUARANTINE, "clean", OVERWRITE, None, columns="built by tasks/clean.py (_quarantine_rows)"),
+    Table(GOLD_INTERACTIONS, "gold", OVERWRITE, None, columns="built by etl/gold.py (interactions)"),
+    Table(GOLD_USER_FEATURES, "gold", OVERWRITE, None, columns="built by etl/gold.py (user_features)"),
+    Table(GOLD_ITEM_FEATURES, "gold", OVERWRITE, None, columns="built by etl/gold.py (item_features)"),
+    Table(GOLD_BEHAVIOR, "gold", OVERWRITE, None, columns="built by etl/gold.py (behavior)"),
+    Table(GOLD_SPLITS, "gold", OVERWRITE, None, columns="built by etl/gold.py (splits)"),
+    Table(SYNTHETIC_ENCODED, "synthesize", OVERWRITE, None,
+          columns="the transformer's codes of the columns synth.continuous and synth.categorical name (conf)"),
+    Table(SYNTHETIC_BEHAVIOR, "synthesize", OVERWRITE, None,
+          columns="synthetic_id, the gold.behavior columns synth.continuous and synth.categorical name (conf), "
+                  "model_version, training_data_version, sample_seed"),
+    Table(SYNTHETIC_QUALITY, "synthesize", APPEND, "run_id", schema=(
+        "run_id string, model_version string, training_data_version bigint, training_rows bigint, synthetic_rows bigint, "
+        "column_shapes double, exact_copy_share double, holdout_copy_share double, median_dcr_synthetic double, "
+        "median_dcr_holdout double, dcr_ratio double, membership_auc double, gates_passed boolean, measured_at timestamp, "
+        "pair_trends double, quality_overall double, efficacy_real_auc double, efficacy_synthetic_auc double, "
+        "efficacy_auc_ratio double, report_uri string, rare_copies_dropped bigint")),
+    Table(SYNTHETIC_SAMPLES, "sample", REPLACE_PER_KEY, "(model_version, condition, sample_seed)",
+          columns="the synthetic.behavior columns of the sampled model (conf), with condition in place of "
+                  "training_data_version"),
+    Table(RECS_TRAINING_EXAMPLES, "recommend", OVERWRITE, None, columns="built by rec/features.py (training_examples)"),
+    Table(RECS_METRICS, "recommend", APPEND, "run_id", schema=(
+        "run_id string, model string, model_version string, training_data_version bigint, evaluation_split string, "
+        "k int, precision_at_k double, recall_at_k double, ndcg_at_k double, map_at_k double, hit_rate_at_k double, "
+        "catalogue_coverage double, novelty double, users bigint, catalogue_items bigint, measured_at timestamp")),
+    Table(RECS_TOP_N, "recommend", REPLACE_PER_KEY, "model_version", schema=(
+        "user_id string, rank int, item_id string, score double, model_version string, generated_at timestamp")),
+    Table(RECS_SIMILAR_ITEMS, "recommend", REPLACE_PER_KEY, "model_version", schema=(
+        "item_id string, rank int, similar_item_id string, score double, model_version string, generated_at timestamp")),
+    Table(OPS_JOB_RUNS, RUNNER, APPEND, "run_id", output=False, schema=(
+        "run_id string, job string, status string, conf_hash string, started_at timestamp, ended_at timestamp, "
+        "rows_in bigint, rows_out bigint, input_versions map<string,bigint>, output_versions map<string,bigint>, "
+        "message string")),
+    Table(OPS_DATA_QUALITY, "clean", APPEND, "run_id", output=False, schema=(
+        "run_id string, job string, source string, entity string, metric string, reason string, rows bigint, "
+        "measured_at timestamp")),
+    Table(OPS_INGESTED_FILES, "ingest", APPEND, "(path, fingerprint)", schema=(
+        "source string, entity string, path string, fingerprint string, size bigint, modified_at timestamp, "
+        "rows bigint, run_id string, ingested_at timestamp")),
 )
+REGISTRY = {table.name: table for table in TABLES}
+
+
+def schema(name: str) -> str:
+    """The DDL schema of a table whose columns the code fixes."""
+    ddl = REGISTRY[name].schema
+    if ddl is None:
+        raise KeyError(f"{name} has no fixed schema: {REGISTRY[name].columns}")
+    return ddl
+
+
+def written_by(job: str) -> tuple[str, ...]:
+    """The tables `job` writes (RUNNER: ops.job_runs), its run records included."""
+    return tuple(table.name for table in TABLES if table.job == job)
+
+
+def outputs_of(job: str) -> tuple[str, ...]:
+    """The tables `job` writes that are its declared outputs (`Job.outputs`): all but its run records."""
+    return tuple(table.name for table in TABLES if table.job == job and table.output)
+
+
+# Every table the jobs write, layer by layer (the registry's order): what `recsynth status` reports on.
+ALL = tuple(REGISTRY)

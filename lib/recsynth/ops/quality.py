@@ -9,7 +9,7 @@ from recsynth import tables as T
 from recsynth.errors import RecsynthError
 from recsynth.etl.reasons import outcome
 
-DATA_QUALITY_SCHEMA = "run_id string, job string, source string, entity string, metric string, reason string, rows bigint, measured_at timestamp"
+DATA_QUALITY_SCHEMA = T.schema(T.OPS_DATA_QUALITY)
 
 
 class ReconciliationError(RecsynthError):

@@ -22,10 +22,7 @@ from recsynth.ops.locks import job_lock
 
 log = logging.getLogger(__name__)
 
-JOB_RUNS_SCHEMA = (
-    "run_id string, job string, status string, conf_hash string, started_at timestamp, ended_at timestamp, "
-    "rows_in bigint, rows_out bigint, input_versions map<string,bigint>, output_versions map<string,bigint>, message string"
-)
+JOB_RUNS_SCHEMA = T.schema(T.OPS_JOB_RUNS)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from pyspark.sql.types import (
 
 from recsynth import tables as T
 from recsynth.errors import RecommenderError
-from recsynth.rec.columns import GENERATED_AT, ITEM_ID, MODEL_VERSION, RANK, SCORE, SIMILAR_ITEM_ID, USER_ID, VECTOR
+from recsynth.rec.columns import GENERATED_AT, ITEM_ID, MODEL_VERSION, RANK, SCORE, USER_ID, VECTOR
 from recsynth.rec.columns import require_positive
 from recsynth.train.scoring import score_on_executors
 _EXCLUDED = "_excluded"
@@ -38,18 +38,18 @@ BLOCK_BYTES = 64 * 2**20
 BYTES_PER_CELL = 16
 MAX_BLOCK_ROWS = 1024
 
-TOP_N_SCHEMA = StructType([
-    StructField(USER_ID, StringType(), False),
-    StructField(RANK, IntegerType(), False),
-    StructField(ITEM_ID, StringType(), False),
-    StructField(SCORE, DoubleType(), False),
-])
-SIMILAR_ITEMS_SCHEMA = StructType([
-    StructField(ITEM_ID, StringType(), False),
-    StructField(RANK, IntegerType(), False),
-    StructField(SIMILAR_ITEM_ID, StringType(), False),
-    StructField(SCORE, DoubleType(), False),
-])
+_TYPES = {"string": StringType, "int": IntegerType, "double": DoubleType}
+
+
+def _scored(table: str) -> StructType:
+    """What the scorer returns for `table`: its registry columns but model_version and generated_at
+    (which `_write` adds), never null."""
+    return StructType([StructField(name, _TYPES[kind](), False) for name, kind in T.schema_columns(T.schema(table))
+                       if name not in (MODEL_VERSION, GENERATED_AT)])
+
+
+TOP_N_SCHEMA = _scored(T.RECS_TOP_N)                  # user_id, rank, item_id, score
+SIMILAR_ITEMS_SCHEMA = _scored(T.RECS_SIMILAR_ITEMS)  # item_id, rank, similar_item_id, score
 
 _NUMBERS = (DoubleType, FloatType, IntegerType, LongType)
 _MODEL_VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")

@@ -17,7 +17,6 @@ from recsynth.sources import fingerprints, list_files, read_raw, to_canonical
 log = logging.getLogger(__name__)
 
 CANONICAL_COLUMNS = {"events": EVENT_COLUMNS, "catalog": CATALOG_COLUMNS, "category_tree": CATEGORY_COLUMNS}
-INGESTED_FILES_COLUMNS = ("source", "entity", "path", "fingerprint", "size", "modified_at", "rows", "run_id", "ingested_at")
 
 
 def drop_unrecorded_rows(lake, entity: str) -> None:
@@ -86,9 +85,10 @@ def ingest(ctx: RunContext) -> Outcome:
             listed = spark.createDataFrame(fresh)
             record = listed.join(written, "path", "left").select(
                 F.lit(source_name).alias("source"), F.lit(entity).alias("entity"), "path", "fingerprint", "size",
-                "modified_at", F.coalesce("rows", F.lit(0)).cast("bigint").alias("rows"),
-                F.lit(ctx.run_id).alias("run_id"), F.lit(ctx.started_at).cast("timestamp").alias("ingested_at"),
+                "modified_at", F.coalesce("rows", F.lit(0)).alias("rows"),
+                F.lit(ctx.run_id).alias("run_id"), F.lit(ctx.started_at).alias("ingested_at"),
             )
+            record = record.select(*[F.col(c).cast(kind).alias(c) for c, kind in T.schema_columns(T.schema(T.OPS_INGESTED_FILES))])
             lake.append(T.OPS_INGESTED_FILES, record)
             count = record.agg(F.sum("rows")).head()[0] or 0
             log.info("%s/%s: %d new file(s), %d rows -> %s", source_name, entity, len(fresh), count, table)

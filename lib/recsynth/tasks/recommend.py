@@ -54,11 +54,7 @@ log = logging.getLogger(__name__)
 MODELS = ("popularity", "cooccurrence", "als", "two_tower")
 AUGMENTED = "two_tower_augmented"   # evaluated too when synthetic.behavior exists (recs.augmentation)
 SPLIT = "split"
-METRICS_SCHEMA = (
-    "run_id string, model string, model_version string, training_data_version bigint, evaluation_split string, "
-    "k int, precision_at_k double, recall_at_k double, ndcg_at_k double, map_at_k double, hit_rate_at_k double, "
-    "catalogue_coverage double, novelty double, users bigint, catalogue_items bigint, measured_at timestamp"
-)
+METRICS_SCHEMA = T.schema(T.RECS_METRICS)
 
 
 def _train(ctx: RunContext, tracker: Tracker, files: list[str], params: TwoTowerParams, vocab_sizes: dict,

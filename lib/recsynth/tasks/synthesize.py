@@ -29,13 +29,7 @@ from recsynth.train.shards import check_shardable, current_files
 
 log = logging.getLogger(__name__)
 
-QUALITY_SCHEMA = (
-    "run_id string, model_version string, training_data_version bigint, training_rows bigint, synthetic_rows bigint, "
-    "column_shapes double, exact_copy_share double, holdout_copy_share double, median_dcr_synthetic double, "
-    "median_dcr_holdout double, dcr_ratio double, membership_auc double, gates_passed boolean, measured_at timestamp, "
-    "pair_trends double, quality_overall double, efficacy_real_auc double, efficacy_synthetic_auc double, "
-    "efficacy_auc_ratio double, report_uri string, rare_copies_dropped bigint"
-)
+QUALITY_SCHEMA = T.schema(T.SYNTHETIC_QUALITY)
 
 
 class GateFailed(RecsynthError):
