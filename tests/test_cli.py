@@ -32,3 +32,13 @@ def test_unknown_key_in_a_conf_file(tmp_path):
     done = subprocess.run([*RECSYNTH, "--conf-dir", str(tmp_path), "ingest"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert f"{tmp_path / 'defaults.yaml'}: spakr: unknown key" in done.stderr
+
+
+def test_a_failure_names_the_full_log(tmp_path):
+    options = [f"ops.service_dir={tmp_path}", f"lake.root={tmp_path}/lake", "lake.metastore_server=null",
+               "lake.metastore_dir=null", f"spark.delta_jars_dir={tmp_path}/no-jars"]  # fails before Spark starts
+    done = subprocess.run([*RECSYNTH, *[f"--set={o}" for o in options], "ingest"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert "configuration error: spark.delta_jars_dir" in done.stderr
+    assert f"full log: {tmp_path / 'recsynth.log'}" in done.stderr

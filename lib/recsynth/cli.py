@@ -2,20 +2,19 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 
 import click
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
+from recsynth import logs
 from recsynth.config import ENV_VAR, ENVIRONMENTS, Conf, load_conf
 from recsynth.errors import RecsynthError
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True)  # progress and log records
+out = Console()  # results: the summary, tables, query rows
 
 
 class Context:
@@ -64,15 +63,13 @@ def cli(ctx, env, conf_dir, overrides):
     Jobs are idempotent: a re-run ingests no file twice and skips jobs whose inputs did not change.
     """
     conf = load_conf(env, overrides, conf_dir)
-    logging.basicConfig(level=conf.ops.log_level, format="%(message)s", datefmt="[%X]",
-                        handlers=[RichHandler(console=console, show_path=False)])
-    for noisy in ("py4j", "pyspark"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(conf, console)
+    ctx.call_on_close(logs.reset)
     ctx.obj = Context(conf)
 
 
 def _run(ctx_obj: Context, job_names, force: bool):
-    from recsynth.ops.runs import run_job
+    from recsynth.runtime.runs import run_job
     from recsynth.pipeline import JOBS
 
     records = []
@@ -106,19 +103,21 @@ def pipeline(obj: Context, force: bool):
     """Run the whole chain (ingest -> clean -> gold -> synthesize -> recommend) with progress, then print a summary."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from recsynth.ops.runs import run_job
+    from recsynth.runtime.runs import run_job
     from recsynth.ops.summary import print_summary
     from recsynth.pipeline import PIPELINE
 
     started = time.monotonic()
     records = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
+    # transient: on a terminal the bar gives way to the summary; elsewhere it prints nothing
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:
         overall = progress.add_task("pipeline", total=len(PIPELINE))
         for job in PIPELINE:
             progress.update(overall, description=f"[bold]{job.name}[/]: {job.description}")
             records.append(run_job(job, obj.spark, obj.conf, obj.lake, force=force))
             progress.advance(overall)
-    print_summary(out, obj.lake, records, time.monotonic() - started)
+    print_summary(out, obj.lake, records, time.monotonic() - started, logs.log_path(obj.conf))
 
 
 @cli.command()
@@ -137,7 +136,7 @@ def sample(obj: Context, rows: int, where: tuple[str, ...], model: str | None, s
       recsynth sample --rows 10000 --where purchased=true --where source=rees46
     A re-run with the same model, condition and seed replaces its own rows.
     """
-    from recsynth.ops.runs import run_job
+    from recsynth.runtime.runs import run_job
     from recsynth.tasks.sample import parse_condition, sample_job
 
     job = sample_job(rows, parse_condition(where), model, seed)
@@ -176,7 +175,7 @@ def status(ctx, as_json: bool):
       1  the newest run of some job failed; for monitoring, e.g.
          recsynth status --json > status.json || notify "a recsynth job is failing"
     """
-    from recsynth.ops.status import collect_status, render
+    from recsynth.reporting.status import collect_status, render
     from recsynth.pipeline import PIPELINE
 
     state = collect_status(ctx.obj.lake, tuple(job.name for job in PIPELINE))
@@ -369,17 +368,21 @@ def main(argv=None):
         err.show()
         sys.exit(err.exit_code)
     except ConfigError as err:
-        click.secho("configuration error: ", fg="red", err=True, nl=False)
-        click.echo(str(err), err=True)
-        sys.exit(2)
+        _fail("configuration error", err, 2)
     except JobFailed as err:
-        click.secho("failed: ", fg="red", err=True, nl=False)
-        click.echo(str(err), err=True)
-        sys.exit(1)
+        _fail("failed", err, 1)
     except RecsynthError as err:
-        click.secho("error: ", fg="red", err=True, nl=False)
-        click.echo(str(err), err=True)
-        sys.exit(1)
+        _fail("error", err, 1)
+
+
+def _fail(label: str, err: Exception, code: int) -> None:
+    """Print one clear message and where the run's full log is (Spark's and the ranks' output,
+    tracebacks); exit with `code`."""
+    click.secho(f"{label}: ", fg="red", err=True, nl=False)
+    click.echo(str(err), err=True)
+    if logs.last_file() is not None:
+        click.echo(f"full log: {logs.last_file()}", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
