@@ -3,8 +3,8 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from recsynth.errors import RecommenderError
 from recsynth.rec.baselines import als, cooccurrence, cooccurrence_counts, fit_als, popularity
-from recsynth.rec.metrics import RecInputError
 
 pytestmark = pytest.mark.spark
 
@@ -167,6 +167,6 @@ def test_als_can_keep_seen_items(spark, blocks):
     (lambda train, users: als(train, users, 2, reg_param=-1.0), "reg_param must be a number >= 0, got -1.0"),
 ])
 def test_bad_input(spark, shop, call, message):
-    with pytest.raises(RecInputError) as error:
+    with pytest.raises(RecommenderError) as error:
         call(shop, users_of(spark, "u1"))
     assert message in str(error.value)

@@ -4,8 +4,8 @@ from math import log2
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from recsynth.errors import RecsynthError
-from recsynth.rec.metrics import RecInputError, item_popularity, per_user_metrics, ranking_metrics
+from recsynth.errors import RecommenderError, RecsynthError
+from recsynth.rec.metrics import item_popularity, per_user_metrics, ranking_metrics
 
 pytestmark = pytest.mark.spark
 
@@ -117,6 +117,6 @@ def test_item_popularity_counts_distinct_users(spark):
                                          item_popularity=truth.selectExpr("item_id", "1 AS n_users")), "total_users"),
 ])
 def test_bad_input(recs, truth, call, message):
-    with pytest.raises(RecInputError) as error:
+    with pytest.raises(RecommenderError) as error:
         call(recs, truth)
     assert message in str(error.value) and isinstance(error.value, RecsynthError)

@@ -8,8 +8,8 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from recsynth import tables as T
+from recsynth.errors import RecommenderError
 from recsynth.rec import topn
-from recsynth.rec.topn import TopNError
 
 USERS = "user_id string, vector array<float>"
 ITEMS = "item_id string, vector array<float>"
@@ -150,14 +150,14 @@ def test_only_the_newest_versions_are_kept(spark, lake):
     assert sorted(r["model_version"] for r in lake.read(T.RECS_TOP_N).collect()) == ["m-2", "m-4"]
     assert lake.read(T.RECS_TOP_N, version=before).count() == 4  # still there for time travel
     assert topn.drop_old_versions(lake, T.RECS_TOP_N, keep=2) == []  # idempotent
-    with pytest.raises(TopNError, match="keep"):
+    with pytest.raises(RecommenderError, match="keep"):
         topn.drop_old_versions(lake, T.RECS_TOP_N, keep=0)
 
 
 @pytest.mark.parametrize("model_version", ["", "m'1", "a b", "x" * 129, None])
 def test_bad_model_version_is_refused_before_writing(spark, lake, model_version):
     frame = _frame(spark, [("u1", 1, "a", 0.5)], TOP)
-    with pytest.raises(TopNError, match="model_version"):
+    with pytest.raises(RecommenderError, match="model_version"):
         topn.write_top_n(lake, frame, model_version, WHEN)
     assert not lake.exists(T.RECS_TOP_N)
 
@@ -168,8 +168,11 @@ def test_bad_inputs_name_the_problem(spark):
     cases = [
         (lambda: topn.top_n(users, items, None, 0), "k must be"),
         (lambda: topn.top_n(users, items, None, 2.0), "k must be"),
-        (lambda: topn.top_n(users.withColumnRenamed("vector", "v"), items, None, 1), "user_vectors: missing column 'vector'"),
-        (lambda: topn.top_n(users, items, users.select("user_id"), 1), "exclusions: missing column 'item_id'"),
+        (lambda: topn.top_n(users.withColumnRenamed("vector", "v"), items, None, 1),
+         r"user_vectors lacks column\(s\) \['vector'\]"),
+        (lambda: topn.top_n(users, items, users.select("user_id"), 1), r"exclusions lacks column\(s\) \['item_id'\]"),
+        (lambda: topn.top_n(_frame(spark, [(1, [1.0, 0.0])], "user_id int, vector array<float>"), items, None, 1),
+         "user_vectors: column 'user_id' is int, expected string"),
         (lambda: topn.top_n(users, _frame(spark, [("a", ["x"])], "item_id string, vector array<string>"), None, 1),
          "array<string>"),
         (lambda: topn.top_n(users, _frame(spark, [("a", [1.0, 0.0, 0.0])], ITEMS), None, 1), "lengths 2..2 do not match .* 3"),
@@ -182,9 +185,9 @@ def test_bad_inputs_name_the_problem(spark):
         (lambda: topn.similar_items(items, -1), "k must be"),
         (lambda: topn.eligible_items(items, items, categories="home"), "categories"),
         (lambda: topn.eligible_items(items, items, categories=["home"]), "category_path"),
-        (lambda: topn.popularity_fallback(users, items, 1), "popular_items: missing column 'score'"),
-        (lambda: topn.write_top_n(None, users, "m-1", WHEN), "missing column 'rank'"),
+        (lambda: topn.popularity_fallback(users, items, 1), r"popular_items lacks column\(s\) \['score'\]"),
+        (lambda: topn.write_top_n(None, users, "m-1", WHEN), r"recs.top_n lacks column\(s\) \['rank', 'item_id', 'score'\]"),
     ]
     for call, message in cases:
-        with pytest.raises(TopNError, match=message):
+        with pytest.raises(RecommenderError, match=message):
             call()

@@ -12,14 +12,14 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from recsynth.errors import RecommenderError
 from recsynth.rec import features as feat
 from recsynth.rec.baselines import popularity
-from recsynth.rec.features import FeatureError
 from recsynth.rec.metrics import ranking_metrics
 from recsynth.rec.topn import top_n
 from recsynth.rec.two_tower import (
-    TwoTowerError, TwoTowerParams, build_towers, in_batch_loss, item_vectors, load_model, params_dict, save_model,
-    train_rank, user_vectors,
+    TwoTowerParams, build_towers, in_batch_loss, item_vectors, load_model, params_dict, save_model, train_rank,
+    user_vectors,
 )
 from recsynth.train import checkpoints, progress
 from recsynth.train.launcher import run_on_ranks
@@ -101,11 +101,11 @@ def test_user_histories_are_the_next_examples_history(spark, tiny):
 
 def test_bad_inputs_name_the_problem(spark, tiny):
     events, items, vocabularies = tiny
-    with pytest.raises(FeatureError, match="max_items"):
+    with pytest.raises(RecommenderError, match="max_items"):
         feat.item_vocabulary(events, 0)
-    with pytest.raises(FeatureError, match=r"events lacks column\(s\) \['event_time'\]"):
+    with pytest.raises(RecommenderError, match=r"events lacks column\(s\) \['event_time'\]"):
         feat.training_examples(events.drop("event_time"), vocabularies, feat.item_feature_indices(items, vocabularies), 2)
-    with pytest.raises(TwoTowerError, match="temperature"):
+    with pytest.raises(RecommenderError, match="temperature"):
         TwoTowerParams(temperature=0)
 
 

@@ -21,7 +21,9 @@ import datetime as dt
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from recsynth.rec.columns import EVENT_TIME, ITEM_ID, USER_ID, require_columns, require_positive
+from recsynth.errors import RecommenderError
+from recsynth.frames import require_columns
+from recsynth.rec.columns import EVENT_TIME, ITEM_ID, USER_ID, require_positive
 from recsynth.rec.metrics import N_USERS, item_popularity
 
 SYNTHETIC_USER_PREFIX = "synthetic:"
@@ -34,8 +36,8 @@ SESSION_COLUMNS = ("synthetic_id", SOURCE, "top_category", "n_items")
 def category_slots(train_events: DataFrame, item_features: DataFrame, slots: int) -> DataFrame:
     """(source, category_l1, slot, item_id): `slots` slots per category, shared out by the items'
     distinct training users."""
-    require_columns(train_events, "train_events", (USER_ID, ITEM_ID))
-    require_columns(item_features, "item_features", (SOURCE, ITEM_ID, CATEGORY))
+    require_columns(train_events, "train_events", (USER_ID, ITEM_ID), RecommenderError)
+    require_columns(item_features, "item_features", (SOURCE, ITEM_ID, CATEGORY), RecommenderError)
     users = item_popularity(train_events).withColumnRenamed(N_USERS, "_users")
     items = item_features.select(SOURCE, ITEM_ID, F.coalesce(CATEGORY, F.lit(UNKNOWN_CATEGORY)).alias(CATEGORY))
     popular = items.join(users, ITEM_ID)
@@ -57,7 +59,7 @@ def synthetic_events(sessions: DataFrame, train_events: DataFrame, item_features
                      start_time: dt.datetime, slots: int = 1000, max_items_per_session: int = 50) -> DataFrame:
     """(user_id, item_id, event_time) of pseudo-users made from synthetic sessions: items drawn
     from the session's top category by popularity, one second apart from `start_time`."""
-    require_columns(sessions, "synthetic sessions", SESSION_COLUMNS)
+    require_columns(sessions, "synthetic sessions", SESSION_COLUMNS, RecommenderError)
     require_positive("slots", slots)
     require_positive("max_items_per_session", max_items_per_session)
     count = F.least(F.greatest(F.coalesce(F.col("n_items").cast("int"), F.lit(1)), F.lit(1)), F.lit(max_items_per_session))

@@ -23,8 +23,9 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType
 
-from recsynth.errors import RecommenderError as RecInputError
-from recsynth.rec.columns import ITEM_ID, RANK, SCORE, USER_ID, WEIGHT, require_columns, require_positive
+from recsynth.errors import RecommenderError
+from recsynth.frames import require_columns
+from recsynth.rec.columns import ITEM_ID, RANK, SCORE, USER_ID, WEIGHT, require_positive
 
 # Over-fetch cap: candidates beyond k reserved for already-seen items (see `_extra_candidates`).
 MAX_EXTRA_CANDIDATES = 1000
@@ -35,16 +36,16 @@ _ITEM_IDX = "_item_idx"
 
 def _interactions(train: DataFrame) -> DataFrame:
     """(user_id, item_id, weight): one row per pair, null ids dropped, weights summed."""
-    require_columns(train, "train", (USER_ID, ITEM_ID, WEIGHT))
+    require_columns(train, "train", (USER_ID, ITEM_ID, WEIGHT), RecommenderError)
     weight_type = train.schema[WEIGHT].dataType
     if not isinstance(weight_type, NumericType):
-        raise RecInputError(f"train column {WEIGHT!r} must be numeric, got {weight_type.simpleString()}")
+        raise RecommenderError(f"train column {WEIGHT!r} must be numeric, got {weight_type.simpleString()}")
     return (train.where(F.col(USER_ID).isNotNull() & F.col(ITEM_ID).isNotNull())
             .groupBy(USER_ID, ITEM_ID).agg(F.sum(F.col(WEIGHT).cast("double")).alias(WEIGHT)))
 
 
 def _targets(users: DataFrame) -> DataFrame:
-    require_columns(users, "users", (USER_ID,))
+    require_columns(users, "users", (USER_ID,), RecommenderError)
     return users.select(USER_ID).where(F.col(USER_ID).isNotNull()).distinct()
 
 
@@ -129,9 +130,9 @@ def cooccurrence(train: DataFrame, users: DataFrame, k: int, exclude_seen: bool 
     max_items_per_user = require_positive("max_items_per_user", max_items_per_user)
     min_count = require_positive("min_count", min_count)
     if exclusions is not None:
-        require_columns(exclusions, "exclusions", (USER_ID, ITEM_ID))
+        require_columns(exclusions, "exclusions", (USER_ID, ITEM_ID), RecommenderError)
     if items is not None:
-        require_columns(items, "items", (ITEM_ID,))
+        require_columns(items, "items", (ITEM_ID,), RecommenderError)
     pairs = _interactions(train)
     targets = _targets(users)
     counts = cooccurrence_counts(train, max_items_per_user=max_items_per_user).where(F.col("n") >= min_count)
@@ -207,7 +208,7 @@ def fit_als(train: DataFrame, *, rank: int = 32, reg_param: float = 0.1, alpha: 
     max_iter = require_positive("max_iter", max_iter)
     for name, value in (("reg_param", reg_param), ("alpha", alpha)):
         if isinstance(value, bool) or not isinstance(value, Real) or value < 0:
-            raise RecInputError(f"{name} must be a number >= 0, got {value!r}")
+            raise RecommenderError(f"{name} must be a number >= 0, got {value!r}")
     pairs = _interactions(train)
     user_indexer, users = _index(pairs, USER_ID, _USER_IDX)
     item_indexer, items = _index(pairs, ITEM_ID, _ITEM_IDX)

@@ -32,8 +32,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsynth.errors import RecommenderError
+from recsynth.frames import require_columns
 from recsynth.rec.columns import EVENT_TIME, ITEM_ID, USER_ID
-from recsynth.rec.columns import require_columns as _require
 from recsynth.rec.columns import require_positive as _positive
 
 ITEM_INDEX = "item_idx"
@@ -57,9 +57,6 @@ def feature_index(name: str) -> str:
 FEATURE_INDICES = tuple(feature_index(f) for f in FEATURES)
 # What the model reads from the training examples (the Petastorm columns).
 MODEL_INPUTS = (HISTORY, ITEM_INDEX, *FEATURE_INDICES, ITEM_KEY, LOG_Q)
-
-
-FeatureError = RecommenderError   # one class for every rec input error
 
 
 @dataclass(frozen=True)
@@ -93,7 +90,7 @@ def _ranked(counts: DataFrame, key: str, count: str, index: str, limit: int) -> 
 def item_vocabulary(events: DataFrame, max_items: int) -> DataFrame:
     """(item_id, item_idx int): the `max_items` items with the most distinct users in `events`
     (user_id, item_id), indexed 2.. (ties by item id); other items are OOV."""
-    _require(events, "events", (USER_ID, ITEM_ID))
+    require_columns(events, "events", (USER_ID, ITEM_ID), RecommenderError)
     max_items = _positive("max_items", max_items)
     counts = (events.where(F.col(USER_ID).isNotNull() & F.col(ITEM_ID).isNotNull())
               .groupBy(ITEM_ID).agg(F.countDistinct(USER_ID).alias("_users")))
@@ -103,7 +100,7 @@ def item_vocabulary(events: DataFrame, max_items: int) -> DataFrame:
 def value_vocabulary(items: DataFrame, column: str, max_values: int) -> DataFrame:
     """(value string, index int): the `max_values` values of `column` held by the most rows of
     `items` (one row per item), indexed 2..; nulls are not values (they map to 0)."""
-    _require(items, "items", (column,))
+    require_columns(items, "items", (column,), RecommenderError)
     max_values = _positive("max_values", max_values)
     counts = (items.select(F.col(column).cast("string").alias(VALUE)).where(F.col(VALUE).isNotNull())
               .groupBy(VALUE).agg(F.count(F.lit(1)).alias("_n")))
@@ -114,7 +111,7 @@ def build_vocabularies(events: DataFrame, item_features: DataFrame, *, max_items
                        max_values: int = 1_000, features=FEATURES) -> Vocabularies:
     """The item vocabulary from the training `events` and one vocabulary per feature column of
     `item_features` (gold.item_features: one row per item). Lazy frames; `.sizes()` runs them."""
-    _require(item_features, "item_features", (ITEM_ID, *features))
+    require_columns(item_features, "item_features", (ITEM_ID, *features), RecommenderError)
     return Vocabularies(items=item_vocabulary(events, max_items),
                         features={name: value_vocabulary(item_features, name, max_values) for name in features})
 
@@ -131,7 +128,7 @@ def _lookup(frame: DataFrame, on: Column, vocabulary: DataFrame, key: str, index
 def item_feature_indices(item_features: DataFrame, vocabularies: Vocabularies) -> DataFrame:
     """(item_id, item_idx, <feature>_idx ...): every item of `item_features` with its indices,
     the item tower's input (for `two_tower.item_vectors`)."""
-    _require(item_features, "item_features", (ITEM_ID, *vocabularies.features))
+    require_columns(item_features, "item_features", (ITEM_ID, *vocabularies.features), RecommenderError)
     frame = item_features.select(ITEM_ID, *vocabularies.features).where(F.col(ITEM_ID).isNotNull()).dropDuplicates([ITEM_ID])
     frame = _lookup(frame, F.col(ITEM_ID), vocabularies.items, ITEM_ID, ITEM_INDEX, ITEM_INDEX, broadcast=False)
     for name, vocabulary in vocabularies.features.items():
@@ -143,7 +140,7 @@ def sequences(events: DataFrame, vocabularies: Vocabularies, *, time_column: str
               before=None) -> DataFrame:
     """(user_id, item_id, first_time, item_idx): each user's distinct items at their first event
     (strictly before `before`, a timestamp or string, when given)."""
-    _require(events, "events", (USER_ID, ITEM_ID, time_column))
+    require_columns(events, "events", (USER_ID, ITEM_ID, time_column), RecommenderError)
     valid = events.where(F.col(USER_ID).isNotNull() & F.col(ITEM_ID).isNotNull() & F.col(time_column).isNotNull())
     if before is not None:
         valid = valid.where(F.col(time_column) < F.lit(before).cast("timestamp"))
@@ -172,8 +169,8 @@ def training_examples(events: DataFrame, vocabularies: Vocabularies, item_indice
     `item_indices`), item_key (xxhash64 of item_id) and log_q (float: log of the positive's
     share of all examples)."""
     history_length = _positive("history_length", history_length)
-    _require(item_indices, "item_indices", (ITEM_ID, *[feature_index(n) for n in vocabularies.features]))
     feature_columns = [feature_index(n) for n in vocabularies.features]
+    require_columns(item_indices, "item_indices", (ITEM_ID, *feature_columns), RecommenderError)
     sequence = sequences(events, vocabularies, time_column=time_column)
     with_history = sequence.select(USER_ID, ITEM_ID, ITEM_INDEX, _history(history_length, include_current=False).alias(HISTORY))
     features = item_indices.select(ITEM_ID, *feature_columns)
@@ -203,7 +200,7 @@ def known_histories(histories: DataFrame) -> DataFrame:
     """The rows of `histories` (user_id, history) with at least one item of the vocabulary: a
     history of only padding and out-of-vocabulary items tells the model nothing about the user,
     who is cold for it (and gets the popularity fallback)."""
-    _require(histories, "histories", (USER_ID, HISTORY))
+    require_columns(histories, "histories", (USER_ID, HISTORY), RecommenderError)
     return histories.where(F.exists(HISTORY, lambda index: index >= F.lit(FIRST_KNOWN)))
 
 
@@ -212,7 +209,7 @@ def known_items(item_indices: DataFrame) -> DataFrame:
     value is in a vocabulary: an item that is new and has no known feature gets the same vector
     as every other such item, which ranks nothing, so it is left out of scoring."""
     columns = [ITEM_INDEX, *FEATURE_INDICES]
-    _require(item_indices, "item_indices", columns)
+    require_columns(item_indices, "item_indices", columns, RecommenderError)
     known = F.lit(False)
     for column in columns:
         known = known | (F.col(column) >= F.lit(FIRST_KNOWN))

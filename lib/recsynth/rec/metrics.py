@@ -22,21 +22,19 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegralType
 
 from recsynth.errors import RecommenderError
-from recsynth.rec.columns import ITEM_ID, RANK, USER_ID, require_columns, require_positive
+from recsynth.frames import require_columns
+from recsynth.rec.columns import ITEM_ID, RANK, USER_ID, require_positive
 
 N_USERS = "n_users"                                  # item_popularity: users who interacted with the item
 
 METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k")
 
 
-RecInputError = RecommenderError   # the name this module's callers know; one class for every rec input error
-
-
 def _check_recommendations(recommendations: DataFrame) -> None:
-    require_columns(recommendations, "recommendations", (USER_ID, RANK, ITEM_ID))
+    require_columns(recommendations, "recommendations", (USER_ID, RANK, ITEM_ID), RecommenderError)
     rank_type = recommendations.schema[RANK].dataType
     if not isinstance(rank_type, IntegralType):
-        raise RecInputError(f"recommendations column {RANK!r} must be an integer type, got {rank_type.simpleString()}")
+        raise RecommenderError(f"recommendations column {RANK!r} must be an integer type, got {rank_type.simpleString()}")
 
 
 def _top_k(recommendations: DataFrame, k: int) -> DataFrame:
@@ -62,7 +60,7 @@ def per_user_metrics(recommendations: DataFrame, truth: DataFrame, k: int) -> Da
     rank / min(k, n_truth)) and hit_at_k (1.0 if any hit else 0.0). Users without
     recommendations get zeros. Lazy: nothing runs until the caller acts on it."""
     _check_recommendations(recommendations)
-    require_columns(truth, "truth", (USER_ID, ITEM_ID))
+    require_columns(truth, "truth", (USER_ID, ITEM_ID), RecommenderError)
     k = require_positive("k", k)
     relevant = _distinct_truth(truth)
     hits = _top_k(recommendations, k).join(relevant, [USER_ID, ITEM_ID])
@@ -91,7 +89,7 @@ def item_popularity(interactions: DataFrame) -> DataFrame:
     """(item_id, n_users): distinct users per item, the `item_popularity` input of
     `ranking_metrics` (build it from the training interactions; pass their distinct user
     count as `total_users`)."""
-    require_columns(interactions, "interactions", (USER_ID, ITEM_ID))
+    require_columns(interactions, "interactions", (USER_ID, ITEM_ID), RecommenderError)
     return interactions.groupBy(ITEM_ID).agg(F.countDistinct(USER_ID).alias(N_USERS))
 
 
@@ -112,11 +110,11 @@ def ranking_metrics(recommendations: DataFrame, truth: DataFrame, k: int, *, cat
     that period; p(item) = max(n_users, 1) / total_users, so an item absent from the frame (or
     with 0 users) counts as seen by one user. `item_popularity()` builds the frame."""
     _check_recommendations(recommendations)
-    require_columns(truth, "truth", (USER_ID, ITEM_ID))
+    require_columns(truth, "truth", (USER_ID, ITEM_ID), RecommenderError)
     k = require_positive("k", k)
     catalogue_size = require_positive("catalogue_size", catalogue_size)
     if item_popularity is not None:
-        require_columns(item_popularity, "item_popularity", (ITEM_ID, N_USERS))
+        require_columns(item_popularity, "item_popularity", (ITEM_ID, N_USERS), RecommenderError)
         total_users = require_positive("total_users (needed with item_popularity)", total_users)
 
     means = per_user_metrics(recommendations, truth, k).agg(

@@ -6,7 +6,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsynth.errors import RecommenderError
-from recsynth.rec.columns import EVENT_TYPE, ITEM_ID, USER_ID, require_columns
+from recsynth.frames import require_columns
+from recsynth.rec.columns import EVENT_TYPE, ITEM_ID, USER_ID
 
 PURCHASE = "purchase"
 BROWSING = ("view", "cart")   # what `viewed` excludes: an item put in the cart was seen too
@@ -15,7 +16,7 @@ BROWSING = ("view", "cart")   # what `viewed` excludes: an item put in the cart 
 def exclusions(events: DataFrame, *, purchased: bool, viewed: bool) -> DataFrame | None:
     """(user_id, item_id), distinct: the items each user bought (`purchased`) and/or viewed or put
     in the cart (`viewed`) in `events`; None when neither rule is on (nothing is excluded)."""
-    require_columns(events, "events", (USER_ID, ITEM_ID, EVENT_TYPE))
+    require_columns(events, "events", (USER_ID, ITEM_ID, EVENT_TYPE), RecommenderError)
     types = ([PURCHASE] if purchased else []) + (list(BROWSING) if viewed else [])
     if not types:
         return None
@@ -26,7 +27,7 @@ def exclusions(events: DataFrame, *, purchased: bool, viewed: bool) -> DataFrame
 def relevant_items(events: DataFrame, event_types) -> DataFrame:
     """(user_id, item_id), distinct: the evaluation truth, the items each user had an event of
     `event_types` with (e.g. the test period's events)."""
-    require_columns(events, "events", (USER_ID, ITEM_ID, EVENT_TYPE))
+    require_columns(events, "events", (USER_ID, ITEM_ID, EVENT_TYPE), RecommenderError)
     event_types = list(event_types)
     if not event_types:
         raise RecommenderError("event_types must name at least one event type")

@@ -27,6 +27,7 @@ from pyspark.sql.types import (
 
 from recsynth import tables as T
 from recsynth.errors import RecommenderError
+from recsynth.frames import require_columns
 from recsynth.rec.columns import GENERATED_AT, ITEM_ID, MODEL_VERSION, RANK, SCORE, USER_ID, VECTOR
 from recsynth.rec.columns import require_positive
 from recsynth.train.scoring import score_on_executors
@@ -52,29 +53,17 @@ TOP_N_SCHEMA = _scored(T.RECS_TOP_N)                  # user_id, rank, item_id, 
 SIMILAR_ITEMS_SCHEMA = _scored(T.RECS_SIMILAR_ITEMS)  # item_id, rank, similar_item_id, score
 
 _NUMBERS = (DoubleType, FloatType, IntegerType, LongType)
+_EXCLUSION_COLUMNS = {USER_ID: (StringType,), ITEM_ID: (StringType,)}   # (user, item) pairs never recommended
 _MODEL_VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
-TopNError = RecommenderError   # one class for every rec input error
-
-
 # --- input checks ------------------------------------------------------------------------------
-def _require(frame: DataFrame, what: str, columns: dict[str, tuple | None]) -> None:
-    """`columns` maps a name to the accepted Spark types of that column (None: any type)."""
-    fields = {f.name: f.dataType for f in frame.schema.fields}
-    for name, types in columns.items():
-        if name not in fields:
-            raise TopNError(f"{what}: missing column {name!r} (has {sorted(fields)})")
-        if types is not None and not isinstance(fields[name], types):
-            raise TopNError(f"{what}: column {name!r} is {fields[name].simpleString()}, expected "
-                            + " or ".join(t.__name__.removesuffix("Type").lower() for t in types))
-
-
 def _require_vectors(frame: DataFrame, what: str, id_column: str) -> None:
-    _require(frame, what, {id_column: (StringType,), VECTOR: (ArrayType,)})
+    require_columns(frame, what, {id_column: (StringType,), VECTOR: (ArrayType,)}, RecommenderError)
     element = frame.schema[VECTOR].dataType.elementType
     if not isinstance(element, (FloatType, DoubleType)):
-        raise TopNError(f"{what}: column 'vector' is array<{element.simpleString()}>, expected array<float> or array<double>")
+        raise RecommenderError(f"{what}: column 'vector' is array<{element.simpleString()}>, "
+                               "expected array<float> or array<double>")
 
 
 def _check_k(k) -> int:
@@ -85,7 +74,7 @@ def _check_block_rows(block_rows, n_items: int) -> int:
     if block_rows is None:
         return max(1, min(MAX_BLOCK_ROWS, BLOCK_BYTES // (BYTES_PER_CELL * max(n_items, 1))))
     if isinstance(block_rows, bool) or not isinstance(block_rows, numbers.Integral) or block_rows < 1:
-        raise TopNError(f"block_rows must be an integer >= 1 or None, got {block_rows!r}")
+        raise RecommenderError(f"block_rows must be an integer >= 1 or None, got {block_rows!r}")
     return int(block_rows)
 
 
@@ -100,10 +89,10 @@ def _check_user_vectors(user_vectors: DataFrame, dim: int) -> None:
     if stats["shortest"] is None:
         return
     if stats["shortest"] != dim or stats["longest"] != dim:
-        raise TopNError(f"user_vectors: vector lengths {stats['shortest']}..{stats['longest']} do not match the "
-                        f"item vectors' length {dim}")
+        raise RecommenderError(f"user_vectors: vector lengths {stats['shortest']}..{stats['longest']} do not match "
+                               f"the item vectors' length {dim}")
     if stats["bad"]:
-        raise TopNError(f"user_vectors: {stats['bad']} vectors contain null, NaN or infinite elements")
+        raise RecommenderError(f"user_vectors: {stats['bad']} vectors contain null, NaN or infinite elements")
 
 
 # --- the catalogue on the driver ---------------------------------------------------------------
@@ -111,21 +100,21 @@ def _collect_items(item_vectors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Item ids (sorted ascending, numpy str) and their vectors as one float32 matrix."""
     local = item_vectors.select(ITEM_ID, VECTOR).toPandas()
     if local[ITEM_ID].isna().any() or local[VECTOR].isna().any():
-        raise TopNError("item_vectors: null item_id or vector")
+        raise RecommenderError("item_vectors: null item_id or vector")
     if local.empty:
-        raise TopNError("item_vectors: no items (is the eligibility or category filter too strict?)")
+        raise RecommenderError("item_vectors: no items (is the eligibility or category filter too strict?)")
     ids = local[ITEM_ID].to_numpy(dtype=str)
     lengths = {len(v) for v in local[VECTOR]}
     if len(lengths) != 1:
-        raise TopNError(f"item_vectors: vectors have different lengths {sorted(lengths)}")
+        raise RecommenderError(f"item_vectors: vectors have different lengths {sorted(lengths)}")
     matrix = np.stack([np.asarray(v, dtype=np.float32) for v in local[VECTOR]])
     if not np.isfinite(matrix).all():
-        raise TopNError("item_vectors: vectors contain null, NaN or infinite elements")
+        raise RecommenderError("item_vectors: vectors contain null, NaN or infinite elements")
     order = np.argsort(ids, kind="stable")
     ids, matrix = ids[order], np.ascontiguousarray(matrix[order])
     duplicated = ids[1:][ids[1:] == ids[:-1]]
     if duplicated.size:
-        raise TopNError(f"item_vectors: duplicate item_id {duplicated[0]!r}")
+        raise RecommenderError(f"item_vectors: duplicate item_id {duplicated[0]!r}")
     return ids, matrix
 
 
@@ -211,7 +200,7 @@ def _with_exclusions(queries: DataFrame, exclusions: DataFrame | None) -> DataFr
     """Each user's excluded item ids as one array column (null: none)."""
     if exclusions is None:
         return queries.withColumn(_EXCLUDED, F.lit(None).cast("array<string>"))
-    _require(exclusions, "exclusions", {USER_ID: (StringType,), ITEM_ID: (StringType,)})
+    require_columns(exclusions, "exclusions", _EXCLUSION_COLUMNS, RecommenderError)
     per_user = (exclusions.filter(F.col(USER_ID).isNotNull() & F.col(ITEM_ID).isNotNull())
                 .groupBy(USER_ID).agg(F.collect_set(ITEM_ID).alias(_EXCLUDED)))
     return queries.join(per_user, USER_ID, "left")
@@ -227,15 +216,16 @@ def eligible_items(items: DataFrame, catalogue: DataFrame, *, categories: list[s
     `category_id` exactly, or its `category_path` (`/`-joined, root first; an array path is
     joined) exactly or as a prefix ending at a `/`, so "a" matches "a/b" but not "ab". Items
     without a category never match a category filter."""
-    _require(items, "items", {ITEM_ID: (StringType,)})
-    _require(catalogue, "catalogue", {ITEM_ID: (StringType,)})
+    require_columns(items, "items", {ITEM_ID: (StringType,)}, RecommenderError)
+    require_columns(catalogue, "catalogue", {ITEM_ID: (StringType,)}, RecommenderError)
     current = catalogue
     if categories is not None:
         if isinstance(categories, str) or not categories or not all(isinstance(c, str) and c for c in categories):
-            raise TopNError(f"categories must be a non-empty list of non-empty strings (None: no filter), got {categories!r}")
+            raise RecommenderError("categories must be a non-empty list of non-empty strings (None: no filter), "
+                                   f"got {categories!r}")
         fields = {f.name: f.dataType for f in catalogue.schema.fields}
         if "category_path" not in fields and "category_id" not in fields:
-            raise TopNError("catalogue: a category filter needs a 'category_path' or 'category_id' column")
+            raise RecommenderError("catalogue: a category filter needs a 'category_path' or 'category_id' column")
         match = F.lit(False)
         if "category_path" in fields:
             path = F.col("category_path")
@@ -251,8 +241,8 @@ def eligible_items(items: DataFrame, catalogue: DataFrame, *, categories: list[s
 
 def cold_users(users: DataFrame, user_vectors: DataFrame) -> DataFrame:
     """Distinct user_id of `users` that have no (non-null) vector: the popularity fallback's users."""
-    _require(users, "users", {USER_ID: (StringType,)})
-    _require(user_vectors, "user_vectors", {USER_ID: (StringType,)})
+    require_columns(users, "users", {USER_ID: (StringType,)}, RecommenderError)
+    require_columns(user_vectors, "user_vectors", {USER_ID: (StringType,)}, RecommenderError)
     warm = user_vectors.filter(F.col(VECTOR).isNotNull()) if VECTOR in user_vectors.columns else user_vectors
     return users.select(USER_ID).filter(F.col(USER_ID).isNotNull()).distinct().join(warm.select(USER_ID), USER_ID, "left_anti")
 
@@ -272,7 +262,7 @@ def top_n(user_vectors: DataFrame, item_vectors: DataFrame, exclusions: DataFram
     ids, matrix = _collect_items(item_vectors)
     block_rows = _check_block_rows(block_rows, len(ids))
     if exclusions is not None:
-        _require(exclusions, "exclusions", {USER_ID: (StringType,), ITEM_ID: (StringType,)})
+        require_columns(exclusions, "exclusions", _EXCLUSION_COLUMNS, RecommenderError)
     _check_user_vectors(user_vectors, matrix.shape[1])
     queries = user_vectors.select(USER_ID, VECTOR).filter(F.col(USER_ID).isNotNull() & F.col(VECTOR).isNotNull())
     return _score_on_executors(_with_exclusions(queries, exclusions), USER_ID, TOP_N_SCHEMA, ids, matrix, "dot", k,
@@ -288,12 +278,12 @@ def popularity_fallback(users: DataFrame, popular_items: DataFrame, k: int, excl
     eligible (see `eligible_items`). Only the top k + (most exclusions any of these users has)
     items are collected and broadcast, which is enough for every user."""
     k = _check_k(k)
-    _require(users, "users", {USER_ID: (StringType,)})
-    _require(popular_items, "popular_items", {ITEM_ID: (StringType,), SCORE: _NUMBERS})
+    require_columns(users, "users", {USER_ID: (StringType,)}, RecommenderError)
+    require_columns(popular_items, "popular_items", {ITEM_ID: (StringType,), SCORE: _NUMBERS}, RecommenderError)
     queries = users.select(USER_ID).filter(F.col(USER_ID).isNotNull()).distinct()
     most_excluded = 0
     if exclusions is not None:
-        _require(exclusions, "exclusions", {USER_ID: (StringType,), ITEM_ID: (StringType,)})
+        require_columns(exclusions, "exclusions", _EXCLUSION_COLUMNS, RecommenderError)
         counts = (exclusions.join(queries, USER_ID, "left_semi").filter(F.col(ITEM_ID).isNotNull())
                   .groupBy(USER_ID).agg(F.countDistinct(ITEM_ID).alias("n")).agg(F.max("n").alias("n")).head())
         most_excluded = counts["n"] or 0
@@ -301,12 +291,12 @@ def popularity_fallback(users: DataFrame, popular_items: DataFrame, k: int, excl
            .select(ITEM_ID, F.col(SCORE).cast("double").alias(SCORE))
            .orderBy(F.col(SCORE).desc(), F.col(ITEM_ID)).limit(k + most_excluded).toPandas())
     if top.empty:
-        raise TopNError("popular_items: no items with a score (is the eligibility or category filter too strict?)")
+        raise RecommenderError("popular_items: no items with a score (is the eligibility or category filter too strict?)")
     ids = top[ITEM_ID].to_numpy(dtype=str)
     order = np.argsort(ids, kind="stable")
     ids, scores = ids[order], top[SCORE].to_numpy(dtype=np.float64)[order]
     if (ids[1:] == ids[:-1]).any():
-        raise TopNError(f"popular_items: duplicate item_id {ids[1:][ids[1:] == ids[:-1]][0]!r}")
+        raise RecommenderError(f"popular_items: duplicate item_id {ids[1:][ids[1:] == ids[:-1]][0]!r}")
     block_rows = _check_block_rows(block_rows, len(ids))
     return _score_on_executors(_with_exclusions(queries, exclusions), USER_ID, TOP_N_SCHEMA, ids, scores, "constant", k,
                                block_rows)
@@ -325,7 +315,7 @@ def similar_items(item_vectors: DataFrame, k: int, *, block_rows: int | None = N
     block_rows = _check_block_rows(block_rows, len(ids))
     if partitions is not None and (isinstance(partitions, bool) or not isinstance(partitions, numbers.Integral)
                                    or partitions < 1):
-        raise TopNError(f"partitions must be an integer >= 1 or None, got {partitions!r}")
+        raise RecommenderError(f"partitions must be an integer >= 1 or None, got {partitions!r}")
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         unit = np.where(norms > 0, matrix / norms, np.nan).astype(np.float32)
@@ -339,8 +329,8 @@ def similar_items(item_vectors: DataFrame, k: int, *, block_rows: int | None = N
 # --- writes ------------------------------------------------------------------------------------
 def _check_model_version(model_version) -> str:
     if not isinstance(model_version, str) or not _MODEL_VERSION_PATTERN.fullmatch(model_version):
-        raise TopNError(f"model_version must be 1-128 characters of letters, digits and . _ : - (starting with a "
-                        f"letter or digit), got {model_version!r}")
+        raise RecommenderError(f"model_version must be 1-128 characters of letters, digits and . _ : - "
+                               f"(starting with a letter or digit), got {model_version!r}")
     return model_version
 
 
@@ -351,10 +341,10 @@ def version_predicate(model_version: str) -> str:
 
 
 def _write(lake, name: str, frame: DataFrame, schema: StructType, model_version: str, generated_at) -> None:
-    _require(frame, name, {f.name: None for f in schema.fields})
+    require_columns(frame, name, schema.fieldNames(), RecommenderError)
     predicate = version_predicate(model_version)
     if not isinstance(generated_at, dt.datetime):
-        raise TopNError(f"generated_at must be a datetime, got {generated_at!r}")
+        raise RecommenderError(f"generated_at must be a datetime, got {generated_at!r}")
     rows = frame.select(
         *[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields],
         F.lit(model_version).alias(MODEL_VERSION),
@@ -383,7 +373,7 @@ def drop_old_versions(lake, name: str, keep: int) -> list[str]:
     newest (by generation time), so that re-trained versions do not pile up; returns the dropped
     versions. One row per version reaches the driver."""
     if keep < 1:
-        raise TopNError(f"keep must be at least 1, got {keep}")
+        raise RecommenderError(f"keep must be at least 1, got {keep}")
     versions = (lake.read(name).groupBy(MODEL_VERSION).agg(F.max(GENERATED_AT).alias(GENERATED_AT))
                 .orderBy(F.desc(GENERATED_AT), F.desc(MODEL_VERSION)).collect())
     stale = [row[MODEL_VERSION] for row in versions[keep:]]
@@ -402,9 +392,10 @@ def with_fallback(recommendations: DataFrame, users: DataFrame, popular_items: D
     recommendations (cold, or unknown to the model) gets the popularity list alone; rows of
     users not in `users` are dropped. Fewer than k rows only when too few eligible items are left."""
     k = _check_k(k)
-    _require(recommendations, "recommendations",
-             {USER_ID: (StringType,), RANK: (IntegerType, LongType), ITEM_ID: (StringType,), SCORE: _NUMBERS})
-    _require(users, "users", {USER_ID: (StringType,)})
+    require_columns(recommendations, "recommendations",
+                    {USER_ID: (StringType,), RANK: (IntegerType, LongType), ITEM_ID: (StringType,), SCORE: _NUMBERS},
+                    RecommenderError)
+    require_columns(users, "users", {USER_ID: (StringType,)}, RecommenderError)
     targets = users.select(USER_ID).filter(F.col(USER_ID).isNotNull()).distinct()
     listed = (recommendations.join(targets, USER_ID, "left_semi").filter(F.col(RANK) <= k)
               .select(USER_ID, F.col(RANK).cast("int").alias(RANK), ITEM_ID, F.col(SCORE).cast("double").alias(SCORE)))
@@ -412,7 +403,7 @@ def with_fallback(recommendations: DataFrame, users: DataFrame, popular_items: D
     short = targets.join(lengths, USER_ID, "left").fillna(0, ["_listed"]).filter(F.col("_listed") < k)
     taken = listed.select(USER_ID, ITEM_ID)
     if exclusions is not None:
-        _require(exclusions, "exclusions", {USER_ID: (StringType,), ITEM_ID: (StringType,)})
+        require_columns(exclusions, "exclusions", _EXCLUSION_COLUMNS, RecommenderError)
         taken = exclusions.select(USER_ID, ITEM_ID).unionByName(taken)
     fill = (popularity_fallback(short.select(USER_ID), popular_items, k, taken, block_rows=block_rows)
             .join(short, USER_ID)

@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from recsynth.errors import RecommenderError
+from recsynth.frames import require_columns
 from recsynth.rec.columns import ITEM_ID, USER_ID, VECTOR
 from recsynth.rec.features import (
     FEATURES, HISTORY, ITEM_INDEX, ITEM_KEY, ITEM_VOCABULARY, LOG_Q, MODEL_INPUTS, Vocabularies, feature_index,
@@ -41,9 +42,6 @@ _VECTOR_FIELD = StructField(VECTOR, ArrayType(FloatType(), False), False)
 ITEM_VECTORS_SCHEMA = StructType([StructField(ITEM_ID, StringType(), False), _VECTOR_FIELD])
 USER_VECTORS_SCHEMA = StructType([StructField(USER_ID, StringType(), False), _VECTOR_FIELD])
 INFERENCE_BATCH = 4096
-
-
-TwoTowerError = RecommenderError   # bad parameters or inputs of the model, or training could not proceed
 
 
 @dataclass(frozen=True)
@@ -65,14 +63,14 @@ class TwoTowerParams:
         for name in ("embedding_dim", "feature_dim", "output_dim", "history_length", "batch_size", "epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise TwoTowerError(f"two-tower {name} must be an integer >= 1, got {value!r}")
+                raise RecommenderError(f"two-tower {name} must be an integer >= 1, got {value!r}")
         if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.tower_dims):
-            raise TwoTowerError(f"two-tower tower_dims must be integers >= 1, got {self.tower_dims!r}")
+            raise RecommenderError(f"two-tower tower_dims must be integers >= 1, got {self.tower_dims!r}")
         if self.batch_size < 2:
-            raise TwoTowerError(f"two-tower batch_size must be >= 2 (in-batch negatives), got {self.batch_size}")
+            raise RecommenderError(f"two-tower batch_size must be >= 2 (in-batch negatives), got {self.batch_size}")
         for name in ("learning_rate", "temperature"):
             if not getattr(self, name) > 0:
-                raise TwoTowerError(f"two-tower {name} must be > 0, got {getattr(self, name)!r}")
+                raise RecommenderError(f"two-tower {name} must be > 0, got {getattr(self, name)!r}")
 
 
 def params_dict(params: TwoTowerParams) -> dict:
@@ -82,7 +80,7 @@ def params_dict(params: TwoTowerParams) -> dict:
 def params_from_dict(values: dict) -> TwoTowerParams:
     unknown = sorted(set(values) - {f.name for f in fields(TwoTowerParams)})
     if unknown:
-        raise TwoTowerError(f"unknown two-tower parameter(s) {unknown}")
+        raise RecommenderError(f"unknown two-tower parameter(s) {unknown}")
     return TwoTowerParams(**values)
 
 
@@ -96,7 +94,7 @@ def _check_sizes(vocab_sizes: dict) -> dict[str, int]:
     needed = (ITEM_VOCABULARY, *FEATURES)
     missing = [n for n in needed if n not in vocab_sizes]
     if missing:
-        raise TwoTowerError(f"vocab_sizes lacks {missing} (has {sorted(vocab_sizes)})")
+        raise RecommenderError(f"vocab_sizes lacks {missing} (has {sorted(vocab_sizes)})")
     return {n: int(vocab_sizes[n]) for n in needed}
 
 
@@ -173,13 +171,13 @@ def train_rank(files: list[str], params: dict, vocab_sizes: dict, checkpoint_uri
     rows = len(columns[ITEM_INDEX])
     history = columns[HISTORY]
     if history.ndim != 2 or history.shape[1] != p.history_length:
-        raise TwoTowerError(f"rank {rank}: history column has shape {history.shape}, expected (rows, {p.history_length})")
+        raise RecommenderError(f"rank {rank}: history column has shape {history.shape}, expected (rows, {p.history_length})")
     columns = {c: np.asarray(v, dtype=np.float32 if c == LOG_Q else np.int64 if c == ITEM_KEY else np.int32)
                for c, v in columns.items()}
     steps = min(hvd.allgather_object(rows // p.batch_size))
     if steps < 1:
-        raise TwoTowerError(f"a rank has fewer than batch_size={p.batch_size} training examples "
-                            f"(rank {rank} has {rows}); lower batch_size or use fewer ranks")
+        raise RecommenderError(f"a rank has fewer than batch_size={p.batch_size} training examples "
+                               f"(rank {rank} has {rows}); lower batch_size or use fewer ranks")
 
     towers = build_towers(p, vocab_sizes)
     model = towers.model
@@ -253,7 +251,7 @@ def _pad_histories(values, length: int) -> np.ndarray:
 
 def _weights_and_sizes(weights, vocab_sizes: dict | None) -> tuple[list[np.ndarray], dict]:
     if weights is None:
-        raise TwoTowerError("no weights (train_rank returns them from rank 0 only)")
+        raise RecommenderError("no weights (train_rank returns them from rank 0 only)")
     weights = [np.asarray(w) for w in weights]
     if vocab_sizes is None:  # build order: the item embedding, then one embedding per feature
         vocab_sizes = {name: int(w.shape[0]) for name, w in zip((ITEM_VOCABULARY, *FEATURES), weights)}
@@ -266,11 +264,10 @@ def item_vectors(spark, weights, params: TwoTowerParams, item_feature_frame: Dat
     (`features.item_feature_indices`), computed on executors with the broadcast weights.
     `vocab_sizes` defaults to the embedding tables' sizes read off the weights."""
     del spark  # the frame's session runs it; kept for a uniform signature with the job code
-    missing = [c for c in (ITEM_ID, ITEM_INDEX, *map(feature_index, FEATURES)) if c not in item_feature_frame.columns]
-    if missing:
-        raise TwoTowerError(f"item_feature_frame lacks column(s) {missing}")
+    columns = (ITEM_ID, ITEM_INDEX, *map(feature_index, FEATURES))
+    require_columns(item_feature_frame, "item_feature_frame", columns, RecommenderError)
     weights, vocab_sizes = _weights_and_sizes(weights, vocab_sizes)
-    frame = item_feature_frame.select(ITEM_ID, ITEM_INDEX, *map(feature_index, FEATURES)).where(F.col(ITEM_ID).isNotNull())
+    frame = item_feature_frame.select(*columns).where(F.col(ITEM_ID).isNotNull())
     return _vectors_on_executors(frame, ITEM_ID, ITEM_VECTORS_SCHEMA, weights, params, vocab_sizes, "item", batch_rows)
 
 
@@ -279,11 +276,10 @@ def user_vectors(spark, weights, params: TwoTowerParams, history_frame: DataFram
     """(user_id, vector array<float>) for every row of `history_frame` (user_id, history
     array<int>, as `features.user_histories`), computed on executors with the broadcast weights."""
     del spark
-    missing = [c for c in (USER_ID, HISTORY) if c not in history_frame.columns]
-    if missing:
-        raise TwoTowerError(f"history_frame lacks column(s) {missing}")
+    columns = (USER_ID, HISTORY)
+    require_columns(history_frame, "history_frame", columns, RecommenderError)
     weights, vocab_sizes = _weights_and_sizes(weights, vocab_sizes)
-    frame = history_frame.select(USER_ID, HISTORY).where(F.col(USER_ID).isNotNull())
+    frame = history_frame.select(*columns).where(F.col(USER_ID).isNotNull())
     return _vectors_on_executors(frame, USER_ID, USER_VECTORS_SCHEMA, weights, params, vocab_sizes, "user", batch_rows)
 
 

@@ -35,6 +35,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsynth.errors import RecsynthError
+from recsynth.frames import require_columns
 from recsynth.synth.transformer import NULL
 
 SIDE = "_synthetic"  # tag of the union of both tables: False for real rows, True for synthetic rows
@@ -65,9 +66,7 @@ def _tagged(real: DataFrame, synthetic: DataFrame, continuous: list[str], catego
     """One frame holding both tables: continuous columns as double (NaN -> null), categorical
     columns as strings, plus the SIDE tag (False: real, True: synthetic)."""
     for label, frame in (("real", real), ("synthetic", synthetic)):
-        missing = [c for c in [*continuous, *categorical] if c not in frame.columns]
-        if missing:
-            raise QualityError(f"column(s) {missing} are not in the {label} table (it has {sorted(frame.columns)})")
+        require_columns(frame, f"the {label} table", [*continuous, *categorical], QualityError)
 
     def prepare(frame: DataFrame, is_synthetic: bool) -> DataFrame:
         numbers = [F.col(c).cast("double") for c in continuous]

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType
 
 from recsynth.errors import RecsynthError
+from recsynth.frames import require_columns
 
 OTHER = "__other__"
 NULL = "__null__"
@@ -102,10 +103,8 @@ def stratified_sample(table: DataFrame, stratum: str, rows: int, seed: int) -> D
 
 def check_columns(table: DataFrame, continuous: list[str], categorical: list[str], error=TransformerError) -> None:
     """Every named column exists and the continuous ones are numeric; otherwise `error` says which."""
+    require_columns(table, "the table", continuous + categorical, error)
     types = {f.name: f.dataType for f in table.schema.fields}
-    missing = [c for c in continuous + categorical if c not in types]
-    if missing:
-        raise error(f"column(s) {missing} are not in the table (it has {sorted(types)})")
     not_numeric = [c for c in continuous if not isinstance(types[c], NumericType)]
     if not_numeric:
         raise error(f"continuous column(s) {not_numeric} are not numeric: {[types[c].simpleString() for c in not_numeric]}")
