@@ -150,7 +150,7 @@ def model_job_overrides(base: Path, *overrides: str) -> list[str]:
 def gold_lake_under(spark, overrides: list[str]):
     """(conf, lake) with the ETL jobs run: the gold tables a model job's tests start from."""
     from recsynth.lake import Lake
-    from recsynth.ops.runs import run_job
+    from recsynth.runtime.runs import run_job
     from recsynth.pipeline import ETL
 
     conf = load_conf("local", overrides, ROOT / "conf")

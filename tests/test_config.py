@@ -122,7 +122,7 @@ def test_conf_keys_name_keys_of_the_schema():
 
 
 def test_a_job_declaring_an_unknown_key_fails_where_it_is_declared():
-    from recsynth.ops.runs import Job
+    from recsynth.runtime.runs import Job
 
     with pytest.raises(ConfigError, match="conf key 'gold.weights'"):
         Job(name="x", inputs=(), outputs=(), conf_keys=("gold.weights",), body=lambda ctx: None)

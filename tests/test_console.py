@@ -1,5 +1,5 @@
 """A quiet console, a full log: recsynth's own lines on the console, everything else in the log
-file (recsynth.logs), a summary that reads whole at 80 columns (recsynth.ops.summary), and the
+file (recsynth.logs), a summary that reads whole at 80 columns (recsynth.reporting.summary), and the
 test helper that tells recsynth's console lines from any other (tests/console.py)."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from conftest import ROOT
 from console import foreign_console_lines
 from recsynth import logs
 from recsynth.config import load_conf
-from recsynth.ops import summary
+from recsynth.reporting import summary
 
 # Lines of other programs, as they reached the console before recsynth.logs (one of each kind).
 FOREIGN = [
@@ -88,7 +88,7 @@ def test_records_of_recsynth_reach_the_console_and_others_only_the_file(console_
     try:
         raise ValueError("planted")
     except ValueError:
-        logging.getLogger("recsynth.ops.runs").exception("clean failed")
+        logging.getLogger("recsynth.runtime.runs").exception("clean failed")
     logging.getLogger("py4j.clientserver").warning("a py4j warning")
     logging.getLogger("petastorm").error("a petastorm error")
     with warnings.catch_warnings():

@@ -15,7 +15,7 @@ import pytest
 from conftest import (RECSYNTH, ROOT, assert_tables_equal, delta, is_delta_table, job_process_options, recsynth,
                       table_folder)
 from recsynth import tables as T
-from recsynth.ops.faults import ENV
+from recsynth.faults import ENV
 from recsynth.pipeline import ETL
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]

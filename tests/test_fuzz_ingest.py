@@ -20,7 +20,7 @@ from conftest import lake_overrides
 from recsynth import tables as T
 from recsynth.config import load_conf
 from recsynth.lake import Lake
-from recsynth.ops.runs import run_job
+from recsynth.runtime.runs import run_job
 from recsynth.pipeline import JOBS
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

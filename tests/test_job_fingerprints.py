@@ -5,7 +5,7 @@ from delta.tables import DeltaTable
 
 from conftest import ROOT, gold_lake_copy, model_job_overrides
 from recsynth.config import load_conf
-from recsynth.ops.runs import last_success, run_job
+from recsynth.runtime.runs import last_success, run_job
 from recsynth.pipeline import ETL, JOBS
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import DATA, RECSYNTH, ROOT, lake_overrides, recsynth
-from recsynth.ops.locks import JobLocked, job_lock, lock_path
+from recsynth.runtime.locks import JobLocked, job_lock, lock_path
 
 
 def test_a_second_run_fails_naming_the_first(tmp_path):

@@ -13,7 +13,7 @@ from recsynth import tables as T
 from recsynth.errors import JobFailed
 from recsynth.etl.pseudonyms import load_key, pseudonym
 from recsynth.lake import Lake
-from recsynth.ops.runs import run_job
+from recsynth.runtime.runs import run_job
 from recsynth.pipeline import ETL, JOBS
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

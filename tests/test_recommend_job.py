@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from conftest import SMALL_RECS, gold_lake_copy, model_job_overrides
 from recsynth import tables as T
 from recsynth.errors import JobFailed
-from recsynth.ops.runs import run_job
+from recsynth.runtime.runs import run_job
 from recsynth.pipeline import JOBS
 from recsynth.rec import topn
 from recsynth.rec.two_tower import load_model, model_uri
@@ -118,7 +118,7 @@ def test_rewriting_a_model_version_replaces_its_rows(gold_lake, published):
 def test_the_model_is_versioned_tracked_and_its_checkpoints_cleared(spark, gold_lake, published):
     from mlflow.tracking import MlflowClient
 
-    from recsynth.ops.tracking import tracking_uri
+    from recsynth.runtime.tracking import tracking_uri
 
     conf, lake = gold_lake
     weights, params, sizes, vocabularies, meta = load_model(spark, model_uri(lake.root, published.run_id))

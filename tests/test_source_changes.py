@@ -13,7 +13,7 @@ from conftest import DATA
 from recsynth import tables as T
 from recsynth.errors import JobFailed
 from recsynth.lake import Lake
-from recsynth.ops.runs import run_job
+from recsynth.runtime.runs import run_job
 from recsynth.pipeline import JOBS
 from recsynth.tasks import ingest as ingest_task
 

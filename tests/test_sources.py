@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from recsynth import tables as T
 from recsynth.errors import JobFailed
 from recsynth.lake import Lake
-from recsynth.ops.runs import run_job
+from recsynth.runtime.runs import run_job
 from recsynth.pipeline import JOBS
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

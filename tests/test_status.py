@@ -15,8 +15,8 @@ from recsynth.cli import main
 from recsynth.config import load_conf
 from recsynth.errors import JobFailed
 from recsynth.lake import Lake
-from recsynth.ops.runs import JOB_RUNS_SCHEMA, run_job
-from recsynth.ops.status import EMPTY_LAKE, collect_status, latest_runs, render
+from recsynth.reporting.status import EMPTY_LAKE, collect_status, latest_runs, render
+from recsynth.runtime.runs import JOB_RUNS_SCHEMA, run_job
 from recsynth.pipeline import JOBS, PIPELINE
 from recsynth.tasks.sample import sample_job
 

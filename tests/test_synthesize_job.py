@@ -16,7 +16,7 @@ from conftest import DATA, ROOT, SMALL_GAN, gold_lake_copy, gold_lake_under, mod
 from recsynth import tables as T
 from recsynth.errors import JobFailed
 from recsynth.etl.pseudonyms import load_key, pseudonym
-from recsynth.ops.runs import run_job
+from recsynth.runtime.runs import run_job
 from recsynth.pipeline import JOBS
 from recsynth.synth import models
 from recsynth.train import checkpoints
@@ -45,7 +45,7 @@ def published(spark, gold_lake):
 def mlflow_run(conf, run_id):
     from mlflow.tracking import MlflowClient
 
-    from recsynth.ops.tracking import tracking_uri
+    from recsynth.runtime.tracking import tracking_uri
 
     client = MlflowClient(tracking_uri=tracking_uri(conf))
     experiment = client.get_experiment_by_name(conf.tracking.experiment)

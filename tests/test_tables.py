@@ -7,7 +7,8 @@ import pytest
 
 from conftest import ROOT
 from recsynth import tables as T
-from recsynth.ops import quality, runs
+from recsynth.reporting import quality
+from recsynth.runtime import runs
 from recsynth.pipeline import JOBS
 from recsynth.rec import topn
 from recsynth.tasks import recommend, synthesize

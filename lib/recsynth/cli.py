@@ -104,7 +104,7 @@ def pipeline(obj: Context, force: bool):
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from recsynth.runtime.runs import run_job
-    from recsynth.ops.summary import print_summary
+    from recsynth.reporting.summary import print_summary
     from recsynth.pipeline import PIPELINE
 
     started = time.monotonic()

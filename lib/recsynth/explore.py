@@ -3,7 +3,7 @@
 Every function here aggregates in Spark and hands back something small (one row per funnel
 stage, per histogram bin, per source and entity), so a notebook can turn it into pandas and plot
 it without ever pulling a table to the driver. Tables' versions and row counts come from
-recsynth.ops.status and quarantine counts from recsynth.ops.summary, as `recsynth status` shows them. Plots are drawn on matplotlib Figures without
+recsynth.reporting.status and quarantine counts from recsynth.reporting.summary, as `recsynth status` shows them. Plots are drawn on matplotlib Figures without
 pyplot (a notebook shows a returned Figure as its cell's output).
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from recsynth.config import Conf
 from recsynth.errors import LakeError
-from recsynth.ops import faults
+from recsynth import faults
 from recsynth.paths import resolve_uri
 
 log = logging.getLogger(__name__)

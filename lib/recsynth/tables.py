@@ -56,7 +56,7 @@ APPEND = "append"                    # rows are added; the key tells a re-run's 
 REPLACE_PER_KEY = "replace per key"  # a run replaces the rows of its key, other keys' rows stay
 OVERWRITE = "overwrite"              # each run replaces the whole table
 MODES = (APPEND, REPLACE_PER_KEY, OVERWRITE)
-RUNNER = "job runner"  # ops.job_runs: one row per run of every job, written by recsynth.ops.runs.run_job
+RUNNER = "job runner"  # ops.job_runs: one row per run of every job, written by recsynth.runtime.runs.run_job
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Table:
     @property
     def writer(self) -> str:
         """The module that writes the table."""
-        return "recsynth.ops.runs" if self.job == RUNNER else f"recsynth.tasks.{self.job}"
+        return "recsynth.runtime.runs" if self.job == RUNNER else f"recsynth.tasks.{self.job}"
 
     @property
     def job_label(self) -> str:

@@ -13,8 +13,8 @@ from recsynth import tables as T
 from recsynth.etl import catalog as C
 from recsynth.etl import reasons as R
 from recsynth.etl.clean_events import accepted_events, classify_events, parse_events
-from recsynth.ops import quality
-from recsynth.ops.runs import Job, Outcome, RunContext
+from recsynth.reporting import quality
+from recsynth.runtime.runs import Job, Outcome, RunContext
 
 log = logging.getLogger(__name__)
 

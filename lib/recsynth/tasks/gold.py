@@ -7,7 +7,7 @@ from pyspark import StorageLevel
 from recsynth import tables as T
 from recsynth.etl import gold as G
 from recsynth.etl.pseudonyms import load_key, pseudonymise
-from recsynth.ops.runs import Job, Outcome, RunContext
+from recsynth.runtime.runs import Job, Outcome, RunContext
 
 # Personal ids in silver.events: from here on only their pseudonyms exist.
 PERSONAL_IDS = ["user_id", "session_id"]

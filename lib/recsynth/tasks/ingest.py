@@ -11,7 +11,7 @@ from recsynth import tables as T
 from recsynth.config import CATALOG_COLUMNS, CATEGORY_COLUMNS, EVENT_COLUMNS
 from recsynth.errors import SourceError
 from recsynth.etl.bronze import new_files, with_lineage
-from recsynth.ops.runs import Job, Outcome, RunContext
+from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.sources import fingerprints, list_files, read_raw, to_canonical
 
 log = logging.getLogger(__name__)

@@ -31,10 +31,10 @@ from pyspark.sql import functions as F
 from recsynth import tables as T
 from recsynth.errors import RecommenderError
 from recsynth.etl.gold import interactions
-from recsynth.ops.cache import cached_frames
-from recsynth.ops.runs import Job, Outcome, RunContext
-from recsynth.ops.stages import Stages
-from recsynth.ops.tracking import Tracker, tracked_run
+from recsynth.runtime.cache import cached_frames
+from recsynth.runtime.runs import Job, Outcome, RunContext
+from recsynth.runtime.stages import Stages
+from recsynth.runtime.tracking import Tracker, tracked_run
 from recsynth.rec import features as feat
 from recsynth.rec.augment import synthetic_events
 from recsynth.rec import rules

@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 
 from recsynth import tables as T
 from recsynth.errors import ConfigError
-from recsynth.ops.runs import Job, Outcome, RunContext
+from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.synth import models
 from recsynth.synth.privacy import drop_rare_copies
 from recsynth.synth.sampling import synthesize

@@ -10,10 +10,10 @@ from pyspark.sql import functions as F
 
 from recsynth import tables as T
 from recsynth.errors import RecsynthError
-from recsynth.ops.cache import cached_frames
-from recsynth.ops.runs import Job, Outcome, RunContext
-from recsynth.ops.stages import Stages
-from recsynth.ops.tracking import Tracker, tracked_run
+from recsynth.runtime.cache import cached_frames
+from recsynth.runtime.runs import Job, Outcome, RunContext
+from recsynth.runtime.stages import Stages
+from recsynth.runtime.tracking import Tracker, tracked_run
 from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy

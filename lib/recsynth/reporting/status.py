@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from rich.table import Table
 
 from recsynth import tables as T
-from recsynth.ops.summary import quarantine_counts, quarantine_table
+from recsynth.reporting.summary import quarantine_counts, quarantine_table
 
 # A skipped run is as good as a success: it is skipped only when its inputs and conf match those of
 # the last success, so its outputs are current and earlier failures no longer tell anything.

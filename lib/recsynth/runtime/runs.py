@@ -18,7 +18,7 @@ from recsynth import tables as T
 from recsynth.config import Conf, ConfView, check_keys
 from recsynth.errors import JobFailed, RecsynthError
 from recsynth.lake import Lake
-from recsynth.ops.locks import job_lock
+from recsynth.runtime.locks import job_lock
 
 log = logging.getLogger(__name__)
 

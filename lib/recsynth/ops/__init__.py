@@ -1,1 +1,0 @@
-"""Operations: job runs, data-quality rows, logging."""
