@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from recsynth import tables as T
 from recsynth.config import CANONICAL_EVENT_TYPES
 from recsynth.errors import RecsynthError
+from recsynth.frames import require_columns
 from recsynth.synth.report_html import bin_index
 
 SESSION_ID = "session_id"
@@ -31,12 +32,6 @@ class ExploreError(RecsynthError):
     """An exploration input is unusable (the message names the frame, column or value)."""
 
 
-def _require(frame: DataFrame, label: str, columns) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ExploreError(f"{label} lacks column(s) {missing} (it has {sorted(frame.columns)})")
-
-
 def funnel(events: DataFrame, by: str = T.SOURCE, unit: str = SESSION_ID,
            stages: tuple[str, ...] = CANONICAL_EVENT_TYPES) -> DataFrame:
     """The view -> cart -> purchase funnel per `by` group: how many `unit`s (sessions by default,
@@ -44,7 +39,7 @@ def funnel(events: DataFrame, by: str = T.SOURCE, unit: str = SESSION_ID,
 
     Columns: `by`, stage, step (1-based), units, share_of_first (null when the first stage is empty).
     Every (group, stage) pair is present, with 0 units when nobody reached it."""
-    _require(events, "events", [by, unit, EVENT_TYPE])
+    require_columns(events, "events", [by, unit, EVENT_TYPE], ExploreError)
     if not stages:
         raise ExploreError("funnel needs at least one stage (event type)")
     reached = events.groupBy(by).agg(*[
@@ -63,7 +58,7 @@ def latest_data_quality(data_quality: DataFrame) -> DataFrame:
     """ops.data_quality reduced to the newest run of each (job, source, entity), one row per
     source and entity with its input rows and how they ended: accepted, duplicate, quarantined."""
     keys = ["job", T.SOURCE, "entity"]
-    _require(data_quality, "ops.data_quality", [*keys, "run_id", "metric", "rows", MEASURED_AT])
+    require_columns(data_quality, "ops.data_quality", [*keys, "run_id", "metric", "rows", MEASURED_AT], ExploreError)
     newest = data_quality.groupBy(*keys).agg(F.max(F.struct(MEASURED_AT, "run_id")).alias("_newest"))
     latest = data_quality.join(newest, keys).where(F.col("run_id") == F.col("_newest.run_id"))
     return (latest.groupBy(*keys, "run_id").pivot("metric", ["input", "accepted", "duplicate", "quarantined"])
@@ -85,7 +80,7 @@ def histogram(frame: DataFrame, column: str, bins: int = 20, lo: float | None = 
               hi: float | None = None) -> Histogram:
     """A histogram computed in Spark: one pass for the range (when `lo`/`hi` are not given),
     one for the counts; only `bins` numbers reach the driver."""
-    _require(frame, "frame", [column])
+    require_columns(frame, "frame", [column], ExploreError)
     if bins < 1:
         raise ExploreError(f"bins must be >= 1, got {bins}")
     value = F.col(column).cast("double")
@@ -109,7 +104,7 @@ def histogram(frame: DataFrame, column: str, bins: int = 20, lo: float | None = 
 
 def latest_model_version(metrics: DataFrame) -> str:
     """The model_version of the newest recommend run in recs.metrics."""
-    _require(metrics, "recs.metrics", [MODEL_VERSION, MEASURED_AT])
+    require_columns(metrics, "recs.metrics", [MODEL_VERSION, MEASURED_AT], ExploreError)
     newest = metrics.orderBy(F.desc(MEASURED_AT), F.desc(MODEL_VERSION)).select(MODEL_VERSION).head()
     if newest is None:
         raise ExploreError("recs.metrics is empty: run `recsynth recommend` first")
@@ -120,7 +115,7 @@ def recommendation_coverage(top_n: DataFrame, catalogue_items: int, head: int = 
     """How much of the catalogue one model version's lists reach (pass recs.top_n filtered to it):
     users, list entries, distinct items, their share of `catalogue_items`, and the share of all
     entries taken by the `head` most recommended items (how concentrated the lists are)."""
-    _require(top_n, "recs.top_n", [USER_ID, "item_id"])
+    require_columns(top_n, "recs.top_n", [USER_ID, "item_id"], ExploreError)
     if catalogue_items < 1:
         raise ExploreError(f"catalogue_items must be >= 1, got {catalogue_items}")
     per_item = top_n.groupBy("item_id").agg(F.count(F.lit(1)).alias("n"))

@@ -26,6 +26,7 @@ from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from recsynth.frames import require_columns
 from recsynth.synth.metrics import QualityError
 from recsynth.synth.transformer import NULL
 
@@ -124,9 +125,7 @@ def ml_efficacy(real_train: DataFrame, real_test: DataFrame, synthetic: DataFram
     if not continuous and not categorical:
         raise QualityError(f"no feature left for predicting {target} once {sorted(dropped)} are excluded")
     for label, frame in (("real train", real_train), ("real test", real_test), ("synthetic", synthetic)):
-        missing = [c for c in [target, *continuous, *categorical] if c not in frame.columns]
-        if missing:
-            raise QualityError(f"column(s) {missing} are not in the {label} table")
+        require_columns(frame, f"the {label} table", [target, *continuous, *categorical], QualityError)
     notes: list[str] = []
     test = _labelled(real_test, target, positive, continuous, categorical).cache()
     try:
