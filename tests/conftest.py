@@ -33,6 +33,7 @@ def lake_overrides(base: Path) -> list[str]:
         f"lake.root={base}/lake",
         f"lake.metastore_dir={base}/metastore",
         "lake.metastore_server=null",  # embedded: each test session its own metastore
+        f"ops.service_dir={base}/services",  # services' pid files and logs, and recsynth.log
         f"spark.delta_jars_dir={ROOT}/.cache/jars",
         "spark.shuffle_partitions=2",
         "spark.driver_memory=2g",
@@ -216,7 +217,7 @@ def served_pipeline(tmp_path_factory):
     port = free_port()
     overrides = [*lake_overrides(base), f"sources.retailrocket.events.path={raw}/events*.csv",
                  f"lake.metastore_server=127.0.0.1:{free_port()}", f"sql_server.port={port}",
-                 f"ops.service_dir={base}/services", "spark.driver_memory=1g",
+                 "spark.driver_memory=1g",
                  *SMALL_GAN, *SMALL_RECS, "recs.augmentation.enabled=false"]
     options = [f"--set={o}" for o in overrides]
     try:

@@ -1,4 +1,5 @@
 """Checkpoints (what a resumed training run starts from) and the driver's progress watcher."""
+import logging
 import random
 import subprocess
 import sys
@@ -6,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from recsynth.train import checkpoints, progress
 
@@ -37,6 +39,7 @@ def test_a_checkpoint_counts_only_once_latest_names_it(tmp_path):
 SAVING = """
 import sys
 import numpy as np
+import pytest
 from recsynth.train import checkpoints
 uri, first = sys.argv[1], int(sys.argv[2])
 for epoch in range(first, first + 100_000):
@@ -78,3 +81,11 @@ def test_watcher_reports_each_new_epoch_once(tmp_path):
         threading.Event().wait(0.3)
         progress.write(uri, entries)      # the last epoch is caught on exit at the latest
     assert seen == [3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("epochs, on_console", [(30, [1, 6, 12, 18, 24, 30]), (20, [1, 4, 8, 12, 16, 20]),
+                                                (7, [1, 2, 4, 6, 7]), (2, [1, 2])])
+def test_a_handful_of_epoch_lines_reach_the_console(epochs, on_console):
+    levels = {epoch: progress.console_level(epoch, epochs) for epoch in range(1, epochs + 1)}
+    assert [epoch for epoch, level in levels.items() if level == logging.INFO] == on_console
+    assert set(levels.values()) <= {logging.INFO, logging.DEBUG}

@@ -112,7 +112,7 @@ def submitted(tmp_path_factory):
         pipeline = Submission(options, env, base / "pipeline.log")
         pipeline.wait_for("clean: run ")
         killed_in_clean = _kill_a_busy_executor(base, ui_port)
-        pipeline.wait_for(f"GAN epoch 2/{GAN_EPOCHS}")
+        pipeline.wait_for(f"GAN epoch 1/{GAN_EPOCHS}")  # the first epoch reaches the console
         killed_in_training = _kill_a_busy_executor(base, ui_port)
         code, log = pipeline.finish()
     return base / "lake", events, code, log, killed_in_clean, killed_in_training

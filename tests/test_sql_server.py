@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from console import foreign_console_lines
 from conftest import DATA, ROOT, delta, recsynth
 
 # the module's whole pipeline runs inside its first test's time budget
@@ -42,6 +43,14 @@ def test_the_pipeline_prints_a_summary_and_sql_answers(spark, served_pipeline, c
     main([*served_pipeline.options, "--set=lake.metastore_server=null", "--conf-dir", str(ROOT / "conf"),
           "sql", "SELECT count(*) AS n FROM silver.events"])
     assert str(delta(spark, lake, "silver.events").count()) in capsys.readouterr().out
+
+
+def test_the_console_shows_recsynths_lines_only(served_pipeline):
+    """Third-party output (Spark, TensorFlow, the Horovod ranks) goes to the log file; the
+    console reads like a report."""
+    printed = served_pipeline.run.stdout + served_pipeline.run.stderr
+    assert foreign_console_lines(printed) == [], printed[-4000:]
+    assert len(printed.splitlines()) <= 120, printed
 
 
 def test_a_users_recommendations_match_the_delta_table(spark, served_pipeline, cursor):
@@ -102,6 +111,7 @@ def test_nothing_personal_in_logs_metrics_or_models(served_pipeline):
         return set(re.findall(r"retailrocket:\d+", text)) & real_users
 
     assert not leaked(pipeline.stdout + pipeline.stderr)
+    assert not leaked((lake.parent / "services" / "recsynth.log").read_text())  # the ranks' and Spark's output too
     stored = [p for folder in ("mlflow", "models") for p in (lake / folder).rglob("*") if p.is_file()]
     assert stored and not any(leaked(p.read_bytes().decode("latin-1")) for p in stored)
 

@@ -154,6 +154,7 @@ def _run_locked(job: Job, spark, conf: Conf, lake: Lake, force: bool, run_id: st
             with lake.all_or_nothing():
                 outcome = job.body(RunContext(spark, ConfView(conf, job.conf_keys, job.name), lake, run_id, started, conf_hash))
         except RecsynthError as err:
+            log.debug("%s failed", job.name, exc_info=True)  # the message is the user's; the trace goes to the log file
             status, error = "failed", str(err)
         except Exception as err:  # any other failure is recorded too, with its type
             log.exception("%s failed", job.name)

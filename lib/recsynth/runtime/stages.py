@@ -16,8 +16,9 @@ class Stages:
 
     @contextmanager
     def __call__(self, key: str, description: str):
-        """Time the block as stage `key` (a short name for metrics), logging `description`."""
-        log.info("%s: %s ...", self.job, description)
+        """Time the block as stage `key` (a short name for metrics), logging `description`: its start
+        in the log file, its end on the console too."""
+        log.debug("%s: %s ...", self.job, description)
         started = time.monotonic()
         yield
         self.seconds[key] = round(time.monotonic() - started, 1)

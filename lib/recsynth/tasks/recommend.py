@@ -45,7 +45,7 @@ from recsynth.rec.metrics import METRICS, N_USERS, item_popularity, ranking_metr
 from recsynth.rec.two_tower import (
     TwoTowerParams, item_vectors, model_uri, params_dict, save_model, train_rank, user_vectors,
 )
-from recsynth.train import checkpoints
+from recsynth.train import checkpoints, progress
 from recsynth.train.launcher import train_on_ranks
 from recsynth.train.shards import check_shardable, current_files
 
@@ -63,8 +63,8 @@ def _train(ctx: RunContext, tracker: Tracker, files: list[str], params: TwoTower
     prefix = "" if model == "two_tower" else f"{model}."
 
     def on_epoch(record: dict) -> None:
-        log.info("%s epoch %d/%d: loss %.4f (%.1f s)", model, record["epoch"], record["epochs"], record["loss"],
-                 record["seconds"])
+        log.log(progress.console_level(record["epoch"], record["epochs"]),
+                "%s epoch %d/%d: loss %.4f (%.1f s)", model, record["epoch"], record["epochs"], record["loss"], record["seconds"])
         tracker.metrics({f"{prefix}loss": record["loss"], f"{prefix}epoch_seconds": record["seconds"]}, step=record["epoch"])
 
     return train_on_ranks(ctx.spark, train_rank, {"files": files, "params": params_dict(params), "vocab_sizes": vocab_sizes},
@@ -225,7 +225,7 @@ def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
             lists = keep(topn.with_fallback(own, evaluated, popular_then, conf.k, excluded_then, block_rows=block_rows))
             scores[model] = ranking_metrics(lists, truth, conf.k, catalogue_size=catalogue_items,
                                             item_popularity=fit_popularity, total_users=fit_users)
-            log.info("%s: %s", model, ", ".join(f"{name} {_fmt(value)}" for name, value in scores[model].items()))
+            log.debug("%s: %s", model, ", ".join(f"{name} {_fmt(value)}" for name, value in scores[model].items()))
     if not scores["popularity"]["users"]:
         log.warning("no user to evaluate: nobody in the %s period had a %s event%s; the metrics are empty",
                     conf.evaluation_split, "/".join(conf.truth_event_types),

@@ -23,7 +23,7 @@ from recsynth.synth.report_html import render_report
 from recsynth.synth.sampling import synthesize
 from recsynth.synth.schema import match_types
 from recsynth.synth.transformer import encode, fit
-from recsynth.train import checkpoints
+from recsynth.train import checkpoints, progress
 from recsynth.train.launcher import train_on_ranks
 from recsynth.train.shards import check_shardable, current_files
 
@@ -40,8 +40,9 @@ def _train(ctx: RunContext, tracker: Tracker, files: list[str], fitted, params: 
     """Train on Horovod ranks, reporting each epoch as it ends; rank 0's result and the rows trained on."""
 
     def on_epoch(record: dict) -> None:
-        log.info("GAN epoch %d/%d: discriminator %.4f, generator %.4f (%.1f s)", record["epoch"], record["epochs"],
-                 record["discriminator_loss"], record["generator_loss"], record["seconds"])
+        log.log(progress.console_level(record["epoch"], record["epochs"]),
+                "GAN epoch %d/%d: discriminator %.4f, generator %.4f (%.1f s)", record["epoch"], record["epochs"],
+                record["discriminator_loss"], record["generator_loss"], record["seconds"])
         tracker.metrics({"discriminator_loss": record["discriminator_loss"], "generator_loss": record["generator_loss"],
                          "epoch_seconds": record["seconds"]}, step=record["epoch"])
 

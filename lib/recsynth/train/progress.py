@@ -17,6 +17,14 @@ log = logging.getLogger(__name__)
 PROGRESS = "progress.json"
 
 
+def console_level(epoch: int, epochs: int, lines: int = 5) -> int:
+    """The level of an epoch's log record: INFO (console and log file) for the first, every
+    epochs/lines-th and the last epoch, DEBUG (log file only) for the rest, so a long training
+    shows its progress in a handful of console lines."""
+    every = max(1, -(-epochs // lines))
+    return logging.INFO if epoch in (1, epochs) or epoch % every == 0 else logging.DEBUG
+
+
 def write(uri: str, epochs: list[dict]) -> None:
     """On rank 0: replace the record with `epochs`, one dict per finished epoch (its "epoch"
     number, losses, seconds, ...), in one step: the driver never reads half a record."""
