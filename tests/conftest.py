@@ -295,6 +295,16 @@ def is_delta_table(lake: Path, table: str) -> bool:
     return any((table_folder(lake, table) / "_delta_log").glob("*.json"))
 
 
+def assert_registered_schemas(lake, names) -> None:
+    """Each named table of the lake has the columns, in order, and the types that the table
+    registry's DDL gives it (tables built by transforms are held to the registry this way)."""
+    from recsynth import tables as T
+
+    for name in names:
+        actual = tuple((f.name, f.dataType.simpleString()) for f in lake.read(name).schema.fields)
+        assert actual == T.schema_columns(T.schema(name)), name
+
+
 # Columns that name the run or its time: they differ between any two runs by design.
 RUN_COLUMNS = {"_ingest_run_id", "_ingested_at", "run_id", "ingest_run_id", "quarantined_at", "measured_at"}
 

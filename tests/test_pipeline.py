@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import DATA
+from conftest import DATA, assert_registered_schemas
 from recsynth import tables as T
 from recsynth.errors import JobFailed
 from recsynth.etl.pseudonyms import load_key, pseudonym
@@ -86,6 +86,12 @@ def test_gold_tables_agree_with_silver(ran, spark):
     assert path == ["appliances", "environment", "water_heater"]
     # and every table answers SQL by its logical name
     assert spark.sql("SELECT count(*) AS n FROM gold.interactions").head()["n"] == interactions.count()
+
+
+def test_the_tables_have_the_registered_schemas(ran):
+    _, lake, _ = ran
+    assert_registered_schemas(lake, [name for name in [*DATA_TABLES, T.OPS_DATA_QUALITY, T.OPS_INGESTED_FILES,
+                                                       T.OPS_JOB_RUNS] if T.REGISTRY[name].schema])
 
 
 def personal_ids(lake, ids: set[str]) -> set[str]:

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from conftest import SMALL_RECS, gold_lake_copy, model_job_overrides
+from conftest import SMALL_RECS, assert_registered_schemas, gold_lake_copy, model_job_overrides
 from recsynth import tables as T
 from recsynth.errors import JobFailed
 from recsynth.runtime.runs import run_job
@@ -54,6 +54,11 @@ def test_every_model_is_evaluated_on_the_same_split(gold_lake, published):
         assert all(0.0 <= row[name] <= 1.0 for name in RATES), row
         assert row["novelty"] > 0 and row["catalogue_items"] == lake.read(T.GOLD_ITEM_FEATURES).count()
         assert row["precision_at_k"] <= row["hit_rate_at_k"] and row["catalogue_coverage"] > 0
+
+
+def test_the_tables_have_the_registered_schemas(gold_lake, published):
+    _, lake = gold_lake
+    assert_registered_schemas(lake, JOBS["recommend"].outputs)
 
 
 def test_top_n_lists_every_user_by_the_serving_rules(gold_lake, published):

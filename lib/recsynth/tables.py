@@ -61,9 +61,10 @@ RUNNER = "job runner"  # ops.job_runs: one row per run of every job, written by 
 
 @dataclass(frozen=True)
 class Table:
-    """One lake table. `schema` is a Spark DDL string where the code fixes the columns (writers build
-    their frames from it); None where they come from data, conf or a transform, `columns` saying
-    which. `key`: the columns a run's rows are told apart or replaced by (None: overwritten whole).
+    """One lake table. `schema` is a Spark DDL string where the code fixes the columns: the record
+    writers build their frames from it, and the tables the transforms in etl/ and rec/ build are
+    checked against it on real lakes (tests/test_pipeline.py, tests/test_recommend_job.py); None
+    where the columns come from data or conf, `columns` saying which. `key`: the columns a run's rows are told apart or replaced by (None: overwritten whole).
     `output` False: a record of the run (ops.job_runs, ops.data_quality), written by every run, not
     in the job's `Job.outputs`, so neither its skip check nor the output versions it records follow it."""
 
@@ -116,15 +117,38 @@ TABLES = (
     Table(BRONZE_EVENTS, "ingest", APPEND, _FILES, columns=_BRONZE),
     Table(BRONZE_CATALOG, "ingest", APPEND, _FILES, columns=_BRONZE),
     Table(BRONZE_CATEGORY_TREE, "ingest", APPEND, _FILES, columns=_BRONZE),
-    Table(SILVER_EVENTS, "clean", OVERWRITE, None, columns="built by etl/clean_events.py (accepted_events)"),
-    Table(SILVER_ITEMS, "clean", OVERWRITE, None, columns="built by etl/catalog.py (accepted_items, items_seen_in_events)"),
-    Table(SILVER_CATEGORIES, "clean", OVERWRITE, None, columns="built by etl/catalog.py (accepted_categories)"),
-    Table(SILVER_QUARANTINE, "clean", OVERWRITE, None, columns="built by tasks/clean.py (_quarantine_rows)"),
-    Table(GOLD_INTERACTIONS, "gold", OVERWRITE, None, columns="built by etl/gold.py (interactions)"),
-    Table(GOLD_USER_FEATURES, "gold", OVERWRITE, None, columns="built by etl/gold.py (user_features)"),
-    Table(GOLD_ITEM_FEATURES, "gold", OVERWRITE, None, columns="built by etl/gold.py (item_features)"),
-    Table(GOLD_BEHAVIOR, "gold", OVERWRITE, None, columns="built by etl/gold.py (behavior)"),
-    Table(GOLD_SPLITS, "gold", OVERWRITE, None, columns="built by etl/gold.py (splits)"),
+    Table(SILVER_EVENTS, "clean", OVERWRITE, None, schema=(
+        "event_id string, source string, event_time timestamp, user_id string, session_id string, "
+        "item_id string, event_type string, price double, transaction_id string, event_date date, "
+        "_file string, _ingest_run_id string")),
+    Table(SILVER_ITEMS, "clean", OVERWRITE, None, schema=(
+        "source string, item_id string, category_id string, category_path array<string>, brand string, "
+        "price double, title string, description string, updated_at timestamp, origin string")),
+    Table(SILVER_CATEGORIES, "clean", OVERWRITE, None, schema=(
+        "source string, category_id string, parent_id string, path array<string>, depth int, _file string, "
+        "_ingest_run_id string")),
+    Table(SILVER_QUARANTINE, "clean", OVERWRITE, None, schema=(
+        "source string, entity string, reason string, raw string, file string, ingest_run_id string, "
+        "run_id string, quarantined_at timestamp")),
+    Table(GOLD_INTERACTIONS, "gold", OVERWRITE, None, schema=(
+        "source string, user_id string, item_id string, n_views bigint, n_carts bigint, n_purchases bigint, "
+        "weight double, first_time timestamp, last_time timestamp")),
+    Table(GOLD_USER_FEATURES, "gold", OVERWRITE, None, schema=(
+        "source string, user_id string, n_events bigint, n_sessions bigint, n_items bigint, n_views bigint, "
+        "n_carts bigint, n_purchases bigint, active_days bigint, first_seen timestamp, last_seen timestamp, "
+        "events_per_session double, purchase_rate double")),
+    Table(GOLD_ITEM_FEATURES, "gold", OVERWRITE, None, schema=(
+        "source string, item_id string, category_id string, category_l1 string, category_l2 string, "
+        "category_path string, brand string, price double, price_band int, n_views bigint, n_carts bigint, "
+        "n_purchases bigint, n_users bigint, popularity double, conversion_rate double, popularity_rank int")),
+    Table(GOLD_BEHAVIOR, "gold", OVERWRITE, None, schema=(
+        "source string, session_id string, user_id string, session_start timestamp, start_hour int, "
+        "day_of_week string, duration_s double, n_events bigint, n_views bigint, n_carts bigint, "
+        "n_purchases bigint, n_items bigint, n_categories bigint, mean_price double, max_price double, "
+        "spend double, top_category string, purchased boolean")),
+    Table(GOLD_SPLITS, "gold", OVERWRITE, None, schema=(
+        "source string, event_id string, user_id string, session_id string, item_id string, "
+        "event_type string, event_time timestamp, split string")),
     Table(SYNTHETIC_ENCODED, "synthesize", OVERWRITE, None,
           columns="the transformer's codes of the columns synth.continuous and synth.categorical name (conf)"),
     Table(SYNTHETIC_BEHAVIOR, "synthesize", OVERWRITE, None,
@@ -139,7 +163,9 @@ TABLES = (
     Table(SYNTHETIC_SAMPLES, "sample", REPLACE_PER_KEY, "(model_version, condition, sample_seed)",
           columns="the synthetic.behavior columns of the sampled model (conf), with condition in place of "
                   "training_data_version"),
-    Table(RECS_TRAINING_EXAMPLES, "recommend", OVERWRITE, None, columns="built by rec/features.py (training_examples)"),
+    Table(RECS_TRAINING_EXAMPLES, "recommend", OVERWRITE, None, schema=(
+        "user_id string, item_id string, history array<int>, item_idx int, category_l1_idx int, "
+        "category_l2_idx int, brand_idx int, price_band_idx int, item_key bigint, log_q float")),
     Table(RECS_METRICS, "recommend", APPEND, "run_id", schema=(
         "run_id string, model string, model_version string, training_data_version bigint, evaluation_split string, "
         "k int, precision_at_k double, recall_at_k double, ndcg_at_k double, map_at_k double, hit_rate_at_k double, "
