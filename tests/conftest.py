@@ -70,6 +70,7 @@ LONGEST_FIRST = ("served_pipeline", "test_cluster", "test_storage_faults", "test
                  "test_source_changes", "test_pipeline", "test_fuzz_ingest", "test_spark_submit")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the group marks into units
 def pytest_collection_modifyitems(config, items):
     def unit(item) -> str:
         module = item.module.__name__.rpartition(".")[2]
