@@ -82,7 +82,7 @@ def tracked_run(conf: Conf, job: str, run_id: str) -> Iterator[Tracker]:
     experiment_id = (experiment.experiment_id if experiment else
                      client.create_experiment(conf.tracking.experiment, artifact_location=artifact_root(conf)))
     run = client.create_run(experiment_id, run_name=f"{job}-{run_id}", tags={"recsynth.job": job, "recsynth.run_id": run_id})
-    log.info("MLflow run %s in experiment %r at %s", run.info.run_id, conf.tracking.experiment, uri)
+    log.debug("MLflow run %s in experiment %r at %s", run.info.run_id, conf.tracking.experiment, uri)
     try:
         yield Tracker(client, run.info.run_id)
     except BaseException:

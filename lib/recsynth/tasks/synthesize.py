@@ -124,7 +124,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
             "model version": version, "training data": f"{T.GOLD_BEHAVIOR} v{data_version}",
             "training rows": training_rows, "synthetic rows": published_rows, "gates": gates})
         report_uri = models.save_report(model_uri, html)
-    log.info("model %s: quality %.3f (shapes %.3f, pairs %.3f), ML efficacy AUC ratio %.2f, privacy %s; report %s",
+    # the whole privacy report to the log file; the job's outcome line gives the scores on the console
+    log.debug("model %s: quality %.3f (shapes %.3f, pairs %.3f), ML efficacy AUC ratio %.2f, privacy %s; report %s",
              version, scores.overall, scores.column_shapes, scores.pair_trends, efficacy.auc_ratio, report, report_uri)
     tracker.metrics({"training_rows": training_rows, "synthetic_rows": published_rows,
                      "rare_copies_dropped": rare_copies, **scores_flat,
