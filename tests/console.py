@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import re
 
-LEVELS = "(DEBUG|INFO|WARNING|ERROR|CRITICAL)"
 RECSYNTH_LINE = re.compile("|".join([
-    rf"\[\d\d:\d\d:\d\d\] {LEVELS} ",            # a log record (rich's RichHandler: time, level, message)
-    rf" {{11}}{LEVELS} ",                         # one in the same second as the one before (time left out)
-    r" {20,}\S",                                  # a record's message wrapped, or its traceback, under its column
+    r"\d\d:\d\d:\d\d \S",                         # a log record (time, then the message; recsynth.logs)
+    r" {9,}\S",                                   # one in the same second as the one before (time left out),
+                                                  # a record's message wrapped, or its traceback, under its column
     "[\u2500-\u257f]",                            # the summary: sections and pointers start with box drawing
     "(failed|error|configuration error|full log): ",  # a failure, as `recsynth.cli.main` reports it
     "aborted$",

@@ -46,7 +46,7 @@ def console_text(tmp_path):
 
 
 def _summary_sections() -> list:
-    records = [SimpleNamespace(job="clean", status="succeeded", rows_in=4669, rows_out=3000,
+    records = [SimpleNamespace(job="clean", status="succeeded", seconds=81.4, rows_in=4669, rows_out=3000,
                                message="accepted {'category_tree': 1669, 'events': 3000}, quarantined 12, duplicates "
                                        "removed 0; report /a/very/long/path/of/a/lake/models/gan/synthesize-20261202T0716"
                                        "38-68bdac/report.html", output_versions={})]
@@ -97,6 +97,8 @@ def test_records_of_recsynth_reach_the_console_and_others_only_the_file(console_
 
     console = text()
     assert "a second record" in console and "ValueError: planted" in console
+    assert "ERROR: clean failed" in console and "INFO" not in console  # only a warning or error names its level
+    assert console.splitlines()[0].rstrip().endswith("ingest: " + "a message long enough to wrap " * 2 + "a")  # 71 columns
     assert "detail" not in console and "py4j" not in console and "petastorm" not in console and "pyarrow" not in console
     assert foreign_console_lines(console) == []
     file = logs.log_path(conf).read_text()

@@ -25,6 +25,15 @@ _streams: list[tuple] = []  # (sys attribute, descriptor, the stream it had, the
 _last_file: Path | None = None
 
 
+class ConsoleFormatter(logging.Formatter):
+    """A console record is its time and message; only a warning or error names its level. Without a
+    level column a message has 71 of 80 columns, so most records take one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno < logging.WARNING else f"{record.levelname}: {message}"
+
+
 def log_path(conf: Conf) -> Path:
     """The run log, beside the logs of the services (ops.service_dir): on local disk wherever the
     lake is, and not on the lake's storage, whose failures the log must record."""
@@ -40,7 +49,9 @@ def configure(conf: Conf, console: Console) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     to_file = logging.FileHandler(path, encoding="utf-8", delay=True)  # created by the first record
     to_file.setFormatter(logging.Formatter(FILE_FORMAT))
-    to_console = RichHandler(console=console, level=conf.ops.log_level, show_path=False, log_time_format="[%H:%M:%S]")
+    to_console = RichHandler(console=console, level=conf.ops.log_level, show_path=False, show_level=False,
+                             log_time_format="%H:%M:%S")
+    to_console.setFormatter(ConsoleFormatter())
     to_console.addFilter(logging.Filter("recsynth"))  # third-party records only in the file
     _installed[:] = [to_file, to_console]
     root = logging.getLogger()

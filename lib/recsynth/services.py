@@ -159,5 +159,5 @@ def stop(service: Service, folder: Path) -> bool:
     if pid is None:
         return False
     _stop_pid(pid)
-    log.info("%s: stopped (pid %s)", service.name, pid)
+    log.debug("%s: stopped (pid %s)", service.name, pid)
     return True

@@ -69,10 +69,10 @@ def _number(header: str) -> Column:
 
 
 def jobs_section(records) -> Panel:
-    runs = Table(_name("job"), _name("status"), _number("rows in"), _number("rows out"), Column("note", overflow="fold"),
-                 **COMPACT)
+    """One line per job; its outcome message was logged as it ended (and is in ops.job_runs)."""
+    runs = Table(_name("job"), _name("status"), _number("seconds"), _number("rows in"), _number("rows out"), **COMPACT)
     for r in records:
-        runs.add_row(r.job, r.status, str(r.rows_in), str(r.rows_out), r.message)
+        runs.add_row(r.job, r.status, f"{r.seconds:.0f}", str(r.rows_in), str(r.rows_out))
     return section("Jobs", runs)
 
 

@@ -76,6 +76,7 @@ class RunRecord:
     message: str
     output_versions: dict[str, int | None]
     details: dict
+    seconds: float
 
 
 def new_run_id(job: str, now: dt.datetime) -> str:
@@ -149,7 +150,7 @@ def _run_locked(job: Job, spark, conf: Conf, lake: Lake, force: bool, run_id: st
     elif job.skip_when_unchanged and not force and _unchanged(last_success(lake, job.name), conf_hash, inputs, lake, job.outputs):
         status, outcome = "skipped", Outcome(message="inputs and conf keys unchanged since the last successful run")
     else:
-        log.info("%s: run %s started", job.name, run_id)
+        log.info("%s: started (run %s)", job.name, run_id)
         try:
             with lake.all_or_nothing():
                 outcome = job.body(RunContext(spark, ConfView(conf, job.conf_keys, job.name), lake, run_id, started, conf_hash))
@@ -170,7 +171,9 @@ def _run_locked(job: Job, spark, conf: Conf, lake: Lake, force: bool, run_id: st
     except RecsynthError as err:  # e.g. the disk filled up: say so, and what the job itself did
         raise JobFailed(f"job {job.name} {status} (run {run_id}) but could not record its run in {T.OPS_JOB_RUNS}: {err}"
                         + (f"; the job's own error: {error}" if error else "")) from None
-    log.info("%s: %s in %.1fs (%s)", job.name, status, (ended - started).total_seconds(), message or "ok")
+    seconds = (ended - started).total_seconds()
+    log.info("%s: %s in %.1fs (%s)", job.name, status, seconds, message or "ok")
     if status == "failed":
         raise JobFailed(f"job {job.name} failed (run {run_id}); its tables were left at their previous versions: {error}")
-    return RunRecord(run_id, job.name, status, outcome.rows_in, outcome.rows_out, message, output_versions, outcome.details)
+    return RunRecord(run_id, job.name, status, outcome.rows_in, outcome.rows_out, message, output_versions, outcome.details,
+                     seconds)
