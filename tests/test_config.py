@@ -158,3 +158,30 @@ def test_recommender_settings_are_checked():
         with pytest.raises(ConfigError) as err:
             load_conf("local", [override], CONF)
         assert expected in str(err.value), (override, str(err.value))
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("sources.online_retail.events.event_type=return", "event_type 'return' is not canonical"),
+    ("sources.online_retail.events.returns.column=invoice", "returns.column 'invoice' is not a canonical event column"),
+    ("sources.online_retail.events.returns.column=brand", "returns.column 'brand' is not a canonical event column"),
+    ("sources.online_retail.events.returns.column=event_type", "returns.column 'event_type' is not mapped in columns"),
+    ("sources.online_retail.events.returns.pattern=^C(", "returns.pattern: pattern '^C(' does not compile"),
+    ("sources.online_retail.not_a_product=[POST, '[']", "not_a_product: pattern '[' does not compile"),
+    ("sources.online_retail.events.event_types={x: purchase}", "exclude each other"),
+    ("sources.online_retail.clean.duplicates=row", "sources.online_retail.clean.duplicates"),
+    ("sources.online_retail.clean.bots.max_events_per_minute=0", "greater than or equal to 1"),
+])
+def test_transaction_export_keys_are_checked_before_spark_starts(override, expected):
+    with pytest.raises(ConfigError) as err:
+        load_conf("local", [override], CONF)
+    assert expected in str(err.value)
+
+
+def test_an_event_type_is_mapped_or_constant():
+    with pytest.raises(ConfigError, match="events need an event type"):
+        load_conf("local", ["sources.online_retail.events.event_type=null"], CONF)
+    with pytest.raises(ConfigError, match="a mapped event_type column needs event_types"):
+        load_conf("local", ["sources.online_retail.events.event_type=null", "sources.online_retail.events.columns.event_type=Country"],
+                  CONF)
+    orders = load_conf("local", ["sources.online_retail.enabled=true"], CONF).sources["online_retail"]
+    assert (orders.events.event_type, orders.events.required_columns) == ("purchase", ("event_time", "user_id", "item_id"))

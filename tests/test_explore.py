@@ -44,17 +44,18 @@ def test_latest_data_quality_keeps_the_newest_run_per_source_and_entity(spark):
     old, new = dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2)
     rows = [
         ("r1", "clean", "rr", "events", "input", None, 10, old), ("r1", "clean", "rr", "events", "accepted", None, 10, old),
-        ("r2", "clean", "rr", "events", "input", None, 12, new), ("r2", "clean", "rr", "events", "accepted", None, 7, new),
+        ("r2", "clean", "rr", "events", "input", None, 15, new), ("r2", "clean", "rr", "events", "accepted", None, 7, new),
         ("r2", "clean", "rr", "events", "duplicate", "exact_duplicate", 2, new),
         ("r2", "clean", "rr", "events", "quarantined", "bad_id", 2, new),
         ("r2", "clean", "rr", "events", "quarantined", "bot", 1, new),
+        ("r2", "clean", "rr", "events", "return", "return", 3, new),
         ("r1", "clean", "rr", "catalog", "input", None, 5, old), ("r1", "clean", "rr", "catalog", "accepted", None, 5, old),
     ]
     latest = explore.latest_data_quality(spark.createDataFrame(rows, DQ))
     expected = spark.createDataFrame(
-        [("clean", "rr", "catalog", "r1", 5, 5, 0, 0), ("clean", "rr", "events", "r2", 12, 7, 2, 3)],
-        "job string, source string, entity string, run_id string, input bigint, accepted bigint, duplicate bigint, "
-        "quarantined bigint")
+        [("clean", "rr", "catalog", "r1", 5, 5, 0, 0, 0), ("clean", "rr", "events", "r2", 15, 7, 3, 2, 3)],
+        "job string, source string, entity string, run_id string, input bigint, accepted bigint, return bigint, "
+        "duplicate bigint, quarantined bigint")
     assertDataFrameEqual(latest, expected)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 import json
 import os
 import types
@@ -23,8 +24,8 @@ ENVIRONMENTS = ("local", "standalone", "databricks")
 ENV_VAR = "RECSYNTH_ENV"
 CONF_DIR_VAR = "RECSYNTH_CONF_DIR"
 CANONICAL_EVENT_TYPES = ("view", "cart", "purchase")
-EVENT_COLUMNS = ("event_time", "user_id", "session_id", "item_id", "event_type", "price", "transaction_id")
-REQUIRED_EVENT_COLUMNS = ("event_time", "user_id", "item_id", "event_type")
+EVENT_COLUMNS = ("event_time", "user_id", "session_id", "item_id", "event_type", "price", "transaction_id", "quantity")
+REQUIRED_EVENT_COLUMNS = ("event_time", "user_id", "item_id")   # and event_type, mapped or constant
 CATALOG_COLUMNS = ("item_id", "category_id", "category_path", "brand", "price", "title", "description", "updated_at")
 CATEGORY_COLUMNS = ("category_id", "parent_id")
 # Sections no job's output depends on: where the lake and its metastore are, Spark tuning, MLflow,
@@ -92,6 +93,11 @@ class RawFileConf(Strict):
     options: dict[str, str] = {}
     columns: dict[str, str]
 
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """The canonical columns that must be in the files (a row without a value is quarantined)."""
+        return self.REQUIRED
+
 
 def _check_columns(columns: dict[str, str], allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
     unknown = sorted(set(columns) - set(allowed))
@@ -102,17 +108,60 @@ def _check_columns(columns: dict[str, str], allowed: tuple[str, ...], required: 
         raise ValueError(f"columns must map {missing} (canonical name: source column)")
 
 
+def _compiled(pattern: str, key: str) -> str:
+    """A regular expression that compiles (Python's re; Spark's Java regex reads the common subset alike)."""
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"{key}: pattern {pattern!r} does not compile: {err}") from None
+    return pattern
+
+
+class ReturnsRule(Strict):
+    """Which rows are returns (they go to silver.returns): those whose canonical `column` matches
+    `pattern`, e.g. an invoice number starting with C."""
+    column: str
+    pattern: str
+
+    @model_validator(mode="after")
+    def _valid(self):
+        if self.column not in EVENT_COLUMNS:
+            raise ValueError(f"returns.column {self.column!r} is not a canonical event column; expected one of "
+                             f"{list(EVENT_COLUMNS)}")
+        _compiled(self.pattern, "returns.pattern")
+        return self
+
+
 class EventsSourceConf(RawFileConf):
     REQUIRED: ClassVar[tuple[str, ...]] = REQUIRED_EVENT_COLUMNS
     time: TimeConf
-    event_types: dict[str, str]
+    event_types: dict[str, str] = {}        # source value: canonical type, for a mapped event_type column
+    event_type: str | None = None           # or one canonical type for every row (an orders export: purchase)
+    returns: ReturnsRule | None = None
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return self.REQUIRED + (("event_type",) if "event_type" in self.columns else ())
 
     @model_validator(mode="after")
     def _valid_mapping(self):
         _check_columns(self.columns, EVENT_COLUMNS, self.REQUIRED)
+        if self.event_type is None and "event_type" not in self.columns:
+            raise ValueError("events need an event type: map a column (columns.event_type and event_types) or set "
+                             f"event_type to one of {list(CANONICAL_EVENT_TYPES)} for every row")
+        if self.event_type is not None and ("event_type" in self.columns or self.event_types):
+            raise ValueError("event_type (one type for every row) and a mapped event_type column "
+                             "(columns.event_type, event_types) exclude each other; keep one")
+        if self.event_type is not None and self.event_type not in CANONICAL_EVENT_TYPES:
+            raise ValueError(f"event_type {self.event_type!r} is not canonical; expected one of {list(CANONICAL_EVENT_TYPES)}")
+        if "event_type" in self.columns and not self.event_types:
+            raise ValueError("a mapped event_type column needs event_types (source value: canonical type)")
         bad = sorted(set(self.event_types.values()) - set(CANONICAL_EVENT_TYPES))
         if bad:
             raise ValueError(f"event_types maps to {bad}; canonical types are {list(CANONICAL_EVENT_TYPES)}")
+        if self.returns is not None and self.returns.column not in self.columns:
+            raise ValueError(f"returns.column {self.returns.column!r} is not mapped in columns "
+                             f"(mapped: {sorted(self.columns)})")
         return self
 
 
@@ -135,17 +184,32 @@ class CategoryTreeConf(RawFileConf):
         return self
 
 
+class BotRules(Strict):
+    max_events_per_minute: int = Field(ge=1)
+    max_events_per_session: int = Field(ge=1)
+
+
+class SourceCleanRules(Strict):
+    """A source's own cleaning rules, where they differ from the clean section's."""
+    bots: BotRules | bool = True        # true: clean.bots; false: no bot rule (an orders export); or own limits
+    duplicates: Literal["event", "source_row"] = "event"
+    # event: the same canonical fields again (exact), or the same user, item and type within
+    #   clean.near_duplicate_seconds (near); source_row: a row equal in every source column, and only that
+
+
 class SourceConf(Strict):
     enabled: bool = True
     id_format: Literal["integer", "string"] = "string"
     events: EventsSourceConf
     catalog: CatalogSourceConf | None = None
     category_tree: CategoryTreeConf | None = None
+    not_a_product: list[str] = []       # item-id patterns of lines that are no product (postage, fees)
+    clean: SourceCleanRules = SourceCleanRules()
 
-
-class BotRules(Strict):
-    max_events_per_minute: int = Field(ge=1)
-    max_events_per_session: int = Field(ge=1)
+    @field_validator("not_a_product")
+    @classmethod
+    def _patterns_compile(cls, patterns):
+        return [_compiled(p, "not_a_product") for p in patterns]
 
 
 class CleanConf(Strict):

@@ -56,13 +56,14 @@ def funnel(events: DataFrame, by: str = T.SOURCE, unit: str = SESSION_ID,
 
 def latest_data_quality(data_quality: DataFrame) -> DataFrame:
     """ops.data_quality reduced to the newest run of each (job, source, entity), one row per
-    source and entity with its input rows and how they ended: accepted, duplicate, quarantined."""
+    source and entity with its input rows and how they ended: accepted, return, duplicate, quarantined."""
     keys = ["job", T.SOURCE, "entity"]
     require_columns(data_quality, "ops.data_quality", [*keys, "run_id", "metric", "rows", MEASURED_AT], ExploreError)
     newest = data_quality.groupBy(*keys).agg(F.max(F.struct(MEASURED_AT, "run_id")).alias("_newest"))
     latest = data_quality.join(newest, keys).where(F.col("run_id") == F.col("_newest.run_id"))
-    return (latest.groupBy(*keys, "run_id").pivot("metric", ["input", "accepted", "duplicate", "quarantined"])
-            .agg(F.sum("rows")).na.fill(0, ["input", "accepted", "duplicate", "quarantined"])
+    outcomes = ["input", "accepted", "return", "duplicate", "quarantined"]
+    return (latest.groupBy(*keys, "run_id").pivot("metric", outcomes)
+            .agg(F.sum("rows")).na.fill(0, outcomes)
             .orderBy(*keys))
 
 

@@ -84,7 +84,7 @@ def read_raw(spark: SparkSession, raw: RawFileConf, paths: list[str]) -> DataFra
     else:
         frame = _read_text(spark, raw, _source_columns(spark, raw, paths), paths)
     absent = {canonical: column for canonical, column in raw.columns.items() if column not in frame.columns}
-    required = sorted(column for canonical, column in absent.items() if canonical in raw.REQUIRED)
+    required = sorted(column for canonical, column in absent.items() if canonical in raw.required_columns)
     if required:
         raise SourceError(f"source {raw.path!r}: column(s) {required} named in conf are not in the files (found {frame.columns})")
     if absent:

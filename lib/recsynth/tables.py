@@ -15,6 +15,7 @@ SILVER_EVENTS = "silver.events"
 SILVER_ITEMS = "silver.items"
 SILVER_CATEGORIES = "silver.categories"
 SILVER_QUARANTINE = "silver.quarantine"
+SILVER_RETURNS = "silver.returns"
 GOLD_INTERACTIONS = "gold.interactions"
 GOLD_USER_FEATURES = "gold.user_features"
 GOLD_ITEM_FEATURES = "gold.item_features"
@@ -113,14 +114,15 @@ def schema_columns(ddl: str) -> tuple[tuple[str, str], ...]:
 _BRONZE = ("the source's raw columns mapped to its entity's canonical ones (sources.to_canonical, config.py), "
            "with the lineage columns (source, _raw, _malformed, _file, _ingest_run_id, _ingested_at)")
 _FILES = "(path, fingerprint) in ops.ingested_files"
+_SILVER_EVENTS = ("event_id string, source string, event_time timestamp, user_id string, session_id string, "
+                  "item_id string, event_type string, price double, transaction_id string, quantity int, "
+                  "event_date date, _file string, _ingest_run_id string")
 TABLES = (
     Table(BRONZE_EVENTS, "ingest", APPEND, _FILES, columns=_BRONZE),
     Table(BRONZE_CATALOG, "ingest", APPEND, _FILES, columns=_BRONZE),
     Table(BRONZE_CATEGORY_TREE, "ingest", APPEND, _FILES, columns=_BRONZE),
-    Table(SILVER_EVENTS, "clean", OVERWRITE, None, schema=(
-        "event_id string, source string, event_time timestamp, user_id string, session_id string, "
-        "item_id string, event_type string, price double, transaction_id string, event_date date, "
-        "_file string, _ingest_run_id string")),
+    Table(SILVER_EVENTS, "clean", OVERWRITE, None, schema=_SILVER_EVENTS),
+    Table(SILVER_RETURNS, "clean", OVERWRITE, None, schema=_SILVER_EVENTS),
     Table(SILVER_ITEMS, "clean", OVERWRITE, None, schema=(
         "source string, item_id string, category_id string, category_path array<string>, brand string, "
         "price double, title string, description string, updated_at timestamp, origin string")),

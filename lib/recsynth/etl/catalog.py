@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 from recsynth import tables as T
 from recsynth.config import CleanConf, SourceConf
 from recsynth.etl import reasons as R
-from recsynth.etl.columns import bad_id, blank, canonical_id, parse_event_time, parse_price
+from recsynth.etl.columns import bad_id, blank, canonical_id, not_a_product, parse_event_time, parse_price
 
 LINEAGE = (T.RAW, T.FILE, T.INGEST_RUN_ID, T.INGESTED_AT)
 ITEM_FIELDS = ("item_id", "category_id", "category_path", "brand", "price", "title", "description", "updated_at")
@@ -112,6 +112,7 @@ def parse_items(bronze: DataFrame, source: SourceConf, clean: CleanConf) -> Data
         (blank(F.col("item_id")), R.MISSING_FIELD),
         (bad_id(F.col("item_id"), source.id_format) | bad_id(F.col("category_id"), source.id_format), R.BAD_ID),
         (~blank(F.col("updated_at")) & F.col("t_updated_at").isNull(), R.BAD_TIMESTAMP),
+        (not_a_product(F.col("item_id"), source.not_a_product), R.NOT_A_PRODUCT),
         (~blank(F.col("price")) & (F.col("t_price").isNull() | (F.col("t_price") <= 0) | (F.col("t_price") > clean.max_price)), R.BAD_PRICE),
     ]
     flagged = R.flag_first(typed, checks)

@@ -52,3 +52,12 @@ def bad_id(raw: Column, id_format: str) -> Column:
         return F.lit(False)
     text = F.regexp_replace(F.trim(raw), r"\.0+$", "")
     return ~blank(raw) & ~text.rlike(INTEGER_ID)
+
+
+def not_a_product(raw_item_id: Column, patterns: list[str]) -> Column:
+    """True where the item id matches one of the source's non-product patterns (postage, fees)."""
+    matches = [F.trim(raw_item_id).rlike(pattern) for pattern in patterns]
+    result = F.lit(False)
+    for match in matches:
+        result = result | match
+    return result

@@ -1,7 +1,8 @@
 """Reason codes for rows that are not accepted, and the helper that assigns the first one.
 
 A row keeps the first reason it is given, so every bronze row is counted exactly once:
-accepted (no reason), removed as a duplicate (DUPLICATE_REASONS) or quarantined (the rest).
+accepted (no reason), a return (RETURN: silver.returns), removed as a duplicate
+(DUPLICATE_REASONS) or quarantined (the rest).
 """
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -14,7 +15,10 @@ BAD_ID = "bad_id"
 UNKNOWN_EVENT_TYPE = "unknown_event_type"
 BAD_TIMESTAMP = "bad_timestamp"
 TIME_OUT_OF_RANGE = "time_out_of_range"
+NOT_A_PRODUCT = "not_a_product"
+RETURN = "return"
 BAD_PRICE = "bad_price"
+BAD_QUANTITY = "bad_quantity"
 UNKNOWN_ITEM = "unknown_item"
 UNKNOWN_CATEGORY = "unknown_category"
 MISSING_PARENT = "missing_parent"
@@ -48,9 +52,10 @@ def flag_first(frame: DataFrame, checks: list[tuple[Column, str]]) -> DataFrame:
 
 
 def outcome(reason: Column) -> Column:
-    """accepted | duplicate | quarantined, from the reason column."""
+    """accepted | return | duplicate | quarantined, from the reason column."""
     return (
         F.when(reason.isNull(), F.lit("accepted"))
+        .when(reason == RETURN, F.lit("return"))
         .when(reason.isin(*DUPLICATE_REASONS), F.lit("duplicate"))
         .otherwise(F.lit("quarantined"))
     )

@@ -1,5 +1,5 @@
-"""Clean: bronze -> silver.categories, silver.items, silver.events (sessionized) and
-silver.quarantine, with per-source counts reconciled into ops.data_quality."""
+"""Clean: bronze -> silver.categories, silver.items, silver.events (sessionized), silver.returns
+and silver.quarantine, with per-source counts reconciled into ops.data_quality."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from recsynth import tables as T
 from recsynth.etl import catalog as C
 from recsynth.etl import reasons as R
-from recsynth.etl.clean_events import accepted_events, classify_events, parse_events
+from recsynth.etl.clean_events import accepted_events, classify_events, parse_events, returned_events
 from recsynth.reporting import quality
 from recsynth.runtime.runs import Job, Outcome, RunContext
 
@@ -90,6 +90,7 @@ def clean(ctx: RunContext) -> Outcome:
     lake.overwrite(T.SILVER_CATEGORIES, good_categories)
     lake.overwrite(T.SILVER_ITEMS, silver_items)
     lake.overwrite(T.SILVER_EVENTS, silver_events)
+    lake.overwrite(T.SILVER_RETURNS, returned_events(events))
     lake.overwrite(T.SILVER_QUARANTINE, quarantine)
     lake.append(T.OPS_DATA_QUALITY, quality.to_frame(spark, dq_rows, ctx.run_id, "clean", ctx.started_at))
     for frame in persisted:
@@ -102,7 +103,8 @@ def clean(ctx: RunContext) -> Outcome:
             accepted[r[1]] += r[4]
     quarantined = sum(r[4] for r in dq_rows if r[2] == "quarantined")
     duplicates = sum(r[4] for r in dq_rows if r[2] == "duplicate")
-    message = f"accepted {accepted}, quarantined {quarantined}, duplicates removed {duplicates}"
+    returns = sum(r[4] for r in dq_rows if r[2] == "return")
+    message = f"accepted {accepted}, returns {returns}, quarantined {quarantined}, duplicates removed {duplicates}"
     return Outcome(rows_in=rows_in, rows_out=accepted.get("events", 0), message=message, details={"data_quality": dq_rows})
 
 
@@ -110,8 +112,8 @@ CLEAN = Job(
     name="clean",
     inputs=(T.BRONZE_EVENTS,),
     optional_inputs=(T.BRONZE_CATALOG, T.BRONZE_CATEGORY_TREE),
-    outputs=(T.SILVER_CATEGORIES, T.SILVER_ITEMS, T.SILVER_EVENTS, T.SILVER_QUARANTINE),
+    outputs=(T.SILVER_CATEGORIES, T.SILVER_ITEMS, T.SILVER_EVENTS, T.SILVER_RETURNS, T.SILVER_QUARANTINE),
     conf_keys=("sources", "clean"),
     body=clean,
-    description="bronze -> silver (dedup, types, time zones, bots, broken references; rejects to quarantine)",
+    description="bronze -> silver (dedup, types, time zones, bots, broken references, returns; rejects to quarantine)",
 )

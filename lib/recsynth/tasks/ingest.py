@@ -72,7 +72,8 @@ def ingest(ctx: RunContext) -> Outcome:
             table = T.BRONZE_TABLE_OF_ENTITY[entity]
             try:
                 canonical = to_canonical(read_raw(spark, raw, [f["path"] for f in fresh]), raw.columns, CANONICAL_COLUMNS[entity], source_name)
-                lake.append(table, with_lineage(canonical, ctx.run_id, ctx.started_at))
+                # add_columns: a lake ingested before a canonical column existed (quantity) takes it on
+                lake.append(table, with_lineage(canonical, ctx.run_id, ctx.started_at), add_columns=True)
             except Exception:
                 _fail_if_changed(spark, raw, fresh)  # the likelier cause, said plainly
                 raise
