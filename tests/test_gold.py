@@ -1,5 +1,6 @@
 """Gold transforms on a hand-made week of events with exact expected values."""
 import datetime as dt
+import math
 
 import pytest
 from pyspark.testing import assertDataFrameEqual
@@ -40,9 +41,10 @@ def items(spark):
 
 def test_interactions(spark, events):
     expected = spark.createDataFrame(
-        [("rr", "rr:u1", "rr:a", 1, 1, 1, 9.0, at(1), at(1, 10, 9)), ("rr", "rr:u1", "rr:b", 1, 0, 0, 1.0, at(1, 10, 10), at(1, 10, 10)),
-         ("rr", "rr:u2", "rr:b", 1, 0, 0, 1.0, at(8), at(8)), ("rr", "rr:u2", "rr:a", 1, 0, 0, 1.0, at(9), at(9))],
-        "source string, user_id string, item_id string, n_views bigint, n_carts bigint, n_purchases bigint, weight double, first_time timestamp, last_time timestamp",
+        [("rr", "rr:u1", "rr:a", 1, 1, 1, 1, 9.0, at(1), at(1, 10, 9)), ("rr", "rr:u1", "rr:b", 1, 0, 0, 0, 1.0, at(1, 10, 10), at(1, 10, 10)),
+         ("rr", "rr:u2", "rr:b", 1, 0, 0, 0, 1.0, at(8), at(8)), ("rr", "rr:u2", "rr:a", 1, 0, 0, 0, 1.0, at(9), at(9))],
+        "source string, user_id string, item_id string, n_views bigint, n_carts bigint, n_purchases bigint, n_units bigint, "
+        "weight double, first_time timestamp, last_time timestamp",
     )
     assertDataFrameEqual(G.interactions(events, WEIGHTS), expected)
 
@@ -82,3 +84,46 @@ def test_splits_absolute_and_quantile(events):
     labels = G.splits(events, G.split_cutoffs(events, quantile.gold)).groupBy("split").count()
     # the cut-offs are the event times at the 60% and 80% quantiles (e4, e5): each starts its split
     assert {r["split"]: r["count"] for r in labels.collect()} == {"train": 3, "validation": 1, "test": 2}
+
+
+ORDERS = EVENTS + ", quantity int"
+CUTOFFS = "source string, validation_start timestamp, test_start timestamp"
+
+
+def order_lines(spark, rows):
+    """(event_id, day, hour, user, invoice, item, event type, price, quantity) -> silver.events rows of source `or`."""
+    return spark.createDataFrame([(e, "or", at(d, h), u, s, i, t, p, at(d, h).date(), q) for e, d, h, u, s, i, t, p, q in rows],
+                                 ORDERS)
+
+
+def test_purchases_weigh_one_their_units_or_one_plus_their_log(spark):
+    lines = order_lines(spark, [("v", 1, 9, "u", "s0", "a", "view", 2.5, 1), ("p1", 1, 10, "u", "i1", "a", "purchase", 2.5, 2),
+                                ("p2", 2, 10, "u", "i2", "a", "purchase", 2.5, 3)])
+    weight = {mode: G.interactions(lines, WEIGHTS, mode).head() for mode in ("one", "units", "log_units")}
+    assert (weight["one"]["n_purchases"], weight["one"]["n_units"]) == (2, 5)
+    assert weight["one"]["weight"] == 1 + 5 + 5
+    assert weight["units"]["weight"] == 1 + 5 * 2 + 5 * 3
+    assert weight["log_units"]["weight"] == pytest.approx(1 + 5 * (1 + math.log(2)) + 5 * (1 + math.log(3)))
+
+
+def test_returns_are_netted_within_their_period_oldest_purchase_first(spark, items):
+    events = order_lines(spark, [
+        ("view", 2, 9, "u", "s0", "a", "view", 2.5, 1),
+        ("p1", 1, 10, "u", "i1", "a", "purchase", 2.5, 2),      # all 2 units go back (r1): leaves gold
+        ("p2", 2, 10, "u", "i2", "a", "purchase", 2.5, 3),      # 2 of 3 go back (r1): 1 left
+        ("p3", 8, 10, "u", "i3", "a", "purchase", 2.5, 1),      # validation: r2 (test) cannot touch it
+        ("pv", 2, 10, "v", "i4", "b", "purchase", 9.0, 5),      # all 5 go back (rv returns 10)
+    ])
+    returns = order_lines(spark, [
+        ("r0", 1, 9, "u", "C1", "a", "purchase", 2.5, 1),       # before any purchase: unmatched
+        ("r1", 3, 10, "u", "C2", "a", "purchase", 2.5, 4),      # 5 bought before it: 4 matched
+        ("r2", 9, 10, "u", "C3", "a", "purchase", 2.5, 1),      # test period, nothing bought then: unmatched
+        ("rv", 4, 10, "v", "C4", "b", "purchase", 9.0, 10),     # 5 bought before it: 5 of 10 matched
+    ])
+    cutoffs = spark.createDataFrame([("or", at(8, 0), at(9, 0))], CUTOFFS)
+    netted, counts = G.net_of_returns(events, returns, cutoffs)
+    assert {r["event_id"]: r["quantity"] for r in netted.collect()} == {"view": 1, "p2": 1, "p3": 1}
+    assert [tuple(r) for r in counts.collect()] == [("or", 4, 2, 16, 9)]
+    sessions = {r["session_id"]: r for r in G.behavior(netted, items).collect()}
+    assert (sessions["i2"]["n_units"], sessions["i2"]["spend"], sessions["i2"]["n_purchases"]) == (1, 2.5, 1)
+    assert G.splits(netted, cutoffs).where("event_id = 'p3'").head()["quantity"] == 1

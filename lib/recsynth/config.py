@@ -242,6 +242,9 @@ class SplitConf(Strict):
 
 class GoldConf(Strict):
     event_weights: dict[Literal["view", "cart", "purchase"], float]
+    # a purchase line weighs event_weights.purchase times: one (1), units (its quantity, net of
+    # returns) or log_units (1 + ln quantity: 48 mugs weigh 4.9 purchases, not 48)
+    purchase_quantity: Literal["one", "units", "log_units"] = "one"
     price_bands: list[float]
     splits: SplitConf
 

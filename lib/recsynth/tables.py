@@ -134,7 +134,7 @@ TABLES = (
         "run_id string, quarantined_at timestamp")),
     Table(GOLD_INTERACTIONS, "gold", OVERWRITE, None, schema=(
         "source string, user_id string, item_id string, n_views bigint, n_carts bigint, n_purchases bigint, "
-        "weight double, first_time timestamp, last_time timestamp")),
+        "n_units bigint, weight double, first_time timestamp, last_time timestamp")),
     Table(GOLD_USER_FEATURES, "gold", OVERWRITE, None, schema=(
         "source string, user_id string, n_events bigint, n_sessions bigint, n_items bigint, n_views bigint, "
         "n_carts bigint, n_purchases bigint, active_days bigint, first_seen timestamp, last_seen timestamp, "
@@ -146,11 +146,11 @@ TABLES = (
     Table(GOLD_BEHAVIOR, "gold", OVERWRITE, None, schema=(
         "source string, session_id string, user_id string, session_start timestamp, start_hour int, "
         "day_of_week string, duration_s double, n_events bigint, n_views bigint, n_carts bigint, "
-        "n_purchases bigint, n_items bigint, n_categories bigint, mean_price double, max_price double, "
+        "n_purchases bigint, n_units bigint, n_items bigint, n_categories bigint, mean_price double, max_price double, "
         "spend double, top_category string, purchased boolean")),
     Table(GOLD_SPLITS, "gold", OVERWRITE, None, schema=(
         "source string, event_id string, user_id string, session_id string, item_id string, "
-        "event_type string, event_time timestamp, split string")),
+        "event_type string, event_time timestamp, quantity int, split string")),
     Table(SYNTHETIC_ENCODED, "synthesize", OVERWRITE, None,
           columns="the transformer's codes of the columns synth.continuous and synth.categorical name (conf)"),
     Table(SYNTHETIC_BEHAVIOR, "synthesize", OVERWRITE, None,

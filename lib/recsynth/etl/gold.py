@@ -13,8 +13,20 @@ from recsynth import tables as T
 from recsynth.config import GoldConf
 
 
+PURCHASE = "purchase"
+
+
 def _count_of(event_type: str):
     return F.sum(F.when(F.col("event_type") == event_type, 1).otherwise(0))
+
+
+def _units(events: DataFrame):
+    """An event's quantity: 1 for frames without one (sources without quantities, synthetic events)."""
+    return F.col("quantity") if "quantity" in events.columns else F.lit(1)
+
+
+def _purchased_units(events: DataFrame):
+    return F.sum(F.when(F.col("event_type") == PURCHASE, _units(events)).otherwise(0))
 
 
 def _type_counts():
@@ -22,18 +34,23 @@ def _type_counts():
     return [_count_of(t).alias(f"n_{t}s") for t in ("view", "cart", "purchase")]
 
 
-def _weight(weights: dict[str, float]):
+def _weight(weights: dict[str, float], units, purchase_quantity: str):
+    """An event's weight: its type's weight; a purchase's times its units (`units`) or
+    1 + ln(units) (`log_units`) where gold.purchase_quantity says so."""
+    by_units = {"one": F.lit(1.0), "units": units.cast("double"), "log_units": 1.0 + F.log(units.cast("double"))}
     expression = F.lit(0.0)
     for event_type, weight in weights.items():
-        expression = F.when(F.col("event_type") == event_type, F.lit(float(weight))).otherwise(expression)
+        scale = by_units[purchase_quantity] if event_type == PURCHASE else F.lit(1.0)
+        expression = F.when(F.col("event_type") == event_type, F.lit(float(weight)) * scale).otherwise(expression)
     return expression
 
 
-def interactions(events: DataFrame, weights: dict[str, float]) -> DataFrame:
-    """One row per (user, item): event counts, a weighted strength, first and last time."""
+def interactions(events: DataFrame, weights: dict[str, float], purchase_quantity: str = "one") -> DataFrame:
+    """One row per (user, item): event counts, purchased units, a weighted strength, first and last time."""
     return events.groupBy(T.SOURCE, "user_id", "item_id").agg(
         *_type_counts(),
-        F.sum(_weight(weights)).alias("weight"),
+        _purchased_units(events).alias("n_units"),
+        F.sum(_weight(weights, _units(events), purchase_quantity)).alias("weight"),
         F.min("event_time").alias("first_time"),
         F.max("event_time").alias("last_time"),
     )
@@ -112,16 +129,17 @@ def behavior(events: DataFrame, items: DataFrame) -> DataFrame:
         F.count(F.lit(1)).alias("n_events"),
         *_type_counts(),
         F.countDistinct("item_id").alias("n_items"),
+        _purchased_units(events).alias("n_units"),
         F.avg("price").alias("mean_price"),
         F.max("price").alias("max_price"),
-        F.sum(F.when(F.col("event_type") == "purchase", F.col("price"))).alias("spend"),
+        F.sum(F.when(F.col("event_type") == PURCHASE, _units(events) * F.col("price"))).alias("spend"),
     )
     return sessions.join(categories, [T.SOURCE, "session_id"]).select(
         T.SOURCE, "session_id", "user_id", "session_start",
         F.hour("session_start").alias("start_hour"),
         F.date_format("session_start", "E").alias("day_of_week"),
         (F.col("_end").cast("double") - F.col("session_start").cast("double")).alias("duration_s"),
-        "n_events", "n_views", "n_carts", "n_purchases", "n_items", "n_categories",
+        "n_events", "n_views", "n_carts", "n_purchases", "n_units", "n_items", "n_categories",
         "mean_price", "max_price", F.coalesce("spend", F.lit(0.0)).alias("spend"),
         "top_category",
         (F.col("n_purchases") > 0).alias("purchased"),
@@ -145,12 +163,54 @@ def split_cutoffs(events: DataFrame, conf: GoldConf) -> DataFrame:
     )
 
 
-def splits(events: DataFrame, cutoffs: DataFrame) -> DataFrame:
-    """Every accepted event labelled train / validation / test by its time."""
+def _with_split(events: DataFrame, cutoffs: DataFrame) -> DataFrame:
+    """`events` with `split`: train / validation / test by the event's time and its source's cut-offs."""
     labelled = events.join(F.broadcast(cutoffs), T.SOURCE, "left")
     split = (
         F.when(F.col("event_time") >= F.col("test_start"), "test")
         .when(F.col("event_time") >= F.col("validation_start"), "validation")
         .otherwise("train")
     )
-    return labelled.select(T.SOURCE, "event_id", "user_id", "session_id", "item_id", "event_type", "event_time", split.alias("split"))
+    return labelled.withColumn("split", split).drop("validation_start", "test_start")
+
+
+def splits(events: DataFrame, cutoffs: DataFrame) -> DataFrame:
+    """Every accepted event labelled train / validation / test by its time."""
+    return _with_split(events, cutoffs).select(T.SOURCE, "event_id", "user_id", "session_id", "item_id", "event_type",
+                                               "event_time", _units(events).alias("quantity"), "split")
+
+
+def net_of_returns(events: DataFrame, returns: DataFrame, cutoffs: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Net purchases of returns: (events, return counts per source).
+
+    A return is matched against the same user's purchases of the item in the same split period,
+    up to the units bought before it; a group's matched units (at most what it bought) are taken
+    from its purchase lines oldest first. A line all of whose units went back leaves the events; a
+    partly returned one keeps the rest as its quantity. Returns with nothing bought before them
+    are counted (unmatched), not netted. Counts: source, return_lines, unmatched_lines,
+    returned_units, netted_units."""
+    key = [T.SOURCE, "user_id", "item_id", "split"]
+    is_return = F.col("_is_return")
+    lines = (_with_split(events.where(F.col("event_type") == PURCHASE), cutoffs)
+             .select(*key, "event_id", "event_time", "quantity", F.lit(False).alias("_is_return"))
+             .unionByName(_with_split(returns, cutoffs)
+                          .select(*key, "event_id", "event_time", "quantity", F.lit(True).alias("_is_return"))))
+    in_time = Window.partitionBy(*key).orderBy("event_time", "_is_return", "event_id")
+    group = Window.partitionBy(*key)
+    bought = F.when(~is_return, F.col("quantity")).otherwise(0)
+    lines = lines.withColumn("_bought_so_far", F.sum(bought).over(in_time.rowsBetween(Window.unboundedPreceding, 0)))
+    matched = F.when(is_return, F.least("quantity", "_bought_so_far"))
+    lines = lines.withColumn("_netted", F.least(F.coalesce(F.sum(matched).over(group), F.lit(0)), F.sum(bought).over(group)))
+    taken = F.least(F.greatest(F.col("_netted") - (F.col("_bought_so_far") - F.col("quantity")), F.lit(0)), F.col("quantity"))
+    lines = lines.withColumn("_taken", F.when(~is_return, taken))
+    left = lines.where(~is_return & (F.col("_taken") > 0)).select("event_id", (F.col("quantity") - F.col("_taken")).alias("_left"))
+    netted = (events.join(left, "event_id", "left")
+              .withColumn("quantity", F.coalesce(F.col("_left").cast("int"), "quantity")).drop("_left")
+              .where(F.col("quantity") > 0))
+    counts = lines.groupBy(T.SOURCE).agg(
+        F.sum(is_return.cast("long")).alias("return_lines"),
+        F.sum((is_return & (F.col("_bought_so_far") == 0)).cast("long")).alias("unmatched_lines"),
+        F.sum(F.when(is_return, F.col("quantity")).otherwise(0)).cast("long").alias("returned_units"),
+        F.sum(F.when(~is_return, F.col("_taken")).otherwise(0)).cast("long").alias("netted_units"),
+    ).where(F.col("return_lines") > 0)
+    return netted, counts

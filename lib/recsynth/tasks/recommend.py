@@ -125,16 +125,18 @@ def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     version = ctx.run_id
     data_version = lake.version(T.GOLD_SPLITS)
     catalogue_version = lake.version(T.GOLD_ITEM_FEATURES)
-    events = keep(lake.read(T.GOLD_SPLITS, version=data_version)
-                  .select(T.SOURCE, USER_ID, ITEM_ID, EVENT_TYPE, EVENT_TIME, SPLIT))
+    splits = lake.read(T.GOLD_SPLITS, version=data_version)
+    quantity = ["quantity"] if "quantity" in splits.columns else []  # gold.splits of lakes built before quantities
+    events = keep(splits.select(T.SOURCE, USER_ID, ITEM_ID, EVENT_TYPE, EVENT_TIME, *quantity, SPLIT))
     catalogue = keep(lake.read(T.GOLD_ITEM_FEATURES, version=catalogue_version))
     fit_events = events.where(F.col(SPLIT).isin(*conf.fit_splits))
     weights = dict(ctx.conf.gold.event_weights)
+    purchase_quantity = ctx.conf.gold.purchase_quantity
     stage = Stages("recommend")
 
     # --- what every model shares: the fit pairs, the eligible catalogue, the rules --------------
     with stage("inputs", "preparing interactions, the eligible catalogue and the evaluation truth"):
-        fit_pairs = keep(interactions(fit_events, weights).select(USER_ID, ITEM_ID, WEIGHT))
+        fit_pairs = keep(interactions(fit_events, weights, purchase_quantity).select(USER_ID, ITEM_ID, WEIGHT))
         eligible = keep(topn.eligible_items(catalogue.select(ITEM_ID), catalogue, categories=conf.categories))
         catalogue_items = eligible.count()
         if not catalogue_items:
@@ -251,7 +253,7 @@ def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
         users = events.select(USER_ID).distinct()
         excluded_now = rules.exclusions(events, purchased=conf.exclude_purchased, viewed=conf.exclude_viewed)
         excluded_now = keep(excluded_now) if excluded_now is not None else None
-        popular_now = keep(_popular(item_popularity(interactions(events, weights)), catalogue, conf.categories))
+        popular_now = keep(_popular(item_popularity(interactions(events, weights, purchase_quantity)), catalogue, conf.categories))
         histories_now = feat.known_histories(feat.user_histories(events, vocabularies, conf.history_length))
         own = keep(topn.top_n(user_vectors(spark, model_weights, params, histories_now, vocab_sizes=vocab_sizes),
                               item_vecs, excluded_now, conf.k, block_rows=block_rows))
@@ -293,7 +295,7 @@ RECOMMEND = Job(
     inputs=(T.GOLD_SPLITS, T.GOLD_ITEM_FEATURES),
     optional_inputs=(T.SYNTHETIC_BEHAVIOR,),
     outputs=(T.RECS_TRAINING_EXAMPLES, T.RECS_METRICS, T.RECS_TOP_N, T.RECS_SIMILAR_ITEMS),
-    conf_keys=("recs", "gold.event_weights"),
+    conf_keys=("recs", "gold.event_weights", "gold.purchase_quantity"),
     body=recommend,
     description="train and evaluate the recommender and its baselines, write recs.metrics, recs.top_n and "
                 "recs.similar_items",
