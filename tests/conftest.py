@@ -42,6 +42,8 @@ def lake_overrides(base: Path) -> list[str]:
         f"sources.retailrocket.category_tree.path={DATA}/retailrocket/category_tree.csv",
         f"sources.rees46.events.path={DATA}/rees46/*.csv",
         f"sources.rees46.catalog.path={DATA}/rees46/*.csv",
+        f"sources.online_retail.events.path={DATA}/online_retail/*.csv.gz",
+        f"sources.online_retail.catalog.path={DATA}/online_retail/*.csv.gz",
     ]
 
 
