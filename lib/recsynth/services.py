@@ -115,7 +115,7 @@ def start(service: Service, folder: Path) -> ServiceState:
         process = subprocess.Popen(service.command, stdout=log_stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env={**os.environ, **service.env}, start_new_session=True)
     _pid_file(folder, service.name).write_text(str(process.pid))
-    log.info("%s: starting on %s:%s (pid %s, log %s)", service.name, service.host, service.port, process.pid, log_path)
+    log.debug("%s: starting on %s:%s (pid %s, log %s)", service.name, service.host, service.port, process.pid, log_path)
     deadline = time.monotonic() + service.start_timeout_s
     while not listening(service.host, service.port):
         if process.poll() is not None:

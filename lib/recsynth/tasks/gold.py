@@ -26,7 +26,7 @@ def _net_of_returns(lake, events, cutoffs, key) -> tuple:
     returns = pseudonymise(lake.read(T.SILVER_RETURNS), PERSONAL_IDS, key)
     netted, counts = G.net_of_returns(events, returns, cutoffs)
     totals = counts.agg(*[F.sum(c).alias(c) for c in counts.columns if c != T.SOURCE]).head()
-    log.info("returns: %d line(s), %d of them unmatched (nothing bought before them in their period); "
+    log.debug("returns: %d line(s), %d of them unmatched (nothing bought before them in their period); "
              "%d of %d returned unit(s) netted against purchases", totals["return_lines"], totals["unmatched_lines"],
              totals["netted_units"], totals["returned_units"])
     return netted, (f"; returns: {totals['return_lines']} lines, {totals['unmatched_lines']} unmatched, "

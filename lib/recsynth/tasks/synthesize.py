@@ -146,7 +146,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     checkpoints.clear(checkpoint_uri)  # the versioned model is the durable result now
     return Outcome(rows_in=training_rows, rows_out=published_rows,
                    message=f"model {version}: quality {scores.overall:.3f}, ML efficacy {efficacy.auc_ratio:.2f}, "
-                           f"DCR ratio {report.dcr_ratio:.2f}, membership AUC {report.membership_auc:.2f}; report {report_uri}")
+                           f"DCR ratio {report.dcr_ratio:.2f}, membership AUC {report.membership_auc:.2f}")  # the report: synthetic.quality
 
 
 SYNTHESIZE = Job(
