@@ -77,11 +77,14 @@ def jobs_section(records) -> Panel:
 
 
 def tables_section(written: list[tuple[str, int, int]]) -> Panel:
-    """(table, version, rows) of each table the run wrote."""
-    table = Table(_name("table"), _number("version"), _number("rows"), **COMPACT)
-    for name, version, rows in written:
-        table.add_row(name, str(version), str(rows))
-    return section("Tables written", table)
+    """(table, version, rows) of each table the run wrote, as rows in two columns of tables (read
+    down, then across) so that a whole lake fits a short screen; versions are in ops.job_runs and
+    `recsynth status`."""
+    table = Table(_name("table"), _number("rows"), Column("", width=2), _name("table"), _number("rows"), **COMPACT)
+    half = -(-len(written) // 2)
+    for left, right in zip(written[:half], [*written[half:], None]):
+        table.add_row(left[0], str(left[2]), "", *((right[0], str(right[2])) if right else ("", "")))
+    return section("Tables written (rows)", table)
 
 
 def quarantine_counts(quarantine: DataFrame, *keys: str) -> DataFrame:

@@ -30,7 +30,9 @@ def run_on_ranks(spark, rank_fn: Callable[..., Any], num_proc: int, start_timeou
         raise TrainingError(f"train.num_proc={num_proc} but the cluster offers {slots} task slot(s); "
                             "lower num_proc or add executors/cores (each rank needs one task slot)")
     for attempt in range(1, attempts + 1):
-        log.info("starting %d Horovod rank(s) in Spark tasks (try %d of %d)", num_proc, attempt, attempts)
+        # the first try is what the stage's own line says; a retry is news
+        log.log(logging.DEBUG if attempt == 1 else logging.INFO, "starting %d Horovod rank(s) in Spark tasks (try %d of %d)",
+                num_proc, attempt, attempts)
         try:
             return horovod.spark.run(rank_fn, kwargs=kwargs or {}, num_proc=num_proc, start_timeout=start_timeout_s,
                                      use_gloo=True, verbose=0)

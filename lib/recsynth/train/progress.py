@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 PROGRESS = "progress.json"
 
 
-def console_level(epoch: int, epochs: int, lines: int = 5) -> int:
+def console_level(epoch: int, epochs: int, lines: int = 3) -> int:
     """The level of an epoch's log record: INFO (console and log file) for the first, every
     epochs/lines-th and the last epoch, DEBUG (log file only) for the rest, so a long training
     shows its progress in a handful of console lines."""
