@@ -112,13 +112,13 @@ def test_lake_quality_notebook(pipeline_lake, execute):
 
     for name in (T.SILVER_EVENTS, T.SILVER_QUARANTINE, T.OPS_JOB_RUNS, T.SYNTHETIC_BEHAVIOR, T.RECS_TOP_N):
         assert f"table {name}: version {lake.version(name)}, {lake.read(name).count()} rows" in text
-    assert len(lines(text, "table ")) == 22  # every table the pipeline writes
+    assert len(lines(text, "table ")) == 23  # every table the pipeline writes
 
     assert sorted(lines(text, "quarantined ")) == sorted(
         f"quarantined retailrocket/events/{reason}: {rows}" for reason, rows in PLANTED_QUARANTINE.items())
     accepted = lake.read(T.SILVER_EVENTS).where("source = 'retailrocket'").count()
     duplicates = 3000 - accepted  # the slice's rows that are not accepted are duplicates (test_pipeline)
-    assert (f"data quality retailrocket/events: input 3004, accepted {accepted}, duplicate {duplicates}, "
+    assert (f"data quality retailrocket/events: input 3004, accepted {accepted}, return 0, duplicate {duplicates}, "
             f"quarantined 4, reconciles True") in text
     assert len(lines(text, "data quality ")) == 4 and "reconciles False" not in text
 

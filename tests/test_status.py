@@ -110,7 +110,8 @@ def test_status_after_ingest_and_clean(etl):
 
     assert {t.name: (t.version, t.rows) for t in status.tables if t.exists} == etl["truth"]
     assert set(etl["truth"]) == {T.BRONZE_EVENTS, T.BRONZE_CATEGORY_TREE, T.OPS_INGESTED_FILES, T.SILVER_CATEGORIES,
-                                 T.SILVER_ITEMS, T.SILVER_EVENTS, T.SILVER_QUARANTINE, T.OPS_JOB_RUNS, T.OPS_DATA_QUALITY}
+                                 T.SILVER_ITEMS, T.SILVER_EVENTS, T.SILVER_RETURNS, T.SILVER_QUARANTINE, T.OPS_JOB_RUNS,
+                                 T.OPS_DATA_QUALITY}
     assert all(t.version is None and t.rows is None and t.modified_at is None for t in status.tables if not t.exists)
     tables = {t.name: t for t in status.tables}
     assert tables[T.SILVER_EVENTS].rows == records["clean"].rows_out
