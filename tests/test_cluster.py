@@ -110,7 +110,7 @@ def submitted(tmp_path_factory):
         f" spark.eventLog.enabled: 'true', spark.eventLog.dir: '{events}'}}"]]
     with standalone_cluster(base) as env:
         pipeline = Submission(options, env, base / "pipeline.log")
-        pipeline.wait_for("clean: run ")
+        pipeline.wait_for("clean: started")
         killed_in_clean = _kill_a_busy_executor(base, ui_port)
         pipeline.wait_for(f"GAN epoch 1/{GAN_EPOCHS}")  # the first epoch reaches the console
         killed_in_training = _kill_a_busy_executor(base, ui_port)
