@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from recsynth import tables as T
 from recsynth.config import CleanConf, SourceConf
 from recsynth.etl import reasons as R
-from recsynth.etl.columns import INTEGER_ID, bad_id, blank, canonical_id, not_a_product, parse_event_time, parse_price
+from recsynth.etl.columns import INTEGER_ID, any_of, bad_id, blank, canonical_id, not_a_product, parse_event_time, parse_price
 
 EVENT_FIELDS = ("event_time", "user_id", "session_id", "item_id", "event_type", "price", "transaction_id", "quantity")
 LINEAGE = (T.RAW, T.FILE, T.INGEST_RUN_ID, T.INGESTED_AT)
@@ -59,7 +59,7 @@ def parse_events(bronze: DataFrame, source: SourceConf, clean: CleanConf, now) -
     is_return = F.lit(False) if events.returns is None else F.trim(F.col(events.returns.column)).rlike(events.returns.pattern)
     checks = [
         (F.col(T.MALFORMED), R.MALFORMED_ROW),
-        (_any([blank(F.col(c)) for c in required]), R.MISSING_FIELD),
+        (any_of([blank(F.col(c)) for c in required]), R.MISSING_FIELD),
         (bad_id(F.col("user_id"), source.id_format) | bad_id(F.col("item_id"), source.id_format), R.BAD_ID),
         (F.col("t_event_type").isNull(), R.UNKNOWN_EVENT_TYPE),
         (F.col("t_event_time").isNull(), R.BAD_TIMESTAMP),
@@ -89,13 +89,6 @@ def parse_events(bronze: DataFrame, source: SourceConf, clean: CleanConf, now) -
         F.lit(bots.max_events_per_minute if bots else None).cast("int").alias(MAX_PER_MINUTE),
         F.lit(bots.max_events_per_session if bots else None).cast("int").alias(MAX_PER_SESSION),
     )
-
-
-def _any(conditions):
-    result = conditions[0]
-    for condition in conditions[1:]:
-        result = result | condition
-    return result
 
 
 def flag_unknown_items(events: DataFrame, known_items: DataFrame, checked_sources: list[str]) -> DataFrame:

@@ -1,4 +1,7 @@
 """Column-level parsing shared by the cleaning transforms: Column in, Column out."""
+from functools import reduce
+from operator import or_
+
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
@@ -54,10 +57,11 @@ def bad_id(raw: Column, id_format: str) -> Column:
     return ~blank(raw) & ~text.rlike(INTEGER_ID)
 
 
+def any_of(conditions: list[Column]) -> Column:
+    """True where any condition holds (false for none)."""
+    return reduce(or_, conditions, F.lit(False))
+
+
 def not_a_product(raw_item_id: Column, patterns: list[str]) -> Column:
     """True where the item id matches one of the source's non-product patterns (postage, fees)."""
-    matches = [F.trim(raw_item_id).rlike(pattern) for pattern in patterns]
-    result = F.lit(False)
-    for match in matches:
-        result = result | match
-    return result
+    return any_of([F.trim(raw_item_id).rlike(pattern) for pattern in patterns])
