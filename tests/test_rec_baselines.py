@@ -1,10 +1,14 @@
 """Recommendation baselines on tiny planted interactions whose answers can be worked out by hand."""
+import datetime as dt
+
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from recsynth.errors import RecommenderError
-from recsynth.rec.baselines import als, cooccurrence, cooccurrence_counts, fit_als, popularity
+from recsynth.rec.baselines import (
+    als, cooccurrence, cooccurrence_counts, fit_als, popular_per_source, popularity, recent,
+)
 
 pytestmark = pytest.mark.spark
 
@@ -170,3 +174,34 @@ def test_bad_input(spark, shop, call, message):
     with pytest.raises(RecommenderError) as error:
         call(shop, users_of(spark, "u1"))
     assert message in str(error.value)
+
+
+def test_recent_lists_the_users_own_items_newest_first_then_most_used(spark):
+    history = spark.createDataFrame([
+        ("u1", "a", 1.0, "2026-01-01 10:00:00"), ("u1", "b", 3.0, "2026-01-03 10:00:00"),
+        ("u1", "c", 1.0, "2026-01-03 10:00:00"), ("u1", "d", 9.0, "2026-01-02 10:00:00"),
+        ("u1", "a", 1.0, "2026-01-01 09:00:00"),                   # a second row of a pair: one candidate
+        ("u2", "x", 1.0, "2026-01-05 10:00:00"), ("u3", "y", 1.0, "2026-01-05 10:00:00"),
+    ], "user_id string, item_id string, weight double, last_time string").withColumn(
+        "last_time", F.to_timestamp("last_time"))
+    exclusions = spark.createDataFrame([("u1", "c")], "user_id string, item_id string")
+    items = spark.createDataFrame([(i,) for i in "abcdx"], "item_id string")
+    recs = recent(history, users_of(spark, "u1", "u2", "u3", "u4"), 3, exclusions=exclusions, items=items)
+    at = lambda text: dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc).timestamp()  # noqa: E731
+    # u1: b (newest, and heavier than c at the same time, but c is excluded anyway), d, a; u3's y is not
+    # in the catalogue; u4 has no history
+    expected = spark.createDataFrame([
+        ("u1", 1, "b", at("2026-01-03T10:00:00")), ("u1", 2, "d", at("2026-01-02T10:00:00")),
+        ("u1", 3, "a", at("2026-01-01T10:00:00")), ("u2", 1, "x", at("2026-01-05T10:00:00")),
+    ], RECS)
+    assertDataFrameEqual(recs, expected)
+    tied = recent(history, users_of(spark, "u1"), 2)
+    assert [r["item_id"] for r in tied.orderBy("rank").collect()] == ["b", "c"]   # same time: the heavier first
+
+
+def test_popular_per_source_counts_distinct_users_within_each_source(spark):
+    train = spark.createDataFrame([
+        ("s1", "u1", "a"), ("s1", "u1", "a"), ("s1", "u2", "a"), ("s1", "u2", "b"), ("s2", "v1", "x"),
+    ], "source string, user_id string, item_id string")
+    assertDataFrameEqual(popular_per_source(train), spark.createDataFrame(
+        [("s1", "a", 2.0), ("s1", "b", 1.0), ("s2", "x", 1.0)], "source string, item_id string, score double"))

@@ -191,3 +191,19 @@ def test_bad_inputs_name_the_problem(spark):
     for call, message in cases:
         with pytest.raises(RecommenderError, match=message):
             call()
+
+
+def test_each_source_fills_up_from_its_own_popular_items(spark):
+    own = _frame(spark, [("r1", 1, "r:x", 0.9), ("e1", 1, "e:x", 0.8), ("z1", 1, "z:x", 0.7)], TOP)
+    users = _frame(spark, [("r1", "rr"), ("r2", "rr"), ("e1", "ee"), ("z1", "zz")], "user_id string, source string")
+    popular = _frame(spark, [("rr", "r:p1", 5.0), ("rr", "r:p2", 4.0), ("ee", "e:p1", 9.0), ("ee", "e:p2", 1.0)],
+                     "source string, item_id string, score double")
+    exclusions = _frame(spark, [("r2", "r:p1")], PAIRS)
+
+    actual = topn.with_source_fallback(own, users, popular, 2, exclusions)
+
+    # rees-like users never get the other shop's items, whatever their popularity; a source without
+    # popular items (zz) keeps its own lists unfilled
+    expected = [("r1", 1, "r:x", 0.9), ("r1", 2, "r:p1", 5.0), ("r2", 1, "r:p2", 4.0),
+                ("e1", 1, "e:x", 0.8), ("e1", 2, "e:p1", 9.0), ("z1", 1, "z:x", 0.7)]
+    assertDataFrameEqual(actual, _frame(spark, expected, TOP))

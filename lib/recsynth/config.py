@@ -340,6 +340,27 @@ class CooccurrenceConf(Strict):
     min_count: int = Field(ge=1)            # pairs seen by fewer users are dropped
 
 
+class ItemKnnConf(Strict):
+    max_neighbours: int = Field(ge=1)       # the closest items kept per item
+
+
+class EaseConf(Strict):
+    max_items: int = Field(ge=1)            # the items with the most fit users; the Gram matrix is this squared
+    l2: list[float] = Field(min_length=1)   # regularisations tried on the validation period (the first without one)
+    max_neighbours: int = Field(ge=1)       # the largest weights kept per item
+
+    @model_validator(mode="after")
+    def _positive(self):
+        if any(value <= 0 for value in self.l2):
+            raise ValueError(f"l2 values must be > 0, got {self.l2}")
+        return self
+
+
+class ExclusionConf(Strict):
+    purchased: bool
+    viewed: bool = False
+
+
 class AugmentationConf(Strict):
     """Also train the two-tower on real + synthetic interactions (from synthetic.behavior) and
     evaluate it beside the real-only model: does the synthetic data help?"""
@@ -363,8 +384,13 @@ class RecsConf(Strict):
     evaluation_split: Literal["train", "validation", "test"]
     truth_event_types: list[Literal["view", "cart", "purchase"]] = Field(min_length=1)
     evaluate_users: Literal["warm", "all"]
-    exclude_purchased: bool
+    validation_split: Literal["train", "validation", "test"] | None = None
+    exclude_purchased: bool | None = None
     exclude_viewed: bool
+    exclusions_by_source: dict[str, ExclusionConf] = Field(default_factory=dict)
+    serve: str = "auto"
+    bootstrap_replicates: int = Field(ge=1)
+    history_items: int = Field(ge=1)
     categories: list[str] | None = None
     history_length: int = Field(ge=1)
     max_items: int = Field(ge=1)
@@ -375,6 +401,8 @@ class RecsConf(Strict):
     two_tower: TwoTowerConf
     als: AlsConf
     cooccurrence: CooccurrenceConf
+    itemknn: ItemKnnConf
+    ease: EaseConf
     augmentation: AugmentationConf
     similar_items: SimilarItemsConf
     top_n: TopNConf
@@ -392,6 +420,11 @@ class RecsConf(Strict):
         if self.evaluation_split in self.fit_splits:
             raise ValueError(f"evaluation_split {self.evaluation_split!r} is also in fit_splits "
                              f"{list(self.fit_splits)}: the models would be evaluated on what they learned")
+        if self.validation_split is not None and (self.validation_split not in self.fit_splits
+                                                  or len(set(self.fit_splits)) < 2):
+            raise ValueError(f"validation_split {self.validation_split!r} must be one of fit_splits "
+                             f"{list(self.fit_splits)} beside at least one other: the models are tuned on it after "
+                             f"fitting on the others, then refitted on all of fit_splits")
         if self.categories is not None and (not self.categories or not all(c.strip() for c in self.categories)):
             raise ValueError("categories must be null (every category) or a non-empty list of non-empty "
                              "category ids or paths")

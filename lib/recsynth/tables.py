@@ -49,7 +49,7 @@ SYNTHETIC_SAMPLES = "synthetic.samples"  # conditional samples (recsynth sample)
 
 RECS_TOP_N = "recs.top_n"  # top-N items per user, by model_version (recsynth.rec.topn)
 RECS_SIMILAR_ITEMS = "recs.similar_items"  # top-N similar items per item, by model_version
-RECS_METRICS = "recs.metrics"  # offline metrics per model and run (recsynth recommend)
+RECS_METRICS = "recs.metrics"  # offline metrics per run, split, model, task and source (recsynth recommend)
 RECS_TRAINING_EXAMPLES = "recs.training_examples"  # the two-tower's training input, read by Horovod ranks through Petastorm
 
 # --- the registry ---------------------------------------------------------------------------
@@ -171,7 +171,8 @@ TABLES = (
     Table(RECS_METRICS, "recommend", APPEND, "run_id", schema=(
         "run_id string, model string, model_version string, training_data_version bigint, evaluation_split string, "
         "k int, precision_at_k double, recall_at_k double, ndcg_at_k double, map_at_k double, hit_rate_at_k double, "
-        "catalogue_coverage double, novelty double, users bigint, catalogue_items bigint, measured_at timestamp")),
+        "catalogue_coverage double, novelty double, users bigint, catalogue_items bigint, measured_at timestamp, "
+        "task string, source string, ndcg_at_k_low double, ndcg_at_k_high double, params string, served boolean")),
     Table(RECS_TOP_N, "recommend", REPLACE_PER_KEY, "model_version", schema=(
         "user_id string, rank int, item_id string, score double, model_version string, generated_at timestamp")),
     Table(RECS_SIMILAR_ITEMS, "recommend", REPLACE_PER_KEY, "model_version", schema=(

@@ -1,5 +1,5 @@
-"""Recommendation baselines any learned recommender has to beat: most popular items, item-to-item
-co-occurrence, and implicit-feedback ALS (Spark MLlib).
+"""Recommendation baselines any learned recommender has to beat: most popular items, the user's
+own recent items, item-to-item co-occurrence, and implicit-feedback ALS (Spark MLlib).
 
 All take `train` = (user_id, item_id, weight) - e.g. gold.interactions of the train split;
 rows repeating a (user, item) pair are summed - and `users` = a frame with a user_id column
@@ -25,7 +25,7 @@ from pyspark.sql.types import NumericType
 
 from recsynth.errors import RecommenderError
 from recsynth.frames import require_columns
-from recsynth.rec.columns import ITEM_ID, RANK, SCORE, USER_ID, WEIGHT, require_positive
+from recsynth.rec.columns import ITEM_ID, LAST_TIME, RANK, SCORE, SOURCE, USER_ID, WEIGHT, require_positive
 
 # Over-fetch cap: candidates beyond k reserved for already-seen items (see `_extra_candidates`).
 MAX_EXTRA_CANDIDATES = 1000
@@ -95,6 +95,40 @@ def popularity(train: DataFrame, users: DataFrame, k: int, exclude_seen: bool = 
     return _ranked(candidates, k, F.col(SCORE).desc(), F.col("_weight").desc())
 
 
+def popular_per_source(train: DataFrame) -> DataFrame:
+    """(source, item_id, score): each source's items by distinct training users (the fallback's
+    input; a user is offered their own source's popular items, never another shop's)."""
+    require_columns(train, "train", (SOURCE, USER_ID, ITEM_ID), RecommenderError)
+    return (train.where(F.col(USER_ID).isNotNull() & F.col(ITEM_ID).isNotNull())
+            .groupBy(SOURCE, ITEM_ID).agg(F.countDistinct(USER_ID).cast("double").alias(SCORE)))
+
+
+def recent(history: DataFrame, users: DataFrame, k: int, *, exclusions: DataFrame | None = None,
+           items: DataFrame | None = None) -> DataFrame:
+    """What a shop's "recently viewed" list shows: each user's own items, the most recent first
+    and, at the same time, the most often used first. `history` is (user_id, item_id, weight,
+    last_time), e.g. gold.interactions; score = the item's last time in epoch seconds. Users
+    without history get no rows; `exclusions` and `items` as in `cooccurrence`."""
+    k = require_positive("k", k)
+    require_columns(history, "history", (USER_ID, ITEM_ID, WEIGHT, LAST_TIME), RecommenderError)
+    candidates = (history.join(_targets(users), USER_ID, "left_semi")
+                  .groupBy(USER_ID, ITEM_ID)
+                  .agg(F.max(LAST_TIME).cast("double").alias(SCORE), F.sum(WEIGHT).alias("_weight")))
+    candidates = _allowed(candidates, exclusions, items)
+    return _ranked(candidates, k, F.col(SCORE).desc(), F.col("_weight").desc())
+
+
+def _allowed(candidates: DataFrame, exclusions: DataFrame | None, items: DataFrame | None) -> DataFrame:
+    """`candidates` (user_id, item_id, ...) without the `exclusions` pairs, within `items`."""
+    if exclusions is not None:
+        require_columns(exclusions, "exclusions", (USER_ID, ITEM_ID), RecommenderError)
+        candidates = candidates.join(exclusions.select(USER_ID, ITEM_ID), [USER_ID, ITEM_ID], "left_anti")
+    if items is not None:
+        require_columns(items, "items", (ITEM_ID,), RecommenderError)
+        candidates = candidates.join(items.select(ITEM_ID), ITEM_ID, "left_semi")
+    return candidates
+
+
 def _bounded_history(pairs: DataFrame, max_items_per_user: int) -> DataFrame:
     """(user_id, item_id): each user's `max_items_per_user` heaviest items (ties: item_id)."""
     heaviest = Window.partitionBy(USER_ID).orderBy(F.col(WEIGHT).desc(), F.col(ITEM_ID).asc())
@@ -129,10 +163,6 @@ def cooccurrence(train: DataFrame, users: DataFrame, k: int, exclude_seen: bool 
     k = require_positive("k", k)
     max_items_per_user = require_positive("max_items_per_user", max_items_per_user)
     min_count = require_positive("min_count", min_count)
-    if exclusions is not None:
-        require_columns(exclusions, "exclusions", (USER_ID, ITEM_ID), RecommenderError)
-    if items is not None:
-        require_columns(items, "items", (ITEM_ID,), RecommenderError)
     pairs = _interactions(train)
     targets = _targets(users)
     counts = cooccurrence_counts(train, max_items_per_user=max_items_per_user).where(F.col("n") >= min_count)
@@ -141,11 +171,7 @@ def cooccurrence(train: DataFrame, users: DataFrame, k: int, exclude_seen: bool 
                   .groupBy(USER_ID, F.col("item_b").alias(ITEM_ID)).agg(F.sum("n").alias(SCORE)))
     if exclude_seen:
         candidates = candidates.join(_seen(pairs, targets), [USER_ID, ITEM_ID], "left_anti")
-    if exclusions is not None:
-        candidates = candidates.join(exclusions.select(USER_ID, ITEM_ID), [USER_ID, ITEM_ID], "left_anti")
-    if items is not None:
-        candidates = candidates.join(items.select(ITEM_ID), ITEM_ID, "left_semi")
-    return _ranked(candidates, k, F.col(SCORE).desc())
+    return _ranked(_allowed(candidates, exclusions, items), k, F.col(SCORE).desc())
 
 
 @dataclass(frozen=True)

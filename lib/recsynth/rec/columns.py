@@ -6,10 +6,12 @@ from numbers import Integral
 
 from recsynth.errors import RecommenderError
 
+SOURCE = "source"
 USER_ID = "user_id"
 ITEM_ID = "item_id"
 SIMILAR_ITEM_ID = "similar_item_id"
 EVENT_TIME = "event_time"
+LAST_TIME = "last_time"          # gold.interactions: the pair's latest event
 EVENT_TYPE = "event_type"
 WEIGHT = "weight"
 RANK = "rank"                       # 1-based position in a user's list

@@ -14,6 +14,7 @@ current catalogue (see `eligible_items`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import numbers
 import re
 from functools import partial
@@ -28,7 +29,9 @@ from pyspark.sql.types import (
 from recsynth import tables as T
 from recsynth.errors import RecommenderError
 from recsynth.frames import require_columns
-from recsynth.rec.columns import GENERATED_AT, ITEM_ID, MODEL_VERSION, RANK, SCORE, USER_ID, VECTOR
+from recsynth.rec.columns import (
+    GENERATED_AT, ITEM_ID, MODEL_VERSION, RANK, RECOMMENDATION_COLUMNS, SCORE, SOURCE, USER_ID, VECTOR,
+)
 from recsynth.rec.columns import require_positive
 from recsynth.train.scoring import score_on_executors
 _EXCLUDED = "_excluded"
@@ -410,3 +413,18 @@ def with_fallback(recommendations: DataFrame, users: DataFrame, popular_items: D
             .select(USER_ID, (F.col(RANK) + F.col("_listed")).cast("int").alias(RANK), ITEM_ID, SCORE)
             .filter(F.col(RANK) <= k))
     return listed.unionByName(fill)
+
+
+def with_source_fallback(recommendations: DataFrame, users: DataFrame, popular_items: DataFrame, k: int,
+                         exclusions: DataFrame | None = None, *, block_rows: int | None = None) -> DataFrame:
+    """`with_fallback` per source: `users` (user_id, source) are filled up from their own source's
+    `popular_items` (source, item_id, score), so no shop's user is offered another shop's items.
+    A source without popular items fills nothing; one row per source reaches the driver."""
+    require_columns(users, "users", {USER_ID: (StringType,), SOURCE: (StringType,)}, RecommenderError)
+    require_columns(popular_items, "popular_items", {SOURCE: (StringType,)}, RecommenderError)
+    sources = [row[SOURCE] for row in popular_items.select(SOURCE).distinct().collect()]
+    lists = [with_fallback(recommendations, users.where(F.col(SOURCE) == source), popular_items
+                           .where(F.col(SOURCE) == source).drop(SOURCE), k, exclusions, block_rows=block_rows)
+             for source in sorted(sources)]
+    unfilled = recommendations.join(users.where(~F.col(SOURCE).isin(*sources)), USER_ID, "left_semi")
+    return functools.reduce(DataFrame.unionByName, lists, unfilled.select(*RECOMMENDATION_COLUMNS))

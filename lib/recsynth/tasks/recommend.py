@@ -1,293 +1,377 @@
-"""Recommend: gold.splits + gold.item_features -> a two-tower retrieval model trained on Horovod
-ranks and three baselines (popularity, item-to-item co-occurrence, implicit ALS), all fitted on
-the same periods (`recs.fit_splits`) and evaluated on the same held-out period
-(`recs.evaluation_split`) -> recs.metrics; then the two-tower's top-N for every user
-(recs.top_n) and its similar items (recs.similar_items), written for this model version.
+"""Recommend: gold.splits + gold.item_features -> every model and baseline (popularity, the user's
+own recent items, co-occurrence, item-kNN, EASE, ALS, the two-tower on Horovod ranks) scored on
+two tasks -> recs.metrics; then the served model's top-N for every user (recs.top_n) and the
+similar items of the best model that has item-to-item scores (recs.similar_items).
 
-Rules, the same for evaluation and serving: no item the user bought (`recs.exclude_purchased`)
-or viewed (`recs.exclude_viewed`), only items of the current catalogue (gold.item_features)
-within `recs.categories`; a user the model knows nothing about gets the most popular items, and
-a list shorter than k is filled up from them; an item that is new and has no known feature is not
-scored by the two-tower (its vector says nothing). At evaluation the users' histories, exclusions
-and popularity come from the fit periods only; for serving, from every event.
+Tasks (`recsynth.rec.rules`): `next` counts every item of the held-out period, repeats included;
+`discovery` only items new to the user. Every mean NDCG has a bootstrap 95% interval over users,
+per source and pooled (source `all`).
 
-Augmentation (`recs.augmentation`): when synthetic.behavior exists, the same two-tower is also
-trained on the real examples plus pseudo-users made from the synthetic sessions
-(`recsynth.rec.augment`) and evaluated beside the real-only model under the same rules, as
-`two_tower_augmented`; the difference is reported whichever way it goes. The real-only model is
-the one served.
+Selection (`recs.validation_split`): the models are fitted on the other fit periods and scored on
+the validation period; EASE's l2 is chosen there per task, and the served model is chosen by a
+challenge in order of complexity on `next` (`recsynth.rec.select`). Every model is then refitted
+on all of `recs.fit_splits` and reported on `recs.evaluation_split`, which chooses nothing. The
+two-tower is trained once, on the fit periods: it is reported, and served only when
+`recs.serve` names it.
 
-Validation: the job tunes no hyper-parameter, so with the default fit_splits [train, validation]
-the validation period is training data and the test period stays the untouched yardstick. To
-tune by hand, set fit_splits [train] and evaluation_split validation, and look at test last.
+Rules, the same for evaluation and serving: exclusions per source (`recs.exclude_purchased`,
+`recs.exclude_viewed`, `recs.exclusions_by_source`), only items of the current catalogue within
+`recs.categories`, and a list shorter than k (a user a model knows nothing about) is filled up
+from the user's own source's most popular items. At evaluation histories, exclusions and
+popularity come from the fit periods; for serving, from every event.
+
+Augmentation (`recs.augmentation`, off by default): when synthetic.behavior exists, the two-tower
+is also trained on the real events plus pseudo-users made from the synthetic sessions
+(`recsynth.rec.augment`) and reported beside it as `two_tower_augmented`.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+from dataclasses import dataclass
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsynth import tables as T
 from recsynth.errors import RecommenderError
 from recsynth.etl.gold import interactions
+from recsynth.rec import rules, topn
+from recsynth.rec.augment import synthetic_events
+from recsynth.rec.baselines import popular_per_source
+from recsynth.rec.columns import EVENT_TIME, EVENT_TYPE, ITEM_ID, MODEL_VERSION, SOURCE, USER_ID
+from recsynth.rec.evaluate import MODEL, NDCG, POOLED, TASK, Yardstick, evaluate
+from recsynth.rec.metrics import item_popularity
+from recsynth.rec.recommenders import Als, Cooccurrence, Ease, History, ItemKnn, Popularity, Recent, Recommender
+from recsynth.rec.rules import DISCOVERY, NEXT, TASKS, Exclusion
+from recsynth.rec.select import best_setting, champion
+from recsynth.rec.two_tower import model_uri, save_model
 from recsynth.runtime.cache import cached_frames
 from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import Tracker, tracked_run
-from recsynth.rec import features as feat
-from recsynth.rec.augment import synthetic_events
-from recsynth.rec import rules
-from recsynth.rec import topn
-from recsynth.rec.baselines import cooccurrence, fit_als
-from recsynth.rec.columns import EVENT_TIME, EVENT_TYPE, ITEM_ID, MODEL_VERSION, SCORE, USER_ID, WEIGHT
-from recsynth.rec.metrics import METRICS, N_USERS, item_popularity, ranking_metrics
-from recsynth.rec.two_tower import (
-    TwoTowerParams, item_vectors, model_uri, params_dict, save_model, train_rank, user_vectors,
-)
-from recsynth.train import checkpoints, progress
-from recsynth.train.launcher import train_on_ranks
-from recsynth.train.shards import check_shardable, current_files
+from recsynth.tasks.recommend_two_tower import TwoTower
+from recsynth.train import checkpoints
 
 log = logging.getLogger(__name__)
 
-MODELS = ("popularity", "cooccurrence", "als", "two_tower")
-AUGMENTED = "two_tower_augmented"   # evaluated too when synthetic.behavior exists (recs.augmentation)
+TWO_TOWER = "two_tower"
+AUGMENTED = "two_tower_augmented"   # reported too when synthetic.behavior exists (recs.augmentation)
 SPLIT = "split"
 METRICS_SCHEMA = T.schema(T.RECS_METRICS)
 
 
-def _train(ctx: RunContext, tracker: Tracker, files: list[str], params: TwoTowerParams, vocab_sizes: dict,
-           checkpoint_uri: str, model: str):
-    """Train on Horovod ranks, reporting each epoch as it ends; rank 0's result and the rows trained on."""
-    prefix = "" if model == "two_tower" else f"{model}."
-
-    def on_epoch(record: dict) -> None:
-        log.log(progress.console_level(record["epoch"], record["epochs"]),
-                "%s epoch %d/%d: loss %.4f (%.1f s)", model, record["epoch"], record["epochs"], record["loss"], record["seconds"])
-        tracker.metrics({f"{prefix}loss": record["loss"], f"{prefix}epoch_seconds": record["seconds"]}, step=record["epoch"])
-
-    return train_on_ranks(ctx.spark, train_rank, {"files": files, "params": params_dict(params), "vocab_sizes": vocab_sizes},
-                          num_proc=ctx.conf.recs.num_proc, attempts=ctx.conf.ops.training_attempts,
-                          checkpoint_uri=checkpoint_uri, checkpoint_every=ctx.conf.recs.checkpoint_every,
-                          on_epoch=on_epoch, model="two-tower")
-
-
-def _fit_two_tower(ctx: RunContext, tracker: Tracker, stage: Stages, model: str, events, vocabularies, indices,
-                   params: TwoTowerParams, vocab_sizes: dict, training_data: list):
-    """`events` (user_id, item_id, event_time) -> training examples in recs.training_examples (the
-    Petastorm shards) -> the two-tower on Horovod ranks; rank 0's result, rows and checkpoint folder."""
-    conf, lake = ctx.conf.recs, ctx.lake
-    with stage(f"examples_{model}", f"writing the training examples of {model}"):
-        examples = feat.training_examples(events, vocabularies, indices, conf.history_length)
-        lake.overwrite(T.RECS_TRAINING_EXAMPLES, examples.repartition(2 * conf.num_proc))
-        files = current_files(lake.read(T.RECS_TRAINING_EXAMPLES))
-    check_shardable(files, conf.num_proc, T.RECS_TRAINING_EXAMPLES)
-    checkpoint_uri = checkpoints.folder(lake.root, "recommender", training_data, vocab_sizes, params_dict(params),
-                                        conf.num_proc)
-    with stage(f"train_{model}", f"training {model} on {conf.num_proc} Horovod rank(s)"):
-        chief, rows = _train(ctx, tracker, files, params, vocab_sizes, checkpoint_uri, model)
-    return chief, rows, checkpoint_uri
-
-
-def _augmentation_events(ctx: RunContext, fit_events, catalogue, keep):
-    """Real fit events plus pseudo-users from synthetic.behavior (user_id, item_id, event_time), and
-    the synthetic table's version; None when augmentation is off or there is no synthetic data."""
-    conf, lake = ctx.conf.recs, ctx.lake
-    if not conf.augmentation.enabled:
-        return None
-    synthetic_version = lake.version(T.SYNTHETIC_BEHAVIOR)
-    if synthetic_version is None:
-        log.warning("recs.augmentation: %s does not exist (run recsynth synthesize); only real data is used",
-                    T.SYNTHETIC_BEHAVIOR)
-        return None
-    real = fit_events.select(USER_ID, ITEM_ID, EVENT_TIME)
-    start = real.agg(F.min(EVENT_TIME)).head()[0]
-    synthetic = keep(synthetic_events(lake.read(T.SYNTHETIC_BEHAVIOR, version=synthetic_version), real, catalogue,
-                                      seed=conf.seed, start_time=start, slots=conf.augmentation.slots,
-                                      max_items_per_session=conf.augmentation.max_items_per_session))
-    counts = synthetic.agg(F.count(F.lit(1)).alias("events"), F.countDistinct(USER_ID).alias("users")).head()
-    log.info("recs.augmentation: %d synthetic events of %d pseudo-users from %s v%d", counts["events"],
-             counts["users"], T.SYNTHETIC_BEHAVIOR, synthetic_version)
-    if not counts["events"]:
-        log.warning("recs.augmentation: no synthetic session matched a catalogue category; only real data is used")
-        return None
-    return real.unionByName(synthetic), synthetic_version
+@dataclass(frozen=True)
+class Period:
+    """Fit periods and the held-out one: the fit history, the yardstick, and the fit period's
+    popularity (per source for the fallback; per item for novelty)."""
+    history: History
+    yardstick: Yardstick
+    popular: DataFrame
+    popularity: DataFrame
+    users: int
 
 
 def recommend(ctx: RunContext) -> Outcome:
     with tracked_run(ctx.conf, "recommend", ctx.run_id) as tracker, cached_frames() as keep:
-        return _recommend(ctx, tracker, keep)
+        return Recommend(ctx, tracker, keep).run()
 
 
-def _recommend(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
-    conf, lake, spark = ctx.conf.recs, ctx.lake, ctx.spark
-    version = ctx.run_id
-    data_version = lake.version(T.GOLD_SPLITS)
-    catalogue_version = lake.version(T.GOLD_ITEM_FEATURES)
-    splits = lake.read(T.GOLD_SPLITS, version=data_version)
-    quantity = ["quantity"] if "quantity" in splits.columns else []  # gold.splits of lakes built before quantities
-    events = keep(splits.select(T.SOURCE, USER_ID, ITEM_ID, EVENT_TYPE, EVENT_TIME, *quantity, SPLIT))
-    catalogue = keep(lake.read(T.GOLD_ITEM_FEATURES, version=catalogue_version))
-    fit_events = events.where(F.col(SPLIT).isin(*conf.fit_splits))
-    weights = dict(ctx.conf.gold.event_weights)
-    purchase_quantity = ctx.conf.gold.purchase_quantity
-    stage = Stages("recommend")
+class Recommend:
+    """One run of the job: inputs, selection on validation, the report on test, serving."""
 
-    # --- what every model shares: the fit pairs, the eligible catalogue, the rules --------------
-    with stage("inputs", "preparing interactions, the eligible catalogue and the evaluation truth"):
-        fit_pairs = keep(interactions(fit_events, weights, purchase_quantity).select(USER_ID, ITEM_ID, WEIGHT))
-        eligible = keep(topn.eligible_items(catalogue.select(ITEM_ID), catalogue, categories=conf.categories))
-        catalogue_items = eligible.count()
-        if not catalogue_items:
+    def __init__(self, ctx: RunContext, tracker: Tracker, keep):
+        self.ctx, self.tracker, self.keep = ctx, tracker, keep
+        self.conf, self.lake = ctx.conf.recs, ctx.lake
+        self.stage = Stages("recommend")
+        self.data_version = self.lake.version(T.GOLD_SPLITS)
+        self.catalogue_version = self.lake.version(T.GOLD_ITEM_FEATURES)
+        self.weights = dict(ctx.conf.gold.event_weights)
+        self.purchase_quantity = ctx.conf.gold.purchase_quantity
+
+    def run(self) -> Outcome:
+        conf, keep = self.conf, self.keep
+        with self.stage("inputs", "preparing the events, the eligible catalogue and the exclusion rules"):
+            splits = self.lake.read(T.GOLD_SPLITS, version=self.data_version)
+            quantity = ["quantity"] if "quantity" in splits.columns else []  # lakes built before quantities
+            self.events = keep(splits.select(SOURCE, USER_ID, ITEM_ID, EVENT_TYPE, EVENT_TIME, *quantity, SPLIT))
+            self.catalogue = keep(self.lake.read(T.GOLD_ITEM_FEATURES, version=self.catalogue_version))
+            self.eligible = keep(topn.eligible_items(self.catalogue.select(SOURCE, ITEM_ID), self.catalogue,
+                                                     categories=conf.categories))
+            self.catalogue_items = self._catalogue_sizes()
+            self.user_sources = keep(self.events.select(USER_ID, SOURCE).distinct())
+            self.rules = rules.source_exclusions(
+                self.events, purchased=conf.exclude_purchased, viewed=conf.exclude_viewed,
+                overrides={s: Exclusion(**rule.model_dump()) for s, rule in conf.exclusions_by_source.items()})
+        self._track_params()
+        chosen, validation_rows = self._select() if conf.validation_split else (self._unselected(), [])
+        test_rows, reported = self._report(chosen)
+        measured_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        rows = [self._metrics_row(row, split, chosen, measured_at) for split, table in
+                ((conf.validation_split, validation_rows), (conf.evaluation_split, test_rows)) for row in table]
+        self.lake.append(T.RECS_METRICS, self.ctx.spark.createDataFrame(rows, METRICS_SCHEMA), add_columns=True)
+        self.tracker.metrics({f"{r[MODEL]}.{r[TASK]}.{r[SOURCE]}.ndcg_at_k": r[NDCG] for r in test_rows
+                              if r[NDCG] is not None})
+        listed = self._serve(reported, chosen)
+        return self._outcome(test_rows, chosen, listed, reported)
+
+    # --- the yardsticks ------------------------------------------------------------------------
+    def _catalogue_sizes(self) -> dict[str, int]:
+        counts = {r[SOURCE]: r["n"] for r in self.eligible.groupBy(SOURCE).agg(F.count(F.lit(1)).alias("n")).collect()}
+        if not counts:
             raise RecommenderError(f"no eligible item: {T.GOLD_ITEM_FEATURES} has no item in recs.categories "
-                                   f"{conf.categories}")
-        fit_users = fit_pairs.select(USER_ID).distinct().count()
-        if not fit_users:
-            raise RecommenderError(f"{T.GOLD_SPLITS} has no event in the fit periods {list(conf.fit_splits)}")
-        fit_popularity = item_popularity(fit_pairs)
-        popular_then = keep(_popular(fit_popularity, catalogue, conf.categories))
-        truth = rules.relevant_items(events.where(F.col(SPLIT) == conf.evaluation_split), conf.truth_event_types)
+                                   f"{self.conf.categories}")
+        return {**counts, POOLED: sum(counts.values())}
+
+    def _history(self, periods: list[str]) -> History:
+        events = self.keep(self.events.where(F.col(SPLIT).isin(*periods)))
+        pairs = self.keep(interactions(events, self.weights, self.purchase_quantity))
+        return History(events=events, pairs=pairs)
+
+    def _period(self, fit_splits: list[str], held_out: str) -> Period:
+        conf, keep = self.conf, self.keep
+        history = self._history(fit_splits)
+        users = history.pairs.select(USER_ID).distinct().count()
+        if not users:
+            raise RecommenderError(f"{T.GOLD_SPLITS} has no event in the fit periods {fit_splits}")
+        truth = rules.relevant_items(self.events.where(F.col(SPLIT) == held_out), conf.truth_event_types)
         if conf.evaluate_users == "warm":
-            truth = truth.join(fit_pairs.select(USER_ID).distinct(), USER_ID, "left_semi")
-        truth = keep(truth)
-        evaluated = keep(truth.select(USER_ID).distinct())
-        excluded_then = rules.exclusions(fit_events, purchased=conf.exclude_purchased, viewed=conf.exclude_viewed)
-        excluded_then = keep(excluded_then) if excluded_then is not None else None
+            truth = truth.join(history.pairs.select(USER_ID).distinct(), USER_ID, "left_semi")
+        truth, seen = keep(truth), keep(rules.seen_items(history.events))
+        excluded = rules.exclusions(history.events, self.rules)
+        excluded = keep(excluded) if excluded is not None else None
+        yardstick = Yardstick(truth={task: keep(rules.task_truth(truth, seen, task)) for task in TASKS},
+                              exclusions={NEXT: excluded, DISCOVERY: keep(rules.task_exclusions(excluded, seen, DISCOVERY))},
+                              user_sources=self.user_sources, k=conf.k)
+        popular = keep(topn.eligible_items(popular_per_source(history.pairs), self.catalogue,
+                                           categories=conf.categories))
+        return Period(history, yardstick, popular, keep(item_popularity(history.pairs)), users)
 
-    # --- the two-tower model: features, Petastorm shards, Horovod training ------------------------
-    with stage("features", "building the vocabularies"):
-        built = feat.build_vocabularies(fit_events, catalogue, max_items=conf.max_items,
-                                        max_values=conf.max_feature_values)
-        vocabularies = feat.Vocabularies(items=keep(built.items),
-                                         features={name: keep(frame) for name, frame in built.features.items()})
-        vocab_sizes = vocabularies.sizes()
-        indices = keep(feat.item_feature_indices(catalogue, vocabularies))
+    def _evaluate(self, models: dict[tuple[str, str], Recommender], period: Period) -> tuple[list[dict], DataFrame]:
+        """Every (label, task)'s lists, filled up per source, scored on `period`'s yardstick."""
+        conf, yardstick = self.conf, period.yardstick
+        lists = {}
+        for (label, task), model in models.items():
+            users = yardstick.users(task)
+            own = model.recommend(users, period.history, conf.k, yardstick.exclusions[task])
+            lists[(label, task)] = self.keep(topn.with_source_fallback(
+                own, users, period.popular, conf.k, yardstick.exclusions[task], block_rows=conf.top_n.block_rows))
+        rows, per_user = evaluate(lists, yardstick, catalogue_items=self.catalogue_items,
+                                  popularity=period.popularity, total_users=period.users,
+                                  replicates=conf.bootstrap_replicates, seed=conf.seed)
+        if not any(r["users"] for r in rows):
+            log.warning("no user to evaluate: nobody in the held-out period had a %s event%s",
+                        "/".join(conf.truth_event_types),
+                        " and events in the fit periods (recs.evaluate_users: warm)" if conf.evaluate_users == "warm"
+                        else "")
+        return rows, per_user
 
-    params = TwoTowerParams(**conf.two_tower.model_dump(), history_length=conf.history_length, seed=conf.seed)
-    tracker.params({**params_dict(params), "num_proc": conf.num_proc, "k": conf.k, "fit_splits": list(conf.fit_splits),
-                    "evaluation_split": conf.evaluation_split, "truth_event_types": list(conf.truth_event_types),
-                    "evaluate_users": conf.evaluate_users, "exclude_purchased": conf.exclude_purchased,
-                    "exclude_viewed": conf.exclude_viewed, "categories": conf.categories, "max_items": conf.max_items,
-                    "max_feature_values": conf.max_feature_values,
-                    **{f"als_{key}": value for key, value in conf.als.model_dump().items()},
-                    **{f"cooccurrence_{key}": value for key, value in conf.cooccurrence.model_dump().items()}})
-    tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": data_version,
-                  "catalogue_version": catalogue_version, "model_version": version, "conf_hash": ctx.fingerprint})
-    training_data = [lake.path(T.GOLD_SPLITS), data_version, lake.path(T.GOLD_ITEM_FEATURES), catalogue_version,
-                     sorted(conf.fit_splits), conf.max_items, conf.max_feature_values, weights]
-    chief, training_rows, checkpoint_uri = _fit_two_tower(ctx, tracker, stage, "two_tower", fit_events, vocabularies,
-                                                          indices, params, vocab_sizes, training_data)
-    model_weights = chief["weights"]
-    scored_items = feat.known_items(indices).join(eligible, ITEM_ID, "left_semi")
-    item_vecs = keep(item_vectors(spark, model_weights, params, scored_items, vocab_sizes=vocab_sizes))
-    models, checkpoint_uris = list(MODELS), [checkpoint_uri]
-    augmented = _augmentation_events(ctx, fit_events, catalogue, keep)
-    if augmented:  # the same model, vocabulary and rules; only the training examples differ
-        augmented_events, synthetic_version = augmented
-        tracker.tags({"synthetic_data": T.SYNTHETIC_BEHAVIOR, "synthetic_data_version": synthetic_version})
-        augmented_chief, augmented_rows, augmented_checkpoint = _fit_two_tower(
-            ctx, tracker, stage, AUGMENTED, augmented_events, vocabularies, indices, params, vocab_sizes,
-            [*training_data, T.SYNTHETIC_BEHAVIOR, synthetic_version, conf.augmentation.model_dump()])
-        augmented_item_vecs = keep(item_vectors(spark, augmented_chief["weights"], params, scored_items,
-                                                vocab_sizes=vocab_sizes))
-        models.append(AUGMENTED)
-        tracker.metrics({f"{AUGMENTED}.training_rows": augmented_rows})
-        checkpoint_uris.append(augmented_checkpoint)
+    # --- the models ------------------------------------------------------------------------------
+    def _baselines(self, l2: float) -> list[Recommender]:
+        conf = self.conf
+        return [Popularity(), Recent(),
+                Cooccurrence(conf.cooccurrence.max_items_per_user, conf.cooccurrence.min_count),
+                ItemKnn(conf.history_items, conf.itemknn.max_neighbours),
+                Ease(conf.history_items, conf.ease.max_items, conf.ease.max_neighbours, l2),
+                Als(**conf.als.model_dump(), seed=conf.seed, block_rows=conf.top_n.block_rows)]
 
-    # --- every model on the same users, rules and truth -------------------------------------------
-    with stage("baselines", "fitting popularity, co-occurrence and ALS"):
-        als = fit_als(fit_pairs, rank=conf.als.rank, reg_param=conf.als.reg_param, alpha=conf.als.alpha,
-                      max_iter=conf.als.max_iter, seed=conf.seed)
-        als_items = topn.eligible_items(als.item_factors, catalogue, categories=conf.categories)
-    block_rows = conf.top_n.block_rows
-    histories_then = feat.known_histories(feat.user_histories(fit_events, vocabularies, conf.history_length))
+    def _select(self) -> dict:
+        """Fit on the fit periods but validation, score on validation: EASE's l2 per task and the
+        served model (unless recs.serve names one)."""
+        conf = self.conf
+        tune_splits = [s for s in conf.fit_splits if s != conf.validation_split]
+        period = self._period(tune_splits, conf.validation_split)
+        with self.stage("fit_validation", f"fitting the baselines on {'+'.join(tune_splits)}"):
+            fitted = [model.fit(period.history, self.eligible, self.keep) for model in self._baselines(conf.ease.l2[0])]
+        ease = next(m for m in fitted if isinstance(m, Ease))
+        variants = {_label(ease.name, l2): ease if l2 == ease.l2 else ease.with_l2(l2, self.keep) for l2 in conf.ease.l2}
+        models = {(m.name, task): m for m in fitted if m is not ease for task in TASKS}
+        models.update({(label, task): variant for label, variant in variants.items() for task in TASKS})
+        with self.stage("validation", f"scoring {len(fitted)} models on the {conf.validation_split} period"):
+            rows, per_user = self._evaluate(models, period)
+            per_user = self.keep(per_user)
+            l2 = {task: variants[best_setting(rows, list(variants), task)].l2 for task in TASKS}
+            candidates = [_label(ease.name, l2[NEXT]) if m is ease else m.name
+                          for m in sorted(fitted, key=lambda m: m.complexity)]
+            served, steps = (conf.serve, []) if conf.serve != "auto" else champion(
+                per_user, candidates, replicates=conf.bootstrap_replicates, seed=conf.seed)
+        for step in steps:
+            log.info("selection on %s: %s %s %s (NDCG@%d difference %+.4f, 95%% interval [%+.4f, %+.4f])",
+                     conf.validation_split, step.challenger, "replaces" if step.won else "does not replace",
+                     step.holder, conf.k, step.difference, step.low, step.high)
+        for row in rows:  # the variant labels go back to the model's name; its l2 is in params
+            if row[MODEL] in variants:
+                row["params"], row[MODEL] = variants[row[MODEL]].params(), ease.name
+            else:
+                row["params"] = next(m for m in fitted if m.name == row[MODEL]).params()
+        return {"l2": l2, "served": served.split(" ")[0], "validation_rows": rows}
 
-    def _two_tower_lists(weights, items):
-        users = user_vectors(spark, weights, params, histories_then.join(evaluated, USER_ID, "left_semi"),
-                             vocab_sizes=vocab_sizes)
-        return topn.top_n(users, items, excluded_then, conf.k, block_rows=block_rows)
+    def _unselected(self) -> dict:
+        if self.conf.serve == "auto":
+            raise RecommenderError("recs.serve: auto needs recs.validation_split to choose the served model on")
+        return {"l2": {task: self.conf.ease.l2[0] for task in TASKS}, "served": self.conf.serve, "validation_rows": []}
 
-    primary = {
-        "popularity": lambda: topn.popularity_fallback(evaluated, popular_then, conf.k, excluded_then,
-                                                       block_rows=block_rows),
-        "cooccurrence": lambda: cooccurrence(
-            fit_pairs, evaluated, conf.k, exclude_seen=False, max_items_per_user=conf.cooccurrence.max_items_per_user,
-            min_count=conf.cooccurrence.min_count, exclusions=excluded_then, items=eligible),
-        "als": lambda: topn.top_n(als.user_factors.join(evaluated, USER_ID, "left_semi"), als_items, excluded_then,
-                                  conf.k, block_rows=block_rows),
-        "two_tower": lambda: _two_tower_lists(model_weights, item_vecs),
-    }
-    if augmented:
-        primary[AUGMENTED] = lambda: _two_tower_lists(augmented_chief["weights"], augmented_item_vecs)
-    scores = {}
-    with stage("evaluate", f"evaluating {len(models)} models at k={conf.k} on the {conf.evaluation_split} period"):
-        for model in models:
-            own = keep(primary[model]())
-            lists = keep(topn.with_fallback(own, evaluated, popular_then, conf.k, excluded_then, block_rows=block_rows))
-            scores[model] = ranking_metrics(lists, truth, conf.k, catalogue_size=catalogue_items,
-                                            item_popularity=fit_popularity, total_users=fit_users)
-            log.debug("%s: %s", model, ", ".join(f"{name} {_fmt(value)}" for name, value in scores[model].items()))
-    if not scores["popularity"]["users"]:
-        log.warning("no user to evaluate: nobody in the %s period had a %s event%s; the metrics are empty",
-                    conf.evaluation_split, "/".join(conf.truth_event_types),
-                    " and events in the fit periods (recs.evaluate_users: warm)" if conf.evaluate_users == "warm" else "")
-    measured_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    rows = [{"run_id": ctx.run_id, "model": model, MODEL_VERSION: version, "training_data_version": data_version,
-             "evaluation_split": conf.evaluation_split, "k": conf.k, **{m: scores[model][m] for m in METRICS},
-             "catalogue_coverage": scores[model]["catalogue_coverage"], "novelty": scores[model]["novelty"],
-             "users": scores[model]["users"], "catalogue_items": catalogue_items, "measured_at": measured_at}
-            for model in models]
-    lake.append(T.RECS_METRICS, spark.createDataFrame(rows, METRICS_SCHEMA))
-    tracker.metrics({f"{model}.{name}": value for model in models for name, value in scores[model].items()})
+    def _report(self, chosen: dict) -> tuple[list[dict], dict[str, dict[str, Recommender]]]:
+        """Every model refitted on all fit periods and scored on the evaluation period; the fitted
+        models per name and task."""
+        conf = self.conf
+        period = self._period(list(conf.fit_splits), conf.evaluation_split)
+        self.final = period
+        with self.stage("fit", f"fitting the baselines on {'+'.join(conf.fit_splits)}"):
+            fitted = [model.fit(period.history, self.eligible, self.keep) for model in self._baselines(chosen["l2"][NEXT])]
+        reported = {m.name: {task: m for task in TASKS} for m in fitted}
+        if chosen["l2"][DISCOVERY] != chosen["l2"][NEXT]:
+            reported["ease"][DISCOVERY] = reported["ease"][NEXT].with_l2(chosen["l2"][DISCOVERY], self.keep)
+        for model in self._neural(period.history):
+            reported[model.name] = {task: model for task in TASKS}
+        if chosen["served"] not in reported:
+            raise RecommenderError(f"recs.serve: {chosen['served']!r} is not a model; the models are {sorted(reported)}")
+        with self.stage("evaluate", f"scoring {len(reported)} models on the {conf.evaluation_split} period"):
+            rows, _ = self._evaluate({(name, task): model for name, per_task in reported.items()
+                                      for task, model in per_task.items()}, period)
+        for row in rows:
+            row["params"] = reported[row[MODEL]][row[TASK]].params()
+        return rows, reported
 
-    model_path = model_uri(lake.root, version)
-    save_model(model_path, model_weights, params, vocabularies, vocab_sizes, {
-        "run_id": ctx.run_id, "training_data": T.GOLD_SPLITS, "training_data_version": data_version,
-        "catalogue": T.GOLD_ITEM_FEATURES, "catalogue_version": catalogue_version, "fit_splits": list(conf.fit_splits),
-        "training_rows": training_rows, "history": chief["history"], "metrics": scores,
-        "saved_at": dt.datetime.utcnow().isoformat()})
+    def _neural(self, history: History) -> list[Recommender]:
+        conf, lake = self.conf, self.lake
+        training_data = [lake.path(T.GOLD_SPLITS), self.data_version, lake.path(T.GOLD_ITEM_FEATURES),
+                         self.catalogue_version, sorted(conf.fit_splits), conf.max_items, conf.max_feature_values,
+                         self.weights]
+        models = [TwoTower(self.ctx, self.tracker, self.stage, self.catalogue, name=TWO_TOWER,
+                           training_data=training_data).fit(history, self.eligible, self.keep)]
+        augmented = self._augmentation_events(history.events)
+        if augmented:
+            events, version = augmented
+            self.tracker.tags({"synthetic_data": T.SYNTHETIC_BEHAVIOR, "synthetic_data_version": version})
+            augmented_history = History(events=events, pairs=history.pairs)
+            models.append(TwoTower(self.ctx, self.tracker, self.stage, self.catalogue, name=AUGMENTED,
+                                   training_data=[*training_data, T.SYNTHETIC_BEHAVIOR, version,
+                                                  conf.augmentation.model_dump()]).fit(augmented_history, self.eligible, self.keep))
+        return models
 
-    # --- serving: every user, from every event -------------------------------------------------------
-    with stage("top_n", f"top-{conf.k} for every user and {conf.similar_items.k} similar items per item"):
-        users = events.select(USER_ID).distinct()
-        excluded_now = rules.exclusions(events, purchased=conf.exclude_purchased, viewed=conf.exclude_viewed)
-        excluded_now = keep(excluded_now) if excluded_now is not None else None
-        popular_now = keep(_popular(item_popularity(interactions(events, weights, purchase_quantity)), catalogue, conf.categories))
-        histories_now = feat.known_histories(feat.user_histories(events, vocabularies, conf.history_length))
-        own = keep(topn.top_n(user_vectors(spark, model_weights, params, histories_now, vocab_sizes=vocab_sizes),
-                              item_vecs, excluded_now, conf.k, block_rows=block_rows))
-        generated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        topn.write_top_n(lake, topn.with_fallback(own, users, popular_now, conf.k, excluded_now, block_rows=block_rows),
-                         version, generated_at)
-        topn.write_similar_items(lake, topn.similar_items(item_vecs, conf.similar_items.k, block_rows=block_rows),
-                                 version, generated_at)
-        if conf.top_n.keep_versions:
-            for name in (T.RECS_TOP_N, T.RECS_SIMILAR_ITEMS):
-                dropped = topn.drop_old_versions(lake, name, conf.top_n.keep_versions)
-                if dropped:
-                    log.info("%s: dropped the rows of old model version(s) %s (recs.top_n.keep_versions=%d)",
-                             name, ", ".join(dropped), conf.top_n.keep_versions)
-        written = lake.read(T.RECS_TOP_N).where(topn.version_predicate(version))
-        listed = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(USER_ID).alias("users")).head()
-    tracker.metrics({"training_rows": training_rows, "top_n_rows": listed["rows"], "top_n_users": listed["users"],
-                     **{f"seconds_{key}": sec for key, sec in stage.seconds.items()}})
-    tracker.tags({"model_uri": model_path})
-    for uri in checkpoint_uris:
-        checkpoints.clear(uri)  # the versioned model (and the metrics) are the durable result now
-    summary = ", ".join(f"{m} {_fmt(scores[m]['ndcg_at_k'])}" for m in models)
-    return Outcome(rows_in=training_rows, rows_out=listed["rows"],
-                   message=f"model {version}: NDCG@{conf.k} on {conf.evaluation_split} ({scores['two_tower']['users']} "
-                           f"users) {summary}; top-{conf.k} for {listed['users']} users; model {model_path}")
+    def _augmentation_events(self, fit_events):
+        """Real fit events plus pseudo-users from synthetic.behavior (user_id, item_id, event_time),
+        and the synthetic table's version; None when augmentation is off or there is no synthetic data."""
+        conf, lake = self.conf, self.lake
+        if not conf.augmentation.enabled:
+            return None
+        synthetic_version = lake.version(T.SYNTHETIC_BEHAVIOR)
+        if synthetic_version is None:
+            log.warning("recs.augmentation: %s does not exist (run recsynth synthesize); only real data is used",
+                        T.SYNTHETIC_BEHAVIOR)
+            return None
+        real = fit_events.select(USER_ID, ITEM_ID, EVENT_TIME)
+        start = real.agg(F.min(EVENT_TIME)).head()[0]
+        synthetic = self.keep(synthetic_events(
+            lake.read(T.SYNTHETIC_BEHAVIOR, version=synthetic_version), real, self.catalogue, seed=conf.seed,
+            start_time=start, slots=conf.augmentation.slots, max_items_per_session=conf.augmentation.max_items_per_session))
+        counts = synthetic.agg(F.count(F.lit(1)).alias("events"), F.countDistinct(USER_ID).alias("users")).head()
+        log.info("recs.augmentation: %d synthetic events of %d pseudo-users from %s v%d", counts["events"],
+                 counts["users"], T.SYNTHETIC_BEHAVIOR, synthetic_version)
+        if not counts["events"]:
+            log.warning("recs.augmentation: no synthetic session matched a catalogue category; only real data is used")
+            return None
+        return real.unionByName(synthetic), synthetic_version
+
+    # --- serving -------------------------------------------------------------------------------------
+    def _serve(self, reported: dict[str, dict[str, Recommender]], chosen: dict) -> dict:
+        """The served model's top-k for every user from every event, and the similar items of the
+        best model with item-to-item scores; the two-tower's weights are saved as before."""
+        conf, lake, keep = self.conf, self.lake, self.keep
+        version = self.ctx.run_id
+        served = reported[chosen["served"]][NEXT]
+        with self.stage("top_n", f"top-{conf.k} of {served.name} for every user and {conf.similar_items.k} similar "
+                                 f"items per item"):
+            everything = self._history(sorted({*self.events.select(SPLIT).distinct().toPandas()[SPLIT]}))
+            excluded = rules.exclusions(everything.events, self.rules)
+            excluded = keep(excluded) if excluded is not None else None
+            popular = keep(topn.eligible_items(popular_per_source(everything.pairs), self.catalogue,
+                                               categories=conf.categories))
+            own = served.recommend(self.user_sources, everything, conf.k, excluded)
+            generated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            topn.write_top_n(lake, topn.with_source_fallback(own, self.user_sources, popular, conf.k, excluded,
+                                                             block_rows=conf.top_n.block_rows), version, generated_at)
+            similar_source = self._similar_source(reported, chosen)
+            topn.write_similar_items(lake, similar_source.similar_items(conf.similar_items.k), version, generated_at)
+            if conf.top_n.keep_versions:
+                for name in (T.RECS_TOP_N, T.RECS_SIMILAR_ITEMS):
+                    dropped = topn.drop_old_versions(lake, name, conf.top_n.keep_versions)
+                    if dropped:
+                        log.info("%s: dropped the rows of old model version(s) %s (recs.top_n.keep_versions=%d)",
+                                 name, ", ".join(dropped), conf.top_n.keep_versions)
+            written = lake.read(T.RECS_TOP_N).where(topn.version_predicate(version))
+            listed = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(USER_ID).alias("users")).head()
+        two_tower = reported[TWO_TOWER][NEXT]
+        model_path = model_uri(lake.root, version)
+        save_model(model_path, two_tower.weights, two_tower.model, two_tower.vocabularies, two_tower.vocab_sizes, {
+            "run_id": self.ctx.run_id, "training_data": T.GOLD_SPLITS, "training_data_version": self.data_version,
+            "catalogue": T.GOLD_ITEM_FEATURES, "catalogue_version": self.catalogue_version,
+            "fit_splits": list(conf.fit_splits), "training_rows": two_tower.training_rows,
+            "history": two_tower.history, "saved_at": dt.datetime.utcnow().isoformat()})
+        self.tracker.metrics({"training_rows": two_tower.training_rows, "top_n_rows": listed["rows"],
+                              "top_n_users": listed["users"],
+                              **{f"seconds_{key}": sec for key, sec in self.stage.seconds.items()}})
+        self.tracker.tags({"model_uri": model_path, "served_model": served.name,
+                           "similar_items_model": similar_source.name})
+        for models in reported.values():
+            for model in models.values():
+                if isinstance(model, TwoTower):
+                    checkpoints.clear(model.checkpoint_uri)  # the saved model and the metrics are the result now
+        return {"rows": listed["rows"], "users": listed["users"], "model_path": model_path,
+                "similar": similar_source.name}
+
+    def _similar_source(self, reported: dict[str, dict[str, Recommender]], chosen: dict) -> Recommender:
+        """The served model when it has item-to-item scores; else the best such model on
+        validation (`next`), or EASE when nothing was validated."""
+        served = reported[chosen["served"]][NEXT]
+        if served.similar_items(1) is not None:
+            return served
+        scores = {r[MODEL]: r[NDCG] or 0.0 for r in chosen["validation_rows"]
+                  if r[TASK] == NEXT and r[SOURCE] == POOLED and reported[r[MODEL]][NEXT].similar_items(1) is not None}
+        return reported[max(scores, key=scores.get)][NEXT] if scores else reported["ease"][NEXT]
+
+    # --- records ---------------------------------------------------------------------------------------
+    def _track_params(self) -> None:
+        conf = self.conf
+        self.tracker.params({"k": conf.k, "fit_splits": list(conf.fit_splits), "validation_split": conf.validation_split,
+                             "evaluation_split": conf.evaluation_split, "serve": conf.serve,
+                             "truth_event_types": list(conf.truth_event_types), "evaluate_users": conf.evaluate_users,
+                             "exclusions": {s: vars(r) for s, r in self.rules.items()}, "categories": conf.categories,
+                             "ease_l2": conf.ease.l2, "ease_max_items": conf.ease.max_items,
+                             "itemknn_max_neighbours": conf.itemknn.max_neighbours, "history_items": conf.history_items,
+                             **{f"two_tower_{key}": value for key, value in conf.two_tower.model_dump().items()},
+                             **{f"als_{key}": value for key, value in conf.als.model_dump().items()}})
+        self.tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": self.data_version,
+                           "catalogue_version": self.catalogue_version, "model_version": self.ctx.run_id,
+                           "conf_hash": self.ctx.fingerprint})
+
+    def _metrics_row(self, row: dict, split: str, chosen: dict, measured_at) -> dict:
+        served = split == self.conf.evaluation_split and row[MODEL] == chosen["served"]
+        return {"run_id": self.ctx.run_id, MODEL_VERSION: self.ctx.run_id, "training_data_version": self.data_version,
+                "evaluation_split": split, "k": self.conf.k, "served": served, "measured_at": measured_at,
+                **{key: value for key, value in row.items() if key != "params"},
+                "params": json.dumps(row["params"], sort_keys=True)}
+
+    def _outcome(self, rows: list[dict], chosen: dict, listed: dict, reported) -> Outcome:
+        def pooled(model: str, task: str) -> str:
+            row = next((r for r in rows if r[MODEL] == model and r[TASK] == task and r[SOURCE] == POOLED), None)
+            return "n/a" if row is None or row[NDCG] is None else f"{row[NDCG]:.3f}"
+
+        conf, served = self.conf, chosen["served"]
+        users = {r[TASK]: r["users"] for r in rows if r[SOURCE] == POOLED}
+        return Outcome(
+            rows_in=reported[TWO_TOWER][NEXT].training_rows, rows_out=listed["rows"],
+            message=f"served {served} (NDCG@{conf.k} on {conf.evaluation_split}: next {pooled(served, NEXT)}, "
+                    f"{users.get(NEXT, 0)} users; discovery {pooled(served, DISCOVERY)}, {users.get(DISCOVERY, 0)} "
+                    f"users; recent {pooled('recent', NEXT)} / ease {pooled('ease', DISCOVERY)}); top-{conf.k} for "
+                    f"{listed['users']} users; similar items from {listed['similar']}")
 
 
-def _popular(popularity, catalogue, categories):
-    """(item_id, score): the eligible items by distinct users (`item_popularity`), the fallback's input."""
-    return topn.eligible_items(popularity.select(ITEM_ID, F.col(N_USERS).alias(SCORE)), catalogue, categories=categories)
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+def _label(name: str, l2: float) -> str:
+    """A setting's label on validation: the model's name, a space, the setting."""
+    return f"{name} l2={l2:g}"
 
 
 RECOMMEND = Job(
@@ -297,6 +381,6 @@ RECOMMEND = Job(
     outputs=(T.RECS_TRAINING_EXAMPLES, T.RECS_METRICS, T.RECS_TOP_N, T.RECS_SIMILAR_ITEMS),
     conf_keys=("recs", "gold.event_weights", "gold.purchase_quantity"),
     body=recommend,
-    description="train and evaluate the recommender and its baselines, write recs.metrics, recs.top_n and "
-                "recs.similar_items",
+    description="fit and evaluate the recommenders and baselines on two tasks, choose the served model on "
+                "validation, write recs.metrics, recs.top_n and recs.similar_items",
 )

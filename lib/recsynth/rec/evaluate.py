@@ -1,0 +1,101 @@
+"""Every model's lists scored on both tasks against one truth, per source and pooled, with a
+bootstrap 95% interval beside every mean NDCG.
+
+A pooled mean is dominated by the largest source, so each source gets its own rows besides the
+pooled one (source `all`). All models' per-user metrics are computed in one Spark plan; what
+reaches the driver is one row per (model, task, source).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsynth.errors import RecommenderError
+from recsynth.frames import require_columns
+from recsynth.rec.columns import ITEM_ID, RANK, SOURCE, USER_ID
+from recsynth.rec.intervals import bootstrap_means
+from recsynth.rec.metrics import N_USERS, per_user_metrics
+from recsynth.rec.rules import TASKS
+
+POOLED = "all"
+MODEL, TASK = "model", "task"
+NDCG = "ndcg_at_k"
+# per_user_metrics' columns -> the means' names in recs.metrics
+MEANS = {"precision_at_k": "precision_at_k", "recall_at_k": "recall_at_k", NDCG: NDCG, "ap_at_k": "map_at_k",
+         "hit_at_k": "hit_rate_at_k"}
+
+
+@dataclass(frozen=True)
+class Yardstick:
+    """What every model is scored against on one held-out period: per task, the truth (user_id,
+    item_id) and what lists must leave out; the evaluated users' sources (user_id, source); k."""
+    truth: dict[str, DataFrame]
+    exclusions: dict[str, DataFrame | None]
+    user_sources: DataFrame
+    k: int
+
+    def users(self, task: str) -> DataFrame:
+        """(user_id, source) of the users evaluated on `task`: those with a relevant item."""
+        return self.user_sources.join(self.truth[task].select(USER_ID).distinct(), USER_ID, "left_semi")
+
+
+def per_user(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick) -> DataFrame:
+    """(model, task, source, user_id, metrics...): every evaluated user once per model and task
+    and once more under source `all`. `lists` maps (model, task) to that model's lists."""
+    frames = []
+    for (model, task), recommendations in lists.items():
+        if task not in TASKS:
+            raise RecommenderError(f"task must be one of {TASKS}, got {task!r}")
+        scored = per_user_metrics(recommendations, yardstick.truth[task], yardstick.k)
+        frames.append(scored.select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), USER_ID, *MEANS))
+    if not frames:
+        raise RecommenderError("no lists to evaluate")
+    users = functools.reduce(DataFrame.unionByName, frames).join(yardstick.user_sources, USER_ID)
+    return users.unionByName(users.withColumn(SOURCE, F.lit(POOLED)))
+
+
+def _list_level(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, popularity: DataFrame,
+                total_users: int) -> DataFrame:
+    """(model, task, source, _items, novelty): distinct items in the evaluated users' top k, and
+    the mean self-information -log2 p(item) of the listed pairs (p from the fit period's users)."""
+    frames = [recommendations.where(F.col(RANK) <= yardstick.k).select(USER_ID, ITEM_ID)
+              .join(yardstick.users(task), USER_ID)
+              .select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), SOURCE, USER_ID, ITEM_ID)
+              for (model, task), recommendations in lists.items()]
+    listed = functools.reduce(DataFrame.unionByName, frames)
+    listed = listed.unionByName(listed.withColumn(SOURCE, F.lit(POOLED))).join(popularity, ITEM_ID, "left")
+    share = F.greatest(F.coalesce(F.col(N_USERS), F.lit(1)), F.lit(1)) / F.lit(float(total_users))
+    return listed.groupBy(MODEL, TASK, SOURCE).agg(F.countDistinct(ITEM_ID).alias("_items"),
+                                                   F.avg(-F.log2(share)).alias("novelty"))
+
+
+def evaluate(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, *, catalogue_items: dict[str, int],
+             popularity: DataFrame, total_users: int, replicates: int, seed: int) -> tuple[list[dict], DataFrame]:
+    """The rows of recs.metrics for `lists` (model, task, source, users, the means of MEANS,
+    ndcg_at_k_low / _high, catalogue_coverage, novelty, catalogue_items) and the per-user frame
+    behind them (for paired comparisons). `catalogue_items` is the eligible catalogue's size per
+    source and under `all`; `popularity` (item_id, n_users) and `total_users` are the fit
+    period's."""
+    require_columns(yardstick.user_sources, "user_sources", (USER_ID, SOURCE), RecommenderError)
+    users = per_user(lists, yardstick)
+    means = bootstrap_means(users, list(MEANS), [MODEL, TASK, SOURCE], interval_of=NDCG, replicates=replicates,
+                            seed=seed)
+    level = {(r[MODEL], r[TASK], r[SOURCE]): r for r in _list_level(lists, yardstick, popularity, total_users).collect()}
+    rows = []
+    for row in means.collect():
+        key = (row[MODEL], row[TASK], row[SOURCE])
+        listed = level.get(key)
+        catalogue = catalogue_items.get(row[SOURCE], 0)
+        rows.append({MODEL: row[MODEL], TASK: row[TASK], SOURCE: row[SOURCE], "users": int(row["users"]),
+                     **{name: _number(row[column]) for column, name in MEANS.items()},
+                     f"{NDCG}_low": _number(row[f"{NDCG}_low"]), f"{NDCG}_high": _number(row[f"{NDCG}_high"]),
+                     "catalogue_coverage": (listed["_items"] / catalogue) if listed and catalogue else 0.0,
+                     "novelty": _number(listed["novelty"]) if listed else None, "catalogue_items": catalogue})
+    return sorted(rows, key=lambda r: (r[TASK], r[SOURCE], r[MODEL])), users
+
+
+def _number(value) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,79 @@
+"""Bootstrap intervals of per-user means, computed in Spark.
+
+An offline NDCG over a few hundred users moves by more than the gap between two models, so every
+mean is reported with a 95% interval over users, and a model replaces another only when the
+interval of their paired difference lies above zero.
+
+The Poisson bootstrap is used (each user's weight in a replicate is a Poisson(1) draw, which
+approximates resampling users with replacement, Hanley & MacGibbon 2006) because it needs no
+global shuffle: the weight is a hash of (user, replicate, seed), so it is reproducible, needs no
+Python UDF, and a user gets the same weight in every model's replicate, which makes the
+difference of two models' replicate means a paired bootstrap. users x replicates rows are
+aggregated on the executors; one row per group reaches the driver.
+"""
+from __future__ import annotations
+
+import math
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from recsynth.errors import RecommenderError
+from recsynth.frames import require_columns
+from recsynth.rec.columns import USER_ID, require_positive
+
+REPLICATES = 200
+CONFIDENCE = 0.95
+_HASH_RANGE = 2 ** 31
+# P(X <= n) for X ~ Poisson(1), n = 0..8: a uniform draw above c_n adds one to the weight
+_POISSON_CDF = [sum(math.exp(-1) / math.factorial(j) for j in range(n + 1)) for n in range(9)]
+
+
+def poisson_weight(user: Column, replicate: Column, seed: int) -> Column:
+    """A Poisson(1) draw that depends only on (user, replicate, seed) (capped at 9, P < 1e-6)."""
+    uniform = F.pmod(F.xxhash64(user, replicate, F.lit(seed)), F.lit(_HASH_RANGE)) / F.lit(float(_HASH_RANGE))
+    return sum((uniform >= F.lit(c)).cast("int") for c in _POISSON_CDF)
+
+
+def bootstrap_means(per_user: DataFrame, values: list[str], by: list[str], *, interval_of: str | None = None,
+                    replicates: int = REPLICATES, confidence: float = CONFIDENCE, seed: int = 0) -> DataFrame:
+    """One row per group of `by`: `users`, the mean of each column of `values`, and for
+    `interval_of` (default: the first of `values`) `<name>_low` and `<name>_high`, the
+    percentile interval of the bootstrap replicate means at `confidence`.
+
+    `per_user` has one row per (group, user_id). A replicate in which every user of a group drew
+    weight 0 has no mean and is left out, so a group of one user gets an interval of width 0."""
+    require_columns(per_user, "per_user", (USER_ID, *by, *values), RecommenderError)
+    replicates = require_positive("replicates", replicates)
+    if not 0 < confidence < 1:
+        raise RecommenderError(f"confidence must be within (0, 1), got {confidence!r}")
+    target = interval_of or values[0]
+    spark = per_user.sparkSession
+    draws = per_user.select(*by, USER_ID, target).crossJoin(
+        F.broadcast(spark.range(replicates).withColumnRenamed("id", "_replicate")))
+    weight = poisson_weight(F.col(USER_ID), F.col("_replicate"), seed)
+    replicate_means = (draws.withColumn("_w", weight).groupBy(*by, "_replicate")
+                       .agg((F.sum(F.col("_w") * F.col(target)) / F.sum("_w")).alias("_mean")))
+    tail = (1 - confidence) / 2
+    bounds = replicate_means.groupBy(*by).agg(
+        F.percentile(F.col("_mean"), F.array(F.lit(tail), F.lit(1 - tail))).alias("_bounds"))
+    means = per_user.groupBy(*by).agg(F.count(F.lit(1)).alias("users"), *[F.avg(v).alias(v) for v in values])
+    joined = means.join(bounds, by, "left") if by else means.crossJoin(bounds)
+    return (joined
+            .select(*by, "users", *values, F.col("_bounds")[0].alias(f"{target}_low"),
+                    F.col("_bounds")[1].alias(f"{target}_high")))
+
+
+def paired_difference(per_user: DataFrame, value: str, key: str, better: str, baseline: str, by: list[str], *,
+                      replicates: int = REPLICATES, confidence: float = CONFIDENCE, seed: int = 0) -> DataFrame:
+    """Per group of `by`: the mean over users of value[key = better] - value[key = baseline] and its
+    paired bootstrap interval (`difference`, `difference_low`, `difference_high`); users present
+    for both keys only (every model is scored on the same users, so that is all of them)."""
+    require_columns(per_user, "per_user", (USER_ID, key, value, *by), RecommenderError)
+
+    def side(name: str, alias: str) -> DataFrame:
+        return per_user.where(F.col(key) == F.lit(name)).select(*by, USER_ID, F.col(value).alias(alias))
+
+    paired = side(better, "_a").join(side(baseline, "_b"), [*by, USER_ID])
+    differences = paired.select(*by, USER_ID, (F.col("_a") - F.col("_b")).alias("difference"))
+    return bootstrap_means(differences, ["difference"], by, replicates=replicates, confidence=confidence, seed=seed)

@@ -1,0 +1,59 @@
+"""Model selection on the validation period, as a careful team does it: the best setting of a
+model by its mean validation NDCG, and the served model by a challenge in order of complexity,
+where a more complex model replaces the current choice only when the paired-bootstrap interval
+of its NDCG minus the choice's lies above zero. Test figures never reach this module."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+
+from recsynth.errors import RecommenderError
+from recsynth.rec.evaluate import MODEL, NDCG, POOLED, TASK
+from recsynth.rec.intervals import paired_difference
+from recsynth.rec.rules import NEXT
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One step of the served model's selection: `challenger` against `holder`, the mean paired
+    NDCG difference and its interval, and whether the challenger took over."""
+    challenger: str
+    holder: str
+    difference: float
+    low: float
+    high: float
+    won: bool
+
+
+def best_setting(rows: list[dict], labels: list[str], task: str) -> str:
+    """Of `labels` (settings of one model), the one with the highest pooled mean NDCG on `task`
+    (ties: the first)."""
+    scores = {r[MODEL]: r[NDCG] for r in rows if r[TASK] == task and r["source"] == POOLED and r[MODEL] in labels}
+    missing = [label for label in labels if scores.get(label) is None]
+    if missing:
+        raise RecommenderError(f"no validation NDCG on {task} for {missing}")
+    return max(labels, key=lambda label: (scores[label], -labels.index(label)))
+
+
+def champion(per_user: DataFrame, candidates: list[str], *, task: str = NEXT, replicates: int, seed: int
+             ) -> tuple[str, list[Challenge]]:
+    """The served model among `candidates` (simplest first), and the challenges that chose it."""
+    if not candidates:
+        raise RecommenderError("no candidate model to select from")
+    holder, steps = candidates[0], []
+    for challenger in candidates[1:]:
+        row = (paired_difference(per_user.where(f"{TASK} = '{task}' AND source = '{POOLED}'"), NDCG, MODEL,
+                                 challenger, holder, [], replicates=replicates, seed=seed).head())
+        if row is None or row["users"] == 0:
+            raise RecommenderError(f"no validation user scored by both {challenger} and {holder}")
+        won = row["difference_low"] > 0
+        steps.append(Challenge(challenger, holder, row["difference"], row["difference_low"], row["difference_high"], won))
+        log.debug("selection on %s: %s - %s = %.4f [%.4f, %.4f]%s", task, challenger, holder, row["difference"],
+                  row["difference_low"], row["difference_high"], " -> replaces it" if won else "")
+        if won:
+            holder = challenger
+    return holder, steps
