@@ -50,10 +50,12 @@ def _summary_sections() -> list:
                                message="accepted {'category_tree': 1669, 'events': 3000}, quarantined 12, duplicates "
                                        "removed 0; report /a/very/long/path/of/a/lake/models/gan/synthesize-20261202T0716"
                                        "38-68bdac/report.html", output_versions={})]
-    metrics = [{"model": model, "k": 10, "users": 56666, "evaluation_split": "test", "training_data_version": 3,
-                "model_version": "recommend-20261202T072004-3e2360", "precision_at_k": 0.01234, "recall_at_k": 0.1,
-                "ndcg_at_k": 0.2, "map_at_k": None, "hit_rate_at_k": 0.4, "catalogue_coverage": 0.5, "novelty": 10.86}
-               for model in ("als", "cooccurrence", "popularity", "two_tower", "two_tower_augmented")]
+    metrics = [{"model": model, "task": task, "source": "all", "k": 10, "users": 56666 if task == "next" else 3012,
+                "evaluation_split": "test", "training_data_version": 3, "served": model == "recent",
+                "model_version": "recommend-20261202T072004-3e2360", "ndcg_at_k": 0.2, "ndcg_at_k_low": 0.1234,
+                "ndcg_at_k_high": 0.2345, "catalogue_coverage": 0.5}
+               for model in ("als", "cooccurrence", "ease", "itemknn", "popularity", "recent", "two_tower",
+                             "two_tower_augmented") for task in ("next", "discovery")]
     quality = {"model_version": "synthesize-20261202T071638-68bdac", "quality_overall": 0.657, "efficacy_auc_ratio": 1.54,
                "dcr_ratio": float("inf"), "membership_auc": 0.49}
     quarantine = [{"source": "retailrocket", "entity": "events", "reason": "unknown_event_type", "rows": 12}]

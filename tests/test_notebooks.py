@@ -154,11 +154,15 @@ def test_recommendation_metrics_notebook(pipeline_lake, execute):
     metrics = lake.read(T.RECS_METRICS).collect()
     [version] = {r["model_version"] for r in metrics}
     k = metrics[0]["k"]
-    assert f"model version {version}: test period, K={k}" in text
-    for row in metrics:
-        assert (f"metrics {row['model']}: NDCG@{k} {row['ndcg_at_k']:.4f}, recall@{k} {row['recall_at_k']:.4f}, "
-                f"MAP@{k} {row['map_at_k']:.4f}") in text
-    assert len(lines(text, "metrics ")) == len(metrics) == 4
+    served = sorted({r["model"] for r in metrics if r["served"]})
+    assert f"model version {version}: test period, K={k}, served {', '.join(served)}" in text and len(served) == 1
+    pooled = [r for r in metrics if r["evaluation_split"] == "test" and r["source"] == "all"]
+    for row in pooled:
+        assert (f"metrics {row['model']} {row['task']}: NDCG@{k} {row['ndcg_at_k']:.4f} [{row['ndcg_at_k_low']:.4f}, "
+                f"{row['ndcg_at_k_high']:.4f}], {row['users']} users") in text
+    assert len(lines(text, "metrics ")) == len(pooled) == 2 * 7   # 7 models, 2 tasks
+    validation = [r for r in metrics if r["evaluation_split"] == "validation"]
+    assert f"validation rows: {len(validation)} " in text
 
     [user] = re.findall(r"^user (\S+): ", text, re.MULTILINE)
     top = lake.read(T.RECS_TOP_N).where(F.col("user_id") == user).orderBy("rank").collect()
@@ -170,5 +174,5 @@ def test_recommendation_metrics_notebook(pipeline_lake, execute):
     assert int(item[1]) == neighbours > 0
 
     items = lake.read(T.RECS_TOP_N).select("item_id").distinct().count()
-    catalogue = metrics[0]["catalogue_items"]
+    catalogue = pooled[0]["catalogue_items"]
     assert f"coverage: {items} of {catalogue} catalogue items ({items / catalogue:.1%}) recommended to " in text

@@ -59,7 +59,7 @@ def yardstick(spark):
     truth = spark.createDataFrame([("u1", "a"), ("u1", "n"), ("u2", "b"), ("u3", "m")], PAIRS)
     seen = spark.createDataFrame([("u1", "a"), ("u2", "b"), ("u3", "q")], PAIRS)
     return Yardstick(truth={NEXT: truth, DISCOVERY: truth.join(seen, ["user_id", "item_id"], "left_anti")},
-                     exclusions={NEXT: None, DISCOVERY: seen},
+                     exclusions={NEXT: None, DISCOVERY: seen}, max_excluded={NEXT: 0, DISCOVERY: 1},
                      user_sources=spark.createDataFrame([("u1", "s1"), ("u2", "s1"), ("u3", "s2")],
                                                         "user_id string, source string"), k=2)
 
@@ -102,7 +102,9 @@ def test_selection_keeps_the_simpler_model_unless_the_paired_gain_is_clear(spark
             + [("noisy", u, 0.3 + (0.05 if i % 2 else -0.04), "next", "all") for i, u in enumerate(users)]
             + [("better", u, 0.35, "next", "all") for u in users]
             + [("better", u, 0.9, "discovery", "all") for u in users])   # another task chooses nothing
-    per_user = spark.createDataFrame(rows, "model string, user_id string, ndcg_at_k double, task string, source string")
+    frame = spark.createDataFrame(rows, "model string, user_id string, ndcg_at_k double, task string, source string")
+    per_user = {(m, t): frame.where((F.col("model") == m) & (F.col("task") == t)).drop("model", "task")
+                for m in ("simple", "noisy", "better") for t in ("next", "discovery")}
     chosen, steps = champion(per_user, ["simple", "noisy"], replicates=100, seed=0)
     assert chosen == "simple" and not steps[0].won and steps[0].low < 0 < steps[0].high
     chosen, steps = champion(per_user, ["simple", "noisy", "better"], replicates=100, seed=0)

@@ -1,8 +1,11 @@
-"""The recommend job end to end on the gold tables of the sample slice: four models evaluated on
-the test period into recs.metrics, the two-tower trained on 2 Horovod ranks, top-N for every
-user with the serving rules, similar items, versioned writes, MLflow, and a failed run that
-leaves every table as it was."""
+"""The recommend job end to end on the gold tables of the sample slice: every model and baseline
+scored on both tasks into recs.metrics (validation rows that chose EASE's l2, test rows with
+intervals), the two-tower trained on 2 Horovod ranks, the served model's top-N for every user
+with the serving rules, similar items, versioned writes, MLflow, and a failed run that leaves
+every table as it was. The fixture pins the served model to `recent`, whose lists the planted
+rules make exact; the default (chosen on validation) runs in the pipeline tests."""
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -16,16 +19,19 @@ from recsynth.runtime.runs import run_job
 from recsynth.pipeline import JOBS
 from recsynth.rec import topn
 from recsynth.rec.two_tower import load_model, model_uri
-from recsynth.tasks.recommend import MODELS
 
 pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
 
-RATES = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k", "catalogue_coverage")
+MODELS = ("als", "cooccurrence", "ease", "itemknn", "popularity", "recent", "two_tower")
+BASELINES = [m for m in MODELS if m != "two_tower"]
+L2 = [10.0, 1000.0]
 
 
 @pytest.fixture(scope="module")
 def gold_lake(spark, tmp_path_factory, etl_reference):
-    return gold_lake_copy(spark, etl_reference, model_job_overrides(tmp_path_factory.mktemp("recommend"), *SMALL_RECS))
+    return gold_lake_copy(spark, etl_reference, model_job_overrides(
+        tmp_path_factory.mktemp("recommend"), *SMALL_RECS, "recs.serve=recent",
+        f"recs.ease={{max_items: 500, l2: {L2}, max_neighbours: 20}}"))
 
 
 @pytest.fixture(scope="module")
@@ -38,22 +44,38 @@ def current_rows(lake, name, record):
     return lake.read(name).where(topn.version_predicate(record.run_id))
 
 
-def test_every_model_is_evaluated_on_the_same_split(gold_lake, published):
+def test_every_model_is_scored_on_both_tasks_per_source_with_intervals(gold_lake, published):
     conf, lake = gold_lake
     assert published.status == "succeeded"
     splits = lake.read(T.GOLD_SPLITS)
-    fit_users = splits.where(F.col("split").isin("train", "validation")).select("user_id").distinct()
-    warm_test_users = splits.where("split = 'test'").select("user_id").distinct().join(fit_users, "user_id", "left_semi")
+    fit = splits.where(F.col("split").isin("train", "validation"))
+    test = splits.where("split = 'test'").join(fit.select("user_id").distinct(), "user_id", "left_semi")
+    next_users = test.select("user_id").distinct().count()
+    discovery_users = (test.select("user_id", "item_id").join(fit.select("user_id", "item_id"), ["user_id", "item_id"],
+                                                            "left_anti").select("user_id").distinct().count())
+    assert 0 < discovery_users < next_users
     metrics = lake.read(T.RECS_METRICS).collect()
-    assert sorted(r["model"] for r in metrics) == sorted(MODELS)
-    for row in metrics:
+    reported = [r for r in metrics if r["evaluation_split"] == "test"]
+    assert sorted((r["model"], r["task"], r["source"]) for r in reported) == sorted(
+        (m, t, s) for m in MODELS for t in ("next", "discovery") for s in ("retailrocket", "all"))
+    for row in reported:
         assert row["run_id"] == row["model_version"] == published.run_id
-        assert row["training_data_version"] == lake.version(T.GOLD_SPLITS)
-        assert row["k"] == conf.recs.k and row["evaluation_split"] == "test"
-        assert row["users"] == warm_test_users.count() > 0
-        assert all(0.0 <= row[name] <= 1.0 for name in RATES), row
-        assert row["novelty"] > 0 and row["catalogue_items"] == lake.read(T.GOLD_ITEM_FEATURES).count()
-        assert row["precision_at_k"] <= row["hit_rate_at_k"] and row["catalogue_coverage"] > 0
+        assert row["training_data_version"] == lake.version(T.GOLD_SPLITS) and row["k"] == conf.recs.k
+        assert row["users"] == {"next": next_users, "discovery": discovery_users}[row["task"]], row
+        assert row["ndcg_at_k_low"] <= row["ndcg_at_k"] <= row["ndcg_at_k_high"], row
+        assert row["catalogue_items"] == lake.read(T.GOLD_ITEM_FEATURES).count()
+        assert row["served"] == (row["model"] == "recent")
+    pooled = {(r["model"], r["task"]): r for r in reported if r["source"] == "all"}
+    # discovery lists hold no seen item, so the user's own items score 0 there
+    assert pooled[("recent", "discovery")]["ndcg_at_k"] == 0.0 < pooled[("recent", "next")]["ndcg_at_k"]
+    # validation: every baseline fitted on train alone (EASE once per l2), never the two-tower
+    validation = [r for r in metrics if r["evaluation_split"] == "validation" and r["source"] == "all"]
+    assert sorted((r["model"], r["task"]) for r in validation) == sorted(
+        [(m, t) for m in BASELINES for t in ("next", "discovery")] + [("ease", t) for t in ("next", "discovery")])
+    tried = {(r["task"], json.loads(r["params"])["l2"]): r["ndcg_at_k"] for r in validation if r["model"] == "ease"}
+    for task in ("next", "discovery"):   # the reported EASE carries the l2 that scored best on validation
+        best = max(L2, key=lambda l2: (tried[(task, l2)], -L2.index(l2)))
+        assert json.loads(pooled[("ease", task)]["params"])["l2"] == best
 
 
 def test_the_tables_have_the_registered_schemas(gold_lake, published):
@@ -82,22 +104,38 @@ def test_top_n_lists_every_user_by_the_serving_rules(gold_lake, published):
     top.unpersist()
 
 
-def test_users_unknown_to_the_model_get_the_popularity_fallback(spark, gold_lake, published):
+def test_the_served_recent_lists_are_own_items_newest_first_then_the_sources_popular_items(gold_lake, published):
     conf, lake = gold_lake
-    *_, vocabularies, _ = load_model(spark, model_uri(lake.root, published.run_id))
+    k = conf.recs.k
     events = lake.read(T.GOLD_SPLITS)
-    known = events.join(vocabularies.items, "item_id", "left_semi").select("user_id").distinct()
-    cold = events.select("user_id").distinct().join(known, "user_id", "left_anti")
-    buyers = events.where("event_type = 'purchase'").select("user_id").distinct()
-    cold = cold.join(buyers, "user_id", "left_anti")  # nothing excluded: the plain popularity list
+    bought = events.where("event_type = 'purchase'").select("user_id", "item_id").distinct()
+    own = (events.groupBy("user_id", "item_id").agg(F.max("event_time").cast("double").alias("last"))
+           .join(bought, ["user_id", "item_id"], "left_anti"))
+    top = current_rows(lake, T.RECS_TOP_N, published).cache()
+    listed_own = top.join(own, ["user_id", "item_id"])
+    # an own item is listed with its last time as its score, and before any item the user never had
+    assert listed_own.where("score != last").count() == 0
+    firsts = top.join(own, ["user_id", "item_id"], "left_anti").groupBy("user_id").agg(F.min("rank").alias("first"))
+    lasts = listed_own.groupBy("user_id").agg(F.max("rank").alias("last_own"), F.count(F.lit(1)).alias("n"))
+    assert lasts.where(f"last_own != n").count() == 0
+    assert lasts.join(firsts, "user_id").where("first < last_own").count() == 0
+    n_own = own.groupBy("user_id").agg(F.count(F.lit(1)).alias("n_own"))
+    assert lasts.join(n_own, "user_id").where(f"n != least(n_own, {k})").count() == 0
+    # users with nothing of their own left (every item bought) get the source's most popular items but theirs
     popular = (events.groupBy("item_id").agg(F.countDistinct("user_id").alias("score"))
-               .orderBy(F.desc("score"), "item_id").limit(conf.recs.k).collect())
-    expected = [(rank, row["item_id"], float(row["score"])) for rank, row in enumerate(popular, start=1)]
-    lists = current_rows(lake, T.RECS_TOP_N, published).join(cold, "user_id", "left_semi")
-    assert cold.count() > 0
-    got = lists.groupBy("rank", "item_id", "score").agg(F.countDistinct("user_id").alias("users")).collect()
-    assert sorted((r["rank"], r["item_id"], r["score"]) for r in got) == expected
-    assert {r["users"] for r in got} == {cold.count()}
+               .orderBy(F.desc("score"), "item_id").limit(k + 20).collect())
+    cold = events.select("user_id").distinct().join(own, "user_id", "left_anti")
+    purchases = {}
+    for row in bought.join(cold, "user_id", "left_semi").collect():
+        purchases.setdefault(row["user_id"], set()).add(row["item_id"])
+    assert purchases   # the slice has buyers of nothing else
+    lists = {}
+    for row in top.join(cold, "user_id", "left_semi").collect():
+        lists.setdefault(row["user_id"], []).append((row["rank"], row["item_id"], row["score"]))
+    for user, items in purchases.items():
+        expected = [(r["item_id"], float(r["score"])) for r in popular if r["item_id"] not in items][:k]
+        assert [(item, score) for _, item, score in sorted(lists[user])] == expected, user
+    top.unpersist()
 
 
 def test_similar_items_never_list_the_item_itself(gold_lake, published):
@@ -137,8 +175,9 @@ def test_the_model_is_versioned_tracked_and_its_checkpoints_cleared(spark, gold_
     [run] = client.search_runs([experiment.experiment_id], f"tags.`recsynth.run_id` = '{published.run_id}'")
     assert run.info.status == "FINISHED"
     assert run.data.tags["training_data_version"] == str(lake.version(T.GOLD_SPLITS))
-    assert {f"{model}.ndcg_at_k" for model in MODELS} <= set(run.data.metrics)
-    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert {f"{model}.{task}.all.ndcg_at_k" for model in MODELS for task in ("next", "discovery")} <= set(run.data.metrics)
+    assert run.data.tags["served_model"] == "recent" and run.data.tags["similar_items_model"] in BASELINES
+    losses = client.get_metric_history(run.info.run_id, "two_tower.loss")
     assert sorted(m.step for m in losses) == list(range(1, conf.recs.two_tower.epochs + 1))
 
 
@@ -180,13 +219,15 @@ def test_synthetic_sessions_train_an_augmented_model_evaluated_beside_it(spark, 
     sessions = lake.read(T.GOLD_BEHAVIOR).select(F.concat(F.lit("syn-"), "session_id").alias("synthetic_id"),
                                                  "source", "top_category", "n_items")
     lake.overwrite(T.SYNTHETIC_BEHAVIOR, sessions)
-    record = run_job(JOBS["recommend"], spark, conf, lake)  # synthetic.behavior is a new input: not skipped
+    augmented_conf = recs_with(conf, augmentation=conf.recs.augmentation.model_copy(update={"enabled": True}),
+                               validation_split=None)   # nothing to choose: the served model is pinned
+    record = run_job(JOBS["recommend"], spark, augmented_conf, lake)
     assert record.status == "succeeded"
-    metrics = {r["model"]: r for r in lake.read(T.RECS_METRICS).where(f"run_id = '{record.run_id}'").collect()}
-    assert sorted(metrics) == sorted([*MODELS, AUGMENTED])
-    real, augmented = metrics["two_tower"], metrics[AUGMENTED]
-    assert augmented["users"] == real["users"] and 0.0 <= augmented["ndcg_at_k"] <= 1.0
-    # only the real-only model is served; the pseudo-users never reach recs.top_n
+    metrics = [r for r in lake.read(T.RECS_METRICS).where(f"run_id = '{record.run_id}'").collect() if r["source"] == "all"]
+    assert sorted({r["model"] for r in metrics}) == sorted([*MODELS, AUGMENTED])
+    real, augmented = ({r["task"]: r for r in metrics if r["model"] == model} for model in ("two_tower", AUGMENTED))
+    assert {t: r["users"] for t, r in augmented.items()} == {t: r["users"] for t, r in real.items()}
+    # the served model is recent; the pseudo-users never reach recs.top_n
     top = current_rows(lake, T.RECS_TOP_N, record)
     assert top.count() > 0 and top.where(F.col("user_id").startswith("synthetic:")).count() == 0
     assert not list((Path(lake.root) / "checkpoints" / "recommender").glob("*"))

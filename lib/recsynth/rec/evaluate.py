@@ -2,12 +2,12 @@
 bootstrap 95% interval beside every mean NDCG.
 
 A pooled mean is dominated by the largest source, so each source gets its own rows besides the
-pooled one (source `all`). All models' per-user metrics are computed in one Spark plan; what
-reaches the driver is one row per (model, task, source).
+pooled one (source `all`). Each list is scored in its own small Spark plan (one plan over every
+model's lists takes Catalyst minutes to analyse); what reaches the driver is one row per (model,
+task, source).
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -31,9 +31,11 @@ MEANS = {"precision_at_k": "precision_at_k", "recall_at_k": "recall_at_k", NDCG:
 @dataclass(frozen=True)
 class Yardstick:
     """What every model is scored against on one held-out period: per task, the truth (user_id,
-    item_id) and what lists must leave out; the evaluated users' sources (user_id, source); k."""
+    item_id), what lists must leave out and the most any evaluated user has to leave out; the
+    evaluated users' sources (user_id, source); k."""
     truth: dict[str, DataFrame]
     exclusions: dict[str, DataFrame | None]
+    max_excluded: dict[str, int]
     user_sources: DataFrame
     k: int
 
@@ -42,58 +44,55 @@ class Yardstick:
         return self.user_sources.join(self.truth[task].select(USER_ID).distinct(), USER_ID, "left_semi")
 
 
-def per_user(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick) -> DataFrame:
-    """(model, task, source, user_id, metrics...): every evaluated user once per model and task
-    and once more under source `all`. `lists` maps (model, task) to that model's lists."""
-    frames = []
-    for (model, task), recommendations in lists.items():
-        if task not in TASKS:
-            raise RecommenderError(f"task must be one of {TASKS}, got {task!r}")
-        scored = per_user_metrics(recommendations, yardstick.truth[task], yardstick.k)
-        frames.append(scored.select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), USER_ID, *MEANS))
-    if not frames:
-        raise RecommenderError("no lists to evaluate")
-    users = functools.reduce(DataFrame.unionByName, frames).join(yardstick.user_sources, USER_ID)
-    return users.unionByName(users.withColumn(SOURCE, F.lit(POOLED)))
+def per_user(recommendations: DataFrame, yardstick: Yardstick, task: str) -> DataFrame:
+    """(source, user_id, metrics...) of one list on `task`: every evaluated user twice, under
+    their source and under source `all`."""
+    if task not in TASKS:
+        raise RecommenderError(f"task must be one of {TASKS}, got {task!r}")
+    scored = per_user_metrics(recommendations, yardstick.truth[task], yardstick.k).select(USER_ID, *MEANS)
+    return _with_pooled(scored.join(yardstick.user_sources, USER_ID))
 
 
-def _list_level(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, popularity: DataFrame,
+def _with_pooled(frame: DataFrame) -> DataFrame:
+    """Each row under its source and once more under `all` (one read of `frame`)."""
+    return frame.withColumn(SOURCE, F.explode(F.array(F.col(SOURCE), F.lit(POOLED))))
+
+
+def _list_level(recommendations: DataFrame, yardstick: Yardstick, task: str, popularity: DataFrame,
                 total_users: int) -> DataFrame:
-    """(model, task, source, _items, novelty): distinct items in the evaluated users' top k, and
-    the mean self-information -log2 p(item) of the listed pairs (p from the fit period's users)."""
-    frames = [recommendations.where(F.col(RANK) <= yardstick.k).select(USER_ID, ITEM_ID)
-              .join(yardstick.users(task), USER_ID)
-              .select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), SOURCE, USER_ID, ITEM_ID)
-              for (model, task), recommendations in lists.items()]
-    listed = functools.reduce(DataFrame.unionByName, frames)
-    listed = listed.unionByName(listed.withColumn(SOURCE, F.lit(POOLED))).join(popularity, ITEM_ID, "left")
+    """(source, _items, novelty): distinct items in the evaluated users' top k, and the mean
+    self-information -log2 p(item) of the listed pairs (p from the fit period's users)."""
+    listed = (recommendations.where(F.col(RANK) <= yardstick.k).select(USER_ID, ITEM_ID)
+              .join(yardstick.users(task), USER_ID))
     share = F.greatest(F.coalesce(F.col(N_USERS), F.lit(1)), F.lit(1)) / F.lit(float(total_users))
-    return listed.groupBy(MODEL, TASK, SOURCE).agg(F.countDistinct(ITEM_ID).alias("_items"),
-                                                   F.avg(-F.log2(share)).alias("novelty"))
+    return (_with_pooled(listed).join(popularity, ITEM_ID, "left").groupBy(SOURCE)
+            .agg(F.countDistinct(ITEM_ID).alias("_items"), F.avg(-F.log2(share)).alias("novelty")))
 
 
 def evaluate(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, *, catalogue_items: dict[str, int],
-             popularity: DataFrame, total_users: int, replicates: int, seed: int) -> tuple[list[dict], DataFrame]:
-    """The rows of recs.metrics for `lists` (model, task, source, users, the means of MEANS,
-    ndcg_at_k_low / _high, catalogue_coverage, novelty, catalogue_items) and the per-user frame
-    behind them (for paired comparisons). `catalogue_items` is the eligible catalogue's size per
-    source and under `all`; `popularity` (item_id, n_users) and `total_users` are the fit
-    period's."""
+             popularity: DataFrame, total_users: int, replicates: int, seed: int, keep=lambda frame: frame
+             ) -> tuple[list[dict], dict[tuple[str, str], DataFrame]]:
+    """The rows of recs.metrics for `lists` ((model, task) -> lists): model, task, source, users,
+    the means of MEANS, ndcg_at_k_low / _high, catalogue_coverage, novelty, catalogue_items; and
+    the per-user frames behind them (through `keep`, for paired comparisons). Each list is
+    scored on its own: one small plan per list, however many models there are.
+    `catalogue_items` is the eligible catalogue's size per source and under `all`;
+    `popularity` (item_id, n_users) and `total_users` are the fit period's."""
     require_columns(yardstick.user_sources, "user_sources", (USER_ID, SOURCE), RecommenderError)
-    users = per_user(lists, yardstick)
-    means = bootstrap_means(users, list(MEANS), [MODEL, TASK, SOURCE], interval_of=NDCG, replicates=replicates,
-                            seed=seed)
-    level = {(r[MODEL], r[TASK], r[SOURCE]): r for r in _list_level(lists, yardstick, popularity, total_users).collect()}
-    rows = []
-    for row in means.collect():
-        key = (row[MODEL], row[TASK], row[SOURCE])
-        listed = level.get(key)
-        catalogue = catalogue_items.get(row[SOURCE], 0)
-        rows.append({MODEL: row[MODEL], TASK: row[TASK], SOURCE: row[SOURCE], "users": int(row["users"]),
-                     **{name: _number(row[column]) for column, name in MEANS.items()},
-                     f"{NDCG}_low": _number(row[f"{NDCG}_low"]), f"{NDCG}_high": _number(row[f"{NDCG}_high"]),
-                     "catalogue_coverage": (listed["_items"] / catalogue) if listed and catalogue else 0.0,
-                     "novelty": _number(listed["novelty"]) if listed else None, "catalogue_items": catalogue})
+    if not lists:
+        raise RecommenderError("no lists to evaluate")
+    rows, users = [], {}
+    for (model, task), recommendations in lists.items():
+        users[(model, task)] = scored = keep(per_user(recommendations, yardstick, task))
+        means = bootstrap_means(scored, list(MEANS), [SOURCE], interval_of=NDCG, replicates=replicates, seed=seed)
+        level = {r[SOURCE]: r for r in _list_level(recommendations, yardstick, task, popularity, total_users).collect()}
+        for row in means.collect():
+            listed, catalogue = level.get(row[SOURCE]), catalogue_items.get(row[SOURCE], 0)
+            rows.append({MODEL: model, TASK: task, SOURCE: row[SOURCE], "users": int(row["users"]),
+                         **{name: _number(row[column]) for column, name in MEANS.items()},
+                         f"{NDCG}_low": _number(row[f"{NDCG}_low"]), f"{NDCG}_high": _number(row[f"{NDCG}_high"]),
+                         "catalogue_coverage": (listed["_items"] / catalogue) if listed and catalogue else 0.0,
+                         "novelty": _number(listed["novelty"]) if listed else None, "catalogue_items": catalogue})
     return sorted(rows, key=lambda r: (r[TASK], r[SOURCE], r[MODEL])), users
 
 

@@ -41,27 +41,29 @@ def bootstrap_means(per_user: DataFrame, values: list[str], by: list[str], *, in
     `interval_of` (default: the first of `values`) `<name>_low` and `<name>_high`, the
     percentile interval of the bootstrap replicate means at `confidence`.
 
-    `per_user` has one row per (group, user_id). A replicate in which every user of a group drew
-    weight 0 has no mean and is left out, so a group of one user gets an interval of width 0."""
+    `per_user` has one row per (group, user_id) and is read once: replicate -1 carries weight 1
+    (the means themselves). A replicate in which every user of a group drew weight 0 has no mean
+    and is left out, so a group of one user gets an interval of width 0."""
     require_columns(per_user, "per_user", (USER_ID, *by, *values), RecommenderError)
     replicates = require_positive("replicates", replicates)
     if not 0 < confidence < 1:
         raise RecommenderError(f"confidence must be within (0, 1), got {confidence!r}")
     target = interval_of or values[0]
     spark = per_user.sparkSession
-    draws = per_user.select(*by, USER_ID, target).crossJoin(
-        F.broadcast(spark.range(replicates).withColumnRenamed("id", "_replicate")))
-    weight = poisson_weight(F.col(USER_ID), F.col("_replicate"), seed)
-    replicate_means = (draws.withColumn("_w", weight).groupBy(*by, "_replicate")
-                       .agg((F.sum(F.col("_w") * F.col(target)) / F.sum("_w")).alias("_mean")))
+    draws = per_user.select(*by, USER_ID, *values).crossJoin(
+        F.broadcast(spark.range(-1, replicates).withColumnRenamed("id", "_replicate")))
+    point = F.col("_replicate") < 0
+    weight = F.when(point, F.lit(1)).otherwise(poisson_weight(F.col(USER_ID), F.col("_replicate"), seed))
+    per_replicate = draws.withColumn("_w", weight).groupBy(*by, "_replicate").agg(
+        F.sum(F.when(point, 1).otherwise(0)).alias("users"),
+        *[(F.sum(F.col("_w") * F.col(v)) / F.sum("_w")).alias(v) for v in values])
     tail = (1 - confidence) / 2
-    bounds = replicate_means.groupBy(*by).agg(
-        F.percentile(F.col("_mean"), F.array(F.lit(tail), F.lit(1 - tail))).alias("_bounds"))
-    means = per_user.groupBy(*by).agg(F.count(F.lit(1)).alias("users"), *[F.avg(v).alias(v) for v in values])
-    joined = means.join(bounds, by, "left") if by else means.crossJoin(bounds)
-    return (joined
-            .select(*by, "users", *values, F.col("_bounds")[0].alias(f"{target}_low"),
-                    F.col("_bounds")[1].alias(f"{target}_high")))
+    bounds = F.percentile(F.when(~point, F.col(target)), F.array(F.lit(tail), F.lit(1 - tail)))
+    summary = per_replicate.groupBy(*by).agg(
+        F.max(F.when(point, F.col("users"))).alias("users"),
+        *[F.max(F.when(point, F.col(v))).alias(v) for v in values], bounds.alias("_bounds"))
+    return summary.select(*by, "users", *values, F.col("_bounds")[0].alias(f"{target}_low"),
+                          F.col("_bounds")[1].alias(f"{target}_high"))
 
 
 def paired_difference(per_user: DataFrame, value: str, key: str, better: str, baseline: str, by: list[str], *,

@@ -8,8 +8,10 @@ import logging
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from recsynth.errors import RecommenderError
+from recsynth.rec.columns import USER_ID
 from recsynth.rec.evaluate import MODEL, NDCG, POOLED, TASK
 from recsynth.rec.intervals import paired_difference
 from recsynth.rec.rules import NEXT
@@ -39,15 +41,18 @@ def best_setting(rows: list[dict], labels: list[str], task: str) -> str:
     return max(labels, key=lambda label: (scores[label], -labels.index(label)))
 
 
-def champion(per_user: DataFrame, candidates: list[str], *, task: str = NEXT, replicates: int, seed: int
-             ) -> tuple[str, list[Challenge]]:
-    """The served model among `candidates` (simplest first), and the challenges that chose it."""
+def champion(per_user: dict[tuple[str, str], DataFrame], candidates: list[str], *, task: str = NEXT,
+             replicates: int, seed: int) -> tuple[str, list[Challenge]]:
+    """The served model among `candidates` (simplest first), and the challenges that chose it;
+    `per_user` maps (model, task) to its per-user metrics (source, user_id, ndcg_at_k, ...)."""
     if not candidates:
         raise RecommenderError("no candidate model to select from")
     holder, steps = candidates[0], []
     for challenger in candidates[1:]:
-        row = (paired_difference(per_user.where(f"{TASK} = '{task}' AND source = '{POOLED}'"), NDCG, MODEL,
-                                 challenger, holder, [], replicates=replicates, seed=seed).head())
+        pair = [per_user[(name, task)].where(F.col("source") == POOLED).select(F.lit(name).alias(MODEL), USER_ID, NDCG)
+                for name in (challenger, holder)]
+        row = paired_difference(pair[0].unionByName(pair[1]), NDCG, MODEL, challenger, holder, [],
+                                replicates=replicates, seed=seed).head()
         if row is None or row["users"] == 0:
             raise RecommenderError(f"no validation user scored by both {challenger} and {holder}")
         won = row["difference_low"] > 0

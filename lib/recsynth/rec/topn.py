@@ -272,27 +272,36 @@ def top_n(user_vectors: DataFrame, item_vectors: DataFrame, exclusions: DataFram
                                block_rows)
 
 
+def most_excluded(users: DataFrame, exclusions: DataFrame | None) -> int:
+    """The most items any user of `users` has in `exclusions` (one aggregate to the driver): how
+    many popular items beyond k a fallback must fetch so that every user still finds k."""
+    if exclusions is None:
+        return 0
+    counts = (exclusions.join(users.select(USER_ID), USER_ID, "left_semi").filter(F.col(ITEM_ID).isNotNull())
+              .groupBy(USER_ID).agg(F.countDistinct(ITEM_ID).alias("n")).agg(F.max("n").alias("n")).head())
+    return counts["n"] or 0
+
+
 def popularity_fallback(users: DataFrame, popular_items: DataFrame, k: int, exclusions: DataFrame | None = None, *,
-                        block_rows: int | None = None) -> DataFrame:
+                        block_rows: int | None = None, max_excluded: int | None = None) -> DataFrame:
     """The k most popular items for each distinct user of `users` (user_id), skipping the user's
     `exclusions`: (user_id, rank, item_id, score = the item's popularity score).
 
     `popular_items` (item_id, score; higher is more popular, ties by item id) should already be
-    eligible (see `eligible_items`). Only the top k + (most exclusions any of these users has)
-    items are collected and broadcast, which is enough for every user."""
+    eligible (see `eligible_items`). Only the top k + (most exclusions any of these users has:
+    `max_excluded`, or `most_excluded` when None) items are collected and broadcast, which is
+    enough for every user."""
     k = _check_k(k)
     require_columns(users, "users", {USER_ID: (StringType,)}, RecommenderError)
     require_columns(popular_items, "popular_items", {ITEM_ID: (StringType,), SCORE: _NUMBERS}, RecommenderError)
     queries = users.select(USER_ID).filter(F.col(USER_ID).isNotNull()).distinct()
-    most_excluded = 0
     if exclusions is not None:
         require_columns(exclusions, "exclusions", _EXCLUSION_COLUMNS, RecommenderError)
-        counts = (exclusions.join(queries, USER_ID, "left_semi").filter(F.col(ITEM_ID).isNotNull())
-                  .groupBy(USER_ID).agg(F.countDistinct(ITEM_ID).alias("n")).agg(F.max("n").alias("n")).head())
-        most_excluded = counts["n"] or 0
+    if max_excluded is None:
+        max_excluded = most_excluded(queries, exclusions)
     top = (popular_items.filter(F.col(ITEM_ID).isNotNull() & F.col(SCORE).isNotNull() & ~F.isnan(SCORE))
            .select(ITEM_ID, F.col(SCORE).cast("double").alias(SCORE))
-           .orderBy(F.col(SCORE).desc(), F.col(ITEM_ID)).limit(k + most_excluded).toPandas())
+           .orderBy(F.col(SCORE).desc(), F.col(ITEM_ID)).limit(k + max_excluded).toPandas())
     if top.empty:
         raise RecommenderError("popular_items: no items with a score (is the eligibility or category filter too strict?)")
     ids = top[ITEM_ID].to_numpy(dtype=str)
@@ -387,13 +396,15 @@ def drop_old_versions(lake, name: str, keep: int) -> list[str]:
 
 # --- filling lists up --------------------------------------------------------------------------
 def with_fallback(recommendations: DataFrame, users: DataFrame, popular_items: DataFrame, k: int,
-                  exclusions: DataFrame | None = None, *, block_rows: int | None = None) -> DataFrame:
+                  exclusions: DataFrame | None = None, *, block_rows: int | None = None,
+                  max_excluded: int | None = None) -> DataFrame:
     """k rows for every distinct user of `users`: the user's `recommendations` (user_id, rank,
     item_id, score; ranks 1.. contiguous, as every function here returns them) first, then the
     most popular items (`popular_items`, see `popularity_fallback`) that the user was neither
     recommended nor excluded from, ranked after them with their popularity score. A user without
     recommendations (cold, or unknown to the model) gets the popularity list alone; rows of
-    users not in `users` are dropped. Fewer than k rows only when too few eligible items are left."""
+    users not in `users` are dropped. Fewer than k rows only when too few eligible items are left.
+    `max_excluded`: `most_excluded(users, exclusions)` when the caller knows it (it is one job)."""
     k = _check_k(k)
     require_columns(recommendations, "recommendations",
                     {USER_ID: (StringType,), RANK: (IntegerType, LongType), ITEM_ID: (StringType,), SCORE: _NUMBERS},
@@ -408,7 +419,8 @@ def with_fallback(recommendations: DataFrame, users: DataFrame, popular_items: D
     if exclusions is not None:
         require_columns(exclusions, "exclusions", _EXCLUSION_COLUMNS, RecommenderError)
         taken = exclusions.select(USER_ID, ITEM_ID).unionByName(taken)
-    fill = (popularity_fallback(short.select(USER_ID), popular_items, k, taken, block_rows=block_rows)
+    bound = None if max_excluded is None else max_excluded + k   # taken = exclusions + at most k listed
+    fill = (popularity_fallback(short.select(USER_ID), popular_items, k, taken, block_rows=block_rows, max_excluded=bound)
             .join(short, USER_ID)
             .select(USER_ID, (F.col(RANK) + F.col("_listed")).cast("int").alias(RANK), ITEM_ID, SCORE)
             .filter(F.col(RANK) <= k))
@@ -416,7 +428,8 @@ def with_fallback(recommendations: DataFrame, users: DataFrame, popular_items: D
 
 
 def with_source_fallback(recommendations: DataFrame, users: DataFrame, popular_items: DataFrame, k: int,
-                         exclusions: DataFrame | None = None, *, block_rows: int | None = None) -> DataFrame:
+                         exclusions: DataFrame | None = None, *, block_rows: int | None = None,
+                         max_excluded: int | None = None) -> DataFrame:
     """`with_fallback` per source: `users` (user_id, source) are filled up from their own source's
     `popular_items` (source, item_id, score), so no shop's user is offered another shop's items.
     A source without popular items fills nothing; one row per source reaches the driver."""
@@ -424,7 +437,8 @@ def with_source_fallback(recommendations: DataFrame, users: DataFrame, popular_i
     require_columns(popular_items, "popular_items", {SOURCE: (StringType,)}, RecommenderError)
     sources = [row[SOURCE] for row in popular_items.select(SOURCE).distinct().collect()]
     lists = [with_fallback(recommendations, users.where(F.col(SOURCE) == source), popular_items
-                           .where(F.col(SOURCE) == source).drop(SOURCE), k, exclusions, block_rows=block_rows)
+                           .where(F.col(SOURCE) == source).drop(SOURCE), k, exclusions, block_rows=block_rows,
+                           max_excluded=max_excluded)
              for source in sorted(sources)]
     unfilled = recommendations.join(users.where(~F.col(SOURCE).isin(*sources)), USER_ID, "left_semi")
     return functools.reduce(DataFrame.unionByName, lists, unfilled.select(*RECOMMENDATION_COLUMNS))

@@ -112,25 +112,40 @@ def synthetic_section(latest) -> Panel:
 
 
 def newest_metrics(lake) -> list:
-    """The rows of recs.metrics of the newest recommend run, one per model."""
+    """The pooled rows of recs.metrics of the newest recommend run on its evaluation period (the
+    served model's period), one per model and task."""
     metrics = lake.read(T.RECS_METRICS)
     latest = metrics.orderBy(F.desc("measured_at")).select("run_id").head()
-    return [] if latest is None else metrics.where(F.col("run_id") == latest["run_id"]).orderBy("model").collect()
+    if latest is None:
+        return []
+    run = metrics.where((F.col("run_id") == latest["run_id"]) & (F.col("source") == "all"))
+    served = run.where("served").select("evaluation_split").head()
+    split = served["evaluation_split"] if served else "test"
+    return run.where(F.col("evaluation_split") == split).orderBy("model", "task").collect()
 
 
 def recs_section(rows) -> Panel:
-    """The offline metrics of one recommend run (`newest_metrics`), one row per model; short
-    headers, so that the longest model name and every metric fit in 80 columns."""
+    """The newest recommend run's NDCG on both tasks (`newest_metrics`), one line per model with
+    its 95% interval; short headers, so that the longest model name fits in 80 columns (the
+    other measures are in recs.metrics and notebook 03)."""
     first, k = rows[0], rows[0]["k"]
-    table = Table(_name("model"), *[_number(f"{h}@{k}") for h in ("P", "R", "NDCG", "MAP", "HR")],
-                  _number("coverage"), _number("novelty"), **COMPACT)
-
-    def number(value) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
+    by_model: dict[str, dict[str, dict]] = {}
     for row in rows:
-        table.add_row(row["model"], *[number(row[c]) for c in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k",
-                                                               "hit_rate_at_k", "catalogue_coverage", "novelty")])
-    about = Text(f"model {first['model_version']} on gold.splits v{first['training_data_version']}; "
-                 f"the same {first['users']} users for every model; P precision, R recall, HR hit rate", style="dim")
+        by_model.setdefault(row["model"], {})[row["task"]] = row
+    table = Table(_name("model"), _number(f"next@{k}"), _number("95% CI"), _number(f"discovery@{k}"),
+                  _number("95% CI"), **COMPACT)
+
+    def cells(row) -> list[str]:
+        if row is None or row["ndcg_at_k"] is None:
+            return ["n/a", ""]
+        return [f"{row['ndcg_at_k']:.3f}", f"{row['ndcg_at_k_low']:.3f}-{row['ndcg_at_k_high']:.3f}"]
+
+    for model, tasks in sorted(by_model.items()):
+        served = any(r["served"] for r in tasks.values())
+        table.add_row(f"{model} *" if served else model, *cells(tasks.get("next")), *cells(tasks.get("discovery")))
+    users = {task: next(r["users"] for r in rows if r["task"] == task) for task in ("next", "discovery")
+             if any(r["task"] == task for r in rows)}
+    about = Text(f"model {first['model_version']} on gold.splits v{first['training_data_version']}, all sources; "
+                 f"NDCG with its 95% interval over users ({', '.join(f'{n} on {task}' for task, n in users.items())});"
+                 f" discovery counts only items new to the user; * served (chosen on validation)", style="dim")
     return section(f"Recommenders on the {first['evaluation_split']} period (recs.metrics)", about, table)

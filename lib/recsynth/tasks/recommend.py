@@ -141,14 +141,16 @@ class Recommend:
         truth, seen = keep(truth), keep(rules.seen_items(history.events))
         excluded = rules.exclusions(history.events, self.rules)
         excluded = keep(excluded) if excluded is not None else None
-        yardstick = Yardstick(truth={task: keep(rules.task_truth(truth, seen, task)) for task in TASKS},
-                              exclusions={NEXT: excluded, DISCOVERY: keep(rules.task_exclusions(excluded, seen, DISCOVERY))},
-                              user_sources=self.user_sources, k=conf.k)
+        truths = {task: keep(rules.task_truth(truth, seen, task)) for task in TASKS}
+        exclusions = {NEXT: excluded, DISCOVERY: keep(rules.task_exclusions(excluded, seen, DISCOVERY))}
+        yardstick = Yardstick(truth=truths, exclusions=exclusions, user_sources=self.user_sources, k=conf.k,
+                              max_excluded={task: topn.most_excluded(truths[task], exclusions[task]) for task in TASKS})
         popular = keep(topn.eligible_items(popular_per_source(history.pairs), self.catalogue,
                                            categories=conf.categories))
         return Period(history, yardstick, popular, keep(item_popularity(history.pairs)), users)
 
-    def _evaluate(self, models: dict[tuple[str, str], Recommender], period: Period) -> tuple[list[dict], DataFrame]:
+    def _evaluate(self, models: dict[tuple[str, str], Recommender], period: Period
+                  ) -> tuple[list[dict], dict[tuple[str, str], DataFrame]]:
         """Every (label, task)'s lists, filled up per source, scored on `period`'s yardstick."""
         conf, yardstick = self.conf, period.yardstick
         lists = {}
@@ -156,10 +158,11 @@ class Recommend:
             users = yardstick.users(task)
             own = model.recommend(users, period.history, conf.k, yardstick.exclusions[task])
             lists[(label, task)] = self.keep(topn.with_source_fallback(
-                own, users, period.popular, conf.k, yardstick.exclusions[task], block_rows=conf.top_n.block_rows))
+                own, users, period.popular, conf.k, yardstick.exclusions[task], block_rows=conf.top_n.block_rows,
+                max_excluded=yardstick.max_excluded[task]))
         rows, per_user = evaluate(lists, yardstick, catalogue_items=self.catalogue_items,
                                   popularity=period.popularity, total_users=period.users,
-                                  replicates=conf.bootstrap_replicates, seed=conf.seed)
+                                  replicates=conf.bootstrap_replicates, seed=conf.seed, keep=self.keep)
         if not any(r["users"] for r in rows):
             log.warning("no user to evaluate: nobody in the held-out period had a %s event%s",
                         "/".join(conf.truth_event_types),
@@ -190,7 +193,6 @@ class Recommend:
         models.update({(label, task): variant for label, variant in variants.items() for task in TASKS})
         with self.stage("validation", f"scoring {len(fitted)} models on the {conf.validation_split} period"):
             rows, per_user = self._evaluate(models, period)
-            per_user = self.keep(per_user)
             l2 = {task: variants[best_setting(rows, list(variants), task)].l2 for task in TASKS}
             candidates = [_label(ease.name, l2[NEXT]) if m is ease else m.name
                           for m in sorted(fitted, key=lambda m: m.complexity)]
@@ -291,8 +293,10 @@ class Recommend:
                                                categories=conf.categories))
             own = served.recommend(self.user_sources, everything, conf.k, excluded)
             generated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-            topn.write_top_n(lake, topn.with_source_fallback(own, self.user_sources, popular, conf.k, excluded,
-                                                             block_rows=conf.top_n.block_rows), version, generated_at)
+            lists = topn.with_source_fallback(own, self.user_sources, popular, conf.k, excluded,
+                                              block_rows=conf.top_n.block_rows,
+                                              max_excluded=topn.most_excluded(self.user_sources, excluded))
+            topn.write_top_n(lake, lists, version, generated_at)
             similar_source = self._similar_source(reported, chosen)
             topn.write_similar_items(lake, similar_source.similar_items(conf.similar_items.k), version, generated_at)
             if conf.top_n.keep_versions:
