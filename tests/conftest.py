@@ -143,6 +143,8 @@ SMALL_RECS = [
     "recs.als={rank: 4, reg_param: 0.1, alpha: 10.0, max_iter: 2}",
     "recs.two_tower={embedding_dim: 8, feature_dim: 4, tower_dims: [16], output_dim: 8, batch_size: 32, epochs: 2,"
     " learning_rate: 0.01, temperature: 0.1, logq_correction: true}",
+    "recs.ease={max_items: 500, l2: [10.0, 1000.0], max_neighbours: 20}", "recs.itemknn.max_neighbours=20",
+    "recs.bootstrap_replicates=50",
 ]
 
 

@@ -200,7 +200,7 @@ def test_each_source_fills_up_from_its_own_popular_items(spark):
                      "source string, item_id string, score double")
     exclusions = _frame(spark, [("r2", "r:p1")], PAIRS)
 
-    actual = topn.with_source_fallback(own, users, popular, 2, exclusions)
+    actual = topn.with_fallback(own, users, popular, 2, exclusions)
 
     # rees-like users never get the other shop's items, whatever their popularity; a source without
     # popular items (zz) keeps its own lists unfilled

@@ -24,14 +24,13 @@ pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
 
 MODELS = ("als", "cooccurrence", "ease", "itemknn", "popularity", "recent", "two_tower")
 BASELINES = [m for m in MODELS if m != "two_tower"]
-L2 = [10.0, 1000.0]
+L2 = [10.0, 1000.0]   # conftest.SMALL_RECS' recs.ease.l2
 
 
 @pytest.fixture(scope="module")
 def gold_lake(spark, tmp_path_factory, etl_reference):
     return gold_lake_copy(spark, etl_reference, model_job_overrides(
-        tmp_path_factory.mktemp("recommend"), *SMALL_RECS, "recs.serve=recent",
-        f"recs.ease={{max_items: 500, l2: {L2}, max_neighbours: 20}}"))
+        tmp_path_factory.mktemp("recommend"), *SMALL_RECS, "recs.serve=recent"))
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +67,11 @@ def test_every_model_is_scored_on_both_tasks_per_source_with_intervals(gold_lake
     pooled = {(r["model"], r["task"]): r for r in reported if r["source"] == "all"}
     # discovery lists hold no seen item, so the user's own items score 0 there
     assert pooled[("recent", "discovery")]["ndcg_at_k"] == 0.0 < pooled[("recent", "next")]["ndcg_at_k"]
-    # validation: every baseline fitted on train alone (EASE once per l2), never the two-tower
+    # validation: every baseline fitted on train alone, scored on next (the served model's task), EASE once
+    # per l2 and task; never the two-tower
     validation = [r for r in metrics if r["evaluation_split"] == "validation" and r["source"] == "all"]
     assert sorted((r["model"], r["task"]) for r in validation) == sorted(
-        [(m, t) for m in BASELINES for t in ("next", "discovery")] + [("ease", t) for t in ("next", "discovery")])
+        [(m, "next") for m in BASELINES if m != "ease"] + [("ease", t) for t in ("next", "discovery") for _ in L2])
     tried = {(r["task"], json.loads(r["params"])["l2"]): r["ndcg_at_k"] for r in validation if r["model"] == "ease"}
     for task in ("next", "discovery"):   # the reported EASE carries the l2 that scored best on validation
         best = max(L2, key=lambda l2: (tried[(task, l2)], -L2.index(l2)))

@@ -26,6 +26,7 @@ def checkpointed_epoch(lake_root: Path) -> int:
 def test_a_killed_run_resumes_from_its_checkpoint(spark, tmp_path, etl_reference):
     overrides = model_job_overrides(
         tmp_path, *SMALL_RECS, f"lake.metastore_dir={tmp_path}/metastore", "recs.augmentation.enabled=false",
+        "recs.validation_split=null", "recs.serve=recent",   # what is resumed is the two-tower's training
         "recs.two_tower={embedding_dim: 8, feature_dim: 4, tower_dims: [16], output_dim: 8, batch_size: 16,"
         f" epochs: {EPOCHS}, learning_rate: 0.01, temperature: 0.1, logq_correction: true}}")
     conf, lake = gold_lake_copy(spark, etl_reference, overrides)

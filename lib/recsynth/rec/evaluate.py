@@ -2,12 +2,12 @@
 bootstrap 95% interval beside every mean NDCG.
 
 A pooled mean is dominated by the largest source, so each source gets its own rows besides the
-pooled one (source `all`). Each list is scored in its own small Spark plan (one plan over every
-model's lists takes Catalyst minutes to analyse); what reaches the driver is one row per (model,
-task, source).
+pooled one (source `all`). Every list's per-user metrics are computed into one frame, so all
+intervals take one Spark job; what reaches the driver is one row per (model, task, source).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -58,14 +58,16 @@ def _with_pooled(frame: DataFrame) -> DataFrame:
     return frame.withColumn(SOURCE, F.explode(F.array(F.col(SOURCE), F.lit(POOLED))))
 
 
-def _list_level(recommendations: DataFrame, yardstick: Yardstick, task: str, popularity: DataFrame,
+def _list_level(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, popularity: DataFrame,
                 total_users: int) -> DataFrame:
-    """(source, _items, novelty): distinct items in the evaluated users' top k, and the mean
-    self-information -log2 p(item) of the listed pairs (p from the fit period's users)."""
-    listed = (recommendations.where(F.col(RANK) <= yardstick.k).select(USER_ID, ITEM_ID)
-              .join(yardstick.users(task), USER_ID))
+    """(model, task, source, _items, novelty): distinct items in the evaluated users' top k, and
+    the mean self-information -log2 p(item) of the listed pairs (p from the fit period's users)."""
+    listed = functools.reduce(DataFrame.unionByName, [
+        recommendations.where(F.col(RANK) <= yardstick.k).select(USER_ID, ITEM_ID).join(yardstick.users(task), USER_ID)
+        .select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), SOURCE, USER_ID, ITEM_ID)
+        for (model, task), recommendations in lists.items()])
     share = F.greatest(F.coalesce(F.col(N_USERS), F.lit(1)), F.lit(1)) / F.lit(float(total_users))
-    return (_with_pooled(listed).join(popularity, ITEM_ID, "left").groupBy(SOURCE)
+    return (_with_pooled(listed).join(popularity, ITEM_ID, "left").groupBy(MODEL, TASK, SOURCE)
             .agg(F.countDistinct(ITEM_ID).alias("_items"), F.avg(-F.log2(share)).alias("novelty")))
 
 
@@ -74,26 +76,31 @@ def evaluate(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, *, c
              ) -> tuple[list[dict], dict[tuple[str, str], DataFrame]]:
     """The rows of recs.metrics for `lists` ((model, task) -> lists): model, task, source, users,
     the means of MEANS, ndcg_at_k_low / _high, catalogue_coverage, novelty, catalogue_items; and
-    the per-user frames behind them (through `keep`, for paired comparisons). Each list is
-    scored on its own: one small plan per list, however many models there are.
-    `catalogue_items` is the eligible catalogue's size per source and under `all`;
-    `popularity` (item_id, n_users) and `total_users` are the fit period's."""
+    the per-user frames behind them (for paired comparisons). Every list's per-user metrics go
+    into one frame (through `keep`), so the intervals of all lists take one Spark job, and the
+    list-level measures one more. `catalogue_items` is the eligible catalogue's size per source
+    and under `all`; `popularity` (item_id, n_users) and `total_users` are the fit period's."""
     require_columns(yardstick.user_sources, "user_sources", (USER_ID, SOURCE), RecommenderError)
     if not lists:
         raise RecommenderError("no lists to evaluate")
-    rows, users = [], {}
-    for (model, task), recommendations in lists.items():
-        users[(model, task)] = scored = keep(per_user(recommendations, yardstick, task))
-        means = bootstrap_means(scored, list(MEANS), [SOURCE], interval_of=NDCG, replicates=replicates, seed=seed)
-        level = {r[SOURCE]: r for r in _list_level(recommendations, yardstick, task, popularity, total_users).collect()}
-        for row in means.collect():
-            listed, catalogue = level.get(row[SOURCE]), catalogue_items.get(row[SOURCE], 0)
-            rows.append({MODEL: model, TASK: task, SOURCE: row[SOURCE], "users": int(row["users"]),
-                         **{name: _number(row[column]) for column, name in MEANS.items()},
-                         f"{NDCG}_low": _number(row[f"{NDCG}_low"]), f"{NDCG}_high": _number(row[f"{NDCG}_high"]),
-                         "catalogue_coverage": (listed["_items"] / catalogue) if listed and catalogue else 0.0,
-                         "novelty": _number(listed["novelty"]) if listed else None, "catalogue_items": catalogue})
-    return sorted(rows, key=lambda r: (r[TASK], r[SOURCE], r[MODEL])), users
+    users = keep(functools.reduce(DataFrame.unionByName, [
+        per_user(recommendations, yardstick, task).select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), "*")
+        for (model, task), recommendations in lists.items()]))
+    means = bootstrap_means(users, list(MEANS), [MODEL, TASK, SOURCE], interval_of=NDCG, replicates=replicates,
+                            seed=seed)
+    level = {(r[MODEL], r[TASK], r[SOURCE]): r for r in _list_level(lists, yardstick, popularity, total_users).collect()}
+    rows = []
+    for row in means.collect():
+        key = (row[MODEL], row[TASK], row[SOURCE])
+        listed, catalogue = level.get(key), catalogue_items.get(row[SOURCE], 0)
+        rows.append({MODEL: row[MODEL], TASK: row[TASK], SOURCE: row[SOURCE], "users": int(row["users"]),
+                     **{name: _number(row[column]) for column, name in MEANS.items()},
+                     f"{NDCG}_low": _number(row[f"{NDCG}_low"]), f"{NDCG}_high": _number(row[f"{NDCG}_high"]),
+                     "catalogue_coverage": (listed["_items"] / catalogue) if listed and catalogue else 0.0,
+                     "novelty": _number(listed["novelty"]) if listed else None, "catalogue_items": catalogue})
+    per_list = {(model, task): users.where((F.col(MODEL) == model) & (F.col(TASK) == task)).drop(MODEL, TASK)
+                for model, task in lists}
+    return sorted(rows, key=lambda r: (r[TASK], r[SOURCE], r[MODEL])), per_list
 
 
 def _number(value) -> float | None:

@@ -10,7 +10,6 @@ matrix (at most max_items², a conf value) is the only model built there.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Real
 
@@ -23,7 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType
 
 from recsynth.errors import RecommenderError
-from recsynth.frames import require_columns
+from recsynth.frames import require_columns, spark_settings
 from recsynth.rec.baselines import (
     MAX_ITEMS_PER_USER, _allowed, _bounded_history, _interactions, _ranked, cooccurrence_counts,
 )
@@ -35,17 +34,10 @@ NEIGHBOURS_SCHEMA = f"{ITEM_ID} string, {NEIGHBOUR_ID} string, {SIMILARITY} doub
 EASE_MAX_ITEMS_PER_USER = 200   # EASE Gram: kept items per user (bounds the self-join to 200² pairs a user)
 
 
-@contextmanager
 def _arrow(spark: SparkSession):
     """Arrow for the pandas transfers of this module (the Gram's cells, EASE's weights: up to
     millions of rows, which the row-by-row path converts in Python)."""
-    key = "spark.sql.execution.arrow.pyspark.enabled"
-    before = spark.conf.get(key, "false")
-    spark.conf.set(key, "true")
-    try:
-        yield
-    finally:
-        spark.conf.set(key, before)
+    return spark_settings(spark, {"spark.sql.execution.arrow.pyspark.enabled": "true"})
 
 
 def _require_positive_real(name: str, value) -> float:

@@ -3,7 +3,7 @@ serving treat them alike: `fit` on one period's history, then `recommend` for an
 history (the fit periods' at evaluation, every event for serving) under exclusions.
 
 A model returns its own lists, possibly short or empty for a user; the caller fills them up from
-the user's source's popular items (`topn.with_source_fallback`), so `popularity` itself returns
+the user's source's popular items (`topn.with_fallback` with a source column), so `popularity` itself returns
 nothing. `similar_items` is the model's item-to-item list where it defines one (None otherwise:
 `recent` and popularity define none).
 """

@@ -14,13 +14,12 @@ current catalogue (see `eligible_items`).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import numbers
 import re
 from functools import partial
 
 import numpy as np
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType, DoubleType, FloatType, IntegerType, LongType, StringType, StructField, StructType,
@@ -30,11 +29,12 @@ from recsynth import tables as T
 from recsynth.errors import RecommenderError
 from recsynth.frames import require_columns
 from recsynth.rec.columns import (
-    GENERATED_AT, ITEM_ID, MODEL_VERSION, RANK, RECOMMENDATION_COLUMNS, SCORE, SOURCE, USER_ID, VECTOR,
+    GENERATED_AT, ITEM_ID, MODEL_VERSION, RANK, SCORE, SOURCE, USER_ID, VECTOR,
 )
 from recsynth.rec.columns import require_positive
 from recsynth.train.scoring import score_on_executors
 _EXCLUDED = "_excluded"
+_ROW = "_row"
 
 # Memory one scored block may take on an executor's Python worker: the float scores plus
 # np.argpartition's int64 indices and a boolean mask, about 16 bytes per (user, item) cell.
@@ -169,9 +169,10 @@ def _break_boundary_ties(scores: np.ndarray, top: np.ndarray, kk: int) -> np.nda
 
 def _score_on_executors(queries: DataFrame, key: str, schema: StructType, ids: np.ndarray, matrix: np.ndarray,
                         mode: str, k: int, block_rows: int) -> DataFrame:
-    """mapInPandas over `queries` (key, _excluded[, vector]) with (ids, matrix) broadcast; `mode`
-    says how a block is scored: 'dot' (query vectors @ matrix.T), 'self' (the key's own row of
-    matrix @ matrix.T) or 'constant' (matrix is one score per item, the same for every query)."""
+    """mapInPandas over `queries` (key, _excluded[, vector | _row]) with (ids, matrix) broadcast;
+    `mode` says how a block is scored: 'dot' (query vectors @ matrix.T), 'self' (the key's own row
+    of matrix @ matrix.T) or 'constant' (matrix row `_row` of the query: one score per item, the
+    same for every query of a source, -inf for items of other sources)."""
     ranker = partial(_ranker, key, [f.name for f in schema.fields], mode, k)
     return score_on_executors(queries, schema, (ids, matrix), ranker, block_rows)
 
@@ -188,8 +189,8 @@ def _ranker(key: str, names: list[str], mode: str, k: int, payload):
             block = np.stack([np.asarray(v, dtype=np.float32) for v in part[VECTOR]]) @ items.T
         elif mode == "self":  # unit vectors: a cosine, kept within [-1, 1] despite float32 rounding
             block = np.clip(items[_positions(item_ids, keys)[0]] @ items.T, -1.0, 1.0)
-        else:
-            block = np.repeat(items[None, :], len(part), axis=0)
+        else:  # one score row per source; the query's `_row` says which (a copy: the block is masked in place)
+            block = items[part[_ROW].to_numpy(dtype=np.int64)]
         row, rank, position, value = rank_block(block, part[_EXCLUDED].tolist(), item_ids, k)
         return pd.DataFrame({
             names[0]: keys[row], names[1]: rank.astype(np.int32),
@@ -284,31 +285,42 @@ def most_excluded(users: DataFrame, exclusions: DataFrame | None) -> int:
 
 def popularity_fallback(users: DataFrame, popular_items: DataFrame, k: int, exclusions: DataFrame | None = None, *,
                         block_rows: int | None = None, max_excluded: int | None = None) -> DataFrame:
-    """The k most popular items for each distinct user of `users` (user_id), skipping the user's
+    """The k most popular items for each distinct user of `users`, skipping the user's
     `exclusions`: (user_id, rank, item_id, score = the item's popularity score).
 
     `popular_items` (item_id, score; higher is more popular, ties by item id) should already be
-    eligible (see `eligible_items`). Only the top k + (most exclusions any of these users has:
+    eligible (see `eligible_items`). With a `source` column in `popular_items` (and in `users`),
+    each user gets their own source's items only, and users of a source without popular items
+    get nothing. Only each source's top k + (most exclusions any of these users has:
     `max_excluded`, or `most_excluded` when None) items are collected and broadcast, which is
     enough for every user."""
     k = _check_k(k)
     require_columns(users, "users", {USER_ID: (StringType,)}, RecommenderError)
     require_columns(popular_items, "popular_items", {ITEM_ID: (StringType,), SCORE: _NUMBERS}, RecommenderError)
-    queries = users.select(USER_ID).filter(F.col(USER_ID).isNotNull()).distinct()
+    by_source = SOURCE in popular_items.columns
+    if by_source:
+        require_columns(users, "users", {SOURCE: (StringType,)}, RecommenderError)
+    queries = users.select(USER_ID, *([SOURCE] if by_source else [])).filter(F.col(USER_ID).isNotNull()).distinct()
     if exclusions is not None:
         require_columns(exclusions, "exclusions", _EXCLUSION_COLUMNS, RecommenderError)
     if max_excluded is None:
         max_excluded = most_excluded(queries, exclusions)
+    source = F.col(SOURCE) if by_source else F.lit("")
     top = (popular_items.filter(F.col(ITEM_ID).isNotNull() & F.col(SCORE).isNotNull() & ~F.isnan(SCORE))
-           .select(ITEM_ID, F.col(SCORE).cast("double").alias(SCORE))
-           .orderBy(F.col(SCORE).desc(), F.col(ITEM_ID)).limit(k + max_excluded).toPandas())
+           .select(source.alias("_source"), ITEM_ID, F.col(SCORE).cast("double").alias(SCORE))
+           .withColumn("_n", F.row_number().over(Window.partitionBy("_source").orderBy(F.col(SCORE).desc(), ITEM_ID)))
+           .where(F.col("_n") <= k + max_excluded).drop("_n").toPandas())
     if top.empty:
         raise RecommenderError("popular_items: no items with a score (is the eligibility or category filter too strict?)")
-    ids = top[ITEM_ID].to_numpy(dtype=str)
-    order = np.argsort(ids, kind="stable")
-    ids, scores = ids[order], top[SCORE].to_numpy(dtype=np.float64)[order]
-    if (ids[1:] == ids[:-1]).any():
-        raise RecommenderError(f"popular_items: duplicate item_id {ids[1:][ids[1:] == ids[:-1]][0]!r}")
+    duplicated = top.duplicated([ITEM_ID])
+    if duplicated.any():
+        raise RecommenderError(f"popular_items: duplicate item_id {top[ITEM_ID][duplicated].iloc[0]!r}")
+    ids = np.sort(top[ITEM_ID].to_numpy(dtype=str))
+    sources = sorted(top["_source"].unique())
+    scores = np.full((len(sources), len(ids)), -np.inf)
+    scores[np.searchsorted(sources, top["_source"]), np.searchsorted(ids, top[ITEM_ID].to_numpy(dtype=str))] = top[SCORE]
+    row = F.create_map(*[F.lit(v) for i, s in enumerate(sources) for v in (s, i)])[source]
+    queries = queries.withColumn(_ROW, row).where(F.col(_ROW).isNotNull()).select(USER_ID, _ROW)
     block_rows = _check_block_rows(block_rows, len(ids))
     return _score_on_executors(_with_exclusions(queries, exclusions), USER_ID, TOP_N_SCHEMA, ids, scores, "constant", k,
                                block_rows)
@@ -401,7 +413,8 @@ def with_fallback(recommendations: DataFrame, users: DataFrame, popular_items: D
     """k rows for every distinct user of `users`: the user's `recommendations` (user_id, rank,
     item_id, score; ranks 1.. contiguous, as every function here returns them) first, then the
     most popular items (`popular_items`, see `popularity_fallback`) that the user was neither
-    recommended nor excluded from, ranked after them with their popularity score. A user without
+    recommended nor excluded from, ranked after them with their popularity score (with a `source`
+    column in `popular_items` and `users`: their own source's items). A user without
     recommendations (cold, or unknown to the model) gets the popularity list alone; rows of
     users not in `users` are dropped. Fewer than k rows only when too few eligible items are left.
     `max_excluded`: `most_excluded(users, exclusions)` when the caller knows it (it is one job)."""
@@ -410,7 +423,8 @@ def with_fallback(recommendations: DataFrame, users: DataFrame, popular_items: D
                     {USER_ID: (StringType,), RANK: (IntegerType, LongType), ITEM_ID: (StringType,), SCORE: _NUMBERS},
                     RecommenderError)
     require_columns(users, "users", {USER_ID: (StringType,)}, RecommenderError)
-    targets = users.select(USER_ID).filter(F.col(USER_ID).isNotNull()).distinct()
+    sources = [SOURCE] if SOURCE in popular_items.columns else []
+    targets = users.select(USER_ID, *sources).filter(F.col(USER_ID).isNotNull()).distinct()
     listed = (recommendations.join(targets, USER_ID, "left_semi").filter(F.col(RANK) <= k)
               .select(USER_ID, F.col(RANK).cast("int").alias(RANK), ITEM_ID, F.col(SCORE).cast("double").alias(SCORE)))
     lengths = listed.groupBy(USER_ID).agg(F.max(RANK).alias("_listed"))
@@ -420,25 +434,9 @@ def with_fallback(recommendations: DataFrame, users: DataFrame, popular_items: D
         require_columns(exclusions, "exclusions", _EXCLUSION_COLUMNS, RecommenderError)
         taken = exclusions.select(USER_ID, ITEM_ID).unionByName(taken)
     bound = None if max_excluded is None else max_excluded + k   # taken = exclusions + at most k listed
-    fill = (popularity_fallback(short.select(USER_ID), popular_items, k, taken, block_rows=block_rows, max_excluded=bound)
-            .join(short, USER_ID)
+    fill = (popularity_fallback(short.select(USER_ID, *sources), popular_items, k, taken, block_rows=block_rows,
+                                max_excluded=bound)
+            .join(short.select(USER_ID, "_listed"), USER_ID)
             .select(USER_ID, (F.col(RANK) + F.col("_listed")).cast("int").alias(RANK), ITEM_ID, SCORE)
             .filter(F.col(RANK) <= k))
     return listed.unionByName(fill)
-
-
-def with_source_fallback(recommendations: DataFrame, users: DataFrame, popular_items: DataFrame, k: int,
-                         exclusions: DataFrame | None = None, *, block_rows: int | None = None,
-                         max_excluded: int | None = None) -> DataFrame:
-    """`with_fallback` per source: `users` (user_id, source) are filled up from their own source's
-    `popular_items` (source, item_id, score), so no shop's user is offered another shop's items.
-    A source without popular items fills nothing; one row per source reaches the driver."""
-    require_columns(users, "users", {USER_ID: (StringType,), SOURCE: (StringType,)}, RecommenderError)
-    require_columns(popular_items, "popular_items", {SOURCE: (StringType,)}, RecommenderError)
-    sources = [row[SOURCE] for row in popular_items.select(SOURCE).distinct().collect()]
-    lists = [with_fallback(recommendations, users.where(F.col(SOURCE) == source), popular_items
-                           .where(F.col(SOURCE) == source).drop(SOURCE), k, exclusions, block_rows=block_rows,
-                           max_excluded=max_excluded)
-             for source in sorted(sources)]
-    unfilled = recommendations.join(users.where(~F.col(SOURCE).isin(*sources)), USER_ID, "left_semi")
-    return functools.reduce(DataFrame.unionByName, lists, unfilled.select(*RECOMMENDATION_COLUMNS))

@@ -21,3 +21,25 @@ def cached_frames():
     finally:
         for frame in frames:
             frame.unpersist()
+
+
+@contextmanager
+def checkpointed_frames(spark, folder: str):
+    """`cut(frame)` writes `frame` as a reliable Spark checkpoint under `folder` and returns a
+    frame that reads it, with its plan cut to a scan: a job that builds dozens of frames on top
+    of each other (the recommender's lists) otherwise spends minutes in Catalyst analysing ever
+    deeper plans. Unlike localCheckpoint, a lost executor loses nothing. `folder` is removed
+    when the block exits, normally or not."""
+    from recsynth.paths import filesystem
+
+    spark.sparkContext.setCheckpointDir(folder)
+
+    def cut(frame):
+        return frame.checkpoint(eager=True)
+
+    try:
+        yield cut
+    finally:
+        fs, root = filesystem(folder)
+        if fs.exists(root):
+            fs.rm(root, recursive=True)

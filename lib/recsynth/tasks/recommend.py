@@ -37,6 +37,7 @@ from pyspark.sql import functions as F
 from recsynth import tables as T
 from recsynth.errors import RecommenderError
 from recsynth.etl.gold import interactions
+from recsynth.frames import spark_settings
 from recsynth.rec import rules, topn
 from recsynth.rec.augment import synthetic_events
 from recsynth.rec.baselines import popular_per_source
@@ -47,7 +48,7 @@ from recsynth.rec.recommenders import Als, Cooccurrence, Ease, History, ItemKnn,
 from recsynth.rec.rules import DISCOVERY, NEXT, TASKS, Exclusion
 from recsynth.rec.select import best_setting, champion
 from recsynth.rec.two_tower import model_uri, save_model
-from recsynth.runtime.cache import cached_frames
+from recsynth.runtime.cache import cached_frames, checkpointed_frames
 from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import Tracker, tracked_run
@@ -73,16 +74,23 @@ class Period:
     users: int
 
 
+# Adaptive query execution re-plans every shuffle stage as its own job; the job's many small
+# plans (a list per model, task and period) ran 2-3x slower with it on 2 cores.
+SETTINGS = {"spark.sql.adaptive.enabled": "false"}
+
+
 def recommend(ctx: RunContext) -> Outcome:
-    with tracked_run(ctx.conf, "recommend", ctx.run_id) as tracker, cached_frames() as keep:
-        return Recommend(ctx, tracker, keep).run()
+    scratch = f"{ctx.lake.root}/_scratch/recommend/{ctx.run_id}"
+    with tracked_run(ctx.conf, "recommend", ctx.run_id) as tracker, cached_frames() as keep, \
+            checkpointed_frames(ctx.spark, scratch) as cut, spark_settings(ctx.spark, SETTINGS):
+        return Recommend(ctx, tracker, keep, cut).run()
 
 
 class Recommend:
     """One run of the job: inputs, selection on validation, the report on test, serving."""
 
-    def __init__(self, ctx: RunContext, tracker: Tracker, keep):
-        self.ctx, self.tracker, self.keep = ctx, tracker, keep
+    def __init__(self, ctx: RunContext, tracker: Tracker, keep, cut):
+        self.ctx, self.tracker, self.keep, self.cut = ctx, tracker, keep, cut
         self.conf, self.lake = ctx.conf.recs, ctx.lake
         self.stage = Stages("recommend")
         self.data_version = self.lake.version(T.GOLD_SPLITS)
@@ -105,7 +113,8 @@ class Recommend:
                 self.events, purchased=conf.exclude_purchased, viewed=conf.exclude_viewed,
                 overrides={s: Exclusion(**rule.model_dump()) for s, rule in conf.exclusions_by_source.items()})
         self._track_params()
-        chosen, validation_rows = self._select() if conf.validation_split else (self._unselected(), [])
+        chosen = self._select() if conf.validation_split else self._unselected()
+        validation_rows = chosen["validation_rows"]
         test_rows, reported = self._report(chosen)
         measured_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         rows = [self._metrics_row(row, split, chosen, measured_at) for split, table in
@@ -124,8 +133,9 @@ class Recommend:
                                    f"{self.conf.categories}")
         return {**counts, POOLED: sum(counts.values())}
 
-    def _history(self, periods: list[str]) -> History:
-        events = self.keep(self.events.where(F.col(SPLIT).isin(*periods)))
+    def _history(self, periods: list[str] | None) -> History:
+        """The events and interaction pairs of `periods` (None: every event)."""
+        events = self.events if periods is None else self.keep(self.events.where(F.col(SPLIT).isin(*periods)))
         pairs = self.keep(interactions(events, self.weights, self.purchase_quantity))
         return History(events=events, pairs=pairs)
 
@@ -157,7 +167,7 @@ class Recommend:
         for (label, task), model in models.items():
             users = yardstick.users(task)
             own = model.recommend(users, period.history, conf.k, yardstick.exclusions[task])
-            lists[(label, task)] = self.keep(topn.with_source_fallback(
+            lists[(label, task)] = self.cut(topn.with_fallback(
                 own, users, period.popular, conf.k, yardstick.exclusions[task], block_rows=conf.top_n.block_rows,
                 max_excluded=yardstick.max_excluded[task]))
         rows, per_user = evaluate(lists, yardstick, catalogue_items=self.catalogue_items,
@@ -181,7 +191,8 @@ class Recommend:
 
     def _select(self) -> dict:
         """Fit on the fit periods but validation, score on validation: EASE's l2 per task and the
-        served model (unless recs.serve names one)."""
+        served model (unless recs.serve names one), which is chosen on `next`, so the other
+        baselines are scored on `next` only."""
         conf = self.conf
         tune_splits = [s for s in conf.fit_splits if s != conf.validation_split]
         period = self._period(tune_splits, conf.validation_split)
@@ -189,7 +200,7 @@ class Recommend:
             fitted = [model.fit(period.history, self.eligible, self.keep) for model in self._baselines(conf.ease.l2[0])]
         ease = next(m for m in fitted if isinstance(m, Ease))
         variants = {_label(ease.name, l2): ease if l2 == ease.l2 else ease.with_l2(l2, self.keep) for l2 in conf.ease.l2}
-        models = {(m.name, task): m for m in fitted if m is not ease for task in TASKS}
+        models = {(m.name, NEXT): m for m in fitted if m is not ease}   # the served model is chosen on next
         models.update({(label, task): variant for label, variant in variants.items() for task in TASKS})
         with self.stage("validation", f"scoring {len(fitted)} models on the {conf.validation_split} period"):
             rows, per_user = self._evaluate(models, period)
@@ -286,14 +297,14 @@ class Recommend:
         served = reported[chosen["served"]][NEXT]
         with self.stage("top_n", f"top-{conf.k} of {served.name} for every user and {conf.similar_items.k} similar "
                                  f"items per item"):
-            everything = self._history(sorted({*self.events.select(SPLIT).distinct().toPandas()[SPLIT]}))
+            everything = self._history(None)
             excluded = rules.exclusions(everything.events, self.rules)
             excluded = keep(excluded) if excluded is not None else None
             popular = keep(topn.eligible_items(popular_per_source(everything.pairs), self.catalogue,
                                                categories=conf.categories))
             own = served.recommend(self.user_sources, everything, conf.k, excluded)
             generated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-            lists = topn.with_source_fallback(own, self.user_sources, popular, conf.k, excluded,
+            lists = topn.with_fallback(own, self.user_sources, popular, conf.k, excluded,
                                               block_rows=conf.top_n.block_rows,
                                               max_excluded=topn.most_excluded(self.user_sources, excluded))
             topn.write_top_n(lake, lists, version, generated_at)
