@@ -99,6 +99,15 @@ class NeighbourModel(Recommender):
     def __init__(self, history_items: int):
         self.history_items = history_items
 
+    def fit(self, data, eligible, keep=_as_is):
+        self.eligible = eligible
+        self.neighbours = keep(self._neighbours(data))
+        return self
+
+    @abstractmethod
+    def _neighbours(self, data: History) -> DataFrame:
+        """(item_id, neighbour_id, similarity) learnt from `data`."""
+
     def recommend(self, users, history, k, exclusions):
         return score_neighbours(_bounded(history.pairs, users, self.history_items), self.neighbours, k,
                                 exclusions=exclusions, items=self.eligible)
@@ -124,12 +133,10 @@ class Cooccurrence(NeighbourModel):
     def params(self):
         return {"max_items_per_user": self.history_items, "min_count": self.min_count}
 
-    def fit(self, data, eligible, keep=_as_is):
-        self.eligible = eligible
+    def _neighbours(self, data):
         counts = cooccurrence_counts(data.pairs, max_items_per_user=self.history_items)
-        self.neighbours = keep(counts.where(F.col("n") >= self.min_count).select(
-            F.col("item_a").alias(ITEM_ID), F.col("item_b").alias(NEIGHBOUR), F.col("n").cast("double").alias(SIMILARITY)))
-        return self
+        return counts.where(F.col("n") >= self.min_count).select(
+            F.col("item_a").alias(ITEM_ID), F.col("item_b").alias(NEIGHBOUR), F.col("n").cast("double").alias(SIMILARITY))
 
 
 class ItemKnn(NeighbourModel):
@@ -143,11 +150,8 @@ class ItemKnn(NeighbourModel):
     def params(self):
         return {"max_neighbours": self.max_neighbours, "max_items_per_user": self.history_items}
 
-    def fit(self, data, eligible, keep=_as_is):
-        self.eligible = eligible
-        self.neighbours = keep(itemknn(data.pairs, max_neighbours=self.max_neighbours,
-                                       max_items_per_user=self.history_items))
-        return self
+    def _neighbours(self, data):
+        return itemknn(data.pairs, max_neighbours=self.max_neighbours, max_items_per_user=self.history_items)
 
 
 class Ease(NeighbourModel):
@@ -163,20 +167,14 @@ class Ease(NeighbourModel):
     def params(self):
         return {"l2": self.l2, "max_items": self.max_items, "max_neighbours": self.max_neighbours}
 
-    def fit(self, data, eligible, keep=_as_is):
-        self.eligible = eligible
-        self.gram = ease_gram(data.pairs, max_items=self.max_items)
-        return self._weights(keep)
+    def _neighbours(self, data):
+        if self.gram is None:
+            self.gram = ease_gram(data.pairs, max_items=self.max_items)
+        return ease_neighbours(data.pairs.sparkSession, self.gram, l2=self.l2, max_neighbours=self.max_neighbours)
 
-    def with_l2(self, l2: float, keep=_as_is) -> "Ease":
-        other = Ease(self.history_items, self.max_items, self.max_neighbours, l2, self.gram)
-        other.eligible = self.eligible
-        return other._weights(keep)
-
-    def _weights(self, keep) -> "Ease":
-        self.neighbours = keep(ease_neighbours(self.eligible.sparkSession, self.gram, l2=self.l2,
-                                               max_neighbours=self.max_neighbours))
-        return self
+    def with_l2(self, l2: float, data: History, keep=_as_is) -> "Ease":
+        """The same Gram matrix under another l2 (no Spark work but the weights' frame)."""
+        return Ease(self.history_items, self.max_items, self.max_neighbours, l2, self.gram).fit(data, self.eligible, keep)
 
 
 class Als(Recommender):

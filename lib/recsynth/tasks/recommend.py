@@ -199,7 +199,8 @@ class Recommend:
         with self.stage("fit_validation", f"fitting the baselines on {'+'.join(tune_splits)}"):
             fitted = [model.fit(period.history, self.eligible, self.keep) for model in self._baselines(conf.ease.l2[0])]
         ease = next(m for m in fitted if isinstance(m, Ease))
-        variants = {_label(ease.name, l2): ease if l2 == ease.l2 else ease.with_l2(l2, self.keep) for l2 in conf.ease.l2}
+        variants = {_label(ease.name, l2): ease if l2 == ease.l2 else ease.with_l2(l2, period.history, self.keep)
+                    for l2 in conf.ease.l2}
         models = {(m.name, NEXT): m for m in fitted if m is not ease}   # the served model is chosen on next
         models.update({(label, task): variant for label, variant in variants.items() for task in TASKS})
         with self.stage("validation", f"scoring {len(fitted)} models on the {conf.validation_split} period"):
@@ -235,7 +236,8 @@ class Recommend:
             fitted = [model.fit(period.history, self.eligible, self.keep) for model in self._baselines(chosen["l2"][NEXT])]
         reported = {m.name: {task: m for task in TASKS} for m in fitted}
         if chosen["l2"][DISCOVERY] != chosen["l2"][NEXT]:
-            reported["ease"][DISCOVERY] = reported["ease"][NEXT].with_l2(chosen["l2"][DISCOVERY], self.keep)
+            reported["ease"][DISCOVERY] = reported["ease"][NEXT].with_l2(chosen["l2"][DISCOVERY], period.history,
+                                                                          self.keep)
         for model in self._neural(period.history):
             reported[model.name] = {task: model for task in TASKS}
         if chosen["served"] not in reported:
