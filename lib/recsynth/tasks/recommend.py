@@ -210,10 +210,13 @@ class Recommend:
                           for m in sorted(fitted, key=lambda m: m.complexity)]
             served, steps = (conf.serve, []) if conf.serve != "auto" else champion(
                 per_user, candidates, replicates=conf.bootstrap_replicates, seed=conf.seed)
-        for step in steps:
-            log.info("selection on %s: %s %s %s (NDCG@%d difference %+.4f, 95%% interval [%+.4f, %+.4f])",
-                     conf.validation_split, step.challenger, "replaces" if step.won else "does not replace",
-                     step.holder, conf.k, step.difference, step.low, step.high)
+        for step in steps:  # the whole challenge in the log file; the console gets the outcome
+            log.debug("selection on %s: %s %s %s (NDCG@%d difference %+.4f, 95%% interval [%+.4f, %+.4f])",
+                      conf.validation_split, step.challenger, "replaces" if step.won else "does not replace",
+                      step.holder, conf.k, step.difference, step.low, step.high)
+        if steps:
+            log.info("recommend: %s chosen on %s (%d challenge(s); details in the log file)", served,
+                     conf.validation_split, len(steps))
         for row in rows:  # the variant labels go back to the model's name; its l2 is in params
             if row[MODEL] in variants:
                 row["params"], row[MODEL] = variants[row[MODEL]].params(), ease.name

@@ -37,14 +37,13 @@ class TwoTower(Recommender):
 
     def fit(self, data: History, eligible, keep):
         conf, lake = self.ctx.conf.recs, self.ctx.lake
-        with self.stage(f"features_{self.name}", f"building the vocabularies of {self.name}"):
+        with self.stage(f"examples_{self.name}", f"writing the vocabularies and training examples of {self.name}"):
             built = feat.build_vocabularies(data.events, self.catalogue, max_items=conf.max_items,
                                             max_values=conf.max_feature_values)
             self.vocabularies = feat.Vocabularies(items=keep(built.items),
                                                   features={n: keep(f) for n, f in built.features.items()})
             self.vocab_sizes = self.vocabularies.sizes()
             indices = keep(feat.item_feature_indices(self.catalogue, self.vocabularies))
-        with self.stage(f"examples_{self.name}", f"writing the training examples of {self.name}"):
             examples = feat.training_examples(data.events, self.vocabularies, indices, conf.history_length)
             lake.overwrite(T.RECS_TRAINING_EXAMPLES, examples.repartition(2 * conf.num_proc))
             files = current_files(lake.read(T.RECS_TRAINING_EXAMPLES))
