@@ -383,10 +383,9 @@ class Recommend:
         users = {r[TASK]: r["users"] for r in rows if r[SOURCE] == POOLED}
         return Outcome(
             rows_in=reported[TWO_TOWER][NEXT].training_rows, rows_out=listed["rows"],
-            message=f"served {served} (NDCG@{conf.k} on {conf.evaluation_split}: next {pooled(served, NEXT)}, "
-                    f"{users.get(NEXT, 0)} users; discovery {pooled(served, DISCOVERY)}, {users.get(DISCOVERY, 0)} "
-                    f"users; recent {pooled('recent', NEXT)} / ease {pooled('ease', DISCOVERY)}); top-{conf.k} for "
-                    f"{listed['users']} users; similar items from {listed['similar']}")
+            message=f"served {served}: NDCG@{conf.k} on {conf.evaluation_split} next {pooled(served, NEXT)} "
+                    f"({users.get(NEXT, 0)} users), discovery {pooled(served, DISCOVERY)} ({users.get(DISCOVERY, 0)}); "
+                    f"top-{conf.k} for {listed['users']} users")
 
 
 def _label(name: str, l2: float) -> str:
