@@ -143,7 +143,10 @@ def test_similar_items_never_list_the_item_itself(gold_lake, published):
     similar = current_rows(lake, T.RECS_SIMILAR_ITEMS, published)
     assert similar.count() > 0
     assert similar.where("item_id = similar_item_id").count() == 0
-    assert similar.where(f"rank < 1 OR rank > {conf.recs.similar_items.k} OR score > 1.0 OR score < -1.0").count() == 0
+    # the neighbours of a model with item-to-item scores (counts, cosines or EASE weights): positive, best first
+    assert similar.where(f"rank < 1 OR rank > {conf.recs.similar_items.k} OR score <= 0").count() == 0
+    by_rank = Window.partitionBy("item_id").orderBy("rank")
+    assert similar.withColumn("_before", F.lag("score").over(by_rank)).where("score > _before").count() == 0
     assert similar.join(lake.read(T.GOLD_ITEM_FEATURES), "item_id", "left_anti").count() == 0
 
 
