@@ -36,9 +36,11 @@ def _as_is(frame: DataFrame) -> DataFrame:
 
 
 class Recommender(ABC):
-    """`complexity` orders the models: a more complex one replaces a simpler one only on evidence."""
+    """`complexity` orders the models: a more complex one replaces a simpler one only on evidence;
+    `item_to_item` says whether `similar_items` has an answer (without computing it)."""
     name: str
     complexity: int
+    item_to_item = False
 
     def params(self) -> dict:
         """The hyper-parameters to record beside the model's metrics."""
@@ -95,6 +97,7 @@ class NeighbourModel(Recommender):
     """An item-to-item model: a table of weighted neighbours scored by `score_neighbours` over
     the user's `history_items` most recent items."""
     neighbours: DataFrame
+    item_to_item = True
 
     def __init__(self, history_items: int):
         self.history_items = history_items
@@ -180,6 +183,7 @@ class Ease(NeighbourModel):
 class Als(Recommender):
     """Spark MLlib implicit ALS; users outside the fit periods get no list of their own."""
     name, complexity = "als", 5
+    item_to_item = True
 
     def __init__(self, rank: int, reg_param: float, alpha: float, max_iter: int, seed: int, block_rows: int | None):
         self.settings = {"rank": rank, "reg_param": reg_param, "alpha": alpha, "max_iter": max_iter, "seed": seed}

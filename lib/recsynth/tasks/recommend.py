@@ -346,10 +346,10 @@ class Recommend:
         """The served model when it has item-to-item scores; else the best such model on
         validation (`next`), or EASE when nothing was validated."""
         served = reported[chosen["served"]][NEXT]
-        if served.similar_items(1) is not None:
+        if served.item_to_item:
             return served
         scores = {r[MODEL]: r[NDCG] or 0.0 for r in chosen["validation_rows"]
-                  if r[TASK] == NEXT and r[SOURCE] == POOLED and reported[r[MODEL]][NEXT].similar_items(1) is not None}
+                  if r[TASK] == NEXT and r[SOURCE] == POOLED and reported[r[MODEL]][NEXT].item_to_item}
         return reported[max(scores, key=scores.get)][NEXT] if scores else reported["ease"][NEXT]
 
     # --- records ---------------------------------------------------------------------------------------

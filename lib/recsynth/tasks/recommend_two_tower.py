@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 class TwoTower(Recommender):
     """`name` tells the real-only model from the augmented one; `training_data` keys its checkpoint."""
     complexity = 6
+    item_to_item = True
 
     def __init__(self, ctx: RunContext, tracker: Tracker, stage: Stages, catalogue, *, name: str,
                  training_data: list):
