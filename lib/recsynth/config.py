@@ -311,6 +311,7 @@ class SynthConf(Strict):
 
 
 class TwoTowerConf(Strict):
+    enabled: bool                        # trained and reported beside the other models (off: retired on the evidence)
     embedding_dim: int = Field(ge=1)     # item-id embedding, shared by the user and item towers
     feature_dim: int = Field(ge=1)       # each item feature's embedding
     tower_dims: tuple[int, ...]          # hidden layers of each tower
@@ -325,6 +326,28 @@ class TwoTowerConf(Strict):
     def _positive_layers(self):
         if any(d < 1 for d in self.tower_dims):
             raise ValueError(f"tower_dims must be integers >= 1, got {list(self.tower_dims)}")
+        return self
+
+
+class SequenceConf(Strict):
+    max_length: int = Field(ge=1)              # events of the user's history the model reads
+    embedding_dim: int = Field(ge=1)
+    blocks: int = Field(ge=1)                  # self-attention blocks
+    heads: int = Field(ge=1)
+    dropout: float = Field(ge=0, lt=1)
+    batch_size: int = Field(ge=1)              # windows per rank and step
+    learning_rate: float = Field(gt=0)
+    max_epochs: int = Field(ge=1)              # the cap of early stopping (and the epochs without validation)
+    patience: int = Field(ge=1)                # epochs without a better validation NDCG before stopping
+    early_stopping_users: int = Field(ge=1)    # validation users rank 0 scores after each epoch
+    negatives: int = Field(ge=1)               # sampled candidates per step (sampled softmax, logQ-corrected)
+    full_softmax_max_items: int = Field(ge=1)  # a vocabulary this small: every item is a candidate
+    logq_correction: bool = True
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.embedding_dim % self.heads:
+            raise ValueError(f"embedding_dim ({self.embedding_dim}) must be a multiple of heads ({self.heads})")
         return self
 
 
@@ -398,6 +421,7 @@ class RecsConf(Strict):
     num_proc: int = Field(ge=1)
     checkpoint_every: int = Field(ge=1)
     seed: int
+    sequence: SequenceConf
     two_tower: TwoTowerConf
     als: AlsConf
     cooccurrence: CooccurrenceConf
@@ -428,6 +452,9 @@ class RecsConf(Strict):
         if self.categories is not None and (not self.categories or not all(c.strip() for c in self.categories)):
             raise ValueError("categories must be null (every category) or a non-empty list of non-empty "
                              "category ids or paths")
+        if self.augmentation.enabled and not self.two_tower.enabled:
+            raise ValueError("augmentation.enabled trains the two-tower on real + synthetic data beside the real-only "
+                             "one: set two_tower.enabled: true too")
         return self
 
 

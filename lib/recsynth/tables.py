@@ -50,7 +50,7 @@ SYNTHETIC_SAMPLES = "synthetic.samples"  # conditional samples (recsynth sample)
 RECS_TOP_N = "recs.top_n"  # top-N items per user, by model_version (recsynth.rec.topn)
 RECS_SIMILAR_ITEMS = "recs.similar_items"  # top-N similar items per item, by model_version
 RECS_METRICS = "recs.metrics"  # offline metrics per run, split, model, task and source (recsynth recommend)
-RECS_TRAINING_EXAMPLES = "recs.training_examples"  # the two-tower's training input, read by Horovod ranks through Petastorm
+RECS_TRAINING_EXAMPLES = "recs.training_examples"  # the sequence model's training windows, read by Horovod ranks through Petastorm
 
 # --- the registry ---------------------------------------------------------------------------
 APPEND = "append"                    # rows are added; the key tells a re-run's rows apart
@@ -166,8 +166,7 @@ TABLES = (
           columns="the synthetic.behavior columns of the sampled model (conf), with condition in place of "
                   "training_data_version"),
     Table(RECS_TRAINING_EXAMPLES, "recommend", OVERWRITE, None, schema=(
-        "user_id string, item_id string, history array<int>, item_idx int, category_l1_idx int, "
-        "category_l2_idx int, brand_idx int, price_band_idx int, item_key bigint, log_q float")),
+        "items array<int>, types array<int>, source_idx int")),
     Table(RECS_METRICS, "recommend", APPEND, "run_id", schema=(
         "run_id string, model string, model_version string, training_data_version bigint, evaluation_split string, "
         "k int, precision_at_k double, recall_at_k double, ndcg_at_k double, map_at_k double, hit_rate_at_k double, "

@@ -33,7 +33,7 @@ from recsynth.rec.columns import (
 )
 from recsynth.rec.columns import require_positive
 from recsynth.train.scoring import score_on_executors
-_EXCLUDED = "_excluded"
+EXCLUDED = "_excluded"
 _ROW = "_row"
 
 # Memory one scored block may take on an executor's Python worker: the float scores plus
@@ -191,7 +191,7 @@ def _ranker(key: str, names: list[str], mode: str, k: int, payload):
             block = np.clip(items[_positions(item_ids, keys)[0]] @ items.T, -1.0, 1.0)
         else:  # one score row per source; the query's `_row` says which (a copy: the block is masked in place)
             block = items[part[_ROW].to_numpy(dtype=np.int64)]
-        row, rank, position, value = rank_block(block, part[_EXCLUDED].tolist(), item_ids, k)
+        row, rank, position, value = rank_block(block, part[EXCLUDED].tolist(), item_ids, k)
         return pd.DataFrame({
             names[0]: keys[row], names[1]: rank.astype(np.int32),
             names[2]: item_ids[position], names[3]: value.astype(np.float64),
@@ -200,13 +200,13 @@ def _ranker(key: str, names: list[str], mode: str, k: int, payload):
     return top_k
 
 
-def _with_exclusions(queries: DataFrame, exclusions: DataFrame | None) -> DataFrame:
+def with_exclusion_arrays(queries: DataFrame, exclusions: DataFrame | None) -> DataFrame:
     """Each user's excluded item ids as one array column (null: none)."""
     if exclusions is None:
-        return queries.withColumn(_EXCLUDED, F.lit(None).cast("array<string>"))
+        return queries.withColumn(EXCLUDED, F.lit(None).cast("array<string>"))
     require_columns(exclusions, "exclusions", _EXCLUSION_COLUMNS, RecommenderError)
     per_user = (exclusions.filter(F.col(USER_ID).isNotNull() & F.col(ITEM_ID).isNotNull())
-                .groupBy(USER_ID).agg(F.collect_set(ITEM_ID).alias(_EXCLUDED)))
+                .groupBy(USER_ID).agg(F.collect_set(ITEM_ID).alias(EXCLUDED)))
     return queries.join(per_user, USER_ID, "left")
 
 
@@ -269,7 +269,7 @@ def top_n(user_vectors: DataFrame, item_vectors: DataFrame, exclusions: DataFram
         require_columns(exclusions, "exclusions", _EXCLUSION_COLUMNS, RecommenderError)
     _check_user_vectors(user_vectors, matrix.shape[1])
     queries = user_vectors.select(USER_ID, VECTOR).filter(F.col(USER_ID).isNotNull() & F.col(VECTOR).isNotNull())
-    return _score_on_executors(_with_exclusions(queries, exclusions), USER_ID, TOP_N_SCHEMA, ids, matrix, "dot", k,
+    return _score_on_executors(with_exclusion_arrays(queries, exclusions), USER_ID, TOP_N_SCHEMA, ids, matrix, "dot", k,
                                block_rows)
 
 
@@ -322,7 +322,7 @@ def popularity_fallback(users: DataFrame, popular_items: DataFrame, k: int, excl
     row = F.create_map(*[F.lit(v) for i, s in enumerate(sources) for v in (s, i)])[source]
     queries = queries.withColumn(_ROW, row).where(F.col(_ROW).isNotNull()).select(USER_ID, _ROW)
     block_rows = _check_block_rows(block_rows, len(ids))
-    return _score_on_executors(_with_exclusions(queries, exclusions), USER_ID, TOP_N_SCHEMA, ids, scores, "constant", k,
+    return _score_on_executors(with_exclusion_arrays(queries, exclusions), USER_ID, TOP_N_SCHEMA, ids, scores, "constant", k,
                                block_rows)
 
 
@@ -346,7 +346,7 @@ def similar_items(item_vectors: DataFrame, k: int, *, block_rows: int | None = N
     spark = item_vectors.sparkSession
     partitions = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
     queries = (item_vectors.select(ITEM_ID).filter(F.col(ITEM_ID).isNotNull()).repartition(partitions)
-               .withColumn(_EXCLUDED, F.array(ITEM_ID)))
+               .withColumn(EXCLUDED, F.array(ITEM_ID)))
     return _score_on_executors(queries, ITEM_ID, SIMILAR_ITEMS_SCHEMA, ids, unit, "self", k, block_rows)
 
 

@@ -47,17 +47,19 @@ from recsynth.rec.metrics import item_popularity
 from recsynth.rec.recommenders import Als, Cooccurrence, Ease, History, ItemKnn, Popularity, Recent, Recommender
 from recsynth.rec.rules import DISCOVERY, NEXT, TASKS, Exclusion
 from recsynth.rec.select import best_setting, champion
-from recsynth.rec.two_tower import model_uri, save_model
+from recsynth.rec.two_tower import model_uri
 from recsynth.runtime.cache import cached_frames, checkpointed_frames
 from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import Tracker, tracked_run
+from recsynth.tasks.recommend_sequence import SequenceRecommender
 from recsynth.tasks.recommend_two_tower import TwoTower
 from recsynth.train import checkpoints
 
 log = logging.getLogger(__name__)
 
 TWO_TOWER = "two_tower"
+SEQUENCE = "sequence"
 AUGMENTED = "two_tower_augmented"   # reported too when synthetic.behavior exists (recs.augmentation)
 SPLIT = "split"
 METRICS_SCHEMA = T.schema(T.RECS_METRICS)
@@ -83,14 +85,14 @@ def recommend(ctx: RunContext) -> Outcome:
     scratch = f"{ctx.lake.root}/_scratch/recommend/{ctx.run_id}"
     with tracked_run(ctx.conf, "recommend", ctx.run_id) as tracker, cached_frames() as keep, \
             checkpointed_frames(ctx.spark, scratch) as cut, spark_settings(ctx.spark, SETTINGS):
-        return Recommend(ctx, tracker, keep, cut).run()
+        return Recommend(ctx, tracker, keep, cut, scratch).run()
 
 
 class Recommend:
     """One run of the job: inputs, selection on validation, the report on test, serving."""
 
-    def __init__(self, ctx: RunContext, tracker: Tracker, keep, cut):
-        self.ctx, self.tracker, self.keep, self.cut = ctx, tracker, keep, cut
+    def __init__(self, ctx: RunContext, tracker: Tracker, keep, cut, scratch: str):
+        self.ctx, self.tracker, self.keep, self.cut, self.scratch = ctx, tracker, keep, cut, scratch
         self.conf, self.lake = ctx.conf.recs, ctx.lake
         self.stage = Stages("recommend")
         self.data_version = self.lake.version(T.GOLD_SPLITS)
@@ -109,6 +111,8 @@ class Recommend:
                                                      categories=conf.categories))
             self.catalogue_items = self._catalogue_sizes()
             self.user_sources = keep(self.events.select(USER_ID, SOURCE).distinct())
+            self.sources = sorted(r[SOURCE] for r in self.user_sources.select(SOURCE).distinct().collect())
+            self.trained: list[Recommender] = []   # neural models, whose checkpoints go once the run is done
             self.rules = rules.source_exclusions(
                 self.events, purchased=conf.exclude_purchased, viewed=conf.exclude_viewed,
                 overrides={s: Exclusion(**rule.model_dump()) for s, rule in conf.exclusions_by_source.items()})
@@ -198,6 +202,8 @@ class Recommend:
         period = self._period(tune_splits, conf.validation_split)
         with self.stage("fit_validation", f"fitting the baselines on {'+'.join(tune_splits)}"):
             fitted = [model.fit(period.history, self.eligible, self.keep) for model in self._baselines(conf.ease.l2[0])]
+        fitted.append(self._sequence(tune_splits, validation=period.yardstick.truth[NEXT]).fit(
+            period.history, self.eligible, self.keep))
         ease = next(m for m in fitted if isinstance(m, Ease))
         variants = {_label(ease.name, l2): ease if l2 == ease.l2 else ease.with_l2(l2, period.history, self.keep)
                     for l2 in conf.ease.l2}
@@ -222,12 +228,14 @@ class Recommend:
                 row["params"], row[MODEL] = variants[row[MODEL]].params(), ease.name
             else:
                 row["params"] = next(m for m in fitted if m.name == row[MODEL]).params()
-        return {"l2": l2, "served": served.split(" ")[0], "validation_rows": rows}
+        return {"l2": l2, "served": served.split(" ")[0], "validation_rows": rows,
+                "sequence_epochs": fitted[-1].best_epoch}
 
     def _unselected(self) -> dict:
         if self.conf.serve == "auto":
             raise RecommenderError("recs.serve: auto needs recs.validation_split to choose the served model on")
-        return {"l2": {task: self.conf.ease.l2[0] for task in TASKS}, "served": self.conf.serve, "validation_rows": []}
+        return {"l2": {task: self.conf.ease.l2[0] for task in TASKS}, "served": self.conf.serve, "validation_rows": [],
+                "sequence_epochs": self.conf.sequence.max_epochs}
 
     def _report(self, chosen: dict) -> tuple[list[dict], dict[str, dict[str, Recommender]]]:
         """Every model refitted on all fit periods and scored on the evaluation period; the fitted
@@ -241,7 +249,7 @@ class Recommend:
         if chosen["l2"][DISCOVERY] != chosen["l2"][NEXT]:
             reported["ease"][DISCOVERY] = reported["ease"][NEXT].with_l2(chosen["l2"][DISCOVERY], period.history,
                                                                           self.keep)
-        for model in self._neural(period.history):
+        for model in self._neural(period.history, chosen["sequence_epochs"]):
             reported[model.name] = {task: model for task in TASKS}
         if chosen["served"] not in reported:
             raise RecommenderError(f"recs.serve: {chosen['served']!r} is not a model; the models are {sorted(reported)}")
@@ -252,13 +260,27 @@ class Recommend:
             row["params"] = reported[row[MODEL]][row[TASK]].params()
         return rows, reported
 
-    def _neural(self, history: History) -> list[Recommender]:
+    def _sequence(self, fit_splits: list[str], **how) -> SequenceRecommender:
+        """The sequence model for `fit_splits`; `how`: epochs (a refit) or validation (early stopping)."""
+        training_data = [self.lake.path(T.GOLD_SPLITS), self.data_version, sorted(fit_splits), self.conf.max_items]
+        model = SequenceRecommender(self.ctx, self.tracker, self.stage, sources=self.sources,
+                                    training_data=training_data, **how)
+        self.trained.append(model)
+        return model
+
+    def _neural(self, history: History, sequence_epochs: int) -> list[Recommender]:
+        """The sequence model refitted for `sequence_epochs`; the two-tower (and its augmented
+        twin) when recs.two_tower.enabled."""
         conf, lake = self.conf, self.lake
+        models = [self._sequence(list(conf.fit_splits), epochs=sequence_epochs).fit(history, self.eligible, self.keep)]
+        if not conf.two_tower.enabled:
+            return models
         training_data = [lake.path(T.GOLD_SPLITS), self.data_version, lake.path(T.GOLD_ITEM_FEATURES),
                          self.catalogue_version, sorted(conf.fit_splits), conf.max_items, conf.max_feature_values,
                          self.weights]
-        models = [TwoTower(self.ctx, self.tracker, self.stage, self.catalogue, name=TWO_TOWER,
-                           training_data=training_data).fit(history, self.eligible, self.keep)]
+        models.append(TwoTower(self.ctx, self.tracker, self.stage, self.catalogue, name=TWO_TOWER,
+                               training_data=training_data, examples_folder=f"{self.scratch}/{TWO_TOWER}").fit(history, self.eligible, self.keep))
+        self.trained.append(models[-1])
         augmented = self._augmentation_events(history.events)
         if augmented:
             events, version = augmented
@@ -266,7 +288,9 @@ class Recommend:
             augmented_history = History(events=events, pairs=history.pairs)
             models.append(TwoTower(self.ctx, self.tracker, self.stage, self.catalogue, name=AUGMENTED,
                                    training_data=[*training_data, T.SYNTHETIC_BEHAVIOR, version,
-                                                  conf.augmentation.model_dump()]).fit(augmented_history, self.eligible, self.keep))
+                                                  conf.augmentation.model_dump()],
+                                   examples_folder=f"{self.scratch}/{AUGMENTED}").fit(augmented_history, self.eligible, self.keep))
+            self.trained.append(models[-1])
         return models
 
     def _augmentation_events(self, fit_events):
@@ -323,22 +347,19 @@ class Recommend:
                                  name, ", ".join(dropped), conf.top_n.keep_versions)
             written = lake.read(T.RECS_TOP_N).where(topn.version_predicate(version))
             listed = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct(USER_ID).alias("users")).head()
-        two_tower = reported[TWO_TOWER][NEXT]
+        sequence = reported[SEQUENCE][NEXT]
         model_path = model_uri(lake.root, version)
-        save_model(model_path, two_tower.weights, two_tower.model, two_tower.vocabularies, two_tower.vocab_sizes, {
+        sequence.save(model_path, {
             "run_id": self.ctx.run_id, "training_data": T.GOLD_SPLITS, "training_data_version": self.data_version,
             "catalogue": T.GOLD_ITEM_FEATURES, "catalogue_version": self.catalogue_version,
-            "fit_splits": list(conf.fit_splits), "training_rows": two_tower.training_rows,
-            "history": two_tower.history, "saved_at": dt.datetime.utcnow().isoformat()})
-        self.tracker.metrics({"training_rows": two_tower.training_rows, "top_n_rows": listed["rows"],
+            "fit_splits": list(conf.fit_splits)})
+        self.tracker.metrics({"training_rows": sequence.training_rows, "top_n_rows": listed["rows"],
                               "top_n_users": listed["users"],
                               **{f"seconds_{key}": sec for key, sec in self.stage.seconds.items()}})
         self.tracker.tags({"model_uri": model_path, "served_model": served.name,
                            "similar_items_model": similar_source.name})
-        for models in reported.values():
-            for model in models.values():
-                if isinstance(model, TwoTower):
-                    checkpoints.clear(model.checkpoint_uri)  # the saved model and the metrics are the result now
+        for model in self.trained:
+            checkpoints.clear(model.checkpoint_uri)  # the saved model and the metrics are the result now
         return {"rows": listed["rows"], "users": listed["users"], "model_path": model_path,
                 "similar": similar_source.name}
 
@@ -361,6 +382,7 @@ class Recommend:
                              "exclusions": {s: vars(r) for s, r in self.rules.items()}, "categories": conf.categories,
                              "ease_l2": conf.ease.l2, "ease_max_items": conf.ease.max_items,
                              "itemknn_max_neighbours": conf.itemknn.max_neighbours, "history_items": conf.history_items,
+                             **{f"sequence_{key}": value for key, value in conf.sequence.model_dump().items()},
                              **{f"two_tower_{key}": value for key, value in conf.two_tower.model_dump().items()},
                              **{f"als_{key}": value for key, value in conf.als.model_dump().items()}})
         self.tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": self.data_version,
@@ -382,7 +404,7 @@ class Recommend:
         conf, served = self.conf, chosen["served"]
         users = {r[TASK]: r["users"] for r in rows if r[SOURCE] == POOLED}
         return Outcome(
-            rows_in=reported[TWO_TOWER][NEXT].training_rows, rows_out=listed["rows"],
+            rows_in=reported[SEQUENCE][NEXT].training_rows, rows_out=listed["rows"],
             message=f"served {served}: NDCG@{conf.k} on {conf.evaluation_split} next {pooled(served, NEXT)} "
                     f"({users.get(NEXT, 0)} users), discovery {pooled(served, DISCOVERY)} ({users.get(DISCOVERY, 0)}); "
                     f"top-{conf.k} for {listed['users']} users")

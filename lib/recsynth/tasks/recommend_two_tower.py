@@ -1,11 +1,10 @@
 """The two-tower as a `Recommender`: vocabularies and training examples from the fit history,
-Petastorm shards in recs.training_examples, training on Horovod ranks through the shared launcher
+Petastorm shards in the run's scratch folder, training on Horovod ranks through the shared launcher
 with checkpoints, then item vectors broadcast for scoring on executors."""
 from __future__ import annotations
 
 import logging
 
-from recsynth import tables as T
 from recsynth.rec import features as feat
 from recsynth.rec import topn
 from recsynth.rec.columns import ITEM_ID, USER_ID
@@ -22,15 +21,16 @@ log = logging.getLogger(__name__)
 
 
 class TwoTower(Recommender):
-    """`name` tells the real-only model from the augmented one; `training_data` keys its checkpoint."""
+    """`name` tells the real-only model from the augmented one; `training_data` keys its checkpoint;
+    its training examples are written to `examples_folder` (Parquet, removed with the run's scratch)."""
     complexity = 6
     item_to_item = True
 
     def __init__(self, ctx: RunContext, tracker: Tracker, stage: Stages, catalogue, *, name: str,
-                 training_data: list):
+                 training_data: list, examples_folder: str):
         conf = ctx.conf.recs
         self.ctx, self.tracker, self.stage, self.catalogue = ctx, tracker, stage, catalogue
-        self.name, self.training_data = name, training_data
+        self.name, self.training_data, self.examples_folder = name, training_data, examples_folder
         self.model = TwoTowerParams(**conf.two_tower.model_dump(), history_length=conf.history_length, seed=conf.seed)
 
     def params(self):
@@ -46,9 +46,9 @@ class TwoTower(Recommender):
             self.vocab_sizes = self.vocabularies.sizes()
             indices = keep(feat.item_feature_indices(self.catalogue, self.vocabularies))
             examples = feat.training_examples(data.events, self.vocabularies, indices, conf.history_length)
-            lake.overwrite(T.RECS_TRAINING_EXAMPLES, examples.repartition(2 * conf.num_proc))
-            files = current_files(lake.read(T.RECS_TRAINING_EXAMPLES))
-        check_shardable(files, conf.num_proc, T.RECS_TRAINING_EXAMPLES)
+            examples.repartition(2 * conf.num_proc).write.mode("overwrite").parquet(self.examples_folder)
+            files = current_files(self.ctx.spark.read.parquet(self.examples_folder))
+        check_shardable(files, conf.num_proc, f"the {self.name} training examples")
         self.checkpoint_uri = checkpoints.folder(lake.root, "recommender", self.training_data, self.vocab_sizes,
                                                  params_dict(self.model), conf.num_proc)
         with self.stage(f"train_{self.name}", f"training {self.name} on {conf.num_proc} Horovod rank(s)"):

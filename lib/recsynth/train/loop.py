@@ -10,26 +10,35 @@ EpochResult = tuple[Any, dict[str, float]]   # (the epoch's history entry, its n
 
 
 def run_epochs(state: dict[str, list], run_epoch: Callable[[int], EpochResult], epochs: int, rank: int,
-               checkpoint_uri: str | None = None, checkpoint_every: int = 1) -> tuple[int, list]:
+               checkpoint_uri: str | None = None, checkpoint_every: int = 1,
+               stop: Callable[[list], bool] | None = None) -> tuple[int, list]:
     """On every rank: restore `state` ({group: variables}, what a checkpoint holds) from the latest
     checkpoint under `checkpoint_uri`, then call `run_epoch(epoch)` for each epoch up to `epochs`.
 
     With `checkpoint_uri`, rank 0 saves a checkpoint every `checkpoint_every` epochs and after the
     last one, and after every epoch rewrites the progress record with an entry {"epoch",
     "epochs", <named losses>, "seconds"}. Returns (epochs done before this run, the history of
-    every epoch so far: restored entries as JSON gave them back, then this run's)."""
+    every epoch so far: restored entries as JSON gave them back, then this run's).
+
+    `stop(history)`, called on every rank after each epoch (and once after a restore), ends the
+    training early when it says so (early stopping: it must give every rank the same answer);
+    the last epoch is then checkpointed like the final one."""
     from recsynth.train import checkpoints, progress
 
     first_epoch, history = _restore(state, checkpoint_uri, rank)
     history = list(history)
     reporting = bool(checkpoint_uri) and rank == 0
     timeline = progress.read(checkpoint_uri)[:first_epoch] if reporting else []
+    stopped = bool(history) and stop is not None and stop(history)
     for epoch in range(first_epoch + 1, epochs + 1):
+        if stopped:
+            break
         started = time.time()
         entry, losses = run_epoch(epoch)
         history.append(entry)
+        stopped = stop is not None and stop(history)
         if reporting:
-            if epoch % checkpoint_every == 0 or epoch == epochs:
+            if epoch % checkpoint_every == 0 or epoch == epochs or stopped:
                 checkpoints.save(checkpoint_uri, checkpoints.Checkpoint(
                     epoch, {group: [v.numpy() for v in variables] for group, variables in state.items()}, history))
             timeline.append({"epoch": epoch, "epochs": epochs, **losses, "seconds": time.time() - started})

@@ -1,0 +1,331 @@
+"""A repeat-aware sequence recommender in the SASRec style (Kang & McAuley 2018), in Keras 2.
+
+Input: a user's most recent `max_length` events (item index, event type), oldest first, padded
+with 0 on the left (`recsynth.rec.sequence_features`). Causal self-attention blocks (pre-layer
+norm, as SASRec) turn position t into a vector h_t, the user's state after the event at t.
+
+Score of item i after position t (one formula for training, early stopping and serving):
+    h_t . E_i + b_i + repeat_t(i)
+where E is the input item embedding (shared, as in SASRec), b_i a learnt item bias, and
+repeat_t(i) a small network over how the user has used i up to t (how many events, how
+recently with two decays, whether it is the item at t) - non-zero only for the user's own items.
+So one list serves both tasks: the user's own items compete with new ones on one scale.
+
+Loss: cross-entropy of the next event's item at every real position (padding and items outside
+the vocabulary are not targets). Candidates are every item of the vocabulary (full softmax) when
+it has at most `full_softmax_max_items` items, otherwise `negatives` items drawn from the
+targets' distribution q with the logQ correction (logit - log q) and accidental hits masked.
+Items of another source than the sequence's, padding and the out-of-vocabulary index are never
+candidates.
+
+`train_rank` is the body of each Horovod rank (the shared launcher and epoch loop): it reads its
+Petastorm shard of the training windows, averages gradients over ranks, and with validation
+users stops early on rank 0's NDCG@k (`patience` epochs without a better one, at most
+`max_epochs`), returning the best epoch's weights. TensorFlow is imported inside functions.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from recsynth.errors import RecommenderError
+
+PAD, OOV, FIRST_KNOWN = 0, 1, 2          # item indices, as `recsynth.rec.features`' vocabularies
+EVENT_TYPES = ("view", "cart", "purchase")   # type index = position + 1; 0 is padding
+ITEMS, TYPES, SOURCE_INDEX = "items", "types", "source_idx"
+REPEAT_DECAYS = (0.5, 0.9)
+MASKED = -1e9
+
+
+@dataclass(frozen=True)
+class SequenceParams:
+    max_length: int = 50                 # events of the user's history the model sees
+    embedding_dim: int = 64
+    blocks: int = 2                      # self-attention blocks
+    heads: int = 2
+    dropout: float = 0.2
+    batch_size: int = 128                # windows per rank and step
+    learning_rate: float = 1e-3
+    max_epochs: int = 30
+    patience: int = 3                    # epochs without a better validation NDCG before stopping
+    negatives: int = 1000                # sampled candidates per step (sampled softmax)
+    full_softmax_max_items: int = 5000   # at most this many items: every item is a candidate
+    logq_correction: bool = True
+    k: int = 10                          # the NDCG@k of early stopping
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("max_length", "embedding_dim", "blocks", "heads", "batch_size", "max_epochs", "patience",
+                     "negatives", "full_softmax_max_items", "k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RecommenderError(f"sequence {name} must be an integer >= 1, got {value!r}")
+        if self.embedding_dim % self.heads:
+            raise RecommenderError(f"sequence embedding_dim ({self.embedding_dim}) must be a multiple of heads "
+                                   f"({self.heads})")
+        if not 0 <= self.dropout < 1 or not self.learning_rate > 0:
+            raise RecommenderError(f"sequence dropout must be in [0, 1) and learning_rate > 0, got "
+                                   f"{self.dropout!r}, {self.learning_rate!r}")
+
+
+def params_dict(params: SequenceParams) -> dict:
+    return asdict(params)
+
+
+def params_from_dict(values: dict) -> SequenceParams:
+    unknown = sorted(set(values) - {f.name for f in fields(SequenceParams)})
+    if unknown:
+        raise RecommenderError(f"unknown sequence parameter(s) {unknown}")
+    return SequenceParams(**values)
+
+
+# --- the network -------------------------------------------------------------------------------
+class SequenceNetwork:
+    """The encoder (items, types -> one state per position), the item bias and the repeat scorer;
+    layers are created in a fixed order, so weights lists are interchangeable between builds."""
+
+    def __init__(self, params: SequenceParams, vocab_size: int):
+        import tensorflow as tf
+
+        p, length = params, params.max_length
+        self.params, self.vocab_size = p, int(vocab_size)
+        self.item_embedding = tf.keras.layers.Embedding(self.vocab_size, p.embedding_dim, name="item_embedding")
+        items = tf.keras.Input((length,), dtype="int32", name=ITEMS)
+        types = tf.keras.Input((length,), dtype="int32", name=TYPES)
+        real = tf.cast(tf.not_equal(items, PAD), tf.float32)[:, :, None]
+        x = self.item_embedding(items) * (p.embedding_dim ** 0.5)
+        x = x + tf.keras.layers.Embedding(len(EVENT_TYPES) + 1, p.embedding_dim, name="type_embedding")(types)
+        x = x + tf.keras.layers.Embedding(length, p.embedding_dim, name="position_embedding")(tf.range(length))[None]
+        x = tf.keras.layers.Dropout(p.dropout)(x) * real
+        causal = tf.linalg.band_part(tf.ones((length, length), tf.bool), -1, 0)[None]
+        attend = causal & tf.not_equal(items, PAD)[:, None, :]
+        for block in range(p.blocks):
+            normed = tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"attention_norm_{block}")(x)
+            x = x + tf.keras.layers.MultiHeadAttention(p.heads, p.embedding_dim // p.heads, dropout=p.dropout,
+                                                       name=f"attention_{block}")(normed, normed, attention_mask=attend)
+            normed = tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"feed_forward_norm_{block}")(x)
+            hidden = tf.keras.layers.Dense(p.embedding_dim, activation="relu", name=f"feed_forward_{block}_in")(normed)
+            hidden = tf.keras.layers.Dropout(p.dropout)(hidden)
+            x = (x + tf.keras.layers.Dense(p.embedding_dim, name=f"feed_forward_{block}_out")(hidden)) * real
+        states = tf.keras.layers.LayerNormalization(epsilon=1e-6, name="output_norm")(x)
+        self.encoder = tf.keras.Model({ITEMS: items, TYPES: types}, states, name="sequence_encoder")
+        self.item_bias = tf.Variable(tf.zeros((self.vocab_size,)), name="item_bias")
+        self.repeat_hidden = tf.keras.layers.Dense(8, activation="relu", name="repeat_hidden")
+        self.repeat_out = tf.keras.layers.Dense(1, name="repeat_out")
+        self.repeat_hidden.build((None, 2 + len(REPEAT_DECAYS)))
+        self.repeat_out.build((None, 8))
+
+    @property
+    def variables(self) -> list:
+        return [*self.encoder.variables, self.item_bias, *self.repeat_hidden.variables, *self.repeat_out.variables]
+
+    @property
+    def trainable_variables(self) -> list:
+        return [*self.encoder.trainable_variables, self.item_bias, *self.repeat_hidden.trainable_variables,
+                *self.repeat_out.trainable_variables]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [v.numpy() for v in self.variables]
+
+    def set_weights(self, weights) -> None:
+        for variable, value in zip(self.variables, weights, strict=True):
+            variable.assign(value)
+
+    def repeat_scores(self, items):
+        """(batch, t, j): the repeat score of the item at slot j after position t, on the first
+        slot of each distinct known item with j <= t (0 elsewhere, so each item counts once)."""
+        import tensorflow as tf
+
+        length = self.params.max_length
+        known = items >= FIRST_KNOWN
+        same = tf.equal(items[:, :, None], items[:, None, :]) & known[:, :, None] & known[:, None, :]
+        earlier = tf.linalg.band_part(tf.ones((length, length), tf.bool), -1, 0) & ~tf.eye(length, dtype=tf.bool)
+        first = known & ~tf.reduce_any(same & earlier[None], axis=2)               # no same item at an earlier slot
+        k, t = np.arange(length)[:, None], np.arange(length)[None, :]
+        gap = np.where(k <= t, t - k, -1)
+        weights = np.stack([(gap >= 0), *[np.where(gap >= 0, d ** np.maximum(gap, 0), 0) for d in REPEAT_DECAYS],
+                            (gap == 0)], axis=-1).astype(np.float32)               # (k, t, features)
+        used = tf.einsum("bjk,ktf->btjf", tf.cast(same, tf.float32), tf.constant(weights))
+        features = tf.concat([tf.math.log1p(used[..., :1]), used[..., 1:]], axis=-1)
+        valid = first[:, None, :] & tf.constant(k.T <= t.T)[None]                 # slot j seen by t: j <= t
+        scores = self.repeat_out(self.repeat_hidden(features))[..., 0]
+        return tf.where(valid, scores, 0.0)
+
+    def candidate_logits(self, states, items, repeat, candidates):
+        """(batch, t, c): the scores of `candidates` ((c,) item indices) after each position."""
+        import tensorflow as tf
+
+        base = tf.einsum("btd,cd->btc", states, tf.gather(self.item_embedding.embeddings, candidates))
+        owned = tf.cast(tf.equal(items[:, :, None], candidates[None, None, :]), tf.float32)   # (b, j, c)
+        return base + tf.gather(self.item_bias, candidates)[None, None, :] + tf.einsum("btj,bjc->btc", repeat, owned)
+
+    def target_logits(self, states, items, repeat, targets):
+        """(batch, t): the score of each position's own target."""
+        import tensorflow as tf
+
+        base = tf.reduce_sum(states * self.item_embedding(targets), axis=-1) + tf.gather(self.item_bias, targets)
+        owned = tf.cast(tf.equal(targets[:, :, None], items[:, None, :]), tf.float32)          # (b, t, j)
+        return base + tf.reduce_sum(repeat * owned, axis=-1)
+
+
+def sequence_loss(network: SequenceNetwork, windows, types, sources, item_sources, log_q, rng, training: bool = True):
+    """Mean cross-entropy of the next item over the real positions of `windows` ((batch,
+    max_length + 1) item indices; `types` alike; `sources` (batch,) source indices);
+    `item_sources` (vocab,) the source index of each item (-1: padding, OOV), `log_q` (vocab,)
+    the log share of each item among targets; `rng` a tf.random.Generator for the negatives."""
+    import tensorflow as tf
+
+    p = network.params
+    items, targets = windows[:, :-1], windows[:, 1:]
+    states = network.encoder({ITEMS: items, TYPES: types[:, :-1]}, training=training)
+    repeat = network.repeat_scores(items)
+    real = (targets >= FIRST_KNOWN) & (items != PAD)
+    if network.vocab_size <= p.full_softmax_max_items:
+        candidates = tf.range(network.vocab_size)
+        logits = network.candidate_logits(states, items, repeat, candidates)
+        allowed = tf.equal(tf.gather(item_sources, candidates)[None, :], sources[:, None])[:, None, :]
+        logits = tf.where(allowed, logits, MASKED)
+        labels = targets
+    else:
+        seed = rng.make_seeds(1)[:, 0]
+        candidates = tf.cast(tf.random.stateless_categorical(log_q[None, :], p.negatives, seed)[0], tf.int32)
+        negatives = network.candidate_logits(states, items, repeat, candidates)
+        positives = network.target_logits(states, items, repeat, targets)
+        if p.logq_correction:
+            negatives -= tf.gather(log_q, candidates)[None, None, :]
+            positives -= tf.gather(log_q, targets)
+        same_source = tf.equal(tf.gather(item_sources, candidates)[None, :], sources[:, None])[:, None, :]
+        hit = tf.equal(candidates[None, None, :], targets[:, :, None])
+        negatives = tf.where(same_source & ~hit, negatives, MASKED)
+        logits = tf.concat([positives[:, :, None], negatives], axis=-1)
+        labels = tf.zeros_like(targets)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    weights = tf.cast(real, losses.dtype)
+    return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+# --- scoring -----------------------------------------------------------------------------------
+def last_states(network: SequenceNetwork, items: np.ndarray, types: np.ndarray):
+    """(users, dim) states after each history's last event, and (users, max_length) repeat
+    scores of its slots (histories as in serving: `max_length` events, right-aligned)."""
+    import tensorflow as tf
+
+    items, types = tf.constant(items, tf.int32), tf.constant(types, tf.int32)
+    states = network.encoder({ITEMS: items, TYPES: types}, training=False)[:, -1, :]
+    return states.numpy(), network.repeat_scores(items)[:, -1, :].numpy()
+
+
+def full_scores(network: SequenceNetwork, items: np.ndarray, types: np.ndarray, sources: np.ndarray,
+                item_sources: np.ndarray) -> np.ndarray:
+    """(users, vocab) scores of every item after each history; other sources', padding and
+    OOV at -inf."""
+    states, repeat = last_states(network, items, types)
+    embeddings = network.item_embedding.embeddings.numpy()
+    scores = states @ embeddings.T + network.item_bias.numpy()[None, :]
+    rows = np.repeat(np.arange(len(items)), items.shape[1])
+    np.add.at(scores, (rows, items.reshape(-1)), repeat.reshape(-1))
+    scores[item_sources[None, :] != sources[:, None]] = -np.inf
+    return scores
+
+
+def ndcg_at_k(scores: np.ndarray, truth: np.ndarray, truth_sizes: np.ndarray, k: int) -> float:
+    """Mean NDCG@k of score rows against `truth` ((users, width) item indices, 0 padding);
+    `truth_sizes` counts every relevant item (also those outside the vocabulary) for the ideal."""
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    hits = np.array([np.isin(row, t[t >= FIRST_KNOWN]) for row, t in zip(top, truth)], dtype=np.float64)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.array([discounts[:min(int(n), k)].sum() for n in truth_sizes])
+    dcg = (hits * discounts[None, :]).sum(axis=1)
+    return float(np.mean(np.where(ideal > 0, dcg / np.maximum(ideal, 1e-12), 0.0))) if len(ideal) else 0.0
+
+
+def validation_ndcg(network: SequenceNetwork, validation: dict, item_sources: np.ndarray, k: int,
+                    chunk: int = 256) -> float:
+    """NDCG@k on `validation` ({items, types, sources, truth, truth_sizes} arrays) in chunks."""
+    users = len(validation["sources"])
+    total = 0.0
+    for start in range(0, users, chunk):
+        part = {name: values[start:start + chunk] for name, values in validation.items()}
+        scores = full_scores(network, part[ITEMS], part[TYPES], part["sources"], item_sources)
+        total += ndcg_at_k(scores, part["truth"], part["truth_sizes"], k) * len(part["sources"])
+    return total / users if users else 0.0
+
+
+# --- one Horovod rank --------------------------------------------------------------------------
+def train_rank(files: list[str], params: dict, vocab_size: int, item_sources, log_q, epochs: int | None = None,
+               validation: dict | None = None, checkpoint_uri: str | None = None, checkpoint_every: int = 1) -> dict:
+    """Horovod rank body: train on this rank's Petastorm shard of the training windows.
+
+    `epochs` fixed (a refit) or None: up to `max_epochs`, stopping early on rank 0's NDCG@k of
+    `validation` (which is then required). Every rank takes the same number of steps per epoch
+    (the smallest shard's full batches, at least one), so the allreduces line up. Rank 0 returns
+    the weights of the best epoch (the last one without validation) and the epoch it was."""
+    import horovod.tensorflow as hvd
+    import tensorflow as tf
+
+    from recsynth.train.launcher import init_rank
+    from recsynth.train.loop import run_epochs
+    from recsynth.train.shards import read_shard
+
+    rank, size = init_rank()
+    p = params_from_dict(params)
+    if epochs is None and validation is None:
+        raise RecommenderError("sequence training needs validation users to stop early, or a number of epochs")
+    tf.keras.utils.set_random_seed(p.seed + rank)
+    columns = read_shard(files, rank, size, [ITEMS, TYPES, SOURCE_INDEX])
+    windows, types = (np.asarray(columns[c], dtype=np.int32) for c in (ITEMS, TYPES))
+    sources = np.asarray(columns[SOURCE_INDEX], dtype=np.int32)
+    if windows.ndim != 2 or windows.shape[1] != p.max_length + 1:
+        raise RecommenderError(f"rank {rank}: windows have shape {windows.shape}, expected (rows, {p.max_length + 1})")
+    rows = len(windows)
+    batch = min(p.batch_size, rows)
+    steps = max(1, min(hvd.allgather_object(rows // batch)))
+    item_sources_t = tf.constant(np.asarray(item_sources, dtype=np.int32))
+    log_q_t = tf.constant(np.asarray(log_q, dtype=np.float32))
+    network = SequenceNetwork(p, vocab_size)
+    optimizer = tf.keras.optimizers.Adam(p.learning_rate)
+    optimizer.build(network.trainable_variables)
+    best = [tf.Variable(v, trainable=False) for v in network.variables]
+    rng = tf.random.Generator.from_seed(p.seed * 1000 + rank)
+
+    @tf.function
+    def step(window, kinds, source):
+        with tf.GradientTape() as tape:
+            loss = sequence_loss(network, window, kinds, source, item_sources_t, log_q_t, rng)
+        tape = hvd.DistributedGradientTape(tape)
+        variables = network.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    def train_epoch(epoch: int):
+        order = np.random.default_rng([p.seed, rank, epoch]).permutation(rows)
+        total = 0.0
+        for k in range(steps):
+            picked = order[(k * batch) % rows:][:batch]
+            total += float(step(windows[picked], types[picked], sources[picked]))
+        loss = float(hvd.allreduce(tf.constant(total / steps), op=hvd.Average))
+        score = validation_ndcg(network, validation, np.asarray(item_sources), p.k) if validation and rank == 0 else None
+        return {"loss": loss, "validation_ndcg": score}, {"loss": loss, **({"validation_ndcg": score} if score is not None else {})}
+
+    def stop(history: list) -> bool:
+        """Rank 0 keeps the best epoch's weights and decides; every rank follows."""
+        decision = False
+        if rank == 0 and validation:
+            scores = [entry["validation_ndcg"] for entry in history]
+            if scores[-1] > max(scores[:-1], default=-np.inf):   # the first best, as argmax below
+                for kept, variable in zip(best, network.variables):
+                    kept.assign(variable)
+            decision = len(scores) - 1 - int(np.argmax(scores)) >= p.patience
+        return bool(hvd.broadcast_object(decision, root_rank=0))
+
+    state = {"model": network.variables, "optimizer": optimizer.variables(), "best": best}
+    first_epoch, history = run_epochs(state, train_epoch, epochs or p.max_epochs, rank, checkpoint_uri,
+                                      checkpoint_every, stop=stop)
+    if validation:
+        best_epoch = int(np.argmax([entry["validation_ndcg"] for entry in history])) + 1
+        weights = [v.numpy() for v in best]
+    else:
+        best_epoch, weights = len(history), network.get_weights()
+    return {"rank": rank, "size": size, "rows": rows, "steps_per_epoch": steps, "history": history,
+            "resumed_from_epoch": first_epoch, "best_epoch": best_epoch, "weights": weights if rank == 0 else None}
