@@ -306,6 +306,7 @@ def train_rank(files: list[str], params: dict, vocab_size: int, item_sources, lo
             total += float(step(windows[picked], types[picked], sources[picked]))
         loss = float(hvd.allreduce(tf.constant(total / steps), op=hvd.Average))
         score = validation_ndcg(network, validation, np.asarray(item_sources), p.k) if validation and rank == 0 else None
+        score = hvd.broadcast_object(score, root_rank=0)   # every rank keeps the same history
         return {"loss": loss, "validation_ndcg": score}, {"loss": loss, **({"validation_ndcg": score} if score is not None else {})}
 
     def stop(history: list) -> bool:
