@@ -68,7 +68,7 @@ SMALL_GAN = [
 # together; the rest follow in file order.
 SHARED_UNITS = {"test_sql_server": "served_pipeline", "test_notebooks": "served_pipeline"}
 LONGEST_FIRST = ("served_pipeline", "test_cluster", "test_storage_faults", "test_synthesize_job", "test_driver_kill",
-                 "test_recommend_job", "test_two_tower", "test_recommend_resume", "test_gan", "test_train",
+                 "test_recommend_job", "test_two_tower", "test_sequence", "test_recommend_resume", "test_gan", "test_train",
                  "test_source_changes", "test_pipeline", "test_fuzz_ingest", "test_spark_submit")
 
 
@@ -144,6 +144,9 @@ SMALL_RECS = [
     "recs.two_tower={embedding_dim: 8, feature_dim: 4, tower_dims: [16], output_dim: 8, batch_size: 32, epochs: 2,"
     " learning_rate: 0.01, temperature: 0.1, logq_correction: true}",
     "recs.ease={max_items: 500, l2: [10.0, 1000.0], max_neighbours: 20}", "recs.itemknn.max_neighbours=20",
+    "recs.sequence={max_length: 10, embedding_dim: 8, blocks: 1, heads: 2, dropout: 0.0, batch_size: 64,"
+    " learning_rate: 0.01, max_epochs: 3, patience: 1, early_stopping_users: 100, negatives: 50,"
+    " full_softmax_max_items: 100, logq_correction: true}",
     "recs.bootstrap_replicates=50",
 ]
 

@@ -18,12 +18,13 @@ from recsynth.errors import JobFailed
 from recsynth.runtime.runs import run_job
 from recsynth.pipeline import JOBS
 from recsynth.rec import topn
-from recsynth.rec.two_tower import load_model, model_uri
+from recsynth.rec.two_tower import model_uri
+from recsynth.tasks.recommend_sequence import load_model
 
 pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
 
-MODELS = ("als", "cooccurrence", "ease", "itemknn", "popularity", "recent", "two_tower")
-BASELINES = [m for m in MODELS if m != "two_tower"]
+MODELS = ("als", "cooccurrence", "ease", "itemknn", "popularity", "recent", "sequence")
+BASELINES = [m for m in MODELS if m != "sequence"]
 L2 = [10.0, 1000.0]   # conftest.SMALL_RECS' recs.ease.l2
 
 
@@ -67,11 +68,14 @@ def test_every_model_is_scored_on_both_tasks_per_source_with_intervals(gold_lake
     pooled = {(r["model"], r["task"]): r for r in reported if r["source"] == "all"}
     # discovery lists hold no seen item, so the user's own items score 0 there
     assert pooled[("recent", "discovery")]["ndcg_at_k"] == 0.0 < pooled[("recent", "next")]["ndcg_at_k"]
-    # validation: every baseline fitted on train alone, scored on next (the served model's task), EASE once
-    # per l2 and task; never the two-tower
+    # validation: every model fitted on train alone, scored on next (the served model's task), EASE once
+    # per l2 and task; the sequence model refitted for the epochs that stopped early there
     validation = [r for r in metrics if r["evaluation_split"] == "validation" and r["source"] == "all"]
     assert sorted((r["model"], r["task"]) for r in validation) == sorted(
-        [(m, "next") for m in BASELINES if m != "ease"] + [("ease", t) for t in ("next", "discovery") for _ in L2])
+        [(m, "next") for m in MODELS if m != "ease"] + [("ease", t) for t in ("next", "discovery") for _ in L2])
+    [tuned] = [json.loads(r["params"]) for r in validation if r["model"] == "sequence"]
+    assert 1 <= tuned["epochs"] <= conf.recs.sequence.max_epochs
+    assert json.loads(pooled[("sequence", "next")]["params"])["epochs"] == tuned["epochs"]
     tried = {(r["task"], json.loads(r["params"])["l2"]): r["ndcg_at_k"] for r in validation if r["model"] == "ease"}
     for task in ("next", "discovery"):   # the reported EASE carries the l2 that scored best on validation
         best = max(L2, key=lambda l2: (tried[(task, l2)], -L2.index(l2)))
@@ -167,11 +171,14 @@ def test_the_model_is_versioned_tracked_and_its_checkpoints_cleared(spark, gold_
     from recsynth.runtime.tracking import tracking_uri
 
     conf, lake = gold_lake
-    weights, params, sizes, vocabularies, meta = load_model(spark, model_uri(lake.root, published.run_id))
-    assert meta["training_data_version"] == lake.version(T.GOLD_SPLITS) and len(meta["history"]) == params.epochs
-    assert params.history_length == conf.recs.history_length and weights and sizes["item"] > 2
+    weights, params, meta = load_model(model_uri(lake.root, published.run_id))
+    reported = lake.read(T.RECS_METRICS).where("evaluation_split = 'test' AND model = 'sequence'").head()
+    assert meta["training_data_version"] == lake.version(T.GOLD_SPLITS)
+    assert len(meta["history"]) == meta["best_epoch"] == json.loads(reported["params"])["epochs"]
+    assert params.max_length == conf.recs.sequence.max_length and weights[0].shape == (meta["vocab_size"], 8)
+    assert meta["training_rows"] == lake.read(T.RECS_TRAINING_EXAMPLES).count()
     assert Path(model_uri(lake.root, published.run_id)) == Path(lake.root) / "models" / "recommender" / published.run_id
-    assert not list((Path(lake.root) / "checkpoints" / "recommender").glob("*"))
+    assert not list((Path(lake.root) / "checkpoints").glob("*/*"))
 
     client = MlflowClient(tracking_uri=tracking_uri(conf))
     experiment = client.get_experiment_by_name(conf.tracking.experiment)
@@ -179,9 +186,15 @@ def test_the_model_is_versioned_tracked_and_its_checkpoints_cleared(spark, gold_
     assert run.info.status == "FINISHED"
     assert run.data.tags["training_data_version"] == str(lake.version(T.GOLD_SPLITS))
     assert {f"{model}.{task}.all.ndcg_at_k" for model in MODELS for task in ("next", "discovery")} <= set(run.data.metrics)
-    assert run.data.tags["served_model"] == "recent" and run.data.tags["similar_items_model"] in BASELINES
-    losses = client.get_metric_history(run.info.run_id, "two_tower.loss")
-    assert sorted(m.step for m in losses) == list(range(1, conf.recs.two_tower.epochs + 1))
+    item_to_item = {"cooccurrence", "itemknn", "ease", "als", "sequence"}   # recent and popularity have none
+    assert run.data.tags["served_model"] == "recent" and run.data.tags["similar_items_model"] in item_to_item
+    champion = client.get_model_version_by_alias(conf.tracking.recommender_model, "champion")
+    assert champion.run_id == run.info.run_id and champion.tags["served_model"] == "recent"
+    assert Path(champion.source) == Path(model_uri(lake.root, published.run_id))
+    tuning = client.get_metric_history(run.info.run_id, "sequence.tuning.validation_ndcg")
+    refit = client.get_metric_history(run.info.run_id, "sequence.loss")
+    assert sorted(m.step for m in refit) == list(range(1, meta["best_epoch"] + 1))   # the refit: the chosen epochs
+    assert sorted(m.step for m in tuning) == list(range(1, len(tuning) + 1)) and len(tuning) >= meta["best_epoch"]
 
 
 def test_an_unchanged_rerun_is_skipped(spark, gold_lake, published):
@@ -201,9 +214,8 @@ def test_a_failed_run_leaves_every_table_as_it_was(spark, gold_lake, published):
     with pytest.raises(JobFailed, match=r"no eligible item.*no-such-category"):
         run_job(JOBS["recommend"], spark, recs_with(conf, categories=["no-such-category"]), lake, force=True)
     # fails in training, after recs.training_examples was rewritten: that write is undone too
-    huge_batches = recs_with(conf, two_tower=conf.recs.two_tower.model_copy(update={"batch_size": 10**6}))
-    with pytest.raises(JobFailed, match="Horovod training failed"):
-        run_job(JOBS["recommend"], spark, huge_batches, lake, force=True)
+    with pytest.raises(JobFailed, match="offers 2 task slot"):
+        run_job(JOBS["recommend"], spark, recs_with(conf, num_proc=3), lake, force=True)
     after = lake.versions(JOBS["recommend"].outputs)
     assert {t: v for t, v in after.items() if t != T.RECS_TRAINING_EXAMPLES} == {
         t: v for t, v in before.items() if t != T.RECS_TRAINING_EXAMPLES}
@@ -223,14 +235,15 @@ def test_synthetic_sessions_train_an_augmented_model_evaluated_beside_it(spark, 
                                                  "source", "top_category", "n_items")
     lake.overwrite(T.SYNTHETIC_BEHAVIOR, sessions)
     augmented_conf = recs_with(conf, augmentation=conf.recs.augmentation.model_copy(update={"enabled": True}),
+                               two_tower=conf.recs.two_tower.model_copy(update={"enabled": True}),
                                validation_split=None)   # nothing to choose: the served model is pinned
     record = run_job(JOBS["recommend"], spark, augmented_conf, lake)
     assert record.status == "succeeded"
     metrics = [r for r in lake.read(T.RECS_METRICS).where(f"run_id = '{record.run_id}'").collect() if r["source"] == "all"]
-    assert sorted({r["model"] for r in metrics}) == sorted([*MODELS, AUGMENTED])
+    assert sorted({r["model"] for r in metrics}) == sorted([*MODELS, "two_tower", AUGMENTED])
     real, augmented = ({r["task"]: r for r in metrics if r["model"] == model} for model in ("two_tower", AUGMENTED))
     assert {t: r["users"] for t, r in augmented.items()} == {t: r["users"] for t, r in real.items()}
     # the served model is recent; the pseudo-users never reach recs.top_n
     top = current_rows(lake, T.RECS_TOP_N, record)
     assert top.count() > 0 and top.where(F.col("user_id").startswith("synthetic:")).count() == 0
-    assert not list((Path(lake.root) / "checkpoints" / "recommender").glob("*"))
+    assert not list((Path(lake.root) / "checkpoints").glob("*/*"))

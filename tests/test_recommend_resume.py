@@ -19,16 +19,17 @@ EPOCHS = 60
 
 
 def checkpointed_epoch(lake_root: Path) -> int:
-    epochs = [json.loads(p.read_text())["epoch"] for p in lake_root.glob("checkpoints/recommender/*/latest.json")]
+    epochs = [json.loads(p.read_text())["epoch"] for p in lake_root.glob("checkpoints/sequence/*/latest.json")]
     return max(epochs, default=0)
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(spark, tmp_path, etl_reference):
     overrides = model_job_overrides(
         tmp_path, *SMALL_RECS, f"lake.metastore_dir={tmp_path}/metastore", "recs.augmentation.enabled=false",
-        "recs.validation_split=null", "recs.serve=recent",   # what is resumed is the two-tower's training
-        "recs.two_tower={embedding_dim: 8, feature_dim: 4, tower_dims: [16], output_dim: 8, batch_size: 16,"
-        f" epochs: {EPOCHS}, learning_rate: 0.01, temperature: 0.1, logq_correction: true}}")
+        "recs.validation_split=null", "recs.serve=recent",   # what is resumed is the sequence model's training
+        "recs.sequence={max_length: 10, embedding_dim: 8, blocks: 1, heads: 2, dropout: 0.0, batch_size: 16,"
+        f" learning_rate: 0.01, max_epochs: {EPOCHS}, patience: 1, early_stopping_users: 100, negatives: 50,"
+        " full_softmax_max_items: 100, logq_correction: true}")
     conf, lake = gold_lake_copy(spark, etl_reference, overrides)
     lake_root = tmp_path / "lake"
     options = [f"--set={o}" for o in overrides]
@@ -43,7 +44,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(spark, tmp_path, etl_reference
         time.sleep(0.2)
     os.killpg(killed.pid, signal.SIGKILL)  # the driver, its JVM and the ranks' Python workers
     killed.wait()
-    (folder,) = lake_root.glob("checkpoints/recommender/*")
+    (folder,) = lake_root.glob("checkpoints/sequence/*")
     at_kill = settled_epoch(str(folder))
     assert 2 <= at_kill < EPOCHS
 

@@ -311,7 +311,7 @@ class SynthConf(Strict):
 
 
 class TwoTowerConf(Strict):
-    enabled: bool                        # trained and reported beside the other models (off: retired on the evidence)
+    enabled: bool = False                # trained and reported beside the other models (off: retired on the evidence)
     embedding_dim: int = Field(ge=1)     # item-id embedding, shared by the user and item towers
     feature_dim: int = Field(ge=1)       # each item feature's embedding
     tower_dims: tuple[int, ...]          # hidden layers of each tower
@@ -463,6 +463,7 @@ class TrackingConf(Strict):
     uri: str | None             # None: a SQLite store under <lake.root>/mlflow (local lakes only)
     experiment: str = Field(min_length=1)
     artifact_root: str | None   # None: <lake.root>/mlflow/artifacts
+    recommender_model: str = Field(default="recsynth_recommender", min_length=1)   # registered model of `champion`
 
 
 class OpsConf(Strict):

@@ -16,6 +16,8 @@ from recsynth.paths import resolve_uri
 
 log = logging.getLogger(__name__)
 
+CHAMPION = "champion"   # the registered-model alias of the served recommender
+
 
 def tracking_uri(conf: Conf) -> str:
     if conf.tracking.uri:
@@ -57,6 +59,24 @@ class Tracker:
             for key, value in values.items():
                 if value is not None:
                     self._client.log_metric(self.run_id, key, float(value), step=step or 0)
+
+    def register_champion(self, model_name: str, source: str, tags: dict) -> str | None:
+        """Register `source` (a saved model's folder) as a new version of the registered model
+        `model_name`, created if needed, tagged with `tags`, and point its `champion` alias at
+        it. Returns the version (None with tracking off)."""
+        if not self.run_id:
+            return None
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.create_registered_model(model_name)
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        version = self._client.create_model_version(model_name, source, run_id=self.run_id,
+                                                    tags={key: str(value) for key, value in tags.items()})
+        self._client.set_registered_model_alias(model_name, CHAMPION, version.version)
+        return version.version
 
     def text(self, content: str, artifact_file: str) -> None:
         """Store `content` (e.g. an HTML report) as an artifact of the run."""

@@ -1,18 +1,20 @@
 """Recommend: gold.splits + gold.item_features -> every model and baseline (popularity, the user's
-own recent items, co-occurrence, item-kNN, EASE, ALS, the two-tower on Horovod ranks) scored on
-two tasks -> recs.metrics; then the served model's top-N for every user (recs.top_n) and the
-similar items of the best model that has item-to-item scores (recs.similar_items).
+own recent items, co-occurrence, item-kNN, EASE, ALS, the sequence model on Horovod ranks; the
+two-tower when recs.two_tower.enabled) scored on two tasks -> recs.metrics; then the served
+model's top-N for every user (recs.top_n) and the similar items of the best model that has
+item-to-item scores (recs.similar_items).
 
 Tasks (`recsynth.rec.rules`): `next` counts every item of the held-out period, repeats included;
 `discovery` only items new to the user. Every mean NDCG has a bootstrap 95% interval over users,
 per source and pooled (source `all`).
 
 Selection (`recs.validation_split`): the models are fitted on the other fit periods and scored on
-the validation period; EASE's l2 is chosen there per task, and the served model is chosen by a
-challenge in order of complexity on `next` (`recsynth.rec.select`). Every model is then refitted
-on all of `recs.fit_splits` and reported on `recs.evaluation_split`, which chooses nothing. The
-two-tower is trained once, on the fit periods: it is reported, and served only when
-`recs.serve` names it.
+the validation period; EASE's l2 is chosen there per task, the sequence model's epochs by early
+stopping on a sample of validation users, and the served model by a challenge in order of
+complexity on `next` (`recsynth.rec.select`). Every model is then refitted on all of
+`recs.fit_splits` (the sequence model for the chosen epochs) and reported on
+`recs.evaluation_split`, which chooses nothing. The two-tower is trained once, on the fit
+periods: it is reported, and served only when `recs.serve` names it.
 
 Rules, the same for evaluation and serving: exclusions per source (`recs.exclude_purchased`,
 `recs.exclude_viewed`, `recs.exclusions_by_source`), only items of the current catalogue within
@@ -20,9 +22,9 @@ Rules, the same for evaluation and serving: exclusions per source (`recs.exclude
 from the user's own source's most popular items. At evaluation histories, exclusions and
 popularity come from the fit periods; for serving, from every event.
 
-Augmentation (`recs.augmentation`, off by default): when synthetic.behavior exists, the two-tower
-is also trained on the real events plus pseudo-users made from the synthetic sessions
-(`recsynth.rec.augment`) and reported beside it as `two_tower_augmented`.
+Augmentation (`recs.augmentation`, off by default, with the two-tower): when synthetic.behavior
+exists, the two-tower is also trained on the real events plus pseudo-users made from the
+synthetic sessions (`recsynth.rec.augment`) and reported beside it as `two_tower_augmented`.
 """
 from __future__ import annotations
 
@@ -358,6 +360,12 @@ class Recommend:
                               **{f"seconds_{key}": sec for key, sec in self.stage.seconds.items()}})
         self.tracker.tags({"model_uri": model_path, "served_model": served.name,
                            "similar_items_model": similar_source.name})
+        champion = self.tracker.register_champion(self.ctx.conf.tracking.recommender_model, model_path, {
+            "served_model": served.name, "similar_items_model": similar_source.name, "model_version": version,
+            "chosen_on": conf.validation_split or "recs.serve"})
+        if champion:
+            log.debug("MLflow: %s version %s is the champion (%s)", self.ctx.conf.tracking.recommender_model, champion,
+                      served.name)
         for model in self.trained:
             checkpoints.clear(model.checkpoint_uri)  # the saved model and the metrics are the result now
         return {"rows": listed["rows"], "users": listed["users"], "model_path": model_path,

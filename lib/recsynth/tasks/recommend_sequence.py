@@ -45,6 +45,7 @@ class SequenceRecommender(Recommender):
         self.ctx, self.tracker, self.stage, self.training_data = ctx, tracker, stage, training_data
         self.sources = sf.source_indices(sources)
         self.epochs, self.validation = epochs, validation
+        self.label = self.name if validation is None else f"{self.name}.tuning"   # MLflow metrics' prefix
         self.model = seq.SequenceParams(**conf.sequence.model_dump(exclude={"early_stopping_users"}), k=conf.k,
                                         seed=conf.seed)
 
@@ -76,7 +77,7 @@ class SequenceRecommender(Recommender):
                 on_epoch=self._on_epoch, model="sequence")
         self.weights, self.history, self.best_epoch = chief["weights"], chief["history"], chief["best_epoch"]
         self.eligible = keep(eligible.join(self.vocabulary, ITEM_ID).select(ITEM_ID, ITEM_INDEX))
-        self.tracker.metrics({f"{self.name}.training_rows": self.training_rows, f"{self.name}.best_epoch": self.best_epoch})
+        self.tracker.metrics({f"{self.label}.training_rows": self.training_rows, f"{self.label}.best_epoch": self.best_epoch})
         return self
 
     def _item_arrays(self, events: DataFrame, windows: DataFrame) -> tuple[int, np.ndarray, np.ndarray]:
@@ -116,8 +117,8 @@ class SequenceRecommender(Recommender):
     def _on_epoch(self, record: dict) -> None:
         score = f", validation NDCG@{self.model.k} {record['validation_ndcg']:.4f}" if "validation_ndcg" in record else ""
         log.log(progress.console_level(record["epoch"], record["epochs"]), "%s epoch %d/%d: loss %.4f%s (%.1f s)",
-                self.name, record["epoch"], record["epochs"], record["loss"], score, record["seconds"])
-        self.tracker.metrics({f"{self.name}.{key}": record[key] for key in ("loss", "validation_ndcg", "seconds")
+                self.label, record["epoch"], record["epochs"], record["loss"], score, record["seconds"])
+        self.tracker.metrics({f"{self.label}.{key}": record[key] for key in ("loss", "validation_ndcg", "seconds")
                               if key in record}, step=record["epoch"])
 
     def recommend(self, users, history, k, exclusions):
@@ -133,7 +134,8 @@ class SequenceRecommender(Recommender):
         return self.ctx.spark.createDataFrame(rows, f"{ITEM_ID} string, {VECTOR} array<float>")
 
     def similar_items(self, k):
-        return topn.similar_items(self.item_vectors(), k, block_rows=self.ctx.conf.recs.top_n.block_rows)
+        similar = topn.similar_items(self.item_vectors(), k, block_rows=self.ctx.conf.recs.top_n.block_rows)
+        return similar.where(F.col("score") > 0)   # a neighbour is an item more alike than not, as for the others
 
     def save(self, uri: str, meta: dict) -> None:
         """Weights, parameters, the item arrays and meta under `uri`, the vocabulary as Parquet."""

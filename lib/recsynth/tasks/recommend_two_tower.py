@@ -31,7 +31,7 @@ class TwoTower(Recommender):
         conf = ctx.conf.recs
         self.ctx, self.tracker, self.stage, self.catalogue = ctx, tracker, stage, catalogue
         self.name, self.training_data, self.examples_folder = name, training_data, examples_folder
-        self.model = TwoTowerParams(**conf.two_tower.model_dump(), history_length=conf.history_length, seed=conf.seed)
+        self.model = TwoTowerParams(**conf.two_tower.model_dump(exclude={"enabled"}), history_length=conf.history_length, seed=conf.seed)
 
     def params(self):
         return params_dict(self.model)
