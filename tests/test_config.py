@@ -90,6 +90,8 @@ CHANGES = {
     "synth.gan.epochs=3": {"synthesize"},
     "recs.k=20": {"recommend"},
     "recs.two_tower.epochs=2": {"recommend"},
+    "recs.sequence.max_epochs=5": {"recommend"},
+    "tracking.recommender_model=other": set(),
     "lake.root=/elsewhere": set(),
     "lake.catalog=other": set(),
     "spark.shuffle_partitions=7": set(),
@@ -154,6 +156,9 @@ def test_recommender_settings_are_checked():
         ("recs.categories=[]", "categories must be null"),
         ("recs.two_tower.batch_size=1", "recs.two_tower.batch_size: Input should be greater than or equal to 2"),
         ("recs.als.rank=0", "recs.als.rank"),
+        ("recs.sequence.heads=3", "embedding_dim (64) must be a multiple of heads (3)"),
+        ("recs.sequence.dropout=1", "recs.sequence.dropout: Input should be less than 1"),
+        ("recs.augmentation.enabled=true", "set two_tower.enabled: true too"),
     ]:
         with pytest.raises(ConfigError) as err:
             load_conf("local", [override], CONF)

@@ -40,15 +40,15 @@ MASKED = -1e9
 
 @dataclass(frozen=True)
 class SequenceParams:
-    max_length: int = 50                 # events of the user's history the model sees
+    max_length: int = 30                 # events of the user's history the model sees
     embedding_dim: int = 64
     blocks: int = 2                      # self-attention blocks
     heads: int = 2
     dropout: float = 0.2
     batch_size: int = 128                # windows per rank and step
-    learning_rate: float = 1e-3
-    max_epochs: int = 30
-    patience: int = 3                    # epochs without a better validation NDCG before stopping
+    learning_rate: float = 2e-3
+    max_epochs: int = 15
+    patience: int = 2                    # epochs without a better validation NDCG before stopping
     negatives: int = 1000                # sampled candidates per step (sampled softmax)
     full_softmax_max_items: int = 5000   # at most this many items: every item is a candidate
     logq_correction: bool = True

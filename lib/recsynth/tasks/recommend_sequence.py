@@ -54,7 +54,7 @@ class SequenceRecommender(Recommender):
 
     def fit(self, data: History, eligible, keep):
         conf, lake, p = self.ctx.conf.recs, self.ctx.lake, self.model
-        with self.stage(f"examples_{self.name}", "writing the sequence model's vocabulary and training windows"):
+        with self.stage(f"examples_{self.label}", "writing the sequence model's vocabulary and training windows"):
             self.vocabulary = keep(item_vocabulary(data.events, conf.max_items))
             sequences = keep(sf.user_sequences(data.events, self.vocabulary, self.sources))
             lake.overwrite(T.RECS_TRAINING_EXAMPLES, sf.training_windows(sequences, p.max_length)
@@ -67,7 +67,7 @@ class SequenceRecommender(Recommender):
         self.checkpoint_uri = checkpoints.folder(lake.root, "sequence", self.training_data, self.vocab_size,
                                                  {**seq.params_dict(p), "fixed_epochs": self.epochs}, conf.num_proc)
         how = f"{self.epochs} epochs" if self.epochs else f"at most {p.max_epochs} epochs, stopping early on validation"
-        with self.stage(f"train_{self.name}", f"training the sequence model on {conf.num_proc} Horovod rank(s), {how}"):
+        with self.stage(f"train_{self.label}", f"training the sequence model on {conf.num_proc} Horovod rank(s), {how}"):
             chief, self.training_rows = train_on_ranks(
                 self.ctx.spark, seq.train_rank,
                 {"files": files, "params": seq.params_dict(p), "vocab_size": self.vocab_size,
