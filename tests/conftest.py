@@ -3,6 +3,7 @@ built by recsynth's own session code; each test that needs a lake gets a fresh r
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import itertools
 import json
 import os
@@ -146,7 +147,7 @@ SMALL_RECS = [
     "recs.ease={max_items: 500, l2: [10.0, 1000.0], max_neighbours: 20}", "recs.itemknn.max_neighbours=20",
     "recs.sequence={max_length: 10, embedding_dim: 8, blocks: 1, heads: 2, dropout: 0.0, batch_size: 64,"
     " learning_rate: 0.01, max_epochs: 3, patience: 1, early_stopping_users: 100, negatives: 50,"
-    " full_softmax_max_items: 100, logq_correction: true}",
+    " full_softmax_max_items: 100, horizon: 2, logq_correction: true}",
     "recs.bootstrap_replicates=50",
 ]
 
@@ -234,6 +235,11 @@ def served_pipeline(tmp_path_factory):
     finally:
         subprocess.run([RECSYNTH, *options, "sql-server", "stop"], cwd=ROOT, timeout=120)
         subprocess.run([RECSYNTH, *options, "metastore", "stop"], cwd=ROOT, timeout=120)
+
+
+def at_hour(hours: float) -> dt.datetime:
+    """A timestamp `hours` after a fixed day, for hand-made event frames."""
+    return dt.datetime(2024, 3, 1) + dt.timedelta(hours=hours)
 
 
 def free_port() -> int:

@@ -29,7 +29,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(spark, tmp_path, etl_reference
         "recs.validation_split=null", "recs.serve=recent",   # what is resumed is the sequence model's training
         "recs.sequence={max_length: 10, embedding_dim: 8, blocks: 1, heads: 2, dropout: 0.0, batch_size: 16,"
         f" learning_rate: 0.01, max_epochs: {EPOCHS}, patience: 1, early_stopping_users: 100, negatives: 50,"
-        " full_softmax_max_items: 100, logq_correction: true}")
+        " full_softmax_max_items: 100, horizon: 1, logq_correction: true}")
     conf, lake = gold_lake_copy(spark, etl_reference, overrides)
     lake_root = tmp_path / "lake"
     options = [f"--set={o}" for o in overrides]

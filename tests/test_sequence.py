@@ -4,12 +4,11 @@ own items and item-kNN cannot see (a walk round a cycle: which way it goes is on
 stopping early on validation users."""
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
+from conftest import at_hour as at
 from recsynth.errors import RecommenderError
 from recsynth.etl.gold import interactions
 from recsynth.rec import sequence as seq
@@ -23,13 +22,6 @@ from recsynth.train.shards import current_files
 pytestmark = [pytest.mark.spark]
 
 EVENTS = "source string, user_id string, item_id string, event_type string, event_time timestamp"
-T0 = dt.datetime(2024, 3, 1)
-
-
-def at(hours: float) -> dt.datetime:
-    return T0 + dt.timedelta(hours=hours)
-
-
 # --- inputs on tiny frames -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny(spark):
@@ -86,10 +78,12 @@ def test_other_sources_padding_and_oov_are_never_scored():
 
 
 @pytest.mark.parametrize("full_softmax_max_items", [100, 3])
-def test_both_losses_are_finite_and_ignore_padding(full_softmax_max_items):
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_both_losses_are_finite_and_ignore_padding(full_softmax_max_items, horizon):
     import tensorflow as tf
 
-    params = seq.SequenceParams(**{**seq.params_dict(SMALL), "full_softmax_max_items": full_softmax_max_items})
+    params = seq.SequenceParams(**{**seq.params_dict(SMALL), "full_softmax_max_items": full_softmax_max_items,
+                                   "horizon": horizon})
     network = seq.SequenceNetwork(params, 6)
     windows = np.array([[0, 0, 0, 0, 0, 2, 3], [0, 0, 2, 3, 4, 5, 2]], dtype=np.int32)
     item_sources = tf.constant([-1, -1, 0, 0, 0, 0])
@@ -101,6 +95,27 @@ def test_both_losses_are_finite_and_ignore_padding(full_softmax_max_items):
     types = np.where(windows == 0, 3, np.minimum(windows, 1))
     again = seq.sequence_loss(network, windows, types, np.array([0, 0]), item_sources, log_q, tf.random.Generator.from_seed(0))
     assert np.isclose(again.numpy(), loss.numpy())
+
+
+def test_a_longer_horizon_adds_the_following_items_as_targets():
+    """Full softmax, horizon 2: the loss is the mean, over real positions t and h = 1, 2, of the
+    cross-entropy of the item at t + h (computed here by hand from the network's logits)."""
+    import tensorflow as tf
+
+    windows = np.array([[0, 0, 2, 3, 4, 5, 2], [0, 3, 5, 1, 2, 3, 5]], dtype=np.int32)   # 1: OOV, never a target
+    item_sources, log_q = tf.constant([-1, -1, 0, 0, 0, 0]), tf.zeros(6)
+    params = seq.SequenceParams(**{**seq.params_dict(SMALL), "horizon": 2})
+    network = seq.SequenceNetwork(params, 6)
+    got = seq.sequence_loss(network, windows, np.minimum(windows, 1), np.array([0, 0]), item_sources, log_q,
+                            tf.random.Generator.from_seed(0), training=False).numpy()
+    items = windows[:, :-1]
+    states = network.encoder({seq.ITEMS: items, seq.TYPES: np.minimum(items, 1)}, training=False)
+    logits = network.candidate_logits(states, items, network.repeat_scores(items), tf.range(6)).numpy()[:, :, 2:]
+    terms = [np.log(np.exp(logits[b, t]).sum()) - logits[b, t, windows[b, t + h] - 2]
+             for b in range(2) for t in range(6) for h in (1, 2)
+             if items[b, t] != 0 and t + h < 7 and windows[b, t + h] >= 2]
+    assert len(terms) == 7 + 7   # row 0 from t = 2, row 1 from t = 1; no OOV target, nothing past the window
+    assert np.isclose(got, np.mean(terms), rtol=1e-5)
 
 
 def test_ndcg_counts_relevant_items_outside_the_vocabulary():

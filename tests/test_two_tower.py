@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from conftest import at_hour as at
 from recsynth.errors import RecommenderError
 from recsynth.rec import features as feat
 from recsynth.rec.baselines import popularity
@@ -29,13 +30,6 @@ pytestmark = [pytest.mark.spark]
 
 EVENTS = "user_id string, item_id string, event_time timestamp"
 ITEM_FEATURES = "item_id string, category_l1 string, category_l2 string, brand string, price_band int"
-T0 = dt.datetime(2024, 3, 1)
-
-
-def at(hours: float) -> dt.datetime:
-    return T0 + dt.timedelta(hours=hours)
-
-
 # --- features on tiny frames -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny(spark):

@@ -342,6 +342,7 @@ class SequenceConf(Strict):
     early_stopping_users: int = Field(ge=1)    # validation users rank 0 scores after each epoch
     negatives: int = Field(ge=1)               # sampled candidates per step (sampled softmax, logQ-corrected)
     full_softmax_max_items: int = Field(ge=1)  # a vocabulary this small: every item is a candidate
+    horizon: int = Field(ge=1)                 # the following events whose items each position learns to predict
     logq_correction: bool = True
 
     @model_validator(mode="after")

@@ -11,8 +11,10 @@ repeat_t(i) a small network over how the user has used i up to t (how many event
 recently with two decays, whether it is the item at t) - non-zero only for the user's own items.
 So one list serves both tasks: the user's own items compete with new ones on one scale.
 
-Loss: cross-entropy of the next event's item at every real position (padding and items outside
-the vocabulary are not targets). Candidates are every item of the vocabulary (full softmax) when
+Loss: cross-entropy of the items of the next `horizon` events at every real position (padding
+and items outside the vocabulary are not targets): horizon 1 is SASRec's next item; a longer one
+asks, as the `next` task does, for what the user will touch soon, not only next (the "dense all
+action" loss of PinnerFormer, Pancha et al. 2022). Candidates are every item of the vocabulary (full softmax) when
 it has at most `full_softmax_max_items` items, otherwise `negatives` items drawn from the
 targets' distribution q with the logQ correction (logit - log q) and accidental hits masked.
 Items of another source than the sequence's, padding and the out-of-vocabulary index are never
@@ -51,13 +53,14 @@ class SequenceParams:
     patience: int = 2                    # epochs without a better validation NDCG before stopping
     negatives: int = 1000                # sampled candidates per step (sampled softmax)
     full_softmax_max_items: int = 5000   # at most this many items: every item is a candidate
+    horizon: int = 1                     # the following events whose items are each position's targets
     logq_correction: bool = True
     k: int = 10                          # the NDCG@k of early stopping
     seed: int = 0
 
     def __post_init__(self):
         for name in ("max_length", "embedding_dim", "blocks", "heads", "batch_size", "max_epochs", "patience",
-                     "negatives", "full_softmax_max_items", "k"):
+                     "negatives", "full_softmax_max_items", "horizon", "k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RecommenderError(f"sequence {name} must be an integer >= 1, got {value!r}")
@@ -170,37 +173,40 @@ class SequenceNetwork:
 
 
 def sequence_loss(network: SequenceNetwork, windows, types, sources, item_sources, log_q, rng, training: bool = True):
-    """Mean cross-entropy of the next item over the real positions of `windows` ((batch,
-    max_length + 1) item indices; `types` alike; `sources` (batch,) source indices);
-    `item_sources` (vocab,) the source index of each item (-1: padding, OOV), `log_q` (vocab,)
-    the log share of each item among targets; `rng` a tf.random.Generator for the negatives."""
+    """Mean cross-entropy of the items that follow each real position of `windows` ((batch,
+    max_length + 1) item indices; `types` alike; `sources` (batch,) source indices): the next
+    `horizon` events' items, each a positive against the same candidates (horizon 1: the next
+    item, as SASRec). `item_sources` (vocab,) is the source index of each item (-1: padding,
+    OOV), `log_q` (vocab,) the log share of each item among targets, `rng` a tf.random.Generator
+    for the negatives."""
     import tensorflow as tf
 
     p = network.params
-    items, targets = windows[:, :-1], windows[:, 1:]
+    items = windows[:, :-1]
     states = network.encoder({ITEMS: items, TYPES: types[:, :-1]}, training=training)
     repeat = network.repeat_scores(items)
-    real = (targets >= FIRST_KNOWN) & (items != PAD)
+    padded = tf.pad(windows, [[0, 0], [0, p.horizon - 1]])
+    targets = tf.stack([padded[:, h:h + p.max_length] for h in range(1, p.horizon + 1)], axis=-1)   # (b, t, h)
+    real = (targets >= FIRST_KNOWN) & (items != PAD)[:, :, None]
     if network.vocab_size <= p.full_softmax_max_items:
         candidates = tf.range(network.vocab_size)
         logits = network.candidate_logits(states, items, repeat, candidates)
         allowed = tf.equal(tf.gather(item_sources, candidates)[None, :], sources[:, None])[:, None, :]
         logits = tf.where(allowed, logits, MASKED)
-        labels = targets
+        losses = tf.reduce_logsumexp(logits, axis=-1)[:, :, None] - tf.gather(logits, targets, batch_dims=2)
     else:
         seed = rng.make_seeds(1)[:, 0]
         candidates = tf.cast(tf.random.stateless_categorical(log_q[None, :], p.negatives, seed)[0], tf.int32)
         negatives = network.candidate_logits(states, items, repeat, candidates)
-        positives = network.target_logits(states, items, repeat, targets)
+        positives = tf.stack([network.target_logits(states, items, repeat, targets[:, :, h])
+                              for h in range(p.horizon)], axis=-1)
         if p.logq_correction:
             negatives -= tf.gather(log_q, candidates)[None, None, :]
             positives -= tf.gather(log_q, targets)
         same_source = tf.equal(tf.gather(item_sources, candidates)[None, :], sources[:, None])[:, None, :]
-        hit = tf.equal(candidates[None, None, :], targets[:, :, None])
-        negatives = tf.where(same_source & ~hit, negatives, MASKED)
-        logits = tf.concat([positives[:, :, None], negatives], axis=-1)
-        labels = tf.zeros_like(targets)
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        hit = tf.reduce_any(tf.equal(candidates[None, None, None, :], targets[:, :, :, None]), axis=2)
+        negatives = tf.where(same_source & ~hit, negatives, MASKED)   # no positive is also a negative
+        losses = tf.math.softplus(tf.reduce_logsumexp(negatives, axis=-1)[:, :, None] - positives)
     weights = tf.cast(real, losses.dtype)
     return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
