@@ -140,3 +140,63 @@ def test_null_flags_are_conditional_blocks_and_fixed_conditions_land_on_their_co
     assert (vectors.sum(axis=1) == 1).all() and (vectors[:, day_offset + day.values.index("Tue")] == 1).all()
     drawn = conditions_like_data(fitted, 4000, np.random.default_rng(0))
     assert drawn[:, 1].mean() == pytest.approx(fitted.continuous[1].null_share / 3, abs=0.02)  # null chosen a third of the time
+
+
+@pytest.fixture(scope="module")
+def kinds_table(spark):
+    """Planted kinds: purchases 0/1/2/7 (7 in 5 rows of 5000), spend 0 in 98% of rows, a smooth
+    duration, and `hold` with a rare spike: 10 rows (0.2%) at exactly 1800."""
+    rng = np.random.default_rng(11)
+    n = 5000
+    purchases = np.concatenate([np.zeros(4850), np.ones(120), np.full(25, 2), np.full(5, 7)])
+    spend = np.where(rng.random(n) < 0.98, 0.0, rng.lognormal(4, 0.3, n))
+    duration = rng.normal(300, 40, n)
+    hold = np.concatenate([rng.normal(100, 10, n - 10), np.full(10, 1800.0)])
+    rows = [(int(p), float(s), float(d), float(h), "x") for p, s, d, h in zip(purchases, spend, duration, hold)]
+    return spark.createDataFrame(rows, "purchases bigint, spend double, duration double, hold double, day string")
+
+
+def test_kinds_are_inferred_and_every_rare_value_survives_the_round_trip(kinds_table):
+    columns = ["purchases", "spend", "duration", "hold"]
+    fitted = fit(kinds_table, columns, ["day"], discrete_max_values=20, zero_inflated_min_share=0.5, **SETTINGS)
+    assert fitted.kinds() == {"purchases": "discrete", "spend": "zero_inflated", "duration": "mixture", "hold": "mixture"}
+    purchases = next(c for c in fitted.categorical if c.name == "purchases")
+    assert (purchases.values, purchases.counts, purchases.numeric) == (["0", "1", "2", "7"], [4850, 120, 25, 5], True)
+    spend = fitted.continuous[0]
+    assert spend.zero_share == pytest.approx(float((np.asarray(kinds_table.select("spend").toPandas()["spend"]) == 0).mean()))
+    assert min(spend.means) > 20  # the mixture is over the non-zero values only
+    hold = fitted.continuous[2]
+    spike = hold.means.index(1800.0)  # 0.2% of the rows, under mode_weight_threshold, kept: a point mass
+    assert hold.point_mass[spike] and hold.weights[spike] < SETTINGS["mode_weight_threshold"]
+
+    encoded = encode(kinds_table, fitted, keep=tuple(columns)).toPandas()
+    decoded = decode({c: encoded[c].to_numpy() for c in encoded.columns}, FittedTransformer.from_json(fitted.to_json()))
+    assert np.array_equal(decoded["purchases"], encoded["purchases"].to_numpy(dtype=float))  # the five 7s included
+    original_spend = encoded["spend"].to_numpy()
+    assert np.array_equal(decoded["spend"] == 0, original_spend == 0)
+    assert (encoded["spend__zero"] == (original_spend == 0)).all()
+    assert (decoded["hold"] == 1800.0).sum() == 10
+
+
+def test_zero_flags_and_discrete_columns_are_conditional_blocks(kinds_table):
+    fitted = fit(kinds_table, ["purchases", "spend"], ["day"], discrete_max_values=20, zero_inflated_min_share=0.5,
+                 **SETTINGS)
+    assert [b.code for b in blocks(fitted) if b.conditional] == ["spend__zero", "day__code", "purchases__code"]
+    zero = fitted.continuous[0].zero_share
+    assert condition_frequencies(fitted)[0] == pytest.approx([1 - zero, zero])
+    # a value of a discrete column can be a sampling condition, as a category can
+    vectors = conditions_like_data(fitted, 4, np.random.default_rng(0), {"purchases": "7"})
+    assert (vectors[:, 2 + 1 + 3] == 1).all()  # after the zero flag (2) and day (1): value "7" is the fourth
+
+
+def test_declared_kinds_win_and_bad_kinds_are_named(kinds_table):
+    fitted = fit(kinds_table, ["purchases", "spend"], ["day"], kinds={"purchases": "mixture", "spend": "mixture"},
+                 discrete_max_values=20, zero_inflated_min_share=0.5, **SETTINGS)
+    assert fitted.kinds() == {"purchases": "mixture", "spend": "mixture"}
+    assert fit(kinds_table, ["purchases"], ["day"], **SETTINGS).kinds() == {"purchases": "mixture"}  # no thresholds
+    with pytest.raises(TransformerError, match="unknown column kind"):
+        fit(kinds_table, ["spend"], ["day"], kinds={"spend": "poisson"}, **SETTINGS)
+    with pytest.raises(TransformerError, match="not continuous columns"):
+        fit(kinds_table, ["spend"], ["day"], kinds={"day": "discrete"}, **SETTINGS)
+    with pytest.raises(TransformerError, match="declared discrete but has more than max_categories=10"):
+        fit(kinds_table, ["duration"], ["day"], kinds={"duration": "discrete"}, **SETTINGS)

@@ -283,8 +283,26 @@ class PrivacyGates(Strict):
     query_rows: int = Field(ge=100)
 
 
+class RareShare(Strict):
+    """A rare kind of row, by a Spark SQL condition: its share in the synthetic table over its
+    share in the real one must lie `within` [low, high] (checked where the real share is
+    strictly between 0 and 1)."""
+    where: str = Field(min_length=1)
+    within: tuple[float, float]
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        low, high = self.within
+        if not 0 <= low <= 1 <= high:
+            raise ValueError(f"within must be [low, high] with low <= 1 <= high, got {list(self.within)}")
+        return self
+
+
 class QualityConf(Strict):
     min_overall: float = Field(ge=0, le=1)   # gate: mean of column shapes and pair trends
+    min_range_coverage: float = Field(default=0.0, ge=0, le=1)     # gate: per continuous column
+    min_category_coverage: float = Field(default=0.0, ge=0, le=1)  # gate: per categorical column
+    rare_shares: dict[str, RareShare] = {}   # gate: named rare kinds of rows
     efficacy_target: str                     # binary column predicted in the ML-efficacy test
     efficacy_positive: str = "true"
     efficacy_exclude: list[str]              # columns that give the target away (not features)
@@ -308,6 +326,25 @@ class SynthConf(Strict):
     privacy: PrivacyGates
     quality: QualityConf
     checkpoint_every: int = Field(ge=1)
+    kinds: dict[str, Literal["mixture", "zero_inflated", "discrete"]] = {}  # continuous column -> encoding
+    discrete_max_values: int = Field(default=20, ge=1)          # inferred discrete: whole numbers, at most this many values
+    zero_inflated_min_share: float = Field(default=0.5, gt=0, le=1)  # inferred zero-inflated: at least this share of 0s
+    derived: dict[str, str] = {}           # column -> Spark SQL, computed after sampling (lib/recsynth/synth/constraints.py)
+    constraints: list[str] = []            # Spark SQL conditions every synthetic row must satisfy (a gate)
+
+    @model_validator(mode="after")
+    def _columns_known(self):
+        columns = [*self.continuous, *self.categorical]
+        problems = []
+        if unknown := [c for c in self.kinds if c not in self.continuous]:
+            problems.append(f"kinds names {unknown}, which are not continuous columns")
+        if unknown := [c for c in self.derived if c not in columns]:
+            problems.append(f"derived names {unknown}, which are not continuous or categorical columns")
+        if empty := [c for c, e in self.derived.items() if not e.strip()] + [c for c in self.constraints if not c.strip()]:
+            problems.append(f"empty expression(s) for {empty}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class TwoTowerConf(Strict):

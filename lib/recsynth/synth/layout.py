@@ -25,6 +25,8 @@ def blocks(fitted: FittedTransformer) -> list[Block]:
         out.append(Block(f"{c.name}__mode", "softmax", len(c.means), False))
         if c.has_nulls:  # conditional, so training-by-sampling also learns the rarer side (the few priced sessions)
             out.append(Block(f"{c.name}__null", "softmax", 2, True))
+        if c.zero_inflated:  # conditional too: the few sessions with a non-zero spend
+            out.append(Block(f"{c.name}__zero", "softmax", 2, True))
     for c in fitted.categorical:
         out.append(Block(f"{c.name}__code", "softmax", c.width, True))
     return out
@@ -91,8 +93,11 @@ class ConditionSampler:
 
 def condition_frequencies(fitted: FittedTransformer) -> list[np.ndarray]:
     """Row counts (or shares) per value of every conditional block, in layout order."""
-    nulls = [np.asarray([1.0 - c.null_share, c.null_share]) for c in fitted.continuous if c.has_nulls]
-    return nulls + [np.asarray(c.counts, dtype=float) for c in fitted.categorical]
+    flags = []
+    for c in fitted.continuous:
+        flags += [np.asarray([1.0 - c.null_share, c.null_share])] if c.has_nulls else []
+        flags += [np.asarray([1.0 - c.zero_share, c.zero_share])] if c.zero_inflated else []
+    return flags + [np.asarray(c.counts, dtype=float) for c in fitted.categorical]
 
 
 def conditions_like_data(fitted: FittedTransformer, batch: int, rng: np.random.Generator,

@@ -3,15 +3,23 @@ SDMetrics quality-report definitions), so that it scales with the tables and the
 ever receives bounded aggregates.
 
 - Column shapes: 1 - KS statistic for a continuous column, 1 - total variation distance (TVD)
-  for a categorical one.
-- Column pair trends: 1 - |corr_real - corr_synthetic| / 2 (Pearson) for two continuous
-  columns; 1 - TVD of the joint contingency tables for any other pair, a continuous column
-  cut into deciles of its real values (SDMetrics cuts into 10 equal-width bins; deciles keep
-  skewed columns such as durations from landing in one bin). Synthetic values outside the real
-  range fall into the outer deciles.
+  for a categorical one; nulls dropped from both, as SDMetrics does (null shares are checked by
+  `fidelity` rare shares).
+- Column pair trends, every pair (`pair_trends`): 1 - |corr_real - corr_synthetic| / 2
+  (Pearson) for two continuous columns, 0 where a synthetic column is constant and the real one
+  is not (no trend survives); 1 - TVD of the joint contingency tables for any other pair, a
+  continuous column cut into 10 equal-width bins of its real range, the outer bins open (the
+  design of SDMetrics' ContingencySimilarity), a null a value of its own.
+- Column pair trends as SDMetrics' QualityReport scores them (`pair_trends_sdmetrics`): only
+  pairs whose real relation is strong count (|Pearson r| > 0.5; Cramer's V > 0.3, uncorrected),
+  a pair with a constant continuous column is left out, and a continuous column in a mixed pair
+  is cut into 10 equal-width bins of each table's own range (np.histogram_bin_edges and
+  np.digitize: the maximum and nulls share bin 11). SDMetrics subsamples contingency pairs to
+  50,000 rows without a seed; this is exact. tests/test_quality_metrics.py checks both against
+  SDMetrics 0.32 on a fixed table.
 
 Nulls (and NaN) are dropped from the KS and the correlations, as SDMetrics and
-`quality.ks_complement` do; everywhere else a null is a value of its own (NULL).
+`quality.ks_complement` do.
 
 The KS statistic comes from one Bucketizer pass of counts: each of about `grid` quantiles of
 the union gets a bucket of its own (exactly the values equal to it), and the values between two
@@ -31,7 +39,7 @@ from itertools import combinations
 import numpy as np
 from pyspark import StorageLevel
 from pyspark.ml.feature import Bucketizer
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsynth.errors import RecsynthError
@@ -41,6 +49,7 @@ from recsynth.synth.transformer import NULL
 SIDE = "_synthetic"  # tag of the union of both tables: False for real rows, True for synthetic rows
 KS_GRID = 1000
 PAIR_BINS = 10
+SDMETRICS_CORRELATION, SDMETRICS_ASSOCIATION = 0.5, 0.3  # QualityReport's real_*_threshold defaults
 
 
 class QualityError(RecsynthError):
@@ -60,6 +69,8 @@ class QualityScores:
     # (real, synthetic) Pearson correlation per pair of continuous columns, None where undefined
     correlations: dict[tuple[str, str], tuple[float | None, float | None]] = field(default_factory=dict)
     ks_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # see the module doc
+    pair_trends_sdmetrics: float = math.nan                # mean over the pairs SDMetrics counts (see the module doc)
+    sdmetrics_pairs: dict[tuple[str, str], float | None] = field(default_factory=dict)  # None: not counted
 
 
 def _tagged(real: DataFrame, synthetic: DataFrame, continuous: list[str], categorical: list[str]) -> DataFrame:
@@ -96,23 +107,29 @@ def _size_aggs() -> list:
     return [F.count(_real(F.lit(1))).alias("_n_real"), F.count(_synthetic(F.lit(1))).alias("_n_synthetic")]
 
 
-def _quantiles(tagged: DataFrame, grid_columns: list[str], grid: int, decile_columns: list[str]) -> dict:
-    """`{c}__grid`: `grid` + 1 quantiles of c over both tables; `{c}__deciles`: deciles of c's
-    real values; rank error at most half a grid step. One pass (DataFrame.approxQuantile: the
-    probabilities do not become a thousand-literal expression for the optimiser); nulls are
-    ignored, [] for a column without values."""
-    grid_p = [i / grid for i in range(grid + 1)] if grid_columns else []
-    decile_p = [i / PAIR_BINS for i in range(1, PAIR_BINS)] if decile_columns else []
-    probabilities = sorted({*grid_p, *decile_p})
-    if not probabilities:
+def _quantiles(tagged: DataFrame, grid_columns: list[str], grid: int) -> dict:
+    """`{c}__grid`: `grid` + 1 quantiles of c over both tables, rank error at most half a grid
+    step. One pass (DataFrame.approxQuantile: the probabilities do not become a thousand-literal
+    expression for the optimiser); nulls are ignored, [] for a column without values."""
+    if not grid_columns:
         return {}
-    frame = tagged.select(*[F.col(c).alias(f"{c}__grid") for c in grid_columns],
-                          *[_real(F.col(c)).alias(f"{c}__deciles") for c in decile_columns])
-    names = frame.columns
-    values = frame.approxQuantile(names, probabilities, 0.5 / max(grid, PAIR_BINS))
-    position = {p: k for k, p in enumerate(probabilities)}
-    return {name: [q[position[p]] for p in (grid_p if name.endswith("__grid") else decile_p)] if q else []
-            for name, q in zip(names, values)}
+    probabilities = [i / grid for i in range(grid + 1)]
+    values = tagged.approxQuantile(grid_columns, probabilities, 0.5 / grid)
+    return {f"{c}__grid": q for c, q in zip(grid_columns, values)}
+
+
+def _ranges(tagged: DataFrame, columns: list[str]) -> dict[str, dict[bool, tuple]]:
+    """Per continuous column and side (False: real), its (min, max) over non-null values, (None, None) if none."""
+    if not columns:
+        return {}
+    rows = tagged.groupBy(SIDE).agg(*[e for c in columns for e in (F.min(c).alias(f"{c}__lo"), F.max(c).alias(f"{c}__hi"))]).collect()
+    found = {row[SIDE]: row for row in rows}
+    return {c: {side: (found[side][f"{c}__lo"], found[side][f"{c}__hi"]) if side in found else (None, None)
+                for side in (False, True)} for c in columns}
+
+
+def _constant(bounds: tuple) -> bool:
+    return bounds[0] is None or bounds[0] == bounds[1]
 
 
 def _correlations(tagged: DataFrame, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
@@ -178,26 +195,69 @@ def _ks_from_counts(real: np.ndarray, synthetic: np.ndarray, interval: np.ndarra
     return lower, float(min(max(lower, slack.max(initial=0.0)), 1.0))
 
 
-def _label(tagged_column, deciles: list[float] | None):
-    """A column as a category label: itself (categorical) or its real decile (continuous)."""
-    if deciles is None:
-        return F.coalesce(tagged_column, F.lit(NULL))
-    cuts = sorted(set(deciles))
-    bucket = sum((tagged_column > F.lit(c)).cast("int") for c in cuts) if cuts else F.when(tagged_column.isNotNull(), F.lit(0))
-    return F.coalesce(bucket.cast("string"), F.lit(NULL))
+def _own_edges(bounds: tuple) -> list[float]:
+    """np.histogram_bin_edges of one table's values: PAIR_BINS equal-width bins of its own range
+    (a constant c: c - 0.5 to c + 0.5; no value: 0 to 1)."""
+    low, high = bounds
+    values = np.asarray([] if low is None else [low, high], dtype=float)
+    return np.histogram_bin_edges(values, bins=PAIR_BINS).tolist()
 
 
-def _tvds(tagged: DataFrame, keys: dict[str, tuple], n_real: int, n_synthetic: int) -> dict[str, float]:
-    """Total variation distance per key (name -> (label a, label b)), all in one aggregation:
-    the counts per distinct cell stay in Spark, only one number per key reaches the driver."""
-    if not keys:
-        return {}
+def _digitize(column, edges: list[float]):
+    """np.digitize: the number of `edges` at or below the value; null stays null."""
+    return sum((column >= F.lit(e)).cast("int") for e in edges)
+
+
+def _label(column, bounds: tuple | None):
+    """A column as a category label: itself (categorical, `bounds` None) or its bin among
+    PAIR_BINS equal-width bins of the real range, the outer bins open; null is NULL."""
+    if bounds is None:
+        return F.coalesce(column, F.lit(NULL))
+    return F.coalesce(_digitize(column, _own_edges(bounds)[1:-1]).cast("string"), F.lit(NULL))
+
+
+def _digitized(column, real_bounds: tuple, synthetic_bounds: tuple):
+    """SDMetrics' QualityReport bin of a continuous column in a mixed pair: np.digitize over each
+    table's own edges; a null lands with the maximum (bin PAIR_BINS + 1)."""
+    def digitize(edges):
+        return F.coalesce(_digitize(column, edges), F.lit(len(edges)))
+
+    return F.when(F.col(SIDE), digitize(_own_edges(synthetic_bounds))).otherwise(digitize(_own_edges(real_bounds))).cast("string")
+
+
+def _cells(tagged: DataFrame, keys: dict[str, tuple], drop_nulls: set[str]) -> DataFrame:
+    """(key, a, b, r, s): real and synthetic row counts per distinct cell of every key (name ->
+    (label a, label b)); keys in `drop_nulls` leave out cells whose `a` is NULL."""
     cells = tagged.select(SIDE, F.explode(F.array(*[
         F.struct(F.lit(name).alias("key"), a.alias("a"), b.alias("b")) for name, (a, b) in keys.items()])).alias("cell"))
     counts = cells.groupBy("cell.key", "cell.a", "cell.b").agg(
         F.count(_real(F.lit(1))).alias("r"), F.count(_synthetic(F.lit(1))).alias("s"))
-    distance = F.sum(F.abs(F.col("r") / F.lit(float(n_real)) - F.col("s") / F.lit(float(n_synthetic))))
-    return {row["key"]: 0.5 * row["d"] for row in counts.groupBy("key").agg(distance.alias("d")).collect()}
+    return counts.where(~(F.col("key").isin(*drop_nulls) & (F.col("a") == F.lit(NULL)))) if drop_nulls else counts
+
+
+def _tvds(cells: DataFrame) -> dict[str, float]:
+    """Total variation distance per key, each side's counts normalised within the key; only one
+    number per key reaches the driver."""
+    by_key = Window.partitionBy("key")
+    shares = cells.select("key", (F.col("r") / F.sum("r").over(by_key)).alias("p"), (F.col("s") / F.sum("s").over(by_key)).alias("q"))
+    rows = shares.groupBy("key").agg(F.sum(F.abs(F.coalesce("p", F.lit(0.0)) - F.coalesce("q", F.lit(0.0)))).alias("d")).collect()
+    return {row["key"]: 0.5 * row["d"] for row in rows}
+
+
+def _cramers_v(cells: DataFrame) -> dict[str, float | None]:
+    """Cramer's V of the real contingency table per key, without bias or Yates correction
+    (scipy.stats.contingency.association): sqrt(chi2 / n / (min(rows, columns) - 1)), with
+    chi2 = n (sum n_ab^2 / (n_a n_b) - 1); None where a side has fewer than 2 values."""
+    real = cells.where(F.col("r") > 0)
+    by_a, by_b = Window.partitionBy("key", "a"), Window.partitionBy("key", "b")
+    terms = real.select("key", "a", "b", "r", F.sum("r").over(by_a).alias("n_a"), F.sum("r").over(by_b).alias("n_b"))
+    rows = terms.groupBy("key").agg(F.sum("r").alias("n"), F.sum(F.col("r") * F.col("r") / (F.col("n_a") * F.col("n_b"))).alias("t"),
+                                    F.countDistinct("a").alias("rows"), F.countDistinct("b").alias("columns")).collect()
+    out = {}
+    for row in rows:
+        k = min(row["rows"], row["columns"])
+        out[row["key"]] = math.sqrt(max(row["t"] - 1.0, 0.0) / (k - 1)) if k >= 2 else None
+    return out
 
 
 def _correlation(value) -> float | None:
@@ -220,29 +280,57 @@ def _evaluate(real: DataFrame, synthetic: DataFrame, continuous: list[str], cate
     tagged = _tagged(real, synthetic, continuous, categorical).persist(StorageLevel.MEMORY_AND_DISK)  # read five times
     try:
         n_real, n_synthetic = _sizes(tagged.agg(*_size_aggs()).head())
-        quantiles = _quantiles(tagged, continuous if shapes else [], grid, binned)
+        quantiles = _quantiles(tagged, continuous if shapes else [], grid)
+        ranges = _ranges(tagged, continuous if trends else [])
         correlations = _correlations(tagged, numeric_pairs)
         bounds = _ks(tagged, continuous, quantiles) if shapes else {}
-        # each column's label is computed once per row, then shared by all of its keys
-        labelled = tagged.select(SIDE, *[_label(F.col(c), quantiles[f"{c}__deciles"] if c in binned else None).alias(c)
-                                         for c in columns])
+        # each column's labels are computed once per row, then shared by all of its keys
+        labelled = tagged.select(SIDE, *[_label(F.col(c), ranges[c][False] if c in binned else None).alias(c) for c in columns],
+                                 *[_digitized(F.col(c), *ranges[c].values()).alias(f"{c}__own") for c in binned])
+
+        def own(c):
+            return F.col(f"{c}__own") if c in binned else F.col(c)
+
         keys = {f"c:{c}": (F.col(c), F.lit("")) for c in categorical} if shapes else {}
         keys.update({f"p:{k}": (F.col(a), F.col(b)) for k, (a, b) in enumerate(mixed_pairs)})
-        tvd = _tvds(labelled, keys, n_real, n_synthetic)
+        keys.update({f"s:{k}": (own(a), own(b)) for k, (a, b) in enumerate(mixed_pairs)})
+        cells = _cells(labelled, keys, {f"c:{c}" for c in categorical}).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            tvd, association = _tvds(cells), _cramers_v(cells.where(F.col("key").startswith("s:")))
+        finally:
+            cells.unpersist()
     finally:
         tagged.unpersist()
 
     column_scores = {}
     if shapes:
-        column_scores = {c: 1.0 - bounds[c][0] for c in continuous} | {c: 1.0 - tvd[f"c:{c}"] for c in categorical}
-    pair_scores = {pair: _similarity(*correlations[pair]) for pair in numeric_pairs}
+        column_scores = {c: 1.0 - bounds[c][0] for c in continuous} | {c: 1.0 - tvd.get(f"c:{c}", 1.0) for c in categorical}
+    flat = {c for c in continuous if c in ranges and _constant(ranges[c][True]) and not _constant(ranges[c][False])}
+    pair_scores = {pair: 0.0 if flat & set(pair) else _similarity(*correlations[pair]) for pair in numeric_pairs}
     pair_scores.update({pair: 1.0 - tvd[f"p:{k}"] for k, pair in enumerate(mixed_pairs)})
     pair_scores = {pair: pair_scores[pair] for pair in pairs}  # in the order of `columns`
+    sdmetrics = _sdmetrics_pairs(pairs, numeric_pairs, mixed_pairs, ranges, correlations, tvd, association)
     shape_mean = float(np.mean(list(column_scores.values()))) if column_scores else math.nan
     trend_mean = float(np.mean(list(pair_scores.values()))) if pair_scores else math.nan
+    counted = [v for v in sdmetrics.values() if v is not None]
     defined = [x for x in (shape_mean, trend_mean) if not math.isnan(x)]
     return QualityScores(shape_mean, trend_mean, float(np.mean(defined)) if defined else math.nan, column_scores,
-                         pair_scores, continuous, categorical, correlations, bounds)
+                         pair_scores, continuous, categorical, correlations, bounds,
+                         float(np.mean(counted)) if counted else math.nan, sdmetrics)
+
+
+def _sdmetrics_pairs(pairs, numeric_pairs, mixed_pairs, ranges, correlations, tvd, association) -> dict:
+    """Per pair, its score if SDMetrics' QualityReport counts it, else None (see the module doc)."""
+    scores = {}
+    for pair in numeric_pairs:
+        constant = any(_constant(ranges[c][side]) for c in pair for side in (False, True))
+        r_real, r_synthetic = correlations[pair]
+        strong = r_real is not None and abs(r_real) > SDMETRICS_CORRELATION
+        scores[pair] = None if constant or not strong or r_synthetic is None else 1.0 - abs(r_real - r_synthetic) / 2.0
+    for k, pair in enumerate(mixed_pairs):
+        v = association.get(f"s:{k}")
+        scores[pair] = 1.0 - tvd[f"s:{k}"] if v is not None and v > SDMETRICS_ASSOCIATION else None
+    return {pair: scores[pair] for pair in pairs}
 
 
 def column_shapes(real: DataFrame, synthetic: DataFrame, continuous: list[str], categorical: list[str], *,

@@ -18,8 +18,9 @@ def ks_complement(real: np.ndarray, synthetic: np.ndarray) -> float:
 
 
 def tv_complement(real: np.ndarray, synthetic: np.ndarray) -> float:
-    values = set(real.tolist()) | set(synthetic.tolist())
-    real_list, synthetic_list = real.tolist(), synthetic.tolist()
+    """1 - TVD of the value shares, nulls left out (as SDMetrics' TVComplement)."""
+    real_list, synthetic_list = ([v for v in a.tolist() if v is not None and v == v] for a in (real, synthetic))
+    values = set(real_list) | set(synthetic_list)
     distance = sum(abs(real_list.count(v) / len(real_list) - synthetic_list.count(v) / len(synthetic_list)) for v in values)
     return float(1.0 - 0.5 * distance)
 

@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from recsynth.paths import python_io_uri
 from recsynth.synth.efficacy import EfficacyScores
+from recsynth.synth.fidelity import Fidelity
 from recsynth.synth.metrics import SIDE, QualityScores, _real, _sizes, _size_aggs, _synthetic, _tagged
 from recsynth.synth.transformer import NULL, OTHER
 
@@ -216,8 +217,20 @@ def _marginal_section(m: Marginal, score: float | None) -> list[str]:
             table, "</div>"]
 
 
+def _fidelity_section(fidelity: Fidelity) -> list[str]:
+    ratios = fidelity.rare_share_ratios()
+    return ["<h2>Constraints</h2>", _table([(c, r, s) for c, (r, s) in fidelity.constraint_validity.items()],
+                                           ("condition", "real rows satisfying", "synthetic rows satisfying")),
+            "<h2>Rare shares</h2>", _table([(name, r, s, ratios[name]) for name, (r, s) in fidelity.rare_shares.items()],
+                                           ("rare kind", "real share", "synthetic share", "synthetic / real")),
+            "<h2>Coverage</h2>", _table([(c, v, "range") for c, v in fidelity.range_coverage.items()]
+                                        + [(c, v, "categories") for c, v in fidelity.category_coverage.items()],
+                                        ("column", "coverage", "of"))]
+
+
 def render_report(real: DataFrame, synthetic: DataFrame, scores: QualityScores, efficacy: EfficacyScores | None,
-                  privacy: dict, meta: dict, *, bins: int = BINS, top: int = TOP_CATEGORIES) -> str:
+                  privacy: dict, meta: dict, *, bins: int = BINS, top: int = TOP_CATEGORIES,
+                  fidelity: Fidelity | None = None) -> str:
     """The report as one HTML string."""
     summary = [("Column shapes", scores.column_shapes), ("Column pair trends", scores.pair_trends),
                ("Overall quality", scores.overall)]
@@ -227,6 +240,8 @@ def render_report(real: DataFrame, synthetic: DataFrame, scores: QualityScores, 
              "<h2>Summary</h2>", _table(summary, ("score", "value"))]
     if efficacy is not None:
         parts += _efficacy_section(efficacy)
+    if fidelity is not None:
+        parts += _fidelity_section(fidelity)
     parts += ["<h2>Privacy</h2>", _table(privacy.items(), ("measure", "value")),
               "<h2>Column shapes</h2>", _table([(c, value, "KS" if c in scores.continuous else "TVD")
                                                 for c, value in scores.columns.items()], ("column", "score", "metric"))]
@@ -248,10 +263,10 @@ def render_report(real: DataFrame, synthetic: DataFrame, scores: QualityScores, 
 
 def write_report(uri: str, real: DataFrame, synthetic: DataFrame, scores: QualityScores, efficacy: EfficacyScores | None,
                  privacy: dict, meta: dict, *, bins: int = BINS, top: int = TOP_CATEGORIES,
-                 storage_options: dict | None = None) -> str:
+                 storage_options: dict | None = None, fidelity: Fidelity | None = None) -> str:
     """Render the report and write it to `uri`, any fsspec URL (`storage_options` go to its file
     system; a `dbfs:` URI is written through the /dbfs mount). Local parent folders are created. Returns `uri`."""
-    text = render_report(real, synthetic, scores, efficacy, privacy, meta, bins=bins, top=top)
+    text = render_report(real, synthetic, scores, efficacy, privacy, meta, bins=bins, top=top, fidelity=fidelity)
     target = python_io_uri(uri)
     fs, path = fsspec.core.url_to_fs(target, **(storage_options or {}))
     if isinstance(fs, LocalFileSystem):

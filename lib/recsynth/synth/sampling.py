@@ -20,7 +20,7 @@ def output_schema(fitted: FittedTransformer) -> StructType:
     return StructType(
         [StructField("synthetic_id", StringType(), False), StructField("sample_seed", LongType(), False)]
         + [StructField(c.name, DoubleType()) for c in fitted.continuous]
-        + [StructField(c.name, StringType()) for c in fitted.categorical]
+        + [StructField(c.name, DoubleType() if c.numeric else StringType()) for c in fitted.categorical]
     )
 
 

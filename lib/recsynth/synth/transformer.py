@@ -10,6 +10,12 @@ stratified sample, never by collecting rows to the driver.
   keeps values in the real column's range and rounds columns that hold whole numbers only.
 - Categorical columns keep their `max_categories` most frequent values; the rest fold into
   OTHER, so a column with 10^5 distinct values costs at most `max_categories` + 2 one-hot slots.
+- A continuous column is encoded for its kind (declared, or inferred from the data by `fit`):
+  `mixture` as above; `zero_inflated` (spend: 0 in 99% of sessions) a mixture over the non-zero
+  values plus a zero flag, which is conditional like the null flag, so training-by-sampling also
+  learns the rare non-zero side; `discrete` (a count with few values: purchases per session) one
+  category per value, decoded back to the number, so a value held by 0.1% of rows is kept
+  rather than merged into a wide mode. Point-mass modes are never dropped for a small weight.
 
 The fitted state is a small JSON document (`to_json` / `from_json`), saved with the model.
 Encoding runs in Spark (`encode`); decoding runs in numpy (`decode`) on sampling executors.
@@ -33,6 +39,8 @@ NULL = "__null__"
 ALPHA_LIMIT = 0.99
 MAX_STRATA = 10_000
 TAIL_LEVELS = [1 - 0.5 ** k for k in range(1, 12)]  # 0.5 ... 0.9995: where EM looks for rare values
+MIXTURE, ZERO_INFLATED, DISCRETE = "mixture", "zero_inflated", "discrete"
+KINDS = (MIXTURE, ZERO_INFLATED, DISCRETE)
 
 
 class TransformerError(RecsynthError):
@@ -51,10 +59,12 @@ class ContinuousColumn:
     integral: bool = False         # every real value is a whole number: decoded values are rounded
     point_mass: list[bool] = field(default_factory=list)  # per mode: one exact value (0 spend), decoded as its mean
     null_share: float = 0.0        # share of null rows in the fitted data (conditions for sampling follow it)
+    zero_inflated: bool = False    # a zero flag carries the zeros; the mixture is over the other values
+    zero_share: float = 0.0        # share of rows equal to 0 (conditions for sampling follow it)
 
     @property
     def width(self) -> int:
-        return 1 + len(self.means) + int(self.has_nulls)
+        return 1 + len(self.means) + int(self.has_nulls) + int(self.zero_inflated)
 
 
 @dataclass
@@ -62,6 +72,7 @@ class CategoricalColumn:
     name: str
     values: list[str]  # index = code; OTHER and NULL included where they occur
     counts: list[int]  # rows per value in the fitted data (conditions for sampling follow them)
+    numeric: bool = False  # a discrete numeric column: values are numbers, decoded as floats
 
     @property
     def width(self) -> int:
@@ -77,6 +88,15 @@ class FittedTransformer:
     def width(self) -> int:
         """Length of the one-hot/alpha vector the GAN sees."""
         return sum(c.width for c in self.continuous) + sum(c.width for c in self.categorical)
+
+    def kinds(self) -> dict[str, str]:
+        """How each continuous column is encoded (see the module doc)."""
+        return ({c.name: ZERO_INFLATED if c.zero_inflated else MIXTURE for c in self.continuous}
+                | {c.name: DISCRETE for c in self.categorical if c.numeric})
+
+    def numeric_columns(self) -> set[str]:
+        """Columns decoded as numbers: the mixtures and the discrete ones."""
+        return {c.name for c in self.continuous} | {c.name for c in self.categorical if c.numeric}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -110,7 +130,7 @@ def check_columns(table: DataFrame, continuous: list[str], categorical: list[str
         raise error(f"continuous column(s) {not_numeric} are not numeric: {[types[c].simpleString() for c in not_numeric]}")
 
 
-def _fit_categorical(table: DataFrame, name: str, max_categories: int) -> CategoricalColumn:
+def _fit_categorical(table: DataFrame, name: str, max_categories: int, numeric: bool = False) -> CategoricalColumn:
     text = F.col(name).cast("string")
     counts = table.groupBy(text.alias("v")).count()
     top = counts.filter(F.col("v").isNotNull()).orderBy(F.desc("count"), "v").limit(max_categories).collect()
@@ -118,7 +138,41 @@ def _fit_categorical(table: DataFrame, name: str, max_categories: int) -> Catego
     nulls = totals["nulls"] or 0
     other = totals["rows"] - nulls - sum(r["count"] for r in top)
     values = [r["v"] for r in top] + ([OTHER] if other else []) + ([NULL] if nulls else [])
-    return CategoricalColumn(name, values, [r["count"] for r in top] + ([other] if other else []) + ([nulls] if nulls else []))
+    if numeric and other:
+        raise TransformerError(f"column {name} is declared discrete but has more than max_categories={max_categories} values")
+    return CategoricalColumn(name, values, [r["count"] for r in top] + ([other] if other else []) + ([nulls] if nulls else []),
+                             numeric)
+
+
+def _kinds(sample: DataFrame, continuous: list[str], declared: dict[str, str], discrete_max_values: int | None,
+           zero_inflated_min_share: float | None) -> dict[str, str]:
+    """Every continuous column's kind: as declared, else inferred from the sample (one pass):
+    a whole-number column with at most `discrete_max_values` values is discrete; else one whose
+    non-null values are 0 in at least `zero_inflated_min_share` of rows (and not all) is
+    zero-inflated; else a mixture. Without thresholds, undeclared columns are mixtures."""
+    unknown = sorted(set(declared) - set(continuous))
+    if unknown:
+        raise TransformerError(f"kinds given for {unknown}, which are not continuous columns")
+    bad = {c: k for c, k in declared.items() if k not in KINDS}
+    if bad:
+        raise TransformerError(f"unknown column kind(s) {bad}; kinds are {list(KINDS)}")
+    open_columns = [c for c in continuous if c not in declared]
+    if not open_columns or discrete_max_values is None or zero_inflated_min_share is None:
+        return {c: declared.get(c, MIXTURE) for c in continuous}
+    stats = sample.agg(*[expr for c in open_columns for expr in (
+        F.countDistinct(c).alias(f"{c}__distinct"), F.count(c).alias(f"{c}__n"),
+        F.count(F.when(F.col(c) == 0, 1)).alias(f"{c}__zeros"),
+        F.max(F.abs(F.col(c) - F.round(c))).alias(f"{c}__fraction"))]).head()
+    kinds = dict(declared)
+    for c in open_columns:
+        n, zeros = stats[f"{c}__n"], stats[f"{c}__zeros"]
+        if stats[f"{c}__fraction"] == 0 and 0 < stats[f"{c}__distinct"] <= discrete_max_values:
+            kinds[c] = DISCRETE
+        elif n and zeros < n and zeros >= zero_inflated_min_share * n:
+            kinds[c] = ZERO_INFLATED
+        else:
+            kinds[c] = MIXTURE
+    return {c: kinds[c] for c in continuous}
 
 
 def _starts(even: list[float], tail: list[float], max_modes: int) -> list[float]:
@@ -199,9 +253,10 @@ def _fit_mixtures(sample: DataFrame, names: list[str], max_modes: int, iteration
     fitted = {n: ContinuousColumn(n, [0.0], [1.0], [1.0], True, null_share=1.0) for n in all_null}
     for n in names:
         s = state[n]
-        keep = [j for j, w in enumerate(s["weights"]) if w >= weight_threshold] or [int(np.argmax(s["weights"]))]
+        spikes = [bool(sd <= s["floor"]) for sd in s["stds"]]  # one exact value: kept however rare (a rare value is not noise)
+        keep = [j for j, w in enumerate(s["weights"]) if w >= weight_threshold or spikes[j]] or [int(np.argmax(s["weights"]))]
         kept = sum(s["weights"][j] for j in keep)
-        point_masses = [bool(s["stds"][j] <= s["floor"]) for j in keep]
+        point_masses = [spikes[j] for j in keep]
         for j, point_mass in zip(keep, point_masses):  # a spike sits on a real value (a start is one): 0, not 0.0018
             nearest = min(s["starts"], key=lambda start: abs(start - s["means"][j]))
             if point_mass and abs(nearest - s["means"][j]) <= s["floor"]:
@@ -213,19 +268,46 @@ def _fit_mixtures(sample: DataFrame, names: list[str], max_modes: int, iteration
     return [fitted[n] for n in order]
 
 
+def _fit_zero_inflated(sample: DataFrame, names: list[str], mixtures: list[ContinuousColumn]) -> list[ContinuousColumn]:
+    """Zero-inflated columns: the mixtures were fitted on the non-zero values (zeros masked as
+    nulls); put back the real null share and add the zero share."""
+    if not names:
+        return mixtures
+    stats = sample.agg(F.count(F.lit(1)).alias("rows"), *[expr for c in names for expr in (
+        F.count(c).alias(f"{c}__n"), F.count(F.when(F.col(c) == 0, 1)).alias(f"{c}__zeros"))]).head()
+    rows, fixed = stats["rows"], []
+    for column in mixtures:
+        if column.name in names:
+            nulls = rows - stats[f"{column.name}__n"]
+            column.has_nulls, column.null_share = bool(nulls), nulls / rows
+            column.zero_inflated, column.zero_share = True, stats[f"{column.name}__zeros"] / rows
+        fixed.append(column)
+    return fixed
+
+
 def fit(table: DataFrame, continuous: list[str], categorical: list[str], *, max_categories: int, max_modes: int,
         em_iterations: int, mode_weight_threshold: float, sample_rows: int | None = None, stratum: str | None = None,
-        seed: int = 0) -> FittedTransformer:
-    """Fit the transformer on `table` (or a stratified sample of about `sample_rows` rows)."""
+        seed: int = 0, kinds: dict[str, str] | None = None, discrete_max_values: int | None = None,
+        zero_inflated_min_share: float | None = None) -> FittedTransformer:
+    """Fit the transformer on `table` (or a stratified sample of about `sample_rows` rows).
+
+    `kinds` declares continuous columns' kinds; the others are inferred when both thresholds are
+    given (see `_kinds`), else fitted as mixtures."""
     check_columns(table, continuous, categorical)
     sample = stratified_sample(table, stratum or categorical[0], sample_rows, seed) if sample_rows and categorical else table
     sample = sample.select(*continuous, *categorical).cache()
     try:
         if sample.limit(1).count() == 0:
             raise TransformerError("the table is empty: nothing to fit")
+        kind = _kinds(sample, continuous, kinds or {}, discrete_max_values, zero_inflated_min_share)
+        mixtures = [c for c in continuous if kind[c] != DISCRETE]
+        zeros = [c for c in mixtures if kind[c] == ZERO_INFLATED]
+        masked = sample.select(*[F.when(F.col(c) != 0, F.col(c)).alias(c) if c in zeros else F.col(c) for c in mixtures])
+        fitted_mixtures = _fit_mixtures(masked, mixtures, max_modes, em_iterations, mode_weight_threshold) if mixtures else []
         return FittedTransformer(
-            _fit_mixtures(sample, continuous, max_modes, em_iterations, mode_weight_threshold) if continuous else [],
-            [_fit_categorical(sample, c, max_categories) for c in categorical],
+            _fit_zero_inflated(sample, zeros, fitted_mixtures),
+            [_fit_categorical(sample, c, max_categories) for c in categorical]
+            + [_fit_categorical(sample, c, max_categories, numeric=True) for c in continuous if kind[c] == DISCRETE],
         )
     finally:
         sample.unpersist()
@@ -243,8 +325,9 @@ def _random_draw(c: ContinuousColumn, seed: int):
 
 def encode(table: DataFrame, fitted: FittedTransformer, keep: tuple[str, ...] = (), seed: int = 0) -> DataFrame:
     """Rows -> compact codes: per continuous column `<c>__mode` (int), `<c>__alpha` (double),
-    `<c>__null` (0/1); per categorical column `<c>__code` (int). One-hot expansion happens on the ranks.
-    A null value's mode and alpha are a random draw from its column's mixture (seeded)."""
+    `<c>__null` (0/1) and, zero-inflated, `<c>__zero` (0/1); per categorical (or discrete) column
+    `<c>__code` (int). One-hot expansion happens on the ranks. A null (or zero-flagged) value's
+    mode and alpha are a random draw from its column's mixture (seeded)."""
     columns = [F.col(k) for k in keep]
     for k, c in enumerate(fitted.continuous):
         null_mode, null_alpha = _random_draw(c, seed + 2 * k)
@@ -259,9 +342,12 @@ def encode(table: DataFrame, fitted: FittedTransformer, keep: tuple[str, ...] = 
         mean = F.element_at(F.array(*[F.lit(m) for m in c.means]), mode + 1)
         std = F.element_at(F.array(*[F.lit(s) for s in c.stds]), mode + 1)
         alpha = F.least(F.greatest((x - mean) / (F.lit(4.0) * std), F.lit(-ALPHA_LIMIT)), F.lit(ALPHA_LIMIT))
-        columns += [F.when(x.isNull(), null_mode).otherwise(mode).cast("int").alias(f"{c.name}__mode"),
-                    F.when(x.isNull(), null_alpha).otherwise(alpha).alias(f"{c.name}__alpha"),
+        flagged = x.isNull() | (x == 0) if c.zero_inflated else x.isNull()
+        columns += [F.when(flagged, null_mode).otherwise(mode).cast("int").alias(f"{c.name}__mode"),
+                    F.when(flagged, null_alpha).otherwise(alpha).alias(f"{c.name}__alpha"),
                     x.isNull().cast("int").alias(f"{c.name}__null")]
+        if c.zero_inflated:
+            columns.append(F.coalesce(x == 0, F.lit(False)).cast("int").alias(f"{c.name}__zero"))
     for c in fitted.categorical:
         text = F.col(c.name).cast("string")
         codes = F.create_map(*[F.lit(x) for i, v in enumerate(c.values) if v not in (OTHER, NULL) for x in (v, i)])
@@ -277,7 +363,7 @@ def decode(codes: dict[str, np.ndarray], fitted: FittedTransformer) -> dict[str,
 
     Continuous values stay within the real column's range (rounded where it holds whole numbers
     only), so a generator cannot emit negative counts or prices; categorical values come back as
-    strings; OTHER stays OTHER and NULL becomes None."""
+    strings (discrete columns as floats); OTHER stays OTHER and NULL becomes None (NaN)."""
     out = {}
     for c in fitted.continuous:
         mode = codes[f"{c.name}__mode"].astype(int)
@@ -288,9 +374,14 @@ def decode(codes: dict[str, np.ndarray], fitted: FittedTransformer) -> dict[str,
             value = np.clip(value, c.minimum, c.maximum)
         if c.integral:
             value = np.round(value)
+        if c.zero_inflated:
+            value = np.where(codes[f"{c.name}__zero"].astype(bool), 0.0, value)
         nulls = codes.get(f"{c.name}__null")
         out[c.name] = np.where(nulls.astype(bool), np.nan, value) if nulls is not None and c.has_nulls else value
     for c in fitted.categorical:
-        values = np.asarray([None if v == NULL else v for v in c.values], dtype=object)
+        if c.numeric:
+            values = np.asarray([np.nan if v == NULL else float(v) for v in c.values])
+        else:
+            values = np.asarray([None if v == NULL else v for v in c.values], dtype=object)
         out[c.name] = values[codes[f"{c.name}__code"].astype(int)]
     return out

@@ -10,6 +10,7 @@ from recsynth import tables as T
 from recsynth.errors import ConfigError
 from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.synth import models
+from recsynth.synth.constraints import apply_derived
 from recsynth.synth.privacy import drop_rare_copies
 from recsynth.synth.sampling import synthesize
 from recsynth.synth.schema import match_types
@@ -72,14 +73,15 @@ def sample_job(rows: int, condition: dict[str, str], model: str | None, seed: in
 
     def body(ctx: RunContext) -> Outcome:
         version = published_model(ctx, model)
-        fitted, weights, params, _ = models.load(models.model_uri(ctx.lake.root, version))
+        fitted, weights, params, meta = models.load(models.model_uri(ctx.lake.root, version))
         check_condition(fitted, condition)
-        columns = [c.name for c in fitted.continuous] + [c.name for c in fitted.categorical]
+        learned = [c.name for c in fitted.continuous] + [c.name for c in fitted.categorical]
+        columns = meta.get("columns", learned)  # with the derived columns the model was trained with
         label = condition_label(condition)
         generated = synthesize(ctx.spark, weights, fitted, params, rows, ctx.conf.synth.sample_partitions, seed, condition)
         real = ctx.lake.read(T.GOLD_BEHAVIOR, version=training_data_version(ctx, version))
-        typed = drop_rare_copies(match_types(generated, real.schema, columns), real, columns,
-                                 ctx.conf.synth.privacy.min_copy_support)
+        typed = drop_rare_copies(apply_derived(match_types(generated, real.schema, learned), meta.get("derived", {}),
+                                               real.schema), real, columns, ctx.conf.synth.privacy.min_copy_support)
         output = typed.select("synthetic_id", *columns, F.lit(version).alias("model_version"),
                               F.lit(label).alias("condition"), "sample_seed")
         replace = f"model_version = {sql_string(version)} AND condition = {sql_string(label)} AND sample_seed = {seed}"

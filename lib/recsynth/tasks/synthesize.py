@@ -18,7 +18,9 @@ from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy
 from recsynth.synth.metrics import score
-from recsynth.synth.privacy import assess, drop_rare_copies
+from recsynth.synth.constraints import apply_derived, check, learned_columns
+from recsynth.synth.fidelity import assess as assess_fidelity
+from recsynth.synth.privacy import assess, drop_rare_copies, split_by_person
 from recsynth.synth.report_html import render_report
 from recsynth.synth.sampling import synthesize
 from recsynth.synth.schema import match_types
@@ -61,16 +63,20 @@ def synthesize_behavior(ctx: RunContext) -> Outcome:
 def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     conf, lake, spark = ctx.conf.synth, ctx.lake, ctx.spark
     columns = [*conf.continuous, *conf.categorical]
+    learned = learned_columns(columns, conf.derived)  # derived columns that replace a value are computed, not learned
     data_version = lake.version(T.GOLD_BEHAVIOR)
     behavior = keep(lake.read(T.GOLD_BEHAVIOR, version=data_version))  # fit, encode, privacy, quality, report
-    in_holdout = (F.abs(F.xxhash64(*behavior.columns)) % 1000) < int(conf.holdout_fraction * 1000)
-    train, holdout = behavior.filter(~in_holdout), behavior.filter(in_holdout)
+    check(behavior.select(*columns), conf.derived, [*conf.constraints, *(r.where for r in conf.quality.rare_shares.values())])
+    train, holdout = split_by_person(behavior, conf.holdout_fraction)
 
     stage = Stages("synthesize")
     with stage("fit", "fitting the data transformer"):
-        fitted = fit(train, conf.continuous, conf.categorical, max_categories=conf.max_categories, max_modes=conf.max_modes,
-                     em_iterations=conf.em_iterations, mode_weight_threshold=conf.mode_weight_threshold,
-                     sample_rows=conf.fit_sample_rows, stratum=conf.stratify_by, seed=conf.seed)
+        fitted = fit(train, [c for c in conf.continuous if c in learned], [c for c in conf.categorical if c in learned],
+                     max_categories=conf.max_categories, max_modes=conf.max_modes, em_iterations=conf.em_iterations,
+                     mode_weight_threshold=conf.mode_weight_threshold, sample_rows=conf.fit_sample_rows,
+                     stratum=conf.stratify_by, seed=conf.seed, kinds=conf.kinds,
+                     discrete_max_values=conf.discrete_max_values, zero_inflated_min_share=conf.zero_inflated_min_share)
+    log.info("column kinds: %s", ", ".join(f"{c} {k}" for c, k in fitted.kinds().items()))
     with stage("encode", "encoding the training rows"):
         lake.overwrite(T.SYNTHETIC_ENCODED, encode(train, fitted, seed=conf.seed).repartition(max(2 * conf.num_proc, conf.sample_partitions)))
         files = current_files(lake.read(T.SYNTHETIC_ENCODED))
@@ -91,38 +97,44 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     version = ctx.run_id
     rows = max(1, int(training_rows * conf.rows_multiplier))
     with stage("generate", f"generating {rows} rows on executors"):
-        generated = keep(match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions,
-                                                conf.seed), behavior.schema, columns))
+        sampled = match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions, conf.seed),
+                              behavior.schema, learned)
+        generated = keep(apply_derived(sampled, conf.derived, behavior.schema).select("synthetic_id", *columns, "sample_seed"))
         synthetic = keep(drop_rare_copies(generated, behavior, columns, conf.privacy.min_copy_support))
         rare_copies = generated.count() - (published_rows := synthetic.count())
     if rare_copies:
         log.info("dropped %d generated row(s) equal to a real session that fewer than %d real sessions share "
                  "(synth.privacy.min_copy_support)", rare_copies, conf.privacy.min_copy_support)
     with stage("privacy", "measuring privacy"):
-        report = assess(train.select(*columns), holdout.select(*columns), synthetic.select(*columns), fitted,
+        report = assess(train.select(*columns), holdout.select(*columns), generated.select(*columns),
+                        synthetic.select(*columns), fitted, min_copy_support=conf.privacy.min_copy_support,
                         query_rows=conf.privacy.query_rows, seed=conf.seed)
-    with stage("quality", "measuring quality (column shapes, pair trends, ML efficacy)"):
+    with stage("quality", "measuring quality (column shapes, pair trends, coverage, constraints, rare shares, ML efficacy)"):
         scores = score(train.select(*columns), synthetic.select(*columns), conf.continuous, conf.categorical)
         quality = conf.quality
+        fidelity = assess_fidelity(train.select(*columns), synthetic.select(*columns), conf.continuous, conf.categorical,
+                                   conf.constraints, {name: r.where for name, r in quality.rare_shares.items()})
         efficacy = ml_efficacy(train, holdout, synthetic, quality.efficacy_target, conf.continuous, conf.categorical,
                                exclude=quality.efficacy_exclude, positive=quality.efficacy_positive, seed=conf.seed)
     failures = report.failures(conf.privacy.max_excess_copy_share, conf.privacy.min_dcr_ratio, conf.privacy.max_membership_auc)
     if scores.overall < quality.min_overall:
         failures.append(f"quality {scores.overall:.3f} (mean of column shapes and pair trends) < {quality.min_overall}")
+    failures += fidelity.failures(quality, conf.constraints)
     gates = "; ".join(failures) or "passed"
     model_uri = models.model_uri(lake.root, version)
     scores_flat = {"column_shapes": scores.column_shapes, "pair_trends": scores.pair_trends, "quality_overall": scores.overall,
                    "efficacy_real_auc": efficacy.real_auc, "efficacy_synthetic_auc": efficacy.synthetic_auc,
-                   "efficacy_auc_ratio": efficacy.auc_ratio, **report.__dict__}
+                   "efficacy_auc_ratio": efficacy.auc_ratio, **fidelity.summary(), **report.__dict__}
     meta = {"run_id": ctx.run_id, "training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
             "training_rows": training_rows, "history": chief["history"], "scores": scores_flat,
             "efficacy_notes": efficacy.notes, "gates_failed": failures, "stage_seconds": stage.seconds,
+            "columns": columns, "derived": conf.derived, "kinds": fitted.kinds(), "fidelity": fidelity.__dict__,
             "saved_at": dt.datetime.utcnow().isoformat()}
     models.save(model_uri, fitted, chief["generator"], params, meta)
     with stage("report", "writing the HTML report"):
         html = render_report(train.select(*columns), synthetic.select(*columns), scores, efficacy, report.__dict__, {
             "model version": version, "training data": f"{T.GOLD_BEHAVIOR} v{data_version}",
-            "training rows": training_rows, "synthetic rows": published_rows, "gates": gates})
+            "training rows": training_rows, "synthetic rows": published_rows, "gates": gates}, fidelity=fidelity)
         report_uri = models.save_report(model_uri, html)
     # the whole privacy report to the log file; the job's outcome line gives the scores on the console
     log.debug("model %s: quality %.3f (shapes %.3f, pairs %.3f), ML efficacy AUC ratio %.2f, privacy %s; report %s",
@@ -141,7 +153,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
         F.lit(data_version).cast("bigint").alias("training_data_version"), "sample_seed"))
     quality_row = {"run_id": ctx.run_id, "model_version": version, "training_data_version": data_version,
                    "training_rows": training_rows, "synthetic_rows": published_rows, **scores_flat, "gates_passed": True,
-                   "measured_at": ctx.started_at, "report_uri": report_uri, "rare_copies_dropped": rare_copies}
+                   "measured_at": ctx.started_at, "report_uri": report_uri, "rare_copies_dropped": rare_copies,
+                   "rare_share_ratios": fidelity.rare_share_ratios()}
     lake.append(T.SYNTHETIC_QUALITY, spark.createDataFrame([quality_row], QUALITY_SCHEMA), add_columns=True)
     checkpoints.clear(checkpoint_uri)  # the versioned model is the durable result now
     return Outcome(rows_in=training_rows, rows_out=published_rows,

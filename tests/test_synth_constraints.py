@@ -1,0 +1,84 @@
+"""Derived columns, constraints and the fidelity checks that averages cannot hide, on hand-made rows."""
+import math
+
+import pytest
+
+from recsynth.config import QualityConf, RareShare
+from recsynth.synth.constraints import ConstraintError, apply_derived, check, learned_columns, names_itself, validity
+from recsynth.synth.fidelity import assess
+
+pytestmark = pytest.mark.spark
+
+SCHEMA = "n_views bigint, n_carts bigint, n_purchases bigint, n_events bigint, spend double, mean_price double, " \
+         "max_price double, purchased boolean, source string"
+DERIVED = {
+    "n_purchases": "IF(purchased, GREATEST(n_purchases, 1), 0)",
+    "n_events": "n_views + n_carts + n_purchases",
+    "spend": "IF(purchased, spend, 0.0)",
+    "max_price": "IF(mean_price IS NULL, NULL, GREATEST(max_price, mean_price))",
+}
+CONSTRAINTS = ["n_events = n_views + n_carts + n_purchases", "purchased = (n_purchases > 0)", "spend = 0 OR purchased",
+               "max_price >= mean_price OR (max_price IS NULL AND mean_price IS NULL)"]
+# what a generator may emit: every identity broken somewhere
+RAW = [(3, 0, 0, 9, 0.0, None, None, False, "a"),
+       (1, 1, 0, 1, 25.0, 10.0, 8.0, True, "a"),     # purchased without purchases, max below mean
+       (2, 0, 2, 0, 40.0, None, 5.0, False, "b"),    # purchases without purchased, spend, a max without a mean
+       (5, 2, 1, 8, 12.5, 4.0, 6.0, True, "b")]
+
+
+def test_a_derived_column_that_names_itself_repairs_one_that_does_not_replaces():
+    assert names_itself("spend", "IF(purchased, spend, 0.0)") and names_itself("n", "`n` + 1")
+    assert not names_itself("n_events", "n_views + n_carts + n_purchases") and not names_itself("spend", "spend_total * 2")
+    columns = ["n_views", "n_carts", "n_purchases", "n_events", "spend", "purchased"]
+    assert learned_columns(columns, DERIVED) == ["n_views", "n_carts", "n_purchases", "spend", "purchased"]
+
+
+def test_every_identity_holds_after_deriving(spark):
+    raw = spark.createDataFrame(RAW, SCHEMA)
+    assert validity(raw, CONSTRAINTS) == {CONSTRAINTS[0]: 0.25, CONSTRAINTS[1]: 0.5, CONSTRAINTS[2]: 0.75, CONSTRAINTS[3]: 0.5}
+    fixed = apply_derived(raw, DERIVED, raw.schema)
+    assert validity(fixed, CONSTRAINTS) == dict.fromkeys(CONSTRAINTS, 1.0)
+    rows = [r.asDict() for r in fixed.orderBy("n_views").collect()]
+    assert [(r["n_purchases"], r["n_events"], r["spend"], r["max_price"]) for r in rows] == [
+        (1, 3, 25.0, 10.0), (0, 2, 0.0, None), (0, 3, 0.0, None), (1, 8, 12.5, 6.0)]
+    assert dict(fixed.dtypes)["n_events"] == "bigint"
+
+
+def test_an_expression_that_cannot_be_evaluated_is_named(spark):
+    table = spark.createDataFrame(RAW, SCHEMA)
+    check(table, DERIVED, CONSTRAINTS)
+    with pytest.raises(ConstraintError, match=r"synth.derived.spend cannot be evaluated.*nope"):
+        check(table, {"spend": "nope * 2"}, [])
+    with pytest.raises(ConstraintError, match=r"synth.constraints\[1\] \(n_views >>> 2\)"):
+        check(table, {}, ["n_views > 0", "n_views >>> 2"])
+
+
+def test_fidelity_sees_lost_rare_values_ranges_and_broken_rows(spark):
+    real = spark.createDataFrame([(1, 0.0, "a")] * 96 + [(2, 30.0, "b")] * 3 + [(9, 80.0, "c")],
+                                 "n bigint, spend double, kind string")
+    # the generator lost the rare spend and kind c, reaches n 1..2 of 1..9, and doubles kind b
+    synthetic = spark.createDataFrame([(1, 0.0, "a")] * 94 + [(2, 0.0, "b")] * 6, "n bigint, spend double, kind string")
+    quality = QualityConf(min_overall=0, efficacy_target="kind", efficacy_exclude=[], min_range_coverage=0.5,
+                          min_category_coverage=0.9, rare_shares={
+                              "paid": RareShare(where="spend > 0", within=(0.5, 2.0)),
+                              "kind_b": RareShare(where="kind = 'b'", within=(0.5, 2.0)),
+                              "everything": RareShare(where="n > 0", within=(0.5, 2.0))})
+    found = assess(real, synthetic, ["n", "spend"], ["kind"], ["n < 5"], {k: r.where for k, r in quality.rare_shares.items()})
+    assert found.range_coverage == {"n": pytest.approx(1 / 8), "spend": 0.0}
+    assert found.category_coverage == {"kind": pytest.approx(2 / 3)}
+    assert found.constraint_validity == {"n < 5": (0.99, 1.0)}
+    assert found.rare_shares == {"paid": (0.04, 0.0), "kind_b": (0.03, 0.06), "everything": (1.0, 1.0)}
+    assert found.rare_share_ratios()["kind_b"] == pytest.approx(2.0)
+    failures = found.failures(quality, ["n < 5"])
+    assert len(failures) == 4, failures  # n and spend ranges, kind coverage, the lost paid rows
+    assert [f for f in failures if f.startswith("rare share")] == [
+        "rare share paid (spend > 0): 0.0000% of synthetic rows against 4.0000% of real ones (x0.00, allowed 0.5-2.0)"]
+    assert found.summary()["constraint_validity"] == 1.0 and math.isclose(found.summary()["range_coverage"], 1 / 16)
+
+
+def test_a_broken_constraint_fails_the_gate(spark):
+    quality = QualityConf(min_overall=0, efficacy_target="kind", efficacy_exclude=[])
+    real = spark.createDataFrame([(1, "a"), (2, "b")], "n bigint, kind string")
+    synthetic = spark.createDataFrame([(1, "a"), (-1, "b")], "n bigint, kind string")
+    found = assess(real, synthetic, ["n"], ["kind"], ["n > 0"], {})
+    assert found.failures(quality, ["n > 0"]) == ["constraint 'n > 0' fails in 50.00% of synthetic rows"]
