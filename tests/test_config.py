@@ -190,3 +190,20 @@ def test_an_event_type_is_mapped_or_constant():
                   CONF)
     orders = load_conf("local", ["sources.online_retail.enabled=true"], CONF).sources["online_retail"]
     assert (orders.events.event_type, orders.events.required_columns) == ("purchase", ("event_time", "user_id", "item_id"))
+
+
+def test_synthesizer_rules_are_checked_before_spark_starts():
+    synth = load_conf("local", [], CONF).synth
+    assert list(synth.derived) == ["n_purchases", "n_events", "spend", "max_price"]  # applied in this order
+    for override, expected in [
+        ("synth.kinds={spend: poisson}", "synth.kinds.spend: Input should be 'mixture', 'zero_inflated' or 'discrete'"),
+        ("synth.kinds={source: discrete}", "kinds names ['source'], which are not continuous columns"),
+        ("synth.derived={basket: 'n_views * 2'}", "derived names ['basket'], which are not continuous or categorical"),
+        ("synth.constraints=['  ']", "empty expression(s) for ['  ']"),
+        ("synth.quality.rare_shares={paid: {where: 'spend > 0', within: [1.5, 2.0]}}", "low <= 1 <= high"),
+        ("synth.quality.rare_shares={paid: {where: 'spend > 0'}}", "synth.quality.rare_shares.paid.within: missing value"),
+        ("synth.zero_inflated_min_share=0", "synth.zero_inflated_min_share: Input should be greater than 0"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            load_conf("local", [override], CONF)
+        assert expected in str(err.value), (override, str(err.value))

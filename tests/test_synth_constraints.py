@@ -18,7 +18,7 @@ DERIVED = {
     "max_price": "IF(mean_price IS NULL, NULL, GREATEST(max_price, mean_price))",
 }
 CONSTRAINTS = ["n_events = n_views + n_carts + n_purchases", "purchased = (n_purchases > 0)", "spend = 0 OR purchased",
-               "max_price >= mean_price OR (max_price IS NULL AND mean_price IS NULL)"]
+               "max_price >= mean_price - 1e-9 * ABS(mean_price) OR (max_price IS NULL AND mean_price IS NULL)"]
 # what a generator may emit: every identity broken somewhere
 RAW = [(3, 0, 0, 9, 0.0, None, None, False, "a"),
        (1, 1, 0, 1, 25.0, 10.0, 8.0, True, "a"),     # purchased without purchases, max below mean

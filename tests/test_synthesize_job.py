@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from conftest import DATA, ROOT, SMALL_GAN, gold_lake_copy, gold_lake_under, model_job_overrides, settled_epoch
 from recsynth import tables as T
+from recsynth.config import RareShare
 from recsynth.errors import JobFailed
 from recsynth.etl.pseudonyms import load_key, pseudonym
 from recsynth.runtime.runs import run_job
@@ -67,15 +68,20 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     assert dict(synthetic.dtypes)["n_events"] == "bigint" and dict(synthetic.dtypes)["purchased"] == "boolean"
     assert synthetic.filter(F.col("synthetic_id").startswith("syn-")).count() == synthetic.count()
     assert quality["model_version"] == record.run_id and quality["gates_passed"]
-    assert 0.0 <= quality["membership_auc"] <= 1.0 and quality["column_shapes"] > 0
-    assert 0 < quality["pair_trends"] <= 1 and quality["quality_overall"] == pytest.approx(
-        (quality["column_shapes"] + quality["pair_trends"]) / 2)
-    assert 0 <= quality["efficacy_real_auc"] <= 1 and quality["efficacy_auc_ratio"] >= 0
+    assert quality["quality_overall"] == pytest.approx((quality["column_shapes"] + quality["pair_trends"]) / 2)
+    assert quality["efficacy_auc_ratio"] == pytest.approx(quality["efficacy_synthetic_auc"] / quality["efficacy_real_auc"])
+    # every identity holds in every published row: derived after sampling, not learned
+    assert quality["constraint_validity"] == 1.0
+    for condition in conf.synth.constraints:
+        assert synthetic.where(f"NOT coalesce({condition}, false)").count() == 0, condition
     report = Path(quality["report_uri"]).read_text()
-    assert "<img" in report and "pair trends" in report.lower() and record.run_id in report
+    assert "<img" in report and "pair trends" in report.lower() and record.run_id in report and "Rare shares" in report
     fitted, weights, params, meta = models.load(models.model_uri(lake.root, record.run_id))
     assert meta["training_data_version"] == lake.version(T.GOLD_BEHAVIOR) and len(meta["history"]) == params.epochs
-    assert [c.name for c in fitted.categorical] == list(conf.synth.categorical) and weights
+    # n_events is derived, not learned; counts with few values are categories; spend is zero-inflated
+    assert "n_events" not in fitted.numeric_columns() and meta["derived"] == conf.synth.derived
+    assert meta["kinds"]["n_purchases"] == "discrete" and meta["kinds"]["spend"] == "zero_inflated" and weights
+    assert [c.name for c in fitted.categorical if not c.numeric] == list(conf.synth.categorical)
 
 
 def test_training_is_tracked_in_mlflow_and_checkpoints_are_cleared(gold_lake, published):
@@ -118,6 +124,25 @@ def test_failed_quality_gate_publishes_nothing(spark, gold_lake, published):
         "quality": conf.synth.quality.model_copy(update={"min_overall": 1.0})})})
     with pytest.raises(JobFailed, match=r"quality 0\.\d+ .* < 1\.0"):
         run_job(JOBS["synthesize"], spark, demanding, lake, force=True)
+    assert lake.versions([T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY]) == before
+
+
+def test_a_run_that_breaks_an_identity_or_loses_a_rare_value_is_refused(spark, gold_lake, published):
+    """Without the rule that derives n_events the GAN has to learn the sum, and breaks it; a rule
+    that zeroes spend loses every paid session. Either refuses the run; nothing is published."""
+    conf, lake = gold_lake
+    real = lake.read(T.GOLD_BEHAVIOR)
+    assert real.where("spend > 0").count() > 0
+    before = lake.versions([T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY])
+    derived = {c: e for c, e in conf.synth.derived.items() if c != "n_events"} | {"spend": "IF(purchased, spend, 0.0) * 0.0"}
+    broken = conf.model_copy(update={"synth": conf.synth.model_copy(update={"derived": derived, "quality": conf.synth.quality.model_copy(
+        update={"rare_shares": {"paid": RareShare(where="spend > 0", within=(0.5, 2.0))}})})})
+    with pytest.raises(JobFailed) as failed:
+        run_job(JOBS["synthesize"], spark, broken, lake, force=True)
+    message = str(failed.value)
+    assert "constraint 'n_events = n_views + n_carts + n_purchases' fails in" in message
+    assert "rare share paid (spend > 0): 0.0000% of synthetic rows" in message
+    assert "purchased = (n_purchases > 0)" not in message  # that rule still holds: derived
     assert lake.versions([T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY]) == before
 
 

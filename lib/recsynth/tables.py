@@ -162,7 +162,8 @@ TABLES = (
         "median_dcr_holdout double, dcr_ratio double, membership_auc double, gates_passed boolean, measured_at timestamp, "
         "pair_trends double, quality_overall double, efficacy_real_auc double, efficacy_synthetic_auc double, "
         "efficacy_auc_ratio double, report_uri string, rare_copies_dropped bigint, range_coverage double, "
-        "category_coverage double, constraint_validity double, rare_share_ratios map<string,double>")),
+        "category_coverage double, constraint_validity double, rare_share_ratios map<string,double>, "
+        "pair_trends_sdmetrics double")),
     Table(SYNTHETIC_SAMPLES, "sample", REPLACE_PER_KEY, "(model_version, condition, sample_seed)",
           columns="the synthetic.behavior columns of the sampled model (conf), with condition in place of "
                   "training_data_version"),

@@ -233,7 +233,9 @@ def render_report(real: DataFrame, synthetic: DataFrame, scores: QualityScores, 
                   fidelity: Fidelity | None = None) -> str:
     """The report as one HTML string."""
     summary = [("Column shapes", scores.column_shapes), ("Column pair trends", scores.pair_trends),
-               ("Overall quality", scores.overall)]
+               ("Overall quality", scores.overall),
+               ("Column pair trends as SDMetrics' QualityReport scores them (strong real pairs only)",
+                scores.pair_trends_sdmetrics)]
     if efficacy is not None:
         summary.append(("ML efficacy: AUC ratio (synthetic / real)", efficacy.auc_ratio))
     parts = ["<h1>Synthetic data quality report</h1>", _table(meta.items(), ("run", "")),

@@ -123,6 +123,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     gates = "; ".join(failures) or "passed"
     model_uri = models.model_uri(lake.root, version)
     scores_flat = {"column_shapes": scores.column_shapes, "pair_trends": scores.pair_trends, "quality_overall": scores.overall,
+                   "pair_trends_sdmetrics": scores.pair_trends_sdmetrics,
                    "efficacy_real_auc": efficacy.real_auc, "efficacy_synthetic_auc": efficacy.synthetic_auc,
                    "efficacy_auc_ratio": efficacy.auc_ratio, **fidelity.summary(), **report.__dict__}
     meta = {"run_id": ctx.run_id, "training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
