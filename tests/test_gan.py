@@ -40,11 +40,17 @@ def train(spark, fitted, files, params, **options):
     return next(r for r in results if r["rank"] == 0), results
 
 
-def test_two_rank_training_beats_the_untrained_generator(spark, lake, behaviour):
+def test_two_rank_training_stops_early_and_beats_the_untrained_generator(spark, lake, behaviour):
     fitted, files = encoded(lake, behaviour)
-    chief, results = train(spark, fitted, files, PARAMS)
+    held_out = make_behaviour(spark, 400, seed=4).toPandas()  # other people: early stopping's yardstick
+    validation = {c: held_out[c].to_numpy(dtype=float if c in CONTINUOUS else object) for c in CONTINUOUS + CATEGORICAL}
+    chief, results = train(spark, fitted, files, replace(PARAMS, patience=3), validation=validation)
     assert sorted(r["rows"] for r in results) and sum(r["rows"] for r in results) == 800
-    assert len(chief["history"]) == PARAMS.epochs and chief["generator"] is not None
+    scores = [entry["validation_quality"] for entry in chief["history"]]
+    assert all(0 < score <= 1 for score in scores) and chief["generator"] is not None
+    assert [r["history"] for r in results if r["rank"] == 1] == [chief["history"]]  # every rank saw rank 0's scores
+    best = scores.index(max(scores)) + 1  # the first best epoch is kept; 3 epochs without a better one end it
+    assert chief["best_epoch"] == best and len(scores) == min(PARAMS.epochs, best + 3)
 
     real = behaviour.toPandas()
     conditions = conditions_like_data(fitted, 800, np.random.default_rng(9))

@@ -267,6 +267,7 @@ class GanConf(Strict):
     epochs: int = Field(ge=1)
     learning_rate: float = Field(gt=0)
     gradient_penalty: float = Field(ge=0)
+    patience: int = Field(default=5, ge=0)   # epochs without a better validation score before stopping; 0: all epochs
 
     @model_validator(mode="after")
     def _pac_divides_batch(self):
@@ -318,6 +319,8 @@ class SynthConf(Strict):
     fit_sample_rows: int = Field(ge=1)
     stratify_by: str
     holdout_fraction: float = Field(gt=0, lt=1)
+    validation_fraction: float = Field(default=0.1, ge=0, lt=1)  # people kept apart for early stopping (0: none)
+    validation_rows: int = Field(default=5000, ge=100)            # of them, the rows rank 0 scores each epoch on
     num_proc: int = Field(ge=1)
     gan: GanConf
     rows_multiplier: float = Field(gt=0)

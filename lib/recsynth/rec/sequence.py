@@ -271,7 +271,7 @@ def train_rank(files: list[str], params: dict, vocab_size: int, item_sources, lo
     import tensorflow as tf
 
     from recsynth.train.launcher import init_rank
-    from recsynth.train.loop import run_epochs
+    from recsynth.train.loop import EarlyStopping, run_epochs
     from recsynth.train.shards import read_shard
 
     rank, size = init_rank()
@@ -292,7 +292,7 @@ def train_rank(files: list[str], params: dict, vocab_size: int, item_sources, lo
     network = SequenceNetwork(p, vocab_size)
     optimizer = tf.keras.optimizers.Adam(p.learning_rate)
     optimizer.build(network.trainable_variables)
-    best = [tf.Variable(v, trainable=False) for v in network.variables]
+    early = EarlyStopping(network.variables, "validation_ndcg", p.patience, rank)
     rng = tf.random.Generator.from_seed(p.seed * 1000 + rank)
 
     @tf.function
@@ -315,23 +315,11 @@ def train_rank(files: list[str], params: dict, vocab_size: int, item_sources, lo
         score = hvd.broadcast_object(score, root_rank=0)   # every rank keeps the same history
         return {"loss": loss, "validation_ndcg": score}, {"loss": loss, **({"validation_ndcg": score} if score is not None else {})}
 
-    def stop(history: list) -> bool:
-        """Rank 0 keeps the best epoch's weights and decides; every rank follows."""
-        decision = False
-        if rank == 0 and validation:
-            scores = [entry["validation_ndcg"] for entry in history]
-            if scores[-1] > max(scores[:-1], default=-np.inf):   # the first best, as argmax below
-                for kept, variable in zip(best, network.variables):
-                    kept.assign(variable)
-            decision = len(scores) - 1 - int(np.argmax(scores)) >= p.patience
-        return bool(hvd.broadcast_object(decision, root_rank=0))
-
-    state = {"model": network.variables, "optimizer": optimizer.variables(), "best": best}
+    state = {"model": network.variables, "optimizer": optimizer.variables(), "best": early.best}
     first_epoch, history = run_epochs(state, train_epoch, epochs or p.max_epochs, rank, checkpoint_uri,
-                                      checkpoint_every, stop=stop)
+                                      checkpoint_every, stop=early.stop if validation else None)
     if validation:
-        best_epoch = int(np.argmax([entry["validation_ndcg"] for entry in history])) + 1
-        weights = [v.numpy() for v in best]
+        best_epoch, weights = early.best_epoch(history), early.weights()
     else:
         best_epoch, weights = len(history), network.get_weights()
     return {"rank": rank, "size": size, "rows": rows, "steps_per_epoch": steps, "history": history,

@@ -3,8 +3,11 @@ a conditional vector with training-by-sampling, gumbel-softmax outputs for one-h
 
 `train_rank` is the body each Horovod rank runs: it reads its Petastorm shard of the encoded
 table, trains with averaged gradients (DistributedGradientTape; weights broadcast from rank 0)
-and returns the generator weights from rank 0. TensorFlow is imported inside the functions
-that run on executors."""
+and returns the generator weights from rank 0. With validation rows (real people kept out of
+training and of the privacy holdout), rank 0 scores every epoch's generator on them (column
+shapes of `validation_rows` generated rows, `validation_quality`) and training stops after
+`patience` epochs without a better score, at most `epochs`; the best epoch's generator is
+returned. TensorFlow is imported inside the functions that run on executors."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -25,6 +28,7 @@ class GanParams:
     epochs: int = 50
     learning_rate: float = 2e-4
     gradient_penalty: float = 10.0
+    patience: int = 5              # epochs without a better validation score before stopping
     seed: int = 0
 
     def __post_init__(self):
@@ -89,8 +93,33 @@ def condition_loss(raw, conditions, masks, layout: list[Block]):
     return tf.reduce_mean(tf.add_n(losses)) if losses else 0.0
 
 
+def generate(generator, fitted: FittedTransformer, layout: list[Block], params: GanParams, conditions: np.ndarray,
+             seed: int) -> dict:
+    """One row per condition vector from `generator`, decoded to column values."""
+    import tensorflow as tf
+
+    from recsynth.synth.transformer import decode
+
+    noise = tf.random.stateless_normal((len(conditions), params.embedding_dim), seed=(seed, 0))
+    raw = generator(tf.concat([noise, tf.constant(conditions)], axis=1), training=False)
+    return decode(to_codes(activate(raw, layout, hard=True).numpy(), layout), fitted)
+
+
+def validation_quality(generator, fitted: FittedTransformer, layout: list[Block], params: GanParams,
+                       validation: dict, seed: int) -> float:
+    """Mean column shape (1 - KS, 1 - TVD; SDMetrics' definitions) of as many generated rows as
+    `validation` holds against those real rows: the held-out score that early stopping follows."""
+    from recsynth.synth.layout import conditions_like_data
+    from recsynth.synth.quality import column_shapes
+
+    rows = len(next(iter(validation.values())))
+    generated = generate(generator, fitted, layout, params,
+                         conditions_like_data(fitted, rows, np.random.default_rng(seed)), seed)
+    return column_shapes(validation, generated, [c.name for c in fitted.continuous], [c.name for c in fitted.categorical])
+
+
 def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint_uri: str | None = None,
-               checkpoint_every: int = 1) -> dict:
+               checkpoint_every: int = 1, validation: dict | None = None) -> dict:
     """Horovod rank body: train on this rank's Petastorm shard; rank 0 returns the generator weights.
 
     With `checkpoint_uri`, rank 0 writes progress after every epoch and a checkpoint (weights and
@@ -100,7 +129,7 @@ def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint
     import tensorflow as tf
 
     from recsynth.train.launcher import init_rank
-    from recsynth.train.loop import run_epochs
+    from recsynth.train.loop import EarlyStopping, run_epochs
     from recsynth.train.shards import read_shard
 
     rank, size = init_rank()
@@ -155,33 +184,38 @@ def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint
              "discriminator": discriminator.variables, "discriminator_optimizer": d_opt.variables()}
     steps = min(hvd.allgather_object(max(1, len(rows) // p.batch_size)))  # every rank takes as many allreduces
 
+    validating = bool(validation) and p.patience > 0
+    early = EarlyStopping(generator.variables, "validation_quality", p.patience, rank)
+    if validating:
+        state["best_generator"] = early.best
+
     def train_epoch(epoch: int):
         for _ in range(steps):
             d_loss, g_loss = one_step()
-        losses = float(hvd.allreduce(d_loss)), float(hvd.allreduce(g_loss))
-        return losses, {"discriminator_loss": losses[0], "generator_loss": losses[1]}
+        losses = {"discriminator_loss": float(hvd.allreduce(d_loss)), "generator_loss": float(hvd.allreduce(g_loss))}
+        if validating:
+            score = validation_quality(generator, fitted, layout, p, validation, p.seed + epoch) if rank == 0 else None
+            losses["validation_quality"] = hvd.broadcast_object(score, root_rank=0)  # every rank keeps the same history
+        return losses, losses
 
-    first_epoch, history = run_epochs(state, train_epoch, p.epochs, rank, checkpoint_uri, checkpoint_every)
-    history = [tuple(losses) for losses in history]  # restored ones come back from JSON as lists
+    first_epoch, history = run_epochs(state, train_epoch, p.epochs, rank, checkpoint_uri, checkpoint_every,
+                                      stop=early.stop if validating else None)
+    best_epoch = early.best_epoch(history) if validating else len(history)
+    weights = (early.weights() if validating else generator.get_weights()) if rank == 0 else None
     return {"rank": rank, "size": size, "rows": len(rows), "history": history, "resumed_from_epoch": first_epoch,
-            "generator": generator.get_weights() if rank == 0 else None, "condition_width": sampler.width}
+            "best_epoch": best_epoch, "generator": weights, "condition_width": sampler.width}
 
 
 def sample_rows(generator_weights, fitted: FittedTransformer, params: GanParams, conditions: np.ndarray, seed: int) -> dict:
-    """Generate one row per condition vector and decode it to column values."""
+    """Generate one row per condition vector from saved weights and decode it to column values."""
     import tensorflow as tf
-
-    from recsynth.synth.transformer import decode
 
     layout = blocks(fitted)
     tf.keras.utils.set_random_seed(seed)  # an untrained generator is reproducible too
     generator = build_generator(params, conditions.shape[1], layout)
     if generator_weights is not None:
         generator.set_weights(generator_weights)
-    noise = tf.random.stateless_normal((len(conditions), params.embedding_dim), seed=(seed, 0))
-    raw = generator(tf.concat([noise, tf.constant(conditions)], axis=1), training=False)
-    vectors = activate(raw, layout, hard=True).numpy()
-    return decode(to_codes(vectors, layout), fitted)
+    return generate(generator, fitted, layout, params, conditions, seed)
 
 
 def params_dict(params: GanParams) -> dict:

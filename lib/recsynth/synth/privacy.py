@@ -131,11 +131,13 @@ def _sample(frame: DataFrame, total: int, rows: int, seed: int) -> DataFrame:
     return frame.sample(fraction=min(1.0, 1.2 * rows / max(total, 1)), seed=seed).limit(rows)
 
 
-def split_by_person(table: DataFrame, fraction: float, person: str = "user_id", fallback: str = "session_id"):
-    """(train, holdout): about `fraction` of the people (by a hash of source and `person`, or of
-    `fallback` where `person` is null) and all of their rows go to the holdout."""
+def split_by_person(table: DataFrame, fraction: float, person: str = "user_id", fallback: str = "session_id",
+                    salt: str = "holdout"):
+    """(rest, holdout): about `fraction` of the people (by a hash of `salt`, source and `person`,
+    or of `fallback` where `person` is null) and all of their rows go to the holdout. Another
+    salt draws another, independent set of people."""
     who = F.coalesce(F.col(person), F.concat(F.lit("\0"), F.col(fallback)))
-    in_holdout = (F.abs(F.xxhash64(F.col("source"), who)) % 1000) < int(round(fraction * 1000))
+    in_holdout = (F.abs(F.xxhash64(F.lit(salt), F.col("source"), who)) % 1000) < int(round(fraction * 1000))
     return table.filter(~in_holdout), table.filter(in_holdout)
 
 

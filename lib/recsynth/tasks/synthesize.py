@@ -38,21 +38,37 @@ class GateFailed(RecsynthError):
     """A quality or privacy gate failed: nothing was published."""
 
 
-def _train(ctx: RunContext, tracker: Tracker, files: list[str], fitted, params: GanParams, checkpoint_uri: str):
+def _train(ctx: RunContext, tracker: Tracker, files: list[str], fitted, params: GanParams, checkpoint_uri: str,
+           validation: dict | None):
     """Train on Horovod ranks, reporting each epoch as it ends; rank 0's result and the rows trained on."""
 
     def on_epoch(record: dict) -> None:
+        score = record.get("validation_quality")
         log.log(progress.console_level(record["epoch"], record["epochs"]),
-                "GAN epoch %d/%d: discriminator %.4f, generator %.4f (%.1f s)", record["epoch"], record["epochs"],
-                record["discriminator_loss"], record["generator_loss"], record["seconds"])
+                "GAN epoch %d/%d: discriminator %.4f, generator %.4f%s (%.1f s)", record["epoch"], record["epochs"],
+                record["discriminator_loss"], record["generator_loss"],
+                "" if score is None else f", validation column shapes {score:.4f}", record["seconds"])
         tracker.metrics({"discriminator_loss": record["discriminator_loss"], "generator_loss": record["generator_loss"],
-                         "epoch_seconds": record["seconds"]}, step=record["epoch"])
+                         "epoch_seconds": record["seconds"], **({} if score is None else {"validation_quality": score})},
+                        step=record["epoch"])
 
     return train_on_ranks(ctx.spark, train_rank, {"files": files, "transformer_json": fitted.to_json(),
-                                                  "params": params_dict(params)},
+                                                  "params": params_dict(params), "validation": validation},
                           num_proc=ctx.conf.synth.num_proc, attempts=ctx.conf.ops.training_attempts,
                           checkpoint_uri=checkpoint_uri, checkpoint_every=ctx.conf.synth.checkpoint_every,
                           on_epoch=on_epoch, model="GAN")
+
+
+def _validation_rows(validation, fitted, rows: int, seed: int) -> dict | None:
+    """Up to `rows` rows of the validation people, as {column: numpy array} of the learned
+    columns (bounded: the sample is what rank 0 scores each epoch on); None without any."""
+    columns = [c.name for c in fitted.continuous] + [c.name for c in fitted.categorical]
+    numeric = fitted.numeric_columns()
+    sample = validation.select(*[F.col(c).cast("double" if c in numeric else "string").alias(c) for c in columns])
+    frame = sample.orderBy(F.rand(seed)).limit(rows).toPandas()  # bounded by `rows`
+    if frame.empty:
+        return None
+    return {c: frame[c].to_numpy(dtype=float if c in numeric else object) for c in columns}
 
 
 def synthesize_behavior(ctx: RunContext) -> Outcome:
@@ -67,7 +83,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     data_version = lake.version(T.GOLD_BEHAVIOR)
     behavior = keep(lake.read(T.GOLD_BEHAVIOR, version=data_version))  # fit, encode, privacy, quality, report
     check(behavior.select(*columns), conf.derived, [*conf.constraints, *(r.where for r in conf.quality.rare_shares.values())])
-    train, holdout = split_by_person(behavior, conf.holdout_fraction)
+    train, holdout = split_by_person(behavior, conf.holdout_fraction)  # the privacy yardstick: people never trained on
+    train, validation = split_by_person(train, conf.validation_fraction, salt="validation")  # early stopping's
 
     stage = Stages("synthesize")
     with stage("fit", "fitting the data transformer"):
@@ -88,11 +105,15 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                     "max_modes": conf.max_modes, "fit_sample_rows": conf.fit_sample_rows})
     tracker.tags({"training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
                   "model_version": ctx.run_id, "conf_hash": ctx.fingerprint})
-    training_data = [lake.path(T.GOLD_BEHAVIOR), data_version, conf.holdout_fraction]
+    training_data = [lake.path(T.GOLD_BEHAVIOR), data_version, conf.holdout_fraction, conf.validation_fraction]
     checkpoint_uri = checkpoints.folder(lake.root, "gan", training_data, fitted.to_json(), params_dict(params),
                                         conf.num_proc)
-    with stage("train", f"training the GAN on {conf.num_proc} Horovod rank(s)"):
-        chief, training_rows = _train(ctx, tracker, files, fitted, params, checkpoint_uri)
+    validation_rows = _validation_rows(validation, fitted, conf.validation_rows, conf.seed) if params.patience else None
+    with stage("train", f"training the GAN on {conf.num_proc} Horovod rank(s), at most {params.epochs} epochs"):
+        chief, training_rows = _train(ctx, tracker, files, fitted, params, checkpoint_uri, validation_rows)
+    if validation_rows:
+        log.info("GAN: the generator of epoch %d of %d kept (best validation column shapes)", chief["best_epoch"],
+                 len(chief["history"]))
 
     version = ctx.run_id
     rows = max(1, int(training_rows * conf.rows_multiplier))
@@ -127,7 +148,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                    "efficacy_real_auc": efficacy.real_auc, "efficacy_synthetic_auc": efficacy.synthetic_auc,
                    "efficacy_auc_ratio": efficacy.auc_ratio, **fidelity.summary(), **report.__dict__}
     meta = {"run_id": ctx.run_id, "training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
-            "training_rows": training_rows, "history": chief["history"], "scores": scores_flat,
+            "training_rows": training_rows, "history": chief["history"], "best_epoch": chief["best_epoch"],
+            "scores": scores_flat,
             "efficacy_notes": efficacy.notes, "gates_failed": failures, "stage_seconds": stage.seconds,
             "columns": columns, "derived": conf.derived, "kinds": fitted.kinds(), "fidelity": fidelity.__dict__,
             "saved_at": dt.datetime.utcnow().isoformat()}

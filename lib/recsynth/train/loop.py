@@ -61,3 +61,40 @@ def _restore(state: dict[str, list], checkpoint_uri: str | None, rank: int) -> t
     for variables in state.values():
         hvd.broadcast_variables(variables, root_rank=0)
     return hvd.broadcast_object((restored.epoch, restored.history) if restored else (0, []), root_rank=0)
+
+
+class EarlyStopping:
+    """Early stopping on a validation score that each epoch's history entry holds under `key`
+    (higher is better; None: not validated that epoch): rank 0 keeps a copy of `variables` from
+    the best epoch and stops after `patience` validated epochs without a better one; every rank
+    follows its answer. `state()` is the copy, for the checkpoint, so a resumed run keeps it."""
+
+    def __init__(self, variables: list, key: str, patience: int, rank: int):
+        import tensorflow as tf
+
+        self.variables, self.key, self.patience, self.rank = list(variables), key, patience, rank
+        self.best = [tf.Variable(v, trainable=False) for v in self.variables]
+
+    def scores(self, history: list) -> list[tuple[int, float]]:
+        """(epoch, score) of the validated epochs."""
+        return [(epoch, entry[self.key]) for epoch, entry in enumerate(history, 1) if entry.get(self.key) is not None]
+
+    def best_epoch(self, history: list) -> int:
+        """The first epoch with the best score (the last epoch if none was validated)."""
+        scored = self.scores(history)
+        return max(scored, key=lambda pair: (pair[1], -pair[0]))[0] if scored else len(history)
+
+    def stop(self, history: list) -> bool:
+        import horovod.tensorflow as hvd
+
+        decision = False
+        scored = self.scores(history)
+        if self.rank == 0 and scored and scored[-1][0] == len(history):
+            if self.best_epoch(history) == len(history):
+                for kept, variable in zip(self.best, self.variables):
+                    kept.assign(variable)
+            decision = sum(1 for epoch, _ in scored if epoch > self.best_epoch(history)) >= self.patience
+        return bool(hvd.broadcast_object(decision, root_rank=0))
+
+    def weights(self) -> list:
+        return [v.numpy() for v in self.best]
