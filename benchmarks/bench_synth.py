@@ -360,7 +360,8 @@ def main(argv=None) -> dict | None:
         result["pair_trends"] = pair_trends(real_sample, sample, s.continuous, s.categorical)
         result["spark_metrics"] = spark_metrics(train, synthetic, s.continuous, s.categorical)
         started = time.perf_counter()
-        result["privacy"] = assess(train, holdout, synthetic, fitted, query_rows=s.privacy.query_rows, seed=s.seed).__dict__
+        result["privacy"] = assess(train, holdout, synthetic, synthetic, fitted, min_copy_support=s.privacy.min_copy_support,
+                                   query_rows=s.privacy.query_rows, seed=s.seed).__dict__
         result["privacy_seconds"] = time.perf_counter() - started
         result["rows_per_second"] = result["rows"] / result["sample_seconds"]
         synthetic.unpersist()

@@ -392,7 +392,8 @@ def main(argv=None) -> dict:
         fitted_of[n] = fitted
 
         report, record["assess"] = measure(f"[{n}] privacy.assess", lambda: assess(
-            train, holdout, synthetic, fitted, query_rows=synth.privacy.query_rows, seed=synth.seed))
+            train, holdout, synthetic, synthetic, fitted, min_copy_support=synth.privacy.min_copy_support,
+            query_rows=synth.privacy.query_rows, seed=synth.seed))
         record["assess"]["report"] = report.__dict__
 
         sample_path = args.work / "sampled" / str(n)

@@ -56,8 +56,11 @@ def job_process_options(base: Path) -> list[str]:
 
 # A GAN small enough for tests: the synthesize job's mechanics in seconds, not its quality.
 SMALL_GAN = [
-    # a 2-epoch GAN is not held to rare shares; constraints (every identity in every row) still gate
-    "synth.em_iterations=5", "synth.quality.min_overall=0", "synth.quality.rare_shares={}", "synth.max_modes=4",
+    # a 2-epoch GAN is not held to rare shares or coverage; constraints (every identity in every row) still gate
+    "synth.em_iterations=5", "synth.quality.min_overall=0",
+    *(f"synth.quality.rare_shares.{name}.within=[0, 1000]" for name in ("paid_purchase", "several_categories",
+                                                                       "purchase", "cart", "priced")),
+    "synth.quality.min_range_coverage=0", "synth.quality.min_category_coverage=0", "synth.max_modes=4",
     "synth.sample_partitions=2",
     "synth.gan={embedding_dim: 16, generator_dims: [32, 32], discriminator_dims: [32, 32], pac: 4, batch_size: 100,"
     " epochs: 2, learning_rate: 0.0002, gradient_penalty: 10.0}",

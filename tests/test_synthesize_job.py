@@ -78,9 +78,11 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     assert "<img" in report and "pair trends" in report.lower() and record.run_id in report and "Rare shares" in report
     fitted, weights, params, meta = models.load(models.model_uri(lake.root, record.run_id))
     assert meta["training_data_version"] == lake.version(T.GOLD_BEHAVIOR) and len(meta["history"]) == params.epochs
-    # n_events is derived, not learned; counts with few values are categories; spend is zero-inflated
+    # n_events is derived, not learned; a count with few values is a category
     assert "n_events" not in fitted.numeric_columns() and meta["derived"] == conf.synth.derived
-    assert meta["kinds"]["n_purchases"] == "discrete" and meta["kinds"]["spend"] == "zero_inflated" and weights
+    assert set(meta["kinds"]) == set(conf.synth.continuous) - {"n_events"} and meta["kinds"]["n_purchases"] == "discrete"
+    scores = [entry["validation_quality"] for entry in meta["history"]]  # the validation people's column shapes
+    assert weights and len(scores) == params.epochs and meta["best_epoch"] == scores.index(max(scores)) + 1
     assert [c.name for c in fitted.categorical if not c.numeric] == list(conf.synth.categorical)
 
 
@@ -165,7 +167,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(gold_lake, gold_overrides
     run continues from rank 0's last checkpoint instead of starting again."""
     conf, lake = gold_lake
     gan = ("synth.gan={embedding_dim: 16, generator_dims: [32, 32], discriminator_dims: [32, 32], pac: 4,"
-           " batch_size: 100, epochs: %d, learning_rate: 0.0002, gradient_penalty: 10.0}")
+           " batch_size: 100, epochs: %d, patience: 0, learning_rate: 0.0002, gradient_penalty: 10.0}")
 
     def command(epochs):
         overrides = [*gold_overrides, f"lake.metastore_dir={tmp_path}/metastore", gan % epochs]  # own Derby: own JVM
