@@ -131,19 +131,19 @@ def test_failed_quality_gate_publishes_nothing(spark, gold_lake, published):
 
 def test_a_run_that_breaks_an_identity_or_loses_a_rare_value_is_refused(spark, gold_lake, published):
     """Without the rule that derives n_events the GAN has to learn the sum, and breaks it; a rule
-    that zeroes spend loses every paid session. Either refuses the run; nothing is published."""
+    that zeroes carts loses every cart session. Either refuses the run; nothing is published."""
     conf, lake = gold_lake
     real = lake.read(T.GOLD_BEHAVIOR)
-    assert real.where("spend > 0").count() > 0
+    assert real.where("n_carts > 0").count() > 0
     before = lake.versions([T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY])
-    derived = {c: e for c, e in conf.synth.derived.items() if c != "n_events"} | {"spend": "IF(purchased, spend, 0.0) * 0.0"}
+    derived = {c: e for c, e in conf.synth.derived.items() if c != "n_events"} | {"n_carts": "n_carts * 0"}
     broken = conf.model_copy(update={"synth": conf.synth.model_copy(update={"derived": derived, "quality": conf.synth.quality.model_copy(
-        update={"rare_shares": {"paid": RareShare(where="spend > 0", within=(0.5, 2.0))}})})})
+        update={"rare_shares": {"cart": RareShare(where="n_carts > 0", within=(0.5, 2.0))}})})})
     with pytest.raises(JobFailed) as failed:
         run_job(JOBS["synthesize"], spark, broken, lake, force=True)
     message = str(failed.value)
     assert "constraint 'n_events = n_views + n_carts + n_purchases' fails in" in message
-    assert "rare share paid (spend > 0): 0.0000% of synthetic rows" in message
+    assert "rare share cart (n_carts > 0): 0.0000% of synthetic rows" in message
     assert "purchased = (n_purchases > 0)" not in message  # that rule still holds: derived
     assert lake.versions([T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY]) == before
 
