@@ -145,6 +145,13 @@ def test_a_job_sees_only_its_keys_and_those_no_output_depends_on():
         view.recz
 
 
+def assert_refused(override: str, expected: str) -> None:
+    """Loading the conf with `override` fails with a message that holds `expected`."""
+    with pytest.raises(ConfigError) as err:
+        load_conf("local", [override], CONF)
+    assert expected in str(err.value), (override, str(err.value))
+
+
 def test_recommender_settings_are_checked():
     recs = load_conf("local", ["recs.categories=[1509, electronics/audio]"], CONF).recs
     assert recs.categories == ["1509", "electronics/audio"]  # ids from YAML numbers are matched as text
@@ -160,9 +167,7 @@ def test_recommender_settings_are_checked():
         ("recs.sequence.dropout=1", "recs.sequence.dropout: Input should be less than 1"),
         ("recs.augmentation.enabled=true", "set two_tower.enabled: true too"),
     ]:
-        with pytest.raises(ConfigError) as err:
-            load_conf("local", [override], CONF)
-        assert expected in str(err.value), (override, str(err.value))
+        assert_refused(override, expected)
 
 
 @pytest.mark.parametrize("override, expected", [
@@ -204,6 +209,4 @@ def test_synthesizer_rules_are_checked_before_spark_starts():
         ("synth.quality.rare_shares={paid: {where: 'spend > 0'}}", "synth.quality.rare_shares.paid.within: missing value"),
         ("synth.zero_inflated_min_share=0", "synth.zero_inflated_min_share: Input should be greater than 0"),
     ]:
-        with pytest.raises(ConfigError) as err:
-            load_conf("local", [override], CONF)
-        assert expected in str(err.value), (override, str(err.value))
+        assert_refused(override, expected)

@@ -271,7 +271,7 @@ def train_rank(files: list[str], params: dict, vocab_size: int, item_sources, lo
     import tensorflow as tf
 
     from recsynth.train.launcher import init_rank
-    from recsynth.train.loop import EarlyStopping, run_epochs
+    from recsynth.train.loop import EarlyStopping, kept_weights, run_epochs
     from recsynth.train.shards import read_shard
 
     rank, size = init_rank()
@@ -292,7 +292,7 @@ def train_rank(files: list[str], params: dict, vocab_size: int, item_sources, lo
     network = SequenceNetwork(p, vocab_size)
     optimizer = tf.keras.optimizers.Adam(p.learning_rate)
     optimizer.build(network.trainable_variables)
-    early = EarlyStopping(network.variables, "validation_ndcg", p.patience, rank)
+    early = EarlyStopping(network.variables, "validation_ndcg", p.patience, rank) if validation else None
     rng = tf.random.Generator.from_seed(p.seed * 1000 + rank)
 
     @tf.function
@@ -315,12 +315,9 @@ def train_rank(files: list[str], params: dict, vocab_size: int, item_sources, lo
         score = hvd.broadcast_object(score, root_rank=0)   # every rank keeps the same history
         return {"loss": loss, "validation_ndcg": score}, {"loss": loss, **({"validation_ndcg": score} if score is not None else {})}
 
-    state = {"model": network.variables, "optimizer": optimizer.variables(), "best": early.best}
+    state = {"model": network.variables, "optimizer": optimizer.variables(), **({"best": early.best} if early else {})}
     first_epoch, history = run_epochs(state, train_epoch, epochs or p.max_epochs, rank, checkpoint_uri,
-                                      checkpoint_every, stop=early.stop if validation else None)
-    if validation:
-        best_epoch, weights = early.best_epoch(history), early.weights()
-    else:
-        best_epoch, weights = len(history), network.get_weights()
+                                      checkpoint_every, stop=early.stop if early else None)
+    best_epoch, weights = kept_weights(early, history, network.variables)
     return {"rank": rank, "size": size, "rows": rows, "steps_per_epoch": steps, "history": history,
             "resumed_from_epoch": first_epoch, "best_epoch": best_epoch, "weights": weights if rank == 0 else None}

@@ -129,7 +129,7 @@ def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint
     import tensorflow as tf
 
     from recsynth.train.launcher import init_rank
-    from recsynth.train.loop import EarlyStopping, run_epochs
+    from recsynth.train.loop import EarlyStopping, kept_weights, run_epochs
     from recsynth.train.shards import read_shard
 
     rank, size = init_rank()
@@ -185,8 +185,8 @@ def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint
     steps = min(hvd.allgather_object(max(1, len(rows) // p.batch_size)))  # every rank takes as many allreduces
 
     validating = bool(validation) and p.patience > 0
-    early = EarlyStopping(generator.variables, "validation_quality", p.patience, rank)
-    if validating:
+    early = EarlyStopping(generator.variables, "validation_quality", p.patience, rank) if validating else None
+    if early:
         state["best_generator"] = early.best
 
     def train_epoch(epoch: int):
@@ -199,11 +199,10 @@ def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint
         return losses, losses
 
     first_epoch, history = run_epochs(state, train_epoch, p.epochs, rank, checkpoint_uri, checkpoint_every,
-                                      stop=early.stop if validating else None)
-    best_epoch = early.best_epoch(history) if validating else len(history)
-    weights = (early.weights() if validating else generator.get_weights()) if rank == 0 else None
+                                      stop=early.stop if early else None)
+    best_epoch, weights = kept_weights(early, history, generator.variables)
     return {"rank": rank, "size": size, "rows": len(rows), "history": history, "resumed_from_epoch": first_epoch,
-            "best_epoch": best_epoch, "generator": weights, "condition_width": sampler.width}
+            "best_epoch": best_epoch, "generator": weights if rank == 0 else None, "condition_width": sampler.width}
 
 
 def sample_rows(generator_weights, fitted: FittedTransformer, params: GanParams, conditions: np.ndarray, seed: int) -> dict:

@@ -169,11 +169,14 @@ def assess(train: DataFrame, holdout: DataFrame, generated: DataFrame, published
         support = train_f.groupBy("key").agg(F.count(F.lit(1)).alias("support"))
         for name, table, prefix in (("holdout", holdout, "h"), ("generated", generated, "g"), ("published", published, "s")):
             frames[name] = features(_with_ids(table, prefix), fitted).join(support, "key", "left").fillna(0, ["support"]).cache()
-        rare = {name: frames[name].where(F.col("support") < max(min_copy_support, 1)).cache() for name in ("holdout", "generated")}
-        frames.update({f"rare {name}": frame for name, frame in rare.items()})
         counts = {name: frame.count() for name, frame in frames.items()}
-        copy_share, holdout_share = (rare[name].where(F.col("support") > 0).count() / max(counts[f"rare {name}"], 1)
-                                     for name in ("generated", "holdout"))
+        rare = {name: frames[name].where(F.col("support") < max(min_copy_support, 1)) for name in ("holdout", "generated")}
+        # one pass per side: its rare rows, and those of them that equal a training row
+        tallies = {name: frame.agg(F.count(F.lit(1)), F.count(F.when(F.col("support") > 0, 1))).head()
+                   for name, frame in rare.items()}
+        counts.update({f"rare {name}": total for name, (total, _) in tallies.items()})
+        copy_share, holdout_share = (tallies[name][1] / max(tallies[name][0], 1) for name in ("generated", "holdout"))
+        frames.update({f"rare {name}": frame for name, frame in rare.items()})
         distinct_train, distinct_published = train_f.dropDuplicates(["key"]), frames["published"].dropDuplicates(["key"])
         queries = {name: _sample(frames[name], counts[name], query_rows, seed)
                    for name in ("train", "holdout", "rare generated", "rare holdout")}

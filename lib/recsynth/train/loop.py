@@ -67,7 +67,7 @@ class EarlyStopping:
     """Early stopping on a validation score that each epoch's history entry holds under `key`
     (higher is better; None: not validated that epoch): rank 0 keeps a copy of `variables` from
     the best epoch and stops after `patience` validated epochs without a better one; every rank
-    follows its answer. `state()` is the copy, for the checkpoint, so a resumed run keeps it."""
+    follows its answer. `best` is the copy, for the checkpoint, so a resumed run keeps it."""
 
     def __init__(self, variables: list, key: str, patience: int, rank: int):
         import tensorflow as tf
@@ -98,3 +98,11 @@ class EarlyStopping:
 
     def weights(self) -> list:
         return [v.numpy() for v in self.best]
+
+
+def kept_weights(early: EarlyStopping | None, history: list, variables: list) -> tuple[int, list]:
+    """(the epoch whose weights a training returns, those weights): the best validated epoch's
+    with early stopping, else the last epoch's."""
+    if early is None:
+        return len(history), [v.numpy() for v in variables]
+    return early.best_epoch(history), early.weights()
