@@ -10,7 +10,9 @@ a gate, leaves its scores in <lake.root>/models/gan/<run id>/meta.json), then
     .venv/bin/python benchmarks/bench_synth_fidelity.py [--set KEY=VALUE ...] [--runs 3]
 
 Prints a markdown table of the last `--runs` runs and the marginals, and writes
-benchmarks/results/synth_fidelity_<date>.json.
+benchmarks/results/synth_fidelity_<date>.json. `--export DIR` also writes the training people's
+rows, the marginals and the published `synthetic.behavior` as CSV there, for SDMetrics itself
+(benchmarks/sdmetrics_score.py, in its own venv).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = "targets: shapes >= 0.97; pair trends >= 0.90 and >= marginals + 0.1; identities 100%; rare shares 0.5-2x, purchase 0.8-1.25x"
 
 
-def marginals_scores(spark, conf) -> dict:
+def marginals_scores(spark, conf, export: Path | None = None) -> dict:
     """Independent marginals drawn from the training people (split as the job splits), scored."""
     from recsynth import tables as T
     from recsynth.lake import Lake
@@ -43,6 +45,9 @@ def marginals_scores(spark, conf) -> dict:
     train = train.select(*columns).cache()
     synthetic = independent_marginals(spark, train, s.continuous, s.categorical, train.count(), s.sample_partitions,
                                       s.seed).select(*columns).cache()
+    if export:
+        for name, frame in (("train", train), ("marginals", synthetic), ("recsynth", Lake(spark, conf).read(T.SYNTHETIC_BEHAVIOR))):
+            frame.select(*columns).toPandas().to_csv(export / f"{name}.csv", index=False)  # bounded: a benchmark table
     scores = score(train, synthetic, s.continuous, s.categorical)
     fidelity = assess(train, synthetic, s.continuous, s.categorical, s.constraints,
                       {name: r.where for name, r in s.quality.rare_shares.items()})
@@ -90,6 +95,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="conf override, as for `recsynth --set` (repeatable)")
     parser.add_argument("--runs", type=int, default=3, help="the last N synthesize runs to show (default 3)")
+    parser.add_argument("--export", type=Path, help="also write train, marginals and recsynth rows as CSV here")
     args = parser.parse_args()
 
     from recsynth.config import load_conf
@@ -97,7 +103,9 @@ def main() -> None:
 
     conf = load_conf(args.env, args.overrides)
     spark = get_spark(conf)
-    results = {**gan_runs(conf.lake.root, args.runs), "independent marginals": marginals_scores(spark, conf)}
+    if args.export:
+        args.export.mkdir(parents=True, exist_ok=True)
+    results = {**gan_runs(conf.lake.root, args.runs), "independent marginals": marginals_scores(spark, conf, args.export)}
     rare = list(conf.synth.quality.rare_shares)
     table = markdown(results, rare)
     print(f"{os.cpu_count()} cores, {platform.node()}; {TARGETS}\n\n{table}")
