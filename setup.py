@@ -6,14 +6,15 @@ from setuptools.command.build_py import build_py
 
 
 class BuildWithConf(build_py):
-    """Ship the top-level conf/*.yaml inside the wheel, so a cluster install has its defaults."""
+    """Ship conf/**/*.yaml inside the wheel, so a cluster install has its defaults and overlays."""
 
     def run(self):
         super().run()
+        source = Path(__file__).parent / "conf"
         target = Path(self.build_lib) / "recsynth" / "conf"
-        target.mkdir(parents=True, exist_ok=True)
-        for yaml_file in Path(__file__).parent.joinpath("conf").glob("*.yaml"):
-            self.copy_file(str(yaml_file), str(target / yaml_file.name))
+        for yaml_file in source.rglob("*.yaml"):
+            (target / yaml_file.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            self.copy_file(str(yaml_file), str(target / yaml_file.relative_to(source)))
 
 
 setup(

@@ -43,18 +43,16 @@ log = logging.getLogger("bench_synth")
 
 
 # --- ctgan, run inside its own venv (this function imports nothing from recsynth) --------------
-def ctgan_worker(spec: dict) -> None:
-    """Fit ctgan on the exported training rows and write its synthetic rows as Parquet.
+def ctgan_sample(frame, spec: dict):
+    """Fit ctgan on `frame` (pandas) and sample `spec["rows"]` rows: (synthetic frame, facts).
 
     ctgan refuses nulls in continuous columns, so each continuous column with nulls gets a
     discrete `<c>__null` flag and its nulls a stand-in (the median); sampled rows whose flag is
     set get their null back. That is how recsynth's transformer treats nulls too."""
-    import pandas as pd
     import torch
     from ctgan import CTGAN
 
     torch.set_num_threads(spec["threads"])
-    frame = pd.read_parquet(spec["train"])
     continuous, categorical = spec["continuous"], spec["categorical"]
     all_null = [c for c in continuous if frame[c].isna().all()]
     flagged = [c for c in continuous if c not in all_null and frame[c].isna().any()]
@@ -75,11 +73,18 @@ def ctgan_worker(spec: dict) -> None:
         synthetic.loc[synthetic[f"{c}__null"].astype(bool), c] = float("nan")
     for c in all_null:
         synthetic[c] = float("nan")
-    synthetic[[*continuous, *categorical]].to_parquet(spec["out"], index=False)
-    sample_seconds = time.perf_counter() - started
-    Path(spec["result"]).write_text(json.dumps({
-        "fit_seconds": fit_seconds, "sample_seconds": sample_seconds, "rows": len(synthetic),
-        "null_flagged": flagged, "all_null": all_null, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+    return synthetic[[*continuous, *categorical]], {
+        "fit_seconds": fit_seconds, "sample_seconds": time.perf_counter() - started, "rows": len(synthetic),
+        "null_flagged": flagged, "all_null": all_null, "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def ctgan_worker(spec: dict) -> None:
+    """ctgan on the exported training rows (Parquet in, Parquet and facts out)."""
+    import pandas as pd
+
+    synthetic, facts = ctgan_sample(pd.read_parquet(spec["train"]), spec)
+    synthetic.to_parquet(spec["out"], index=False)
+    Path(spec["result"]).write_text(json.dumps(facts))
 
 
 def ctgan_python() -> tuple[Path | None, str]:

@@ -11,8 +11,9 @@ a gate, leaves its scores in <lake.root>/models/gan/<run id>/meta.json), then
 
 Prints a markdown table of the last `--runs` runs and the marginals, and writes
 benchmarks/results/synth_fidelity_<date>.json. `--export DIR` also writes the training people's
-rows, the marginals and the published `synthetic.behavior` as CSV there, for SDMetrics itself
-(benchmarks/sdmetrics_score.py, in its own venv).
+rows, the marginals and the published `synthetic.behavior` as CSV there, with the table's columns,
+constraints and rare kinds (table.json), for SDMetrics itself and ctgan trained on the same rows
+(benchmarks/sdmetrics_score.py, in their own venv).
 """
 from __future__ import annotations
 
@@ -36,16 +37,24 @@ def marginals_scores(spark, conf, export: Path | None = None) -> dict:
     from recsynth.synth.fidelity import assess
     from recsynth.synth.metrics import score
     from recsynth.synth.privacy import split_by_person
+    from recsynth.tasks.synthesize import learned_rows
 
     s = conf.synth
     columns = [*s.continuous, *s.categorical]
-    behavior = Lake(spark, conf).read(T.GOLD_BEHAVIOR)
+    behavior = learned_rows(Lake(spark, conf).read(T.GOLD_BEHAVIOR), s)
     train, _ = split_by_person(behavior, s.holdout_fraction)
     train, _ = split_by_person(train, s.validation_fraction, salt="validation")
     train = train.select(*columns).cache()
     synthetic = independent_marginals(spark, train, s.continuous, s.categorical, train.count(), s.sample_partitions,
                                       s.seed).select(*columns).cache()
     if export:
+        g = s.gan
+        (export / "table.json").write_text(json.dumps({  # what the independent scorer needs to know of the table
+            "continuous": s.continuous, "categorical": s.categorical, "constraints": s.constraints,
+            "rare_shares": {name: r.where for name, r in s.quality.rare_shares.items()},
+            "gan": {"epochs": g.epochs, "batch_size": g.batch_size, "pac": g.pac, "embedding_dim": g.embedding_dim,
+                    "generator_dims": g.generator_dims, "discriminator_dims": g.discriminator_dims,
+                    "learning_rate": g.learning_rate, "seed": s.seed}}, indent=1) + "\n")
         for name, frame in (("train", train), ("marginals", synthetic), ("recsynth", Lake(spark, conf).read(T.SYNTHETIC_BEHAVIOR))):
             frame.select(*columns).toPandas().to_csv(export / f"{name}.csv", index=False)  # bounded: a benchmark table
     scores = score(train, synthetic, s.continuous, s.categorical)
@@ -92,6 +101,8 @@ def markdown(results: dict, rare: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="local", help="conf environment (default: local)")
+    parser.add_argument("--conf-file", dest="conf_files", action="append", default=[], metavar="YAML",
+                        help="extra conf overlay, as for `recsynth --conf-file` (repeatable)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="conf override, as for `recsynth --set` (repeatable)")
     parser.add_argument("--runs", type=int, default=3, help="the last N synthesize runs to show (default 3)")
@@ -101,7 +112,7 @@ def main() -> None:
     from recsynth.config import load_conf
     from recsynth.session import get_spark
 
-    conf = load_conf(args.env, args.overrides)
+    conf = load_conf(args.env, args.overrides, files=args.conf_files)
     spark = get_spark(conf)
     if args.export:
         args.export.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
     spark-submit --master spark://127.0.0.1:7077 jobs/pipeline.py --env standalone --set spark.shuffle_partitions=16
 
-Arguments are recsynth's global options (--env, --conf-dir, --set); the logic lives in lib/recsynth.
+Arguments are recsynth's global options (--env, --conf-dir, --conf-file, --set); the logic lives in lib/recsynth.
 """
 import sys
 

@@ -210,3 +210,19 @@ def test_synthesizer_rules_are_checked_before_spark_starts():
         ("synth.zero_inflated_min_share=0", "synth.zero_inflated_min_share: Input should be greater than 0"),
     ]:
         assert_refused(override, expected)
+
+
+def test_an_overlay_file_replaces_a_table_and_removes_inherited_rules(tmp_path):
+    invoices = load_conf("local", [], CONF, ["synth/online_retail_invoices.yaml"]).synth  # found in the conf folder
+    assert invoices.rows_where == "source = 'online_retail'"
+    assert list(invoices.derived) == ["spend", "max_price", "n_items", "n_units"]  # n_purchases, n_events: removed
+    assert "purchase" not in invoices.quality.rare_shares and "single_line" in invoices.quality.rare_shares
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text("synth:\n  derived: {spend: null}\n  gan: {epochs: 7}\n")
+    mine = load_conf("local", ["synth.gan.epochs=9"], CONF, [str(overlay)]).synth
+    assert list(mine.derived) == ["n_purchases", "n_events", "max_price"] and mine.gan.epochs == 9  # --set wins
+    with pytest.raises(ConfigError, match="nowhere.yaml: file not found"):
+        load_conf("local", [], CONF, ["nowhere.yaml"])
+    overlay.write_text("synth:\n  derived: {basket: 'n_views * 2'}\n")
+    with pytest.raises(ConfigError, match=r"synth: Value error, derived names \['basket'\]"):
+        load_conf("local", [], CONF, [str(overlay)])

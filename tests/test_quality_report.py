@@ -97,6 +97,14 @@ def test_efficacy_of_a_copy_is_that_of_real_data(real, holdout):
     assert scores.notes == []
 
 
+def test_an_efficacy_target_may_be_a_condition(real, holdout):
+    by_column = ml_efficacy(real, holdout, real, **FEATURES)
+    by_condition = ml_efficacy(real, holdout, real, **{**FEATURES, "target": "lower(purchased) = 'true'",
+                                                       "exclude": ["spend", "purchased"]})
+    assert by_condition.features == by_column.features
+    assert (by_condition.real_auc, by_condition.real_f1) == (by_column.real_auc, by_column.real_f1)
+
+
 def test_efficacy_of_a_noise_target_is_near_chance(spark, real, rows, holdout):
     noisy = rows.copy()
     noisy["purchased"] = np.random.default_rng(1).permutation(noisy["purchased"].to_numpy())

@@ -3,11 +3,15 @@ import math
 
 import pytest
 
-from recsynth.config import QualityConf, RareShare
-from recsynth.synth.constraints import ConstraintError, apply_derived, check, learned_columns, names_itself, validity
+from conftest import ROOT
+from recsynth.config import QualityConf, RareShare, load_conf
+from recsynth.synth.constraints import (ConstraintError, apply_derived, check, conditions_of, learned_columns,
+                                        names_itself, validity)
+from recsynth.tasks.synthesize import learned_rows
 from recsynth.synth.fidelity import assess
 
 pytestmark = pytest.mark.spark
+CONF = ROOT / "conf"
 
 SCHEMA = "n_views bigint, n_carts bigint, n_purchases bigint, n_events bigint, spend double, mean_price double, " \
          "max_price double, purchased boolean, source string"
@@ -46,11 +50,11 @@ def test_every_identity_holds_after_deriving(spark):
 
 def test_an_expression_that_cannot_be_evaluated_is_named(spark):
     table = spark.createDataFrame(RAW, SCHEMA)
-    check(table, DERIVED, CONSTRAINTS)
+    check(table, DERIVED, {f"c{k}": c for k, c in enumerate(CONSTRAINTS)})
     with pytest.raises(ConstraintError, match=r"synth.derived.spend cannot be evaluated.*nope"):
-        check(table, {"spend": "nope * 2"}, [])
+        check(table, {"spend": "nope * 2"}, {})
     with pytest.raises(ConstraintError, match=r"synth.constraints\[1\] \(n_views >>> 2\)"):
-        check(table, {}, ["n_views > 0", "n_views >>> 2"])
+        check(table, {}, {"synth.constraints[0]": "n_views > 0", "synth.constraints[1]": "n_views >>> 2"})
 
 
 def test_fidelity_sees_lost_rare_values_ranges_and_broken_rows(spark):
@@ -82,3 +86,23 @@ def test_a_broken_constraint_fails_the_gate(spark):
     synthetic = spark.createDataFrame([(1, "a"), (-1, "b")], "n bigint, kind string")
     found = assess(real, synthetic, ["n"], ["kind"], ["n > 0"], {})
     assert found.failures(quality, ["n > 0"]) == ["constraint 'n > 0' fails in 50.00% of synthetic rows"]
+
+
+def test_the_invoice_tables_rules_repair_every_broken_row(spark):
+    synth = load_conf("local", [], CONF, ["synth/online_retail_invoices.yaml"]).synth
+    schema = "n_events bigint, n_items bigint, n_units bigint, mean_price double, max_price double, spend double"
+    raw = spark.createDataFrame([(3, 5, 2, 4.0, 3.0, 100.0),     # more items than lines, fewer units, max < mean, spend > units x max
+                                 (2, 2, 10, 1.5, 2.0, 15.0)], schema)  # valid
+    check(raw, synth.derived, conditions_of(synth))
+    fixed = apply_derived(raw, synth.derived, raw.schema)
+    assert [tuple(r) for r in fixed.collect()] == [(3, 3, 3, 4.0, 4.0, 6.0), (2, 2, 10, 1.5, 2.0, 15.0)]
+    assert set(validity(fixed, synth.constraints).values()) == {1.0}
+
+
+def test_learned_rows_keep_what_rows_where_names(spark):
+    behavior = spark.createDataFrame(RAW, SCHEMA)
+    synth = load_conf("local", ["synth.rows_where=source = 'b'"], CONF).synth
+    assert learned_rows(behavior, synth).count() == 2
+    assert learned_rows(behavior, load_conf("local", [], CONF).synth) is behavior
+    with pytest.raises(ConstraintError, match=r"synth.rows_where \(nope = 1\) cannot be evaluated"):
+        learned_rows(behavior, load_conf("local", ["synth.rows_where=nope = 1"], CONF).synth)

@@ -48,10 +48,13 @@ class Context:
               help=f"Conf overlay to apply on conf/defaults.yaml (or set ${ENV_VAR}).")
 @click.option("--conf-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding defaults.yaml and the overlays (default: ./conf, then the packaged copy).")
+@click.option("--conf-file", "conf_files", multiple=True, metavar="YAML",
+              help="Extra overlay applied after --env's, e.g. synth/online_retail_invoices.yaml (repeatable; a "
+                   "relative path is also looked up in the conf folder).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one conf key, e.g. --set spark.shuffle_partitions=4 (repeatable).")
 @click.pass_context
-def cli(ctx, env, conf_dir, overrides):
+def cli(ctx, env, conf_dir, conf_files, overrides):
     """recsynth: e-commerce clickstream + catalog -> Delta lake (bronze, silver, gold) -> synthetic data
     and recommendations.
 
@@ -62,7 +65,7 @@ def cli(ctx, env, conf_dir, overrides):
       recsynth sql "SELECT * FROM ops.job_runs ORDER BY started_at DESC LIMIT 5"
     Jobs are idempotent: a re-run ingests no file twice and skips jobs whose inputs did not change.
     """
-    conf = load_conf(env, overrides, conf_dir)
+    conf = load_conf(env, overrides, conf_dir, conf_files)
     logs.configure(conf, console)
     ctx.call_on_close(logs.reset)
     ctx.obj = Context(conf)

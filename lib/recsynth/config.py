@@ -284,6 +284,11 @@ class PrivacyGates(Strict):
     query_rows: int = Field(ge=100)
 
 
+def _without_nulls(mapping: dict) -> dict:
+    """A mapping minus the keys set to null: how an overlay removes an entry it inherits (mappings merge)."""
+    return {key: value for key, value in mapping.items() if value is not None}
+
+
 class RareShare(Strict):
     """A rare kind of row, by a Spark SQL condition: its share in the synthetic table over its
     share in the real one must lie `within` [low, high] (checked where the real share is
@@ -303,10 +308,15 @@ class QualityConf(Strict):
     min_overall: float = Field(ge=0, le=1)   # gate: mean of column shapes and pair trends
     min_range_coverage: float = Field(default=0.0, ge=0, le=1)     # gate: per continuous column
     min_category_coverage: float = Field(default=0.0, ge=0, le=1)  # gate: per categorical column
-    rare_shares: dict[str, RareShare] = {}   # gate: named rare kinds of rows
-    efficacy_target: str                     # binary column predicted in the ML-efficacy test
+    rare_shares: dict[str, RareShare | None] = {}   # gate: named rare kinds of rows (an overlay's null removes one)
+    efficacy_target: str                     # predicted in the ML-efficacy test: a binary column or a Spark SQL condition
     efficacy_positive: str = "true"
     efficacy_exclude: list[str]              # columns that give the target away (not features)
+
+    @field_validator("rare_shares")
+    @classmethod
+    def _drop_removed(cls, value):
+        return _without_nulls(value)
 
 
 class SynthConf(Strict):
@@ -332,8 +342,15 @@ class SynthConf(Strict):
     kinds: dict[str, Literal["mixture", "zero_inflated", "discrete"]] = {}  # continuous column -> encoding
     discrete_max_values: int = Field(default=20, ge=1)          # inferred discrete: whole numbers, at most this many values
     zero_inflated_min_share: float = Field(default=0.5, gt=0, le=1)  # inferred zero-inflated: at least this share of 0s
-    derived: dict[str, str] = {}           # column -> Spark SQL, computed after sampling (lib/recsynth/synth/constraints.py)
+    rows_where: str | None = None          # Spark SQL condition: the gold.behavior rows learned (null: all)
+    derived: dict[str, str | None] = {}    # column -> Spark SQL, computed after sampling (lib/recsynth/synth/constraints.py);
+                                           # an overlay's null removes a rule it inherits
     constraints: list[str] = []            # Spark SQL conditions every synthetic row must satisfy (a gate)
+
+    @field_validator("derived")
+    @classmethod
+    def _drop_removed(cls, value):
+        return _without_nulls(value)
 
     @model_validator(mode="after")
     def _columns_known(self):
@@ -708,8 +725,11 @@ def _origin_of(loc: tuple, origins: dict[str, str]) -> str:
     return "the merged configuration"
 
 
-def load_conf(env: str | None = None, overrides: list[str] | tuple[str, ...] = (), conf_dir: str | Path | None = None) -> Conf:
-    """Merge defaults.yaml, <env>.yaml and overrides; validate; return the frozen Conf."""
+def load_conf(env: str | None = None, overrides: list[str] | tuple[str, ...] = (), conf_dir: str | Path | None = None,
+              files: list[str] | tuple[str, ...] = ()) -> Conf:
+    """Merge defaults.yaml, <env>.yaml, the extra overlay `files` (in order) and overrides;
+    validate; return the frozen Conf. A relative overlay path that is not found from the working
+    directory is looked up in the conf folder (e.g. synth/online_retail_invoices.yaml)."""
     env = env or os.environ.get(ENV_VAR) or "local"
     if env not in ENVIRONMENTS:
         raise ConfigError(f"environment {env!r} is not one of {list(ENVIRONMENTS)} (flag --env or ${ENV_VAR})")
@@ -719,6 +739,11 @@ def load_conf(env: str | None = None, overrides: list[str] | tuple[str, ...] = (
     overlay_path = folder / f"{env}.yaml"
     if overlay_path.is_file():
         merged = _merge(merged, _read_yaml(overlay_path), str(overlay_path), origins)
+    for name in files:
+        extra = Path(name)
+        if not extra.is_file() and not extra.is_absolute() and (folder / extra).is_file():
+            extra = folder / extra
+        merged = _merge(merged, _read_yaml(extra), str(extra), origins)
     for text in overrides:
         path, value = parse_override(text)
         merged = _merge(merged, _nest(path, value), "command line", origins)

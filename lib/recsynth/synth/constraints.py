@@ -55,11 +55,19 @@ def validity(frame: DataFrame, constraints: list[str]) -> dict[str, float]:
     return {c: (row[f"_c{k}"] / row["_rows"]) if row["_rows"] else 1.0 for k, c in enumerate(constraints)}
 
 
-def check(table: DataFrame, derived: dict[str, str], constraints: list[str]) -> None:
-    """Fail fast, naming the entry, when an expression does not parse or resolve on `table`
-    (Spark analyses a projection without running it)."""
+def conditions_of(synth) -> dict[str, str]:
+    """Every Spark SQL condition of a synth conf, by the conf key that holds it."""
+    target = synth.quality.efficacy_target  # a column (checked by the efficacy test) or a condition
+    return {**{f"synth.constraints[{k}]": c for k, c in enumerate(synth.constraints)},
+            **{f"synth.quality.rare_shares.{name}.where": r.where for name, r in synth.quality.rare_shares.items()},
+            **({} if target.isidentifier() else {"synth.quality.efficacy_target": target})}
+
+
+def check(table: DataFrame, derived: dict[str, str], conditions: dict[str, str]) -> None:
+    """Fail fast, naming the conf key, when an expression does not parse or resolve on `table`
+    (Spark analyses a projection without running it). `conditions`: conf key -> condition."""
     entries = [(f"synth.derived.{c}", lambda e=e: F.expr(e)) for c, e in derived.items()]
-    entries += [(f"synth.constraints[{k}] ({c})", lambda c=c: _satisfied(c)) for k, c in enumerate(constraints)]
+    entries += [(f"{key} ({c})", lambda c=c: _satisfied(c)) for key, c in conditions.items()]
     for where, column in entries:
         try:
             table.select(column().alias("_checked")).schema

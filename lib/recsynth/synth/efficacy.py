@@ -53,10 +53,11 @@ def _labelled(frame: DataFrame, target: str, positive: str, continuous: list[str
     """Features typed for the pipeline and a 0/1 label; rows without a target are dropped. A null
     (or NaN) continuous value becomes 0 plus a `<c>__null` flag: no fitted imputer, so a column
     that is all null in one table cannot fail the fit."""
-    text = F.lower(F.col(target).cast("string"))
+    label = F.expr(target)
+    text = F.lower(label.cast("string"))
     numbers = [(c, F.col(c).cast("double")) for c in continuous]
     numbers = [(c, F.when(~F.isnan(x), x)) for c, x in numbers]
-    return frame.filter(F.col(target).isNotNull()).select(
+    return frame.filter(label.isNotNull()).select(
         *[F.coalesce(x, F.lit(0.0)).alias(c) for c, x in numbers],
         *[x.isNull().cast("double").alias(f"{c}__null") for c, x in numbers],
         *[F.coalesce(F.col(c).cast("string"), F.lit(NULL)).alias(c) for c in categorical],
@@ -116,8 +117,9 @@ def ml_efficacy(real_train: DataFrame, real_test: DataFrame, synthetic: DataFram
                 positive: str = "true", model: str = "logistic", seed: int = 0) -> EfficacyScores:
     """Train on `synthetic` and on `real_train`, evaluate both on `real_test` (rows neither saw).
 
-    `target` is binary: a row is positive when its value, as a lower-case string, equals `positive`
-    (booleans and 'True'/'False' strings both work). Features are `continuous` + `categorical`
+    `target` is a binary column or a Spark SQL expression (`spend >= 1000`): a row is positive when
+    its value, as a lower-case string, equals `positive` (booleans and 'True'/'False' strings both
+    work). Features are `continuous` + `categorical`
     minus the target and `exclude` (columns that give the target away, see the module doc)."""
     dropped = {target, *exclude}
     continuous = [c for c in continuous if c not in dropped]
@@ -125,7 +127,8 @@ def ml_efficacy(real_train: DataFrame, real_test: DataFrame, synthetic: DataFram
     if not continuous and not categorical:
         raise QualityError(f"no feature left for predicting {target} once {sorted(dropped)} are excluded")
     for label, frame in (("real train", real_train), ("real test", real_test), ("synthetic", synthetic)):
-        require_columns(frame, f"the {label} table", [target, *continuous, *categorical], QualityError)
+        require_columns(frame, f"the {label} table", [*([target] if target.isidentifier() else []), *continuous,
+                                                       *categorical], QualityError)
     notes: list[str] = []
     test = _labelled(real_test, target, positive, continuous, categorical).cache()
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsynth import tables as T
@@ -18,7 +19,7 @@ from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy
 from recsynth.synth.metrics import score
-from recsynth.synth.constraints import apply_derived, check, learned_columns
+from recsynth.synth.constraints import apply_derived, check, conditions_of, learned_columns
 from recsynth.synth.fidelity import assess as assess_fidelity
 from recsynth.synth.privacy import assess, drop_rare_copies, split_by_person
 from recsynth.synth.report_html import render_report
@@ -71,6 +72,14 @@ def _validation_rows(validation, fitted, rows: int, seed: int) -> dict | None:
     return {c: frame[c].to_numpy(dtype=float if c in numeric else object) for c in columns}
 
 
+def learned_rows(behavior: DataFrame, conf) -> DataFrame:
+    """The gold.behavior rows the GAN learns: those `synth.rows_where` keeps (all when null)."""
+    if not conf.rows_where:
+        return behavior
+    check(behavior, {}, {"synth.rows_where": conf.rows_where})
+    return behavior.where(conf.rows_where)
+
+
 def synthesize_behavior(ctx: RunContext) -> Outcome:
     with tracked_run(ctx.conf, "synthesize", ctx.run_id) as tracker, cached_frames() as keep:
         return _synthesize(ctx, tracker, keep)
@@ -81,8 +90,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     columns = [*conf.continuous, *conf.categorical]
     learned = learned_columns(columns, conf.derived)  # derived columns that replace a value are computed, not learned
     data_version = lake.version(T.GOLD_BEHAVIOR)
-    behavior = keep(lake.read(T.GOLD_BEHAVIOR, version=data_version))  # fit, encode, privacy, quality, report
-    check(behavior.select(*columns), conf.derived, [*conf.constraints, *(r.where for r in conf.quality.rare_shares.values())])
+    behavior = keep(learned_rows(lake.read(T.GOLD_BEHAVIOR, version=data_version), conf))  # fit, encode, privacy, quality, report
+    check(behavior.select(*columns), conf.derived, conditions_of(conf))
     train, holdout = split_by_person(behavior, conf.holdout_fraction)  # the privacy yardstick: people never trained on
     train, validation = split_by_person(train, conf.validation_fraction, salt="validation")  # early stopping's
 
@@ -105,7 +114,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                     "max_modes": conf.max_modes, "fit_sample_rows": conf.fit_sample_rows})
     tracker.tags({"training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
                   "model_version": ctx.run_id, "conf_hash": ctx.fingerprint})
-    training_data = [lake.path(T.GOLD_BEHAVIOR), data_version, conf.holdout_fraction, conf.validation_fraction]
+    training_data = [lake.path(T.GOLD_BEHAVIOR), data_version, conf.rows_where, conf.holdout_fraction,
+                     conf.validation_fraction]
     checkpoint_uri = checkpoints.folder(lake.root, "gan", training_data, fitted.to_json(), params_dict(params),
                                         conf.num_proc)
     validation_rows = _validation_rows(validation, fitted, conf.validation_rows, conf.seed) if params.patience else None
