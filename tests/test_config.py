@@ -166,8 +166,17 @@ def test_recommender_settings_are_checked():
         ("recs.sequence.heads=3", "embedding_dim (64) must be a multiple of heads (3)"),
         ("recs.sequence.dropout=1", "recs.sequence.dropout: Input should be less than 1"),
         ("recs.augmentation.enabled=true", "set two_tower.enabled: true too"),
+        ("recs.search={enabled: true, grids: {als: {rank: [16, 0]}}}", "grids.als.rank: 0: Input should be greater"),
+        ("recs.search.grids.ease={l2: [1.0]}", "grids.ease.l2: not a searchable key of recs.ease"),
+        ("recs.search.grids.itemknn={k: [1]}", "not a searchable key of recs.itemknn (one of ['max_neighbours'])"),
+        ("recs.search.grids.sequence={embedding_dim: [64, 33]}", "the setting {'learning_rate': 0.001, 'dropout': 0.1, "
+                                                                 "'embedding_dim': 33}: Value error, embedding_dim (33)"),
     ]:
         assert_refused(override, expected)
+    searched = load_conf("local", ["recs.search.enabled=true", "recs.search.grids.ease=null"], CONF).recs.search
+    assert list(searched.grids) == ["cooccurrence", "itemknn", "als", "sequence"]  # the default grids are valid
+    with pytest.raises(ConfigError, match="search.enabled tries settings on the validation period"):
+        load_conf("local", ["recs.search.enabled=true", "recs.validation_split=null"], CONF)
 
 
 @pytest.mark.parametrize("override, expected", [

@@ -1,6 +1,6 @@
 """The recommend job end to end on the gold tables of the sample slice: every model and baseline
-scored on both tasks into recs.metrics (validation rows that chose EASE's l2, test rows with
-intervals), the two-tower trained on 2 Horovod ranks, the served model's top-N for every user
+scored on both tasks into recs.metrics (validation rows that chose EASE's l2 and, with
+recs.search, the settings of item-kNN and co-occurrence; test rows with intervals), the two-tower trained on 2 Horovod ranks, the served model's top-N for every user
 with the serving rules, similar items, versioned writes, MLflow, and a failed run that leaves
 every table as it was. The fixture pins the served model to `recent`, whose lists the planted
 rules make exact; the default (chosen on validation) runs in the pipeline tests."""
@@ -26,12 +26,15 @@ pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
 MODELS = ("als", "cooccurrence", "ease", "itemknn", "popularity", "recent", "sequence")
 BASELINES = [m for m in MODELS if m != "sequence"]
 L2 = [10.0, 1000.0]   # conftest.SMALL_RECS' recs.ease.l2
+SEARCH = {"ease": ("l2", L2), "itemknn": ("max_neighbours", [1, 20]), "cooccurrence": ("min_count", [1, 2])}
 
 
 @pytest.fixture(scope="module")
 def gold_lake(spark, tmp_path_factory, etl_reference):
     return gold_lake_copy(spark, etl_reference, model_job_overrides(
-        tmp_path_factory.mktemp("recommend"), *SMALL_RECS, "recs.serve=recent"))
+        tmp_path_factory.mktemp("recommend"), *SMALL_RECS, "recs.serve=recent",
+        "recs.search={enabled: true, grids: {sequence: null, als: null, ease: null, "
+        "itemknn: {max_neighbours: [1, 20]}, cooccurrence: {min_count: [1, 2]}}}"))
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +71,22 @@ def test_every_model_is_scored_on_both_tasks_per_source_with_intervals(gold_lake
     pooled = {(r["model"], r["task"]): r for r in reported if r["source"] == "all"}
     # discovery lists hold no seen item, so the user's own items score 0 there
     assert pooled[("recent", "discovery")]["ndcg_at_k"] == 0.0 < pooled[("recent", "next")]["ndcg_at_k"]
-    # validation: every model fitted on train alone, scored on next (the served model's task), EASE once
-    # per l2 and task; the sequence model refitted for the epochs that stopped early there
+    # validation: every model fitted on train alone; one with a single setting scored on next (the served model's
+    # task), every setting of a searched one on both tasks; the sequence model refitted for the epochs that
+    # stopped early there
     validation = [r for r in metrics if r["evaluation_split"] == "validation" and r["source"] == "all"]
     assert sorted((r["model"], r["task"]) for r in validation) == sorted(
-        [(m, "next") for m in MODELS if m != "ease"] + [("ease", t) for t in ("next", "discovery") for _ in L2])
+        [(m, "next") for m in MODELS if m not in SEARCH] + [(m, t) for m in SEARCH for t in ("next", "discovery")
+                                                           for _ in range(2)])
     [tuned] = [json.loads(r["params"]) for r in validation if r["model"] == "sequence"]
     assert 1 <= tuned["epochs"] <= conf.recs.sequence.max_epochs
     assert json.loads(pooled[("sequence", "next")]["params"])["epochs"] == tuned["epochs"]
-    tried = {(r["task"], json.loads(r["params"])["l2"]): r["ndcg_at_k"] for r in validation if r["model"] == "ease"}
-    for task in ("next", "discovery"):   # the reported EASE carries the l2 that scored best on validation
-        best = max(L2, key=lambda l2: (tried[(task, l2)], -L2.index(l2)))
-        assert json.loads(pooled[("ease", task)]["params"])["l2"] == best
+    for model, (key, values) in SEARCH.items():   # the reported model carries the setting that scored best there
+        tried = {(r["task"], json.loads(r["params"])[key]): r["ndcg_at_k"] for r in validation if r["model"] == model}
+        assert sorted(tried) == sorted((t, v) for t in ("next", "discovery") for v in values)
+        for task in ("next", "discovery"):
+            best = max(values, key=lambda v: (tried[(task, v)], -values.index(v)))
+            assert json.loads(pooled[(model, task)]["params"])[key] == best, (model, task, tried)
 
 
 def test_the_tables_have_the_registered_schemas(gold_lake, published):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
 import re
 import json
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from recsynth.errors import ConfigError
 
@@ -437,6 +438,53 @@ class EaseConf(Strict):
         return self
 
 
+TUNABLE_SECTIONS = {"cooccurrence": "CooccurrenceConf", "itemknn": "ItemKnnConf", "ease": "EaseConf",
+                    "als": "AlsConf", "sequence": "SequenceConf"}
+UNTUNABLE = {"ease": ("l2",), "sequence": ("max_epochs", "patience", "early_stopping_users")}  # searched already
+
+
+def grid_settings(grid: dict[str, list]) -> list[dict]:
+    """Every combination of a grid's values, the first value of each key first; [{}] for none."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[key] for key in keys))]
+
+
+class SearchConf(Strict):
+    """A wider hyper-parameter search on recs.validation_split: every combination of a model's
+    grid is fitted there and scored on both tasks; each task keeps its best. Off: only EASE's l2
+    and the sequence model's epochs are tuned."""
+    enabled: bool = False
+    grids: dict[Literal["cooccurrence", "itemknn", "ease", "als", "sequence"], dict[str, list] | None] = {}  # an
+                                                                                     # overlay's null removes a grid
+
+    @field_validator("grids")
+    @classmethod
+    def _grids_fit_their_sections(cls, grids):
+        """Each key must be a searchable key of the model's section; each value is checked (and
+        typed) as that key would be."""
+        problems, typed = [], {}
+        for model, grid in _without_nulls(grids).items():
+            section, fixed = globals()[TUNABLE_SECTIONS[model]], UNTUNABLE.get(model, ())
+            typed[model] = {}
+            for key, values in grid.items():
+                if key not in section.model_fields or key in fixed:
+                    allowed = [k for k in section.model_fields if k not in fixed]
+                    problems.append(f"grids.{model}.{key}: not a searchable key of recs.{model} (one of {allowed})")
+                    continue
+                if not values:
+                    problems.append(f"grids.{model}.{key}: give at least one value")
+                field, typed[model][key] = section.model_fields[key], []
+                adapter = TypeAdapter(typing.Annotated[field.annotation, *field.metadata])
+                for value in values:
+                    try:
+                        typed[model][key].append(adapter.validate_python(value))
+                    except ValidationError as err:
+                        problems.append(f"grids.{model}.{key}: {value!r}: {err.errors()[0]['msg']}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return typed
+
+
 class ExclusionConf(Strict):
     purchased: bool
     viewed: bool = False
@@ -485,6 +533,7 @@ class RecsConf(Strict):
     cooccurrence: CooccurrenceConf
     itemknn: ItemKnnConf
     ease: EaseConf
+    search: SearchConf = SearchConf()
     augmentation: AugmentationConf
     similar_items: SimilarItemsConf
     top_n: TopNConf
@@ -510,6 +559,15 @@ class RecsConf(Strict):
         if self.categories is not None and (not self.categories or not all(c.strip() for c in self.categories)):
             raise ValueError("categories must be null (every category) or a non-empty list of non-empty "
                              "category ids or paths")
+        if self.search.enabled and self.validation_split is None:
+            raise ValueError("search.enabled tries settings on the validation period: set validation_split too")
+        for model, grid in self.search.grids.items():  # keys that must agree with each other (heads | embedding_dim)
+            section = getattr(self, model)
+            for setting in grid_settings(grid):
+                try:
+                    type(section).model_validate({**section.model_dump(), **setting})
+                except ValidationError as err:
+                    raise ValueError(f"search.grids.{model}: the setting {setting}: {err.errors()[0]['msg']}") from None
         if self.augmentation.enabled and not self.two_tower.enabled:
             raise ValueError("augmentation.enabled trains the two-tower on real + synthetic data beside the real-only "
                              "one: set two_tower.enabled: true too")

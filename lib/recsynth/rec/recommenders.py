@@ -158,26 +158,24 @@ class ItemKnn(NeighbourModel):
 
 
 class Ease(NeighbourModel):
-    """EASE (Steck 2019) over the `max_items` items with the most users; `with_l2` gives the same
-    Gram matrix under another regularisation, so a search over l2 builds it once."""
+    """EASE (Steck 2019) over the `max_items` items with the most users. Models fitted on the same data
+    may share a `grams` dict: one Gram matrix per max_items, so a search over l2 builds it once."""
     name, complexity = "ease", 4
 
     def __init__(self, history_items: int, max_items: int, max_neighbours: int, l2: float,
-                 gram: EaseGram | None = None):
+                 grams: dict[int, EaseGram] | None = None):
         super().__init__(history_items)
-        self.max_items, self.max_neighbours, self.l2, self.gram = max_items, max_neighbours, l2, gram
+        self.max_items, self.max_neighbours, self.l2 = max_items, max_neighbours, l2
+        self.grams = {} if grams is None else grams
 
     def params(self):
         return {"l2": self.l2, "max_items": self.max_items, "max_neighbours": self.max_neighbours}
 
     def _neighbours(self, data):
-        if self.gram is None:
-            self.gram = ease_gram(data.pairs, max_items=self.max_items)
-        return ease_neighbours(data.pairs.sparkSession, self.gram, l2=self.l2, max_neighbours=self.max_neighbours)
-
-    def with_l2(self, l2: float, data: History, keep=_as_is) -> "Ease":
-        """The same Gram matrix under another l2 (no Spark work but the weights' frame)."""
-        return Ease(self.history_items, self.max_items, self.max_neighbours, l2, self.gram).fit(data, self.eligible, keep)
+        if self.max_items not in self.grams:
+            self.grams[self.max_items] = ease_gram(data.pairs, max_items=self.max_items)
+        return ease_neighbours(data.pairs.sparkSession, self.grams[self.max_items], l2=self.l2,
+                               max_neighbours=self.max_neighbours)
 
 
 class Als(Recommender):

@@ -31,6 +31,13 @@ class Challenge:
     won: bool
 
 
+def setting_label(name: str, setting: dict) -> str:
+    """A setting's label on validation: the model's name, then `key=value` per key (the name
+    alone for no setting); the name is everything before the first space."""
+    return " ".join([name, *(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+                             for key, value in setting.items())])
+
+
 def best_setting(rows: list[dict], labels: list[str], task: str) -> str:
     """Of `labels` (settings of one model), the one with the highest pooled mean NDCG on `task`
     (ties: the first)."""

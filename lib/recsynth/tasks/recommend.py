@@ -9,10 +9,11 @@ Tasks (`recsynth.rec.rules`): `next` counts every item of the held-out period, r
 per source and pooled (source `all`).
 
 Selection (`recs.validation_split`): the models are fitted on the other fit periods and scored on
-the validation period; EASE's l2 is chosen there per task, the sequence model's epochs by early
-stopping on a sample of validation users, and the served model by a challenge in order of
-complexity on `next` (`recsynth.rec.select`). Every model is then refitted on all of
-`recs.fit_splits` (the sequence model for the chosen epochs) and reported on
+the validation period; EASE's l2 is chosen there per task (with `recs.search`, every combination
+of each model's grid too), the sequence model's epochs by early stopping on a sample of
+validation users, and the served model by a challenge in order of complexity on `next`
+(`recsynth.rec.select`). Every model is then refitted on all of `recs.fit_splits` under the
+setting each task chose (the sequence model for its chosen epochs) and reported on
 `recs.evaluation_split`, which chooses nothing. The two-tower is trained once, on the fit
 periods: it is reported, and served only when `recs.serve` names it.
 
@@ -37,6 +38,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsynth import tables as T
+from recsynth.config import grid_settings
 from recsynth.errors import RecommenderError
 from recsynth.etl.gold import interactions
 from recsynth.frames import spark_settings
@@ -48,7 +50,7 @@ from recsynth.rec.evaluate import MODEL, NDCG, POOLED, TASK, Yardstick, evaluate
 from recsynth.rec.metrics import item_popularity
 from recsynth.rec.recommenders import Als, Cooccurrence, Ease, History, ItemKnn, Popularity, Recent, Recommender
 from recsynth.rec.rules import DISCOVERY, NEXT, TASKS, Exclusion
-from recsynth.rec.select import best_setting, champion
+from recsynth.rec.select import best_setting, champion, setting_label
 from recsynth.rec.two_tower import model_uri
 from recsynth.runtime.cache import cached_frames, checkpointed_frames
 from recsynth.runtime.runs import Job, Outcome, RunContext
@@ -62,6 +64,7 @@ log = logging.getLogger(__name__)
 
 TWO_TOWER = "two_tower"
 SEQUENCE = "sequence"
+BASELINES = ("popularity", "recent", "cooccurrence", "itemknn", "ease", "als")   # built by Recommend._baseline
 AUGMENTED = "two_tower_augmented"   # reported too when synthetic.behavior exists (recs.augmentation)
 SPLIT = "split"
 METRICS_SCHEMA = T.schema(T.RECS_METRICS)
@@ -187,35 +190,57 @@ class Recommend:
         return rows, per_user
 
     # --- the models ------------------------------------------------------------------------------
-    def _baselines(self, l2: float) -> list[Recommender]:
+    def _settings(self) -> dict[str, list[dict]]:
+        """Per model, the settings tried on validation (values over its conf section): EASE's l2
+        always; with recs.search, every combination of the model's grid. [{}]: the conf as it is."""
         conf = self.conf
-        return [Popularity(), Recent(),
-                Cooccurrence(conf.cooccurrence.max_items_per_user, conf.cooccurrence.min_count),
-                ItemKnn(conf.history_items, conf.itemknn.max_neighbours),
-                Ease(conf.history_items, conf.ease.max_items, conf.ease.max_neighbours, l2),
-                Als(**conf.als.model_dump(), seed=conf.seed, block_rows=conf.top_n.block_rows)]
+        grids = conf.search.grids if conf.search.enabled else {}
+        settings = {name: grid_settings(grids.get(name, {})) for name in (*BASELINES, SEQUENCE)}
+        settings["ease"] = [{**setting, "l2": l2} for setting in settings["ease"] for l2 in conf.ease.l2]
+        return settings
+
+    def _baseline(self, name: str, setting: dict, grams: dict) -> Recommender:
+        """The baseline `name` under its conf section with `setting` over it; EASE models fitted
+        on the same data share `grams`."""
+        conf = self.conf
+        if name in (Popularity.name, Recent.name):
+            return Popularity() if name == Popularity.name else Recent()
+        section = getattr(conf, name).model_copy(update={k: v for k, v in setting.items() if k != "l2"})
+        if name == Cooccurrence.name:
+            return Cooccurrence(section.max_items_per_user, section.min_count)
+        if name == ItemKnn.name:
+            return ItemKnn(conf.history_items, section.max_neighbours)
+        if name == Ease.name:
+            return Ease(conf.history_items, section.max_items, section.max_neighbours, setting["l2"], grams)
+        return Als(**section.model_dump(), seed=conf.seed, block_rows=conf.top_n.block_rows)
 
     def _select(self) -> dict:
-        """Fit on the fit periods but validation, score on validation: EASE's l2 per task and the
-        served model (unless recs.serve names one), which is chosen on `next`, so the other
-        baselines are scored on `next` only."""
-        conf = self.conf
+        """Fit every setting on the fit periods but validation and score it there: a model with
+        several settings on both tasks (each task keeps its best), the others on `next`, where
+        the served model is chosen (unless recs.serve names one)."""
+        conf, settings = self.conf, self._settings()
         tune_splits = [s for s in conf.fit_splits if s != conf.validation_split]
         period = self._period(tune_splits, conf.validation_split)
+        fitted, grams = {}, {}
         with self.stage("fit_validation", f"fitting the baselines on {'+'.join(tune_splits)}"):
-            fitted = [model.fit(period.history, self.eligible, self.keep) for model in self._baselines(conf.ease.l2[0])]
-        fitted.append(self._sequence(tune_splits, validation=period.yardstick.truth[NEXT]).fit(
-            period.history, self.eligible, self.keep))
-        ease = next(m for m in fitted if isinstance(m, Ease))
-        variants = {_label(ease.name, l2): ease if l2 == ease.l2 else ease.with_l2(l2, period.history, self.keep)
-                    for l2 in conf.ease.l2}
-        models = {(m.name, NEXT): m for m in fitted if m is not ease}   # the served model is chosen on next
-        models.update({(label, task): variant for label, variant in variants.items() for task in TASKS})
-        with self.stage("validation", f"scoring {len(fitted)} models on the {conf.validation_split} period"):
+            for name in BASELINES:
+                for setting in settings[name]:
+                    fitted[setting_label(name, setting)] = self._baseline(name, setting, grams).fit(
+                        period.history, self.eligible, self.keep)
+        for n, setting in enumerate(settings[SEQUENCE]):
+            label = f"{SEQUENCE}.tuning{n + 1 if len(settings[SEQUENCE]) > 1 else ''}"
+            fitted[setting_label(SEQUENCE, setting)] = self._sequence(
+                tune_splits, setting, label=label, validation=period.yardstick.truth[NEXT]).fit(
+                period.history, self.eligible, self.keep)
+        labels = {name: [setting_label(name, s) for s in options] for name, options in settings.items()}
+        models = {(label, task): fitted[label] for name, options in labels.items() for label in options
+                  for task in (TASKS if len(options) > 1 else (NEXT,))}
+        with self.stage("validation", f"scoring {len(fitted)} settings on the {conf.validation_split} period"):
             rows, per_user = self._evaluate(models, period)
-            l2 = {task: variants[best_setting(rows, list(variants), task)].l2 for task in TASKS}
-            candidates = [_label(ease.name, l2[NEXT]) if m is ease else m.name
-                          for m in sorted(fitted, key=lambda m: m.complexity)]
+            best = {name: {task: options[0] if len(options) == 1 else best_setting(rows, options, task)
+                           for task in TASKS} for name, options in labels.items()}
+            candidates = [best[m.name][NEXT] for m in sorted({fitted[best[n][NEXT]] for n in best},
+                                                              key=lambda m: m.complexity)]
             served, steps = (conf.serve, []) if conf.serve != "auto" else champion(
                 per_user, candidates, replicates=conf.bootstrap_replicates, seed=conf.seed)
         for step in steps:  # the whole challenge in the log file; the console gets the outcome
@@ -225,34 +250,31 @@ class Recommend:
         if steps:
             log.info("recommend: %s chosen on %s (%d challenge(s); details in the log file)", served,
                      conf.validation_split, len(steps))
-        for row in rows:  # the variant labels go back to the model's name; its l2 is in params
-            if row[MODEL] in variants:
-                row["params"], row[MODEL] = variants[row[MODEL]].params(), ease.name
-            else:
-                row["params"] = next(m for m in fitted if m.name == row[MODEL]).params()
-        return {"l2": l2, "served": served.split(" ")[0], "validation_rows": rows,
-                "sequence_epochs": fitted[-1].best_epoch}
+        for row in rows:  # the setting labels go back to the model's name; its setting is in params
+            row["params"], row[MODEL] = fitted[row[MODEL]].params(), row[MODEL].split(" ")[0]
+        chosen = {name: {task: settings[name][labels[name].index(label)] for task, label in per_task.items()}
+                  for name, per_task in best.items()}
+        epochs = {task: fitted[best[SEQUENCE][task]].best_epoch for task in TASKS}
+        return {"settings": chosen, "sequence_epochs": epochs, "served": served.split(" ")[0], "validation_rows": rows}
 
     def _unselected(self) -> dict:
         if self.conf.serve == "auto":
             raise RecommenderError("recs.serve: auto needs recs.validation_split to choose the served model on")
-        return {"l2": {task: self.conf.ease.l2[0] for task in TASKS}, "served": self.conf.serve, "validation_rows": [],
-                "sequence_epochs": self.conf.sequence.max_epochs}
+        first = {"l2": self.conf.ease.l2[0]}   # the conf as it is: EASE's first l2, no grid
+        return {"settings": {name: dict.fromkeys(TASKS, first if name == Ease.name else {}) for name in self._settings()},
+                "sequence_epochs": dict.fromkeys(TASKS, self.conf.sequence.max_epochs), "served": self.conf.serve,
+                "validation_rows": []}
 
     def _report(self, chosen: dict) -> tuple[list[dict], dict[str, dict[str, Recommender]]]:
-        """Every model refitted on all fit periods and scored on the evaluation period; the fitted
-        models per name and task."""
+        """Every model refitted on all fit periods, once per distinct setting its tasks chose, and
+        scored on the evaluation period; the fitted models per name and task."""
         conf = self.conf
         period = self._period(list(conf.fit_splits), conf.evaluation_split)
-        self.final = period
+        self.final, grams = period, {}
         with self.stage("fit", f"fitting the baselines on {'+'.join(conf.fit_splits)}"):
-            fitted = [model.fit(period.history, self.eligible, self.keep) for model in self._baselines(chosen["l2"][NEXT])]
-        reported = {m.name: {task: m for task in TASKS} for m in fitted}
-        if chosen["l2"][DISCOVERY] != chosen["l2"][NEXT]:
-            reported["ease"][DISCOVERY] = reported["ease"][NEXT].with_l2(chosen["l2"][DISCOVERY], period.history,
-                                                                          self.keep)
-        for model in self._neural(period.history, chosen["sequence_epochs"]):
-            reported[model.name] = {task: model for task in TASKS}
+            reported = {name: _per_task(chosen, name, lambda setting, task, name=name: self._baseline(
+                name, setting, grams).fit(period.history, self.eligible, self.keep)) for name in BASELINES}
+        reported.update(self._neural(period.history, chosen))
         if chosen["served"] not in reported:
             raise RecommenderError(f"recs.serve: {chosen['served']!r} is not a model; the models are {sorted(reported)}")
         with self.stage("evaluate", f"scoring {len(reported)} models on the {conf.evaluation_split} period"):
@@ -262,37 +284,41 @@ class Recommend:
             row["params"] = reported[row[MODEL]][row[TASK]].params()
         return rows, reported
 
-    def _sequence(self, fit_splits: list[str], **how) -> SequenceRecommender:
-        """The sequence model for `fit_splits`; `how`: epochs (a refit) or validation (early stopping)."""
+    def _sequence(self, fit_splits: list[str], setting: dict, **how) -> SequenceRecommender:
+        """The sequence model for `fit_splits` under `setting`; `how`: epochs (a refit) or
+        validation (early stopping), and its label."""
         training_data = [self.lake.path(T.GOLD_SPLITS), self.data_version, sorted(fit_splits), self.conf.max_items]
         model = SequenceRecommender(self.ctx, self.tracker, self.stage, sources=self.sources,
-                                    training_data=training_data, **how)
+                                    training_data=training_data, setting=setting, **how)
         self.trained.append(model)
         return model
 
-    def _neural(self, history: History, sequence_epochs: int) -> list[Recommender]:
-        """The sequence model refitted for `sequence_epochs`; the two-tower (and its augmented
-        twin) when recs.two_tower.enabled."""
+    def _neural(self, history: History, chosen: dict) -> dict[str, dict[str, Recommender]]:
+        """The sequence model refitted per chosen setting for its epochs; the two-tower (and its
+        augmented twin) when recs.two_tower.enabled; per name and task."""
         conf, lake = self.conf, self.lake
-        models = [self._sequence(list(conf.fit_splits), epochs=sequence_epochs).fit(history, self.eligible, self.keep)]
+        epochs = chosen["sequence_epochs"]
+        models = {SEQUENCE: _per_task(chosen, SEQUENCE, lambda setting, task: self._sequence(
+            list(conf.fit_splits), setting, epochs=epochs[task]).fit(history, self.eligible, self.keep))}
         if not conf.two_tower.enabled:
             return models
         training_data = [lake.path(T.GOLD_SPLITS), self.data_version, lake.path(T.GOLD_ITEM_FEATURES),
                          self.catalogue_version, sorted(conf.fit_splits), conf.max_items, conf.max_feature_values,
                          self.weights]
-        models.append(TwoTower(self.ctx, self.tracker, self.stage, self.catalogue, name=TWO_TOWER,
-                               training_data=training_data, examples_folder=f"{self.scratch}/{TWO_TOWER}").fit(history, self.eligible, self.keep))
-        self.trained.append(models[-1])
+        tower = TwoTower(self.ctx, self.tracker, self.stage, self.catalogue, name=TWO_TOWER,
+                         training_data=training_data, examples_folder=f"{self.scratch}/{TWO_TOWER}")
+        models[TWO_TOWER] = dict.fromkeys(TASKS, tower.fit(history, self.eligible, self.keep))
+        self.trained.append(tower)
         augmented = self._augmentation_events(history.events)
         if augmented:
             events, version = augmented
             self.tracker.tags({"synthetic_data": T.SYNTHETIC_BEHAVIOR, "synthetic_data_version": version})
             augmented_history = History(events=events, pairs=history.pairs)
-            models.append(TwoTower(self.ctx, self.tracker, self.stage, self.catalogue, name=AUGMENTED,
-                                   training_data=[*training_data, T.SYNTHETIC_BEHAVIOR, version,
-                                                  conf.augmentation.model_dump()],
-                                   examples_folder=f"{self.scratch}/{AUGMENTED}").fit(augmented_history, self.eligible, self.keep))
-            self.trained.append(models[-1])
+            twin = TwoTower(self.ctx, self.tracker, self.stage, self.catalogue, name=AUGMENTED,
+                            training_data=[*training_data, T.SYNTHETIC_BEHAVIOR, version, conf.augmentation.model_dump()],
+                            examples_folder=f"{self.scratch}/{AUGMENTED}")
+            models[AUGMENTED] = dict.fromkeys(TASKS, twin.fit(augmented_history, self.eligible, self.keep))
+            self.trained.append(twin)
         return models
 
     def _augmentation_events(self, fit_events):
@@ -377,8 +403,10 @@ class Recommend:
         served = reported[chosen["served"]][NEXT]
         if served.item_to_item:
             return served
-        scores = {r[MODEL]: r[NDCG] or 0.0 for r in chosen["validation_rows"]
-                  if r[TASK] == NEXT and r[SOURCE] == POOLED and reported[r[MODEL]][NEXT].item_to_item}
+        scores = {}
+        for r in chosen["validation_rows"]:  # a model's best setting on next
+            if r[TASK] == NEXT and r[SOURCE] == POOLED and reported[r[MODEL]][NEXT].item_to_item:
+                scores[r[MODEL]] = max(scores.get(r[MODEL], 0.0), r[NDCG] or 0.0)
         return reported[max(scores, key=scores.get)][NEXT] if scores else reported["ease"][NEXT]
 
     # --- records ---------------------------------------------------------------------------------------
@@ -389,6 +417,7 @@ class Recommend:
                              "truth_event_types": list(conf.truth_event_types), "evaluate_users": conf.evaluate_users,
                              "exclusions": {s: vars(r) for s, r in self.rules.items()}, "categories": conf.categories,
                              "ease_l2": conf.ease.l2, "ease_max_items": conf.ease.max_items,
+                             "search_grids": conf.search.grids if conf.search.enabled else None,
                              "itemknn_max_neighbours": conf.itemknn.max_neighbours, "history_items": conf.history_items,
                              **{f"sequence_{key}": value for key, value in conf.sequence.model_dump().items()},
                              **{f"two_tower_{key}": value for key, value in conf.two_tower.model_dump().items()},
@@ -418,9 +447,16 @@ class Recommend:
                     f"top-{conf.k} for {listed['users']} users")
 
 
-def _label(name: str, l2: float) -> str:
-    """A setting's label on validation: the model's name, a space, the setting."""
-    return f"{name} l2={l2:g}"
+def _per_task(chosen: dict, name: str, fit) -> dict[str, Recommender]:
+    """`name`'s model per task: `fit(setting, task)` once per distinct setting the tasks chose."""
+    fitted, per_task = {}, {}
+    for task in TASKS:
+        setting = chosen["settings"][name][task]
+        key = json.dumps([setting, chosen["sequence_epochs"][task] if name == SEQUENCE else None], sort_keys=True)
+        if key not in fitted:
+            fitted[key] = fit(setting, task)
+        per_task[task] = fitted[key]
+    return per_task
 
 
 RECOMMEND = Job(

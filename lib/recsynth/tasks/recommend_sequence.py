@@ -40,14 +40,17 @@ class SequenceRecommender(Recommender):
     item_to_item = True
 
     def __init__(self, ctx: RunContext, tracker: Tracker, stage: Stages, *, sources: list[str], training_data: list,
-                 epochs: int | None = None, validation: DataFrame | None = None):
+                 epochs: int | None = None, validation: DataFrame | None = None, setting: dict | None = None,
+                 label: str | None = None):
+        """`setting`: values over recs.sequence (a search's); `label`: the prefix of its MLflow
+        metrics and stages (default: the name, or `sequence.tuning` when validating)."""
         conf = ctx.conf.recs
         self.ctx, self.tracker, self.stage, self.training_data = ctx, tracker, stage, training_data
         self.sources = sf.source_indices(sources)
         self.epochs, self.validation = epochs, validation
-        self.label = self.name if validation is None else f"{self.name}.tuning"   # MLflow metrics' prefix
-        self.model = seq.SequenceParams(**conf.sequence.model_dump(exclude={"early_stopping_users"}), k=conf.k,
-                                        seed=conf.seed)
+        self.label = label or (self.name if validation is None else f"{self.name}.tuning")
+        self.model = seq.SequenceParams(**{**conf.sequence.model_dump(exclude={"early_stopping_users"}), **(setting or {})},
+                                        k=conf.k, seed=conf.seed)
 
     def params(self):
         return {**seq.params_dict(self.model), "epochs": getattr(self, "best_epoch", self.epochs)}
