@@ -28,10 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="local", help="conf environment (default: local)")
+    parser.add_argument("--conf-file", dest="conf_files", action="append", default=[], metavar="YAML",
+                        help="extra conf overlay, as for `recsynth --conf-file` (repeatable)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="conf override, as for `recsynth --set` (repeatable)")
     args = parser.parse_args()
 
+    from rich.console import Console
+
+    from recsynth import logs
     from recsynth import tables as T
     from recsynth.config import load_conf
     from recsynth.lake import Lake
@@ -39,12 +44,16 @@ def main() -> None:
     from recsynth.runtime.runs import run_job
     from recsynth.session import get_spark
 
-    conf = load_conf(args.env, args.overrides)
-    spark = get_spark(conf)
-    lake = Lake(spark, conf)
-    started = time.monotonic()
-    record = run_job(JOBS["recommend"], spark, conf, lake, force=True)
-    seconds = time.monotonic() - started
+    conf = load_conf(args.env, args.overrides, files=args.conf_files)
+    logs.configure(conf, Console(stderr=True))  # the job's progress lines on the console, as `recsynth` shows them
+    try:
+        spark = get_spark(conf)
+        lake = Lake(spark, conf)
+        started = time.monotonic()
+        record = run_job(JOBS["recommend"], spark, conf, lake, force=True)
+        seconds = time.monotonic() - started
+    finally:
+        logs.reset()  # stdout back from the log file, for the table
     if record.status != "succeeded":
         raise SystemExit(f"recommend {record.status}: {record.message}")
     rows = [r.asDict() for r in lake.read(T.RECS_METRICS).where(f"run_id = '{record.run_id}'").collect()]

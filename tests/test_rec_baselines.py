@@ -7,7 +7,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from recsynth.errors import RecommenderError
 from recsynth.rec.baselines import (
-    als, cooccurrence, cooccurrence_counts, fit_als, popular_per_source, popularity, recent,
+    als, cooccurrence, cooccurrence_counts, fit_als, popular_per_source, popularity, recent, then_fill,
 )
 
 pytestmark = pytest.mark.spark
@@ -197,6 +197,18 @@ def test_recent_lists_the_users_own_items_newest_first_then_most_used(spark):
     assertDataFrameEqual(recs, expected)
     tied = recent(history, users_of(spark, "u1"), 2)
     assert [r["item_id"] for r in tied.orderBy("rank").collect()] == ["b", "c"]   # same time: the heavier first
+
+
+def test_a_list_is_filled_from_another_without_repeating_its_items(spark):
+    own = spark.createDataFrame([("u1", 1, "a", 9.0), ("u1", 2, "b", 8.0), ("u2", 1, "x", 5.0)], RECS)
+    model = spark.createDataFrame([("u1", 1, "b", 0.9), ("u1", 2, "c", 0.8), ("u1", 3, "d", 0.7), ("u1", 4, "e", 0.6),
+                                   ("u3", 1, "z", 0.5), ("u3", 2, "y", 0.4)], RECS)
+    # u1: a, b of its own, then the model's c, d (b is already listed, e is past k); u2 has no model list;
+    # u3 has no own items: the model's list from rank 1
+    expected = spark.createDataFrame([("u1", 1, "a", 9.0), ("u1", 2, "b", 8.0), ("u1", 3, "c", 0.8),
+                                      ("u1", 4, "d", 0.7), ("u2", 1, "x", 5.0), ("u3", 1, "z", 0.5),
+                                      ("u3", 2, "y", 0.4)], RECS)
+    assertDataFrameEqual(then_fill(own, model, 4), expected)
 
 
 def test_popular_per_source_counts_distinct_users_within_each_source(spark):

@@ -23,10 +23,11 @@ from recsynth.tasks.recommend_sequence import load_model
 
 pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
 
-MODELS = ("als", "cooccurrence", "ease", "itemknn", "popularity", "recent", "sequence")
+MODELS = ("als", "cooccurrence", "ease", "itemknn", "popularity", "recent", "recent_ease", "sequence")
 BASELINES = [m for m in MODELS if m != "sequence"]
 L2 = [10.0, 1000.0]   # conftest.SMALL_RECS' recs.ease.l2
-SEARCH = {"ease": ("l2", L2), "itemknn": ("max_neighbours", [1, 20]), "cooccurrence": ("min_count", [1, 2])}
+SEARCH = {"ease": ("l2", L2), "recent_ease": ("l2", L2), "itemknn": ("max_neighbours", [1, 20]),
+          "cooccurrence": ("min_count", [1, 2])}
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +194,7 @@ def test_the_model_is_versioned_tracked_and_its_checkpoints_cleared(spark, gold_
     assert run.info.status == "FINISHED"
     assert run.data.tags["training_data_version"] == str(lake.version(T.GOLD_SPLITS))
     assert {f"{model}.{task}.all.ndcg_at_k" for model in MODELS for task in ("next", "discovery")} <= set(run.data.metrics)
-    item_to_item = {"cooccurrence", "itemknn", "ease", "als", "sequence"}   # recent and popularity have none
+    item_to_item = {"cooccurrence", "itemknn", "ease", "als", "recent_ease", "sequence"}   # recent, popularity: none
     assert run.data.tags["served_model"] == "recent" and run.data.tags["similar_items_model"] in item_to_item
     champion = client.get_model_version_by_alias(conf.tracking.recommender_model, "champion")
     assert champion.run_id == run.info.run_id and champion.tags["served_model"] == "recent"

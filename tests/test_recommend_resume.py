@@ -15,7 +15,7 @@ from conftest import RECSYNTH, ROOT, SMALL_RECS, gold_lake_copy, model_job_overr
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(1800)]
 
-EPOCHS = 60
+EPOCHS = 12   # the rerun trains what the kill left (about 10 epochs): enough to show the resume
 
 
 def checkpointed_epoch(lake_root: Path) -> int:

@@ -118,6 +118,23 @@ def recent(history: DataFrame, users: DataFrame, k: int, *, exclusions: DataFram
     return _ranked(candidates, k, F.col(SCORE).desc(), F.col("_weight").desc())
 
 
+def then_fill(first: DataFrame, then: DataFrame, k: int) -> DataFrame:
+    """`first`'s lists (user_id, rank, item_id, score), each followed by the items of `then`'s
+    list for the same user that `first` does not hold, in `then`'s order, up to k per user.
+    Ranks stay contiguous; scores are each list's own (comparable within one part only)."""
+    k = require_positive("k", k)
+    for name, frame in (("first", first), ("then", then)):
+        require_columns(frame, name, (USER_ID, RANK, ITEM_ID, SCORE), RecommenderError)
+    lengths = first.groupBy(USER_ID).agg(F.max(RANK).alias("_first"))
+    rest = (then.join(first.select(USER_ID, ITEM_ID), [USER_ID, ITEM_ID], "left_anti")
+            .join(lengths, USER_ID, "left").fillna(0, ["_first"]))
+    order = Window.partitionBy(USER_ID).orderBy(F.col(RANK), F.col(ITEM_ID))
+    rest = rest.withColumn(RANK, F.row_number().over(order) + F.col("_first"))
+    return (first.select(USER_ID, RANK, ITEM_ID, SCORE).unionByName(rest.select(USER_ID, RANK, ITEM_ID, SCORE))
+            .where(F.col(RANK) <= k)
+            .select(USER_ID, F.col(RANK).cast("int").alias(RANK), ITEM_ID, F.col(SCORE).cast("double").alias(SCORE)))
+
+
 def _allowed(candidates: DataFrame, exclusions: DataFrame | None, items: DataFrame | None) -> DataFrame:
     """`candidates` (user_id, item_id, ...) without the `exclusions` pairs, within `items`."""
     if exclusions is not None:

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsynth.rec import topn
-from recsynth.rec.baselines import AlsFit, cooccurrence_counts, fit_als, recent
+from recsynth.rec.baselines import AlsFit, cooccurrence_counts, fit_als, recent, then_fill
 from recsynth.rec.columns import ITEM_ID, LAST_TIME, RANK, SCORE, SIMILAR_ITEM_ID, USER_ID, WEIGHT
 from recsynth.rec.neighbours import NEIGHBOUR_ID as NEIGHBOUR
 from recsynth.rec.neighbours import SIMILARITY, EaseGram, ease_gram, ease_neighbours, itemknn, score_neighbours
@@ -176,6 +176,32 @@ class Ease(NeighbourModel):
             self.grams[self.max_items] = ease_gram(data.pairs, max_items=self.max_items)
         return ease_neighbours(data.pairs.sparkSession, self.grams[self.max_items], l2=self.l2,
                                max_neighbours=self.max_neighbours)
+
+
+class RecentThenEase(Recommender):
+    """The user's own items, newest first (`recent`), then EASE's items in the places left: the
+    shop's "recently viewed" list with its empty slots filled by a model instead of by the
+    source's most popular items. On `discovery` (own items excluded) it is EASE's list."""
+    name, complexity = "recent_ease", 6
+    item_to_item = True
+
+    def __init__(self, ease: Ease):
+        self.ease = ease
+
+    def params(self):
+        return self.ease.params()
+
+    def fit(self, data, eligible, keep=_as_is):
+        self.eligible = eligible
+        self.ease.fit(data, eligible, keep)
+        return self
+
+    def recommend(self, users, history, k, exclusions):
+        own = recent(history.pairs, users, k, exclusions=exclusions, items=self.eligible)
+        return then_fill(own, self.ease.recommend(users, history, k, exclusions), k)
+
+    def similar_items(self, k):
+        return self.ease.similar_items(k)
 
 
 class Als(Recommender):

@@ -1,6 +1,6 @@
 """Recommend: gold.splits + gold.item_features -> every model and baseline (popularity, the user's
-own recent items, co-occurrence, item-kNN, EASE, ALS, the sequence model on Horovod ranks; the
-two-tower when recs.two_tower.enabled) scored on two tasks -> recs.metrics; then the served
+own recent items, co-occurrence, item-kNN, EASE, ALS, the user's recent items then EASE's, the
+sequence model on Horovod ranks; the two-tower when recs.two_tower.enabled) scored on two tasks -> recs.metrics; then the served
 model's top-N for every user (recs.top_n) and the similar items of the best model that has
 item-to-item scores (recs.similar_items).
 
@@ -48,7 +48,8 @@ from recsynth.rec.baselines import popular_per_source
 from recsynth.rec.columns import EVENT_TIME, EVENT_TYPE, ITEM_ID, MODEL_VERSION, SOURCE, USER_ID
 from recsynth.rec.evaluate import MODEL, NDCG, POOLED, TASK, Yardstick, evaluate
 from recsynth.rec.metrics import item_popularity
-from recsynth.rec.recommenders import Als, Cooccurrence, Ease, History, ItemKnn, Popularity, Recent, Recommender
+from recsynth.rec.recommenders import (Als, Cooccurrence, Ease, History, ItemKnn, Popularity, Recent, RecentThenEase,
+                                       Recommender)
 from recsynth.rec.rules import DISCOVERY, NEXT, TASKS, Exclusion
 from recsynth.rec.select import best_setting, champion, setting_label
 from recsynth.rec.two_tower import model_uri
@@ -64,7 +65,7 @@ log = logging.getLogger(__name__)
 
 TWO_TOWER = "two_tower"
 SEQUENCE = "sequence"
-BASELINES = ("popularity", "recent", "cooccurrence", "itemknn", "ease", "als")   # built by Recommend._baseline
+BASELINES = ("popularity", "recent", "cooccurrence", "itemknn", "ease", "als", "recent_ease")  # Recommend._baseline
 AUGMENTED = "two_tower_augmented"   # reported too when synthetic.behavior exists (recs.augmentation)
 SPLIT = "split"
 METRICS_SCHEMA = T.schema(T.RECS_METRICS)
@@ -197,6 +198,7 @@ class Recommend:
         grids = conf.search.grids if conf.search.enabled else {}
         settings = {name: grid_settings(grids.get(name, {})) for name in (*BASELINES, SEQUENCE)}
         settings["ease"] = [{**setting, "l2": l2} for setting in settings["ease"] for l2 in conf.ease.l2]
+        settings[RecentThenEase.name] = settings["ease"]
         return settings
 
     def _baseline(self, name: str, setting: dict, grams: dict) -> Recommender:
@@ -205,6 +207,8 @@ class Recommend:
         conf = self.conf
         if name in (Popularity.name, Recent.name):
             return Popularity() if name == Popularity.name else Recent()
+        if name == RecentThenEase.name:
+            return RecentThenEase(self._baseline(Ease.name, setting, grams))
         section = getattr(conf, name).model_copy(update={k: v for k, v in setting.items() if k != "l2"})
         if name == Cooccurrence.name:
             return Cooccurrence(section.max_items_per_user, section.min_count)
@@ -261,7 +265,8 @@ class Recommend:
         if self.conf.serve == "auto":
             raise RecommenderError("recs.serve: auto needs recs.validation_split to choose the served model on")
         first = {"l2": self.conf.ease.l2[0]}   # the conf as it is: EASE's first l2, no grid
-        return {"settings": {name: dict.fromkeys(TASKS, first if name == Ease.name else {}) for name in self._settings()},
+        return {"settings": {name: dict.fromkeys(TASKS, first if name in (Ease.name, RecentThenEase.name) else {})
+                             for name in self._settings()},
                 "sequence_epochs": dict.fromkeys(TASKS, self.conf.sequence.max_epochs), "served": self.conf.serve,
                 "validation_rows": []}
 
