@@ -10,9 +10,10 @@ training rows of gold.behavior (split into training and holdout sessions as the 
   same epochs, batch size 500, pac 10 and network sizes as recsynth's conf.
 
 Each is scored the same way: fit seconds, sampling rows/s (rows written as Parquet), column
-shapes (lib/recsynth/synth/quality.py on the same bounded samples), column pair trends (below,
-on the same samples), privacy (lib/recsynth/synth/privacy.assess against the holdout, in the
-space of recsynth's fitted transformer), and lib/recsynth/synth/metrics.py when it exists.
+shapes and column pair trends (lib/recsynth/synth/metrics.py on the whole tables, as SDMetrics
+defines them; benchmarks/sdmetrics_score.py has SDMetrics' own figures), privacy
+(lib/recsynth/synth/privacy.assess against the holdout, in the space of recsynth's fitted
+transformer).
 The holdout's own scores are the yardstick: a perfect generator scores like unseen real rows.
 
     .venv/bin/python benchmarks/bench_synth.py                  # epochs from conf (synth.gan.epochs)
@@ -37,8 +38,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CTGAN_VENV = ROOT / ".cache" / "bench-ctgan-venv"
 REQUIREMENTS = ROOT / "benchmarks" / "requirements-ctgan.txt"
-QUALITY_SAMPLE_ROWS = 20_000
-PAIR_BINS = 10
 log = logging.getLogger("bench_synth")
 
 
@@ -109,90 +108,17 @@ def ctgan_python() -> tuple[Path | None, str]:
 
 
 # --- scores on bounded samples (numpy / pandas, the same for every generator) -----------------
-def bounded_sample(frame, columns: list[str], total: int, rows: int, seed: int) -> dict:
-    fraction = min(1.0, 1.2 * rows / max(total, 1))
-    sample = frame.select(*columns).sample(fraction=fraction, seed=seed).limit(rows).toPandas()
-    return {c: sample[c].to_numpy() for c in columns}
-
-
-def column_scores(real: dict, synthetic: dict, continuous: list[str], categorical: list[str]) -> dict:
-    import numpy as np
-
-    from recsynth.synth.quality import ks_complement, tv_complement
-
-    scores = {c: ks_complement(np.asarray(real[c], float), np.asarray(synthetic[c], float)) for c in continuous}
-    scores.update({c: tv_complement(np.asarray(real[c], object), np.asarray(synthetic[c], object)) for c in categorical})
-    return scores
-
-
-def _bins(values, real_values, continuous: bool):
-    """Continuous values cut at the real deciles (null: its own bin); categories as text."""
-    import numpy as np
-    import pandas as pd
-
-    if not continuous:
-        return pd.Series(values, dtype=object).astype(str).to_numpy()
-    x, real_x = np.asarray(values, float), np.asarray(real_values, float)
-    present = real_x[~np.isnan(real_x)]
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, PAIR_BINS + 1)[1:-1])) if len(present) else np.array([])
-    return np.where(np.isnan(x), -1, np.searchsorted(edges, np.nan_to_num(x), side="right")).astype(str)
-
-
-def pair_trends(real: dict, synthetic: dict, continuous: list[str], categorical: list[str]) -> dict:
-    """SDMetrics-style column pair trends: two continuous columns score 1 - |corr_real - corr_synth| / 2
-    (Pearson, rows with both values); any pair with a categorical column scores 1 - the total
-    variation distance between the real and synthetic two-way frequency tables. A sampler that
-    draws columns independently keeps the shapes and loses exactly this."""
-    import itertools
-
-    import numpy as np
-    import pandas as pd
-
-    def corr(frame, a, b):
-        x, y = np.asarray(frame[a], float), np.asarray(frame[b], float)
-        both = ~(np.isnan(x) | np.isnan(y))
-        return np.corrcoef(x[both], y[both])[0, 1] if both.sum() > 2 and x[both].std() and y[both].std() else np.nan
-
-    columns, correlation, contingency = [*continuous, *categorical], {}, {}
-    binned_real = {c: _bins(real[c], real[c], c in continuous) for c in columns}
-    binned_synth = {c: _bins(synthetic[c], real[c], c in continuous) for c in columns}
-    for a, b in itertools.combinations(columns, 2):
-        if a in continuous and b in continuous:
-            r, s = corr(real, a, b), corr(synthetic, a, b)
-            if not np.isnan(r):
-                correlation[f"{a}|{b}"] = 1.0 - abs(r - (0.0 if np.isnan(s) else s)) / 2
-            continue
-        p = pd.Series(list(zip(binned_real[a], binned_real[b]))).value_counts(normalize=True)
-        q = pd.Series(list(zip(binned_synth[a], binned_synth[b]))).value_counts(normalize=True)
-        contingency[f"{a}|{b}"] = 1.0 - 0.5 * p.sub(q, fill_value=0.0).abs().sum()
-    every = {**correlation, **contingency}
-    return {"score": float(np.mean(list(every.values()))), "correlation": float(np.mean(list(correlation.values()))),
-            "contingency": float(np.mean(list(contingency.values()))),
-            "worst": dict(sorted(every.items(), key=lambda kv: kv[1])[:5])}
-
-
-def spark_metrics(train, synthetic, continuous: list[str], categorical: list[str]) -> dict | None:
-    """lib/recsynth/synth/metrics.py's column shapes and pair trends on the whole tables, when
-    that module exists (another change brings it); None otherwise."""
-    import importlib.util
-
-    import numpy as np
-
-    if importlib.util.find_spec("recsynth.synth.metrics") is None:
-        return None
+def fidelity(real, synthetic, continuous: list[str], categorical: list[str]) -> dict:
+    """lib/recsynth/synth/metrics.py on the whole tables: column shapes, pair trends as SDMetrics
+    counts them (and over every pair), and the five weakest columns and pairs."""
     from recsynth.synth import metrics
 
-    out = {}
-    for name in ("column_shapes", "pair_trends"):
-        try:
-            scores = {"|".join(k) if isinstance(k, tuple) else str(k): float(v)
-                      for k, v in getattr(metrics, name)(train, synthetic, continuous, categorical).items()}
-        except Exception as err:  # noqa: BLE001 - report it, keep the other measurements
-            out[name] = f"failed: {type(err).__name__}: {err}"
-            continue
-        out[name] = float(np.nanmean(list(scores.values())))
-        out[f"{name}_worst"] = dict(sorted(scores.items(), key=lambda kv: kv[1])[:5])
-    return out
+    scores = metrics.score(real, synthetic, continuous, categorical)
+    pairs = {"|".join(pair): value for pair, value in scores.pairs.items() if value is not None}
+    return {"column_shapes": scores.column_shapes, "pair_trends": scores.pair_trends_sdmetrics,
+            "pair_trends_every_pair": scores.pair_trends,
+            "columns_worst": dict(sorted(scores.columns.items(), key=lambda kv: kv[1])[:5]),
+            "pairs_worst": dict(sorted(pairs.items(), key=lambda kv: kv[1])[:5])}
 
 
 # --- the generators --------------------------------------------------------------------------
@@ -344,12 +270,7 @@ def main(argv=None) -> dict | None:
                                                      os.cpu_count() or 1))
         save_state()
 
-    real_sample = bounded_sample(train, columns, training_rows, QUALITY_SAMPLE_ROWS, s.seed)
-    holdout_sample = bounded_sample(holdout, columns, holdout_rows, QUALITY_SAMPLE_ROWS, s.seed)
-    yardstick = {"columns": column_scores(real_sample, holdout_sample, s.continuous, s.categorical),
-                 "pair_trends": pair_trends(real_sample, holdout_sample, s.continuous, s.categorical),
-                 "spark_metrics": spark_metrics(train, holdout, s.continuous, s.categorical)}
-    yardstick["column_shapes"] = sum(yardstick["columns"].values()) / len(columns)
+    yardstick = fidelity(train, holdout, s.continuous, s.categorical)
     for name, result in generators.items():
         if "skipped" in result:
             log.warning("%s: %s", name, result["skipped"])
@@ -359,11 +280,7 @@ def main(argv=None) -> dict | None:
             continue
         log.info("%s: fitted in %.1f s, sampled in %.1f s; scoring", name, result["fit_seconds"], result["sample_seconds"])
         synthetic = match_types(spark.read.parquet(result["path"]), train.schema, columns).select(*columns).cache()
-        sample = bounded_sample(synthetic, columns, result["rows"], QUALITY_SAMPLE_ROWS, s.seed)
-        result["columns"] = column_scores(real_sample, sample, s.continuous, s.categorical)
-        result["column_shapes"] = sum(result["columns"].values()) / len(columns)
-        result["pair_trends"] = pair_trends(real_sample, sample, s.continuous, s.categorical)
-        result["spark_metrics"] = spark_metrics(train, synthetic, s.continuous, s.categorical)
+        result.update(fidelity(train, synthetic, s.continuous, s.categorical))
         started = time.perf_counter()
         result["privacy"] = assess(train, holdout, synthetic, synthetic, fitted, min_copy_support=s.privacy.min_copy_support,
                                    query_rows=s.privacy.query_rows, seed=s.seed).__dict__
@@ -384,7 +301,6 @@ def main(argv=None) -> dict | None:
                  "holdout_rows": holdout_rows, "columns": len(columns), "continuous": list(s.continuous),
                  "categorical": list(s.categorical), "synthetic_rows": rows},
         "gan": {**s.gan.model_dump(), "ctgan_batch_size": 500, "ctgan_pac": 10},
-        "quality_sample_rows": QUALITY_SAMPLE_ROWS,
         "holdout_yardstick": yardstick,
         "generators": generators,
     }
@@ -398,27 +314,19 @@ def main(argv=None) -> dict | None:
 
 
 def markdown(report: dict) -> str:
-    def spark_cell(m):
-        if not m:
-            return "–"
-        shapes, pairs = m.get("column_shapes"), m.get("pair_trends")
-        return " / ".join(f"{x:.3f}" if isinstance(x, float) else "failed" for x in (shapes, pairs))
-
     y = report["holdout_yardstick"]
-    lines = ["| generator | fit s | sampling rows/s | column shapes | pair trends (corr / contingency) "
-             "| Spark metrics: shapes / pairs | exact copies (holdout's) | median DCR (holdout's) | DCR ratio "
-             "| membership AUC |",
-             "|---|---|---|---|---|---|---|---|---|---|",
-             f"| real holdout (yardstick) | – | – | {y['column_shapes']:.3f} | {y['pair_trends']['score']:.3f} "
-             f"({y['pair_trends']['correlation']:.3f} / {y['pair_trends']['contingency']:.3f}) "
-             f"| {spark_cell(y['spark_metrics'])} | – | – | 1 | 0.5 |"]
+    lines = ["| generator | fit s | sampling rows/s | column shapes | pair trends (SDMetrics' pairs / every pair) "
+             "| exact copies (holdout's) | median DCR (holdout's) | DCR ratio | membership AUC |",
+             "|---|---|---|---|---|---|---|---|---|",
+             f"| real holdout (yardstick) | – | – | {y['column_shapes']:.3f} | {y['pair_trends']:.3f} "
+             f"/ {y['pair_trends_every_pair']:.3f} | – | – | 1 | 0.5 |"]
     for name, r in report["generators"].items():
         if "skipped" in r:
-            lines.append(f"| {name} | {r['skipped'][:120]} | | | | | | | | |")
+            lines.append(f"| {name} | {r['skipped'][:120]} | | | | | | | |")
             continue
-        p, t = r["privacy"], r["pair_trends"]
+        p = r["privacy"]
         lines.append(f"| {name} | {r['fit_seconds']:.1f} | {r['rows_per_second']:,.0f} | {r['column_shapes']:.3f} | "
-                     f"{t['score']:.3f} ({t['correlation']:.3f} / {t['contingency']:.3f}) | {spark_cell(r['spark_metrics'])} | "
+                     f"{r['pair_trends']:.3f} / {r['pair_trends_every_pair']:.3f} | "
                      f"{p['exact_copy_share']:.4f} ({p['holdout_copy_share']:.4f}) | "
                      f"{p['median_dcr_synthetic']:.3f} ({p['median_dcr_holdout']:.3f}) | {p['dcr_ratio']:.2f} | "
                      f"{p['membership_auc']:.3f} |")

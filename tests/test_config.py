@@ -235,3 +235,11 @@ def test_an_overlay_file_replaces_a_table_and_removes_inherited_rules(tmp_path):
     overlay.write_text("synth:\n  derived: {basket: 'n_views * 2'}\n")
     with pytest.raises(ConfigError, match=r"synth: Value error, derived names \['basket'\]"):
         load_conf("local", [], CONF, [str(overlay)])
+
+
+def test_section_error_names_the_override_that_broke_it():
+    """gold's own check (bands increasing) fails on a value set on the command line: the error
+    names the command line, not defaults.yaml where the section was first written."""
+    with pytest.raises(ConfigError) as err:
+        load_conf("local", ["gold.price_bands=[50, 10]"], CONF)
+    assert "command line: gold: " in str(err.value) and "price_bands must be increasing" in str(err.value)

@@ -740,6 +740,7 @@ def _merge(base: dict, overlay: dict, origin: str, origins: dict[str, str], pref
             merged[key] = _merge(merged[key], value, origin, origins, dotted + ".")
         else:
             merged[key] = value
+            origins.pop(dotted, None)   # re-inserted: origins stay in the order things were set
             origins[dotted] = origin
             if isinstance(value, dict):
                 _record_origins(value, origin, origins, dotted + ".")
@@ -748,6 +749,7 @@ def _merge(base: dict, overlay: dict, origin: str, origins: dict[str, str], pref
 
 def _record_origins(tree: dict, origin: str, origins: dict[str, str], prefix: str) -> None:
     for key, value in tree.items():
+        origins.pop(f"{prefix}{key}", None)
         origins[f"{prefix}{key}"] = origin
         if isinstance(value, dict):
             _record_origins(value, origin, origins, f"{prefix}{key}.")
@@ -774,11 +776,14 @@ def _nest(path: list[str], value: Any) -> dict:
 
 
 def _origin_of(loc: tuple, origins: dict[str, str]) -> str:
+    """Who last set `loc` or anything under it: for a section-level error (gold: its weights and
+    bands disagree) the overlay or --set that changed the section last, not the file that made it."""
     parts = [str(p) for p in loc]
     while parts:
         dotted = ".".join(parts)
-        if dotted in origins:
-            return origins[dotted]
+        setters = [origin for key, origin in origins.items() if key == dotted or key.startswith(dotted + ".")]
+        if setters:
+            return setters[-1]
         parts.pop()
     return "the merged configuration"
 

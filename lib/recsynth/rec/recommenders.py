@@ -181,7 +181,10 @@ class Ease(NeighbourModel):
 class RecentThenEase(Recommender):
     """The user's own items, newest first (`recent`), then EASE's items in the places left: the
     shop's "recently viewed" list with its empty slots filled by a model instead of by the
-    source's most popular items. On `discovery` (own items excluded) it is EASE's list."""
+    source's most popular items. On `discovery` (own items excluded) it is EASE's list.
+
+    `ease` is an EASE model already fitted on the same data (the `ease` model of the same
+    setting), so its inversion and neighbours are computed once for both."""
     name, complexity = "recent_ease", 6
     item_to_item = True
 
@@ -193,7 +196,6 @@ class RecentThenEase(Recommender):
 
     def fit(self, data, eligible, keep=_as_is):
         self.eligible = eligible
-        self.ease.fit(data, eligible, keep)
         return self
 
     def recommend(self, users, history, k, exclusions):

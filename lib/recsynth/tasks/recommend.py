@@ -107,6 +107,23 @@ class Recommend:
         self.purchase_quantity = ctx.conf.gold.purchase_quantity
 
     def run(self) -> Outcome:
+        conf = self.conf
+        self._prepare()
+        self._track_params()
+        chosen = self._select() if conf.validation_split else self._unselected()
+        validation_rows = chosen["validation_rows"]
+        test_rows, reported = self._report(chosen)
+        measured_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        rows = [self._metrics_row(row, split, chosen, measured_at) for split, table in
+                ((conf.validation_split, validation_rows), (conf.evaluation_split, test_rows)) for row in table]
+        self.lake.append(T.RECS_METRICS, self.ctx.spark.createDataFrame(rows, METRICS_SCHEMA), add_columns=True)
+        self.tracker.metrics({f"{r[MODEL]}.{r[TASK]}.{r[SOURCE]}.ndcg_at_k": r[NDCG] for r in test_rows
+                              if r[NDCG] is not None})
+        listed = self._serve(reported, chosen)
+        return self._outcome(test_rows, chosen, listed, reported)
+
+    def _prepare(self) -> None:
+        """The real events, the eligible catalogue, its sizes, the users' sources and the exclusion rules."""
         conf, keep = self.conf, self.keep
         with self.stage("inputs", "preparing the events, the eligible catalogue and the exclusion rules"):
             splits = self.lake.read(T.GOLD_SPLITS, version=self.data_version)
@@ -122,18 +139,6 @@ class Recommend:
             self.rules = rules.source_exclusions(
                 self.events, purchased=conf.exclude_purchased, viewed=conf.exclude_viewed,
                 overrides={s: Exclusion(**rule.model_dump()) for s, rule in conf.exclusions_by_source.items()})
-        self._track_params()
-        chosen = self._select() if conf.validation_split else self._unselected()
-        validation_rows = chosen["validation_rows"]
-        test_rows, reported = self._report(chosen)
-        measured_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        rows = [self._metrics_row(row, split, chosen, measured_at) for split, table in
-                ((conf.validation_split, validation_rows), (conf.evaluation_split, test_rows)) for row in table]
-        self.lake.append(T.RECS_METRICS, self.ctx.spark.createDataFrame(rows, METRICS_SCHEMA), add_columns=True)
-        self.tracker.metrics({f"{r[MODEL]}.{r[TASK]}.{r[SOURCE]}.ndcg_at_k": r[NDCG] for r in test_rows
-                              if r[NDCG] is not None})
-        listed = self._serve(reported, chosen)
-        return self._outcome(test_rows, chosen, listed, reported)
 
     # --- the yardsticks ------------------------------------------------------------------------
     def _catalogue_sizes(self) -> dict[str, int]:
@@ -201,22 +206,31 @@ class Recommend:
         settings[RecentThenEase.name] = settings["ease"]
         return settings
 
-    def _baseline(self, name: str, setting: dict, grams: dict) -> Recommender:
-        """The baseline `name` under its conf section with `setting` over it; EASE models fitted
-        on the same data share `grams`."""
-        conf = self.conf
+    def _baseline(self, name: str, setting: dict, history: History, fitted: dict) -> Recommender:
+        """The baseline `name` under its conf section with `setting` over it, fitted on `history`
+        once per setting: `fitted` holds the models (by setting label) and the Gram matrices
+        (`grams`) of one fit period, so EASE's settings share a Gram matrix and recent_ease
+        reuses the EASE model of its setting."""
+        conf, label = self.conf, setting_label(name, setting)
+        if label in fitted:
+            return fitted[label]
         if name in (Popularity.name, Recent.name):
-            return Popularity() if name == Popularity.name else Recent()
-        if name == RecentThenEase.name:
-            return RecentThenEase(self._baseline(Ease.name, setting, grams))
-        section = getattr(conf, name).model_copy(update={k: v for k, v in setting.items() if k != "l2"})
-        if name == Cooccurrence.name:
-            return Cooccurrence(section.max_items_per_user, section.min_count)
-        if name == ItemKnn.name:
-            return ItemKnn(conf.history_items, section.max_neighbours)
-        if name == Ease.name:
-            return Ease(conf.history_items, section.max_items, section.max_neighbours, setting["l2"], grams)
-        return Als(**section.model_dump(), seed=conf.seed, block_rows=conf.top_n.block_rows)
+            model = Popularity() if name == Popularity.name else Recent()
+        elif name == RecentThenEase.name:
+            model = RecentThenEase(self._baseline(Ease.name, setting, history, fitted))
+        else:
+            section = getattr(conf, name).model_copy(update={k: v for k, v in setting.items() if k != "l2"})
+            if name == Cooccurrence.name:
+                model = Cooccurrence(section.max_items_per_user, section.min_count)
+            elif name == ItemKnn.name:
+                model = ItemKnn(conf.history_items, section.max_neighbours)
+            elif name == Ease.name:
+                model = Ease(conf.history_items, section.max_items, section.max_neighbours, setting["l2"],
+                             fitted.setdefault("grams", {}))
+            else:
+                model = Als(**section.model_dump(), seed=conf.seed, block_rows=conf.top_n.block_rows)
+        fitted[label] = model.fit(history, self.eligible, self.keep)
+        return fitted[label]
 
     def _select(self) -> dict:
         """Fit every setting on the fit periods but validation and score it there: a model with
@@ -225,12 +239,11 @@ class Recommend:
         conf, settings = self.conf, self._settings()
         tune_splits = [s for s in conf.fit_splits if s != conf.validation_split]
         period = self._period(tune_splits, conf.validation_split)
-        fitted, grams = {}, {}
+        fitted, baselines = {}, {}
         with self.stage("fit_validation", f"fitting the baselines on {'+'.join(tune_splits)}"):
             for name in BASELINES:
                 for setting in settings[name]:
-                    fitted[setting_label(name, setting)] = self._baseline(name, setting, grams).fit(
-                        period.history, self.eligible, self.keep)
+                    fitted[setting_label(name, setting)] = self._baseline(name, setting, period.history, baselines)
         for n, setting in enumerate(settings[SEQUENCE]):
             label = f"{SEQUENCE}.tuning{n + 1 if len(settings[SEQUENCE]) > 1 else ''}"
             fitted[setting_label(SEQUENCE, setting)] = self._sequence(
@@ -275,10 +288,10 @@ class Recommend:
         scored on the evaluation period; the fitted models per name and task."""
         conf = self.conf
         period = self._period(list(conf.fit_splits), conf.evaluation_split)
-        self.final, grams = period, {}
+        self.final, baselines = period, {}
         with self.stage("fit", f"fitting the baselines on {'+'.join(conf.fit_splits)}"):
             reported = {name: _per_task(chosen, name, lambda setting, task, name=name: self._baseline(
-                name, setting, grams).fit(period.history, self.eligible, self.keep)) for name in BASELINES}
+                name, setting, period.history, baselines)) for name in BASELINES}
         reported.update(self._neural(period.history, chosen))
         if chosen["served"] not in reported:
             raise RecommenderError(f"recs.serve: {chosen['served']!r} is not a model; the models are {sorted(reported)}")
