@@ -232,7 +232,7 @@ def served_pipeline(tmp_path_factory):
     overrides = [*lake_overrides(base), f"sources.retailrocket.events.path={raw}/events*.csv",
                  f"lake.metastore_server=127.0.0.1:{free_port()}", f"sql_server.port={port}",
                  "spark.driver_memory=1g",
-                 *SMALL_GAN, *SMALL_RECS, "recs.augmentation.enabled=false"]
+                 *SMALL_GAN, *SMALL_RECS]
     options = [f"--set={o}" for o in overrides]
     try:
         recsynth(options, "sql-server", "start")

@@ -163,7 +163,7 @@ def test_executors_ran_the_work_and_horovod_ranks_ran_in_two_executors(submitted
     # the GAN's first try, whose executor was killed, is a failed stage
     rank_stages = {s["Stage Info"]["Stage ID"]: s["Stage Info"]["Stage Name"] for s in stages
                    if "horovod" in s["Stage Info"]["Stage Name"] and "Failure Reason" not in s["Stage Info"]}
-    assert len(rank_stages) >= 2, rank_stages  # GAN, two-tower (augmentation is off by default)
+    assert len(rank_stages) >= 2, rank_stages  # GAN, sequence model
     for stage, name in rank_stages.items():
         executors = [e["Task Info"]["Executor ID"] for e in ends
                      if e["Stage ID"] == stage and e["Task End Reason"]["Reason"] == "Success"]

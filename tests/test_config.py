@@ -85,12 +85,16 @@ CHANGES = {
     "sources.retailrocket.events.time.timezone=Europe/Paris": {"ingest", "clean"},
     "clean.session_gap_minutes=45": {"clean"},
     "gold.price_bands=[5, 50]": {"gold"},
-    "gold.event_weights.purchase=9": {"gold", "recommend"},
+    "gold.event_weights.purchase=9": {"gold", "recommend", "evaluate_synthetic"},
     "privacy.pseudonym.key_env=OTHER_KEY": {"gold"},
     "synth.gan.epochs=3": {"synthesize"},
-    "recs.k=20": {"recommend"},
+    "recs.k=20": {"recommend", "evaluate_synthetic"},
+    "recs.fit_splits=[validation, train]": {"recommend", "evaluate_synthetic", "synthesize_events"},
     "recs.two_tower.epochs=2": {"recommend"},
     "recs.sequence.max_epochs=5": {"recommend"},
+    "clickstream.min_people=3": {"synthesize_events"},
+    "clickstream.tstr_models=[ease]": {"evaluate_synthetic"},
+    "clickstream.enabled=true": set(),   # which jobs the pipeline runs, not what a job does
     "tracking.recommender_model=other": set(),
     "lake.root=/elsewhere": set(),
     "lake.catalog=other": set(),
@@ -108,10 +112,10 @@ def test_changes_cover_every_conf_section():
 
 @pytest.mark.parametrize("change", CHANGES)
 def test_a_job_fingerprints_only_the_keys_it_reads(change):
-    from recsynth.pipeline import PIPELINE
+    from recsynth.pipeline import JOBS
 
     base, changed = load_conf("local", [], CONF), load_conf("local", [change], CONF)
-    moved = {job.name for job in PIPELINE if base.fingerprint(job.conf_keys) != changed.fingerprint(job.conf_keys)}
+    moved = {job.name for job in JOBS.values() if base.fingerprint(job.conf_keys) != changed.fingerprint(job.conf_keys)}
     assert moved == CHANGES[change]
 
 
@@ -165,7 +169,6 @@ def test_recommender_settings_are_checked():
         ("recs.als.rank=0", "recs.als.rank"),
         ("recs.sequence.heads=3", "embedding_dim (64) must be a multiple of heads (3)"),
         ("recs.sequence.dropout=1", "recs.sequence.dropout: Input should be less than 1"),
-        ("recs.augmentation.enabled=true", "set two_tower.enabled: true too"),
         ("recs.search={enabled: true, grids: {als: {rank: [16, 0]}}}", "grids.als.rank: 0: Input should be greater"),
         ("recs.search.grids.ease={l2: [1.0]}", "grids.ease.l2: not a searchable key of recs.ease"),
         ("recs.search.grids.itemknn={k: [1]}", "not a searchable key of recs.itemknn (one of ['max_neighbours'])"),

@@ -112,7 +112,7 @@ def test_records_of_recsynth_reach_the_console_and_others_only_the_file(console_
 def test_foreign_lines_are_found_among_recsynths(console_text):
     text, _ = console_text
     log = logging.getLogger("recsynth.tasks.recommend")
-    log.warning("recs.augmentation: synthetic.behavior does not exist (run recsynth synthesize); only real data is used")
+    log.warning("no user to evaluate: nobody in the held-out period had a view/cart/purchase event")
     log.info("a second record in the same second")
     console = Console(file=io.StringIO(), width=80)
     for part in _summary_sections():

@@ -232,26 +232,3 @@ def test_a_failed_run_leaves_every_table_as_it_was(spark, gold_lake, published):
     assert restored["operationParameters"]["version"] == str(before[T.RECS_TRAINING_EXAMPLES])
     failed = lake.read(T.OPS_JOB_RUNS).where("job = 'recommend' AND status = 'failed'").count()
     assert failed == 2
-
-
-def test_synthetic_sessions_train_an_augmented_model_evaluated_beside_it(spark, gold_lake, published):
-    from recsynth.tasks.recommend import AUGMENTED
-
-    conf, lake = gold_lake
-    # stand-in synthetic data: the real sessions themselves, under synthetic ids (what a perfect GAN gives)
-    sessions = lake.read(T.GOLD_BEHAVIOR).select(F.concat(F.lit("syn-"), "session_id").alias("synthetic_id"),
-                                                 "source", "top_category", "n_items")
-    lake.overwrite(T.SYNTHETIC_BEHAVIOR, sessions)
-    augmented_conf = recs_with(conf, augmentation=conf.recs.augmentation.model_copy(update={"enabled": True}),
-                               two_tower=conf.recs.two_tower.model_copy(update={"enabled": True}),
-                               validation_split=None)   # nothing to choose: the served model is pinned
-    record = run_job(JOBS["recommend"], spark, augmented_conf, lake)
-    assert record.status == "succeeded"
-    metrics = [r for r in lake.read(T.RECS_METRICS).where(f"run_id = '{record.run_id}'").collect() if r["source"] == "all"]
-    assert sorted({r["model"] for r in metrics}) == sorted([*MODELS, "two_tower", AUGMENTED])
-    real, augmented = ({r["task"]: r for r in metrics if r["model"] == model} for model in ("two_tower", AUGMENTED))
-    assert {t: r["users"] for t, r in augmented.items()} == {t: r["users"] for t, r in real.items()}
-    # the served model is recent; the pseudo-users never reach recs.top_n
-    top = current_rows(lake, T.RECS_TOP_N, record)
-    assert top.count() > 0 and top.where(F.col("user_id").startswith("synthetic:")).count() == 0
-    assert not list((Path(lake.root) / "checkpoints").glob("*/*"))

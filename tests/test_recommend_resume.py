@@ -25,7 +25,7 @@ def checkpointed_epoch(lake_root: Path) -> int:
 
 def test_a_killed_run_resumes_from_its_checkpoint(spark, tmp_path, etl_reference):
     overrides = model_job_overrides(
-        tmp_path, *SMALL_RECS, f"lake.metastore_dir={tmp_path}/metastore", "recs.augmentation.enabled=false",
+        tmp_path, *SMALL_RECS, f"lake.metastore_dir={tmp_path}/metastore",
         "recs.validation_split=null", "recs.serve=recent",   # what is resumed is the sequence model's training
         "recs.sequence={max_length: 10, embedding_dim: 8, blocks: 1, heads: 2, dropout: 0.0, batch_size: 16,"
         f" learning_rate: 0.01, max_epochs: {EPOCHS}, patience: 1, early_stopping_users: 100, negatives: 50,"

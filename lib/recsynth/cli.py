@@ -81,8 +81,8 @@ def _run(ctx_obj: Context, job_names, force: bool):
     return records
 
 
-def _job_command(name: str, help_text: str):
-    @cli.command(name=name, help=help_text)
+def _job_command(command_name: str, name: str, help_text: str):
+    @cli.command(name=command_name, help=help_text)
     @click.option("--force", is_flag=True, help="Run even if inputs and conf are unchanged since the last success.")
     @click.pass_obj
     def command(obj: Context, force: bool):
@@ -96,27 +96,29 @@ def _register_job_commands():
     from recsynth.pipeline import JOBS
 
     for job in JOBS.values():
-        _job_command(job.name, f"Run the {job.name} job: {job.description}.")
+        _job_command(job.name.replace("_", "-"), job.name, f"Run the {job.name} job: {job.description}.")
 
 
 @cli.command()
 @click.option("--force", is_flag=True, help="Run every job even if its inputs are unchanged.")
 @click.pass_obj
 def pipeline(obj: Context, force: bool):
-    """Run the whole chain (ingest -> clean -> gold -> synthesize -> recommend) with progress, then print a summary."""
+    """Run the whole chain (ingest -> clean -> gold -> synthesize -> recommend; then synthesize-events ->
+    evaluate-synthetic when clickstream.enabled) with progress, then print a summary."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from recsynth.runtime.runs import run_job
     from recsynth.reporting.summary import print_summary
-    from recsynth.pipeline import PIPELINE
+    from recsynth.pipeline import pipeline_jobs
 
+    jobs = pipeline_jobs(obj.conf)
     started = time.monotonic()
     records = []
     # transient: on a terminal the bar gives way to the summary; elsewhere it prints nothing
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
-        overall = progress.add_task("pipeline", total=len(PIPELINE))
-        for job in PIPELINE:
+        overall = progress.add_task("pipeline", total=len(jobs))
+        for job in jobs:
             progress.update(overall, description=f"[bold]{job.name}[/]: {job.description}")
             records.append(run_job(job, obj.spark, obj.conf, obj.lake, force=force))
             progress.advance(overall)
@@ -179,9 +181,9 @@ def status(ctx, as_json: bool):
          recsynth status --json > status.json || notify "a recsynth job is failing"
     """
     from recsynth.reporting.status import collect_status, render
-    from recsynth.pipeline import PIPELINE
+    from recsynth.pipeline import pipeline_jobs
 
-    state = collect_status(ctx.obj.lake, tuple(job.name for job in PIPELINE))
+    state = collect_status(ctx.obj.lake, tuple(job.name for job in pipeline_jobs(ctx.obj.conf)))
     if as_json:
         click.echo(json.dumps(state.to_dict(), indent=2))
     else:

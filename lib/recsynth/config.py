@@ -490,14 +490,6 @@ class ExclusionConf(Strict):
     viewed: bool = False
 
 
-class AugmentationConf(Strict):
-    """Also train the two-tower on real + synthetic interactions (from synthetic.behavior) and
-    evaluate it beside the real-only model: does the synthetic data help?"""
-    enabled: bool
-    max_items_per_session: int = Field(ge=1)   # items drawn for one synthetic session at most
-    slots: int = Field(ge=1)                   # popularity resolution per category (see rec/augment.py)
-
-
 class SimilarItemsConf(Strict):
     k: int = Field(ge=1)
 
@@ -534,7 +526,6 @@ class RecsConf(Strict):
     itemknn: ItemKnnConf
     ease: EaseConf
     search: SearchConf = SearchConf()
-    augmentation: AugmentationConf
     similar_items: SimilarItemsConf
     top_n: TopNConf
 
@@ -568,9 +559,6 @@ class RecsConf(Strict):
                     type(section).model_validate({**section.model_dump(), **setting})
                 except ValidationError as err:
                     raise ValueError(f"search.grids.{model}: the setting {setting}: {err.errors()[0]['msg']}") from None
-        if self.augmentation.enabled and not self.two_tower.enabled:
-            raise ValueError("augmentation.enabled trains the two-tower on real + synthetic data beside the real-only "
-                             "one: set two_tower.enabled: true too")
         return self
 
 
@@ -600,6 +588,36 @@ class PseudonymConf(Strict):
     key_file: str | None = None               # local runs: a key file, generated on first use (mode 600)
 
 
+class PeoplePrivacyGates(Strict):
+    """Gates on a synthetic clickstream judged per person (recsynth.synth.person_privacy)."""
+    ngram_sizes: list[int] = Field(default=[3, 4, 5], min_length=1)
+    min_ngram_support: int = Field(default=2, ge=2)       # a path fewer real people share is distinctive
+    max_excess_ngram_share: float = Field(default=0.02, ge=0, le=1)
+    max_membership_auc: float = Field(default=0.6, ge=0, le=1)
+    query_people: int = Field(default=2000, ge=10)        # people per side the membership attacker scores
+
+    @field_validator("ngram_sizes")
+    @classmethod
+    def _sizes(cls, value):
+        if any(n < 2 or n > 10 for n in value) or len(set(value)) != len(value):
+            raise ValueError("ngram_sizes must be distinct path lengths between 2 and 10")
+        return sorted(value)
+
+
+class ClickstreamConf(Strict):
+    """The synthetic clickstream (recsynth synthesize-events, evaluate-synthetic)."""
+    enabled: bool = False                     # the pipeline runs both jobs too
+    generator: Literal["markov"] = "markov"
+    users_multiplier: float = Field(default=1.0, gt=0)    # synthetic users = training people x this
+    max_session_events: int = Field(default=50, ge=1)     # longer sessions are cut (counted in the run's details)
+    min_people: int = Field(default=2, ge=1)    # an item or move fewer real people took is never replayed
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)  # people the generator never sees: the privacy yardstick
+    seed: int = 42
+    privacy: PeoplePrivacyGates = PeoplePrivacyGates()
+    tstr_models: list[Literal["cooccurrence", "itemknn", "ease"]] = Field(
+        default=["cooccurrence", "itemknn", "ease"], min_length=1)
+
+
 class PrivacyConf(Strict):
     pseudonym: PseudonymConf = PseudonymConf()
 
@@ -616,6 +634,7 @@ class Conf(Strict):
     ops: OpsConf
     sql_server: SqlServerConf = SqlServerConf()
     privacy: PrivacyConf = PrivacyConf()
+    clickstream: ClickstreamConf = ClickstreamConf()
 
     @model_validator(mode="after")
     def _cross_checks(self):

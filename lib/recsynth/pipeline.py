@@ -1,12 +1,21 @@
-"""The job chain, in order, run by `recsynth pipeline`."""
+"""The job chain, in order, run by `recsynth pipeline`; the clickstream jobs join it when
+`clickstream.enabled` (they take longer than the default run's 15 minutes allow)."""
 from __future__ import annotations
 
 from recsynth.tasks.clean import CLEAN
+from recsynth.tasks.evaluate_synthetic import EVALUATE_SYNTHETIC
 from recsynth.tasks.gold import GOLD
 from recsynth.tasks.ingest import INGEST
 from recsynth.tasks.recommend import RECOMMEND
 from recsynth.tasks.synthesize import SYNTHESIZE
+from recsynth.tasks.synthesize_events import SYNTHESIZE_EVENTS
 
 ETL = (INGEST, CLEAN, GOLD)            # raw sources -> gold tables
 PIPELINE = (*ETL, SYNTHESIZE, RECOMMEND)
-JOBS = {job.name: job for job in PIPELINE}
+CLICKSTREAM = (SYNTHESIZE_EVENTS, EVALUATE_SYNTHETIC)
+JOBS = {job.name: job for job in (*PIPELINE, *CLICKSTREAM)}
+
+
+def pipeline_jobs(conf) -> tuple:
+    """The jobs `recsynth pipeline` runs under `conf`, in order."""
+    return (*PIPELINE, *CLICKSTREAM) if conf.clickstream.enabled else PIPELINE

@@ -46,6 +46,9 @@ SYNTHETIC_ENCODED = "synthetic.encoded_behavior"  # the GAN's training input (tr
 SYNTHETIC_BEHAVIOR = "synthetic.behavior"
 SYNTHETIC_QUALITY = "synthetic.quality"
 SYNTHETIC_SAMPLES = "synthetic.samples"  # conditional samples (recsynth sample), by model, condition and seed
+SYNTHETIC_EVENTS = "synthetic.events"  # a synthetic clickstream, silver.events' columns (recsynth synthesize-events)
+SYNTHETIC_EVENTS_QUALITY = "synthetic.events_quality"  # its fidelity and per-person privacy, one row per run
+SYNTHETIC_UTILITY = "synthetic.utility"  # recommenders trained on it, tested on real users (evaluate-synthetic)
 
 RECS_TOP_N = "recs.top_n"  # top-N items per user, by model_version (recsynth.rec.topn)
 RECS_SIMILAR_ITEMS = "recs.similar_items"  # top-N similar items per item, by model_version
@@ -167,6 +170,22 @@ TABLES = (
     Table(SYNTHETIC_SAMPLES, "sample", REPLACE_PER_KEY, "(model_version, condition, sample_seed)",
           columns="the synthetic.behavior columns of the sampled model (conf), with condition in place of "
                   "training_data_version"),
+    Table(SYNTHETIC_EVENTS, "synthesize_events", OVERWRITE, None, schema=(
+        "event_id string, source string, event_time timestamp, user_id string, session_id string, item_id string, "
+        "event_type string, price double, transaction_id string, quantity int, event_date date, model_version string, "
+        "training_data_version bigint")),
+    Table(SYNTHETIC_EVENTS_QUALITY, "synthesize_events", APPEND, "run_id", schema=(
+        "run_id string, model_version string, generator string, training_data_version bigint, training_people bigint, "
+        "holdout_people bigint, synthetic_people bigint, synthetic_events bigint, real_mean_session_events double, "
+        "synthetic_mean_session_events double, session_events_ks double, real_item_gini double, "
+        "synthetic_item_gini double, real_funnel map<string,double>, synthetic_funnel map<string,double>, "
+        "train_ngram_share map<string,double>, holdout_ngram_share map<string,double>, "
+        "train_person_share map<string,double>, holdout_person_share map<string,double>, membership_auc double, "
+        "gates_passed boolean, measured_at timestamp")),
+    Table(SYNTHETIC_UTILITY, "evaluate_synthetic", APPEND, "run_id", schema=(
+        "run_id string, synthetic_model_version string, training_data_version bigint, evaluation_split string, "
+        "model string, trained_on string, task string, source string, k int, ndcg_at_k double, ndcg_at_k_low double, "
+        "ndcg_at_k_high double, users bigint, ratio_to_real double, measured_at timestamp")),
     Table(RECS_TRAINING_EXAMPLES, "recommend", OVERWRITE, None, schema=(
         "items array<int>, types array<int>, source_idx int")),
     Table(RECS_METRICS, "recommend", APPEND, "run_id", schema=(

@@ -23,9 +23,8 @@ Rules, the same for evaluation and serving: exclusions per source (`recs.exclude
 from the user's own source's most popular items. At evaluation histories, exclusions and
 popularity come from the fit periods; for serving, from every event.
 
-Augmentation (`recs.augmentation`, off by default, with the two-tower): when synthetic.behavior
-exists, the two-tower is also trained on the real events plus pseudo-users made from the
-synthetic sessions (`recsynth.rec.augment`) and reported beside it as `two_tower_augmented`.
+Training on synthetic data (alone, or added to the real events) is measured by
+`recsynth evaluate-synthetic` on synthetic.events (`recsynth.tasks.evaluate_synthetic`).
 """
 from __future__ import annotations
 
@@ -43,7 +42,6 @@ from recsynth.errors import RecommenderError
 from recsynth.etl.gold import interactions
 from recsynth.frames import spark_settings
 from recsynth.rec import rules, topn
-from recsynth.rec.augment import synthetic_events
 from recsynth.rec.baselines import popular_per_source
 from recsynth.rec.columns import EVENT_TIME, EVENT_TYPE, ITEM_ID, MODEL_VERSION, SOURCE, USER_ID
 from recsynth.rec.evaluate import MODEL, NDCG, POOLED, TASK, Yardstick, evaluate
@@ -66,7 +64,6 @@ log = logging.getLogger(__name__)
 TWO_TOWER = "two_tower"
 SEQUENCE = "sequence"
 BASELINES = ("popularity", "recent", "cooccurrence", "itemknn", "ease", "als", "recent_ease")  # Recommend._baseline
-AUGMENTED = "two_tower_augmented"   # reported too when synthetic.behavior exists (recs.augmentation)
 SPLIT = "split"
 METRICS_SCHEMA = T.schema(T.RECS_METRICS)
 
@@ -96,11 +93,12 @@ def recommend(ctx: RunContext) -> Outcome:
 
 class Recommend:
     """One run of the job: inputs, selection on validation, the report on test, serving."""
+    job_name = "recommend"
 
     def __init__(self, ctx: RunContext, tracker: Tracker, keep, cut, scratch: str):
         self.ctx, self.tracker, self.keep, self.cut, self.scratch = ctx, tracker, keep, cut, scratch
         self.conf, self.lake = ctx.conf.recs, ctx.lake
-        self.stage = Stages("recommend")
+        self.stage = Stages(self.job_name)
         self.data_version = self.lake.version(T.GOLD_SPLITS)
         self.catalogue_version = self.lake.version(T.GOLD_ITEM_FEATURES)
         self.weights = dict(ctx.conf.gold.event_weights)
@@ -312,8 +310,8 @@ class Recommend:
         return model
 
     def _neural(self, history: History, chosen: dict) -> dict[str, dict[str, Recommender]]:
-        """The sequence model refitted per chosen setting for its epochs; the two-tower (and its
-        augmented twin) when recs.two_tower.enabled; per name and task."""
+        """The sequence model refitted per chosen setting for its epochs; the two-tower when
+        recs.two_tower.enabled; per name and task."""
         conf, lake = self.conf, self.lake
         epochs = chosen["sequence_epochs"]
         models = {SEQUENCE: _per_task(chosen, SEQUENCE, lambda setting, task: self._sequence(
@@ -327,41 +325,7 @@ class Recommend:
                          training_data=training_data, examples_folder=f"{self.scratch}/{TWO_TOWER}")
         models[TWO_TOWER] = dict.fromkeys(TASKS, tower.fit(history, self.eligible, self.keep))
         self.trained.append(tower)
-        augmented = self._augmentation_events(history.events)
-        if augmented:
-            events, version = augmented
-            self.tracker.tags({"synthetic_data": T.SYNTHETIC_BEHAVIOR, "synthetic_data_version": version})
-            augmented_history = History(events=events, pairs=history.pairs)
-            twin = TwoTower(self.ctx, self.tracker, self.stage, self.catalogue, name=AUGMENTED,
-                            training_data=[*training_data, T.SYNTHETIC_BEHAVIOR, version, conf.augmentation.model_dump()],
-                            examples_folder=f"{self.scratch}/{AUGMENTED}")
-            models[AUGMENTED] = dict.fromkeys(TASKS, twin.fit(augmented_history, self.eligible, self.keep))
-            self.trained.append(twin)
         return models
-
-    def _augmentation_events(self, fit_events):
-        """Real fit events plus pseudo-users from synthetic.behavior (user_id, item_id, event_time),
-        and the synthetic table's version; None when augmentation is off or there is no synthetic data."""
-        conf, lake = self.conf, self.lake
-        if not conf.augmentation.enabled:
-            return None
-        synthetic_version = lake.version(T.SYNTHETIC_BEHAVIOR)
-        if synthetic_version is None:
-            log.warning("recs.augmentation: %s does not exist (run recsynth synthesize); only real data is used",
-                        T.SYNTHETIC_BEHAVIOR)
-            return None
-        real = fit_events.select(USER_ID, ITEM_ID, EVENT_TIME)
-        start = real.agg(F.min(EVENT_TIME)).head()[0]
-        synthetic = self.keep(synthetic_events(
-            lake.read(T.SYNTHETIC_BEHAVIOR, version=synthetic_version), real, self.catalogue, seed=conf.seed,
-            start_time=start, slots=conf.augmentation.slots, max_items_per_session=conf.augmentation.max_items_per_session))
-        counts = synthetic.agg(F.count(F.lit(1)).alias("events"), F.countDistinct(USER_ID).alias("users")).head()
-        log.info("recs.augmentation: %d synthetic events of %d pseudo-users from %s v%d", counts["events"],
-                 counts["users"], T.SYNTHETIC_BEHAVIOR, synthetic_version)
-        if not counts["events"]:
-            log.warning("recs.augmentation: no synthetic session matched a catalogue category; only real data is used")
-            return None
-        return real.unionByName(synthetic), synthetic_version
 
     # --- serving -------------------------------------------------------------------------------------
     def _serve(self, reported: dict[str, dict[str, Recommender]], chosen: dict) -> dict:
@@ -480,7 +444,6 @@ def _per_task(chosen: dict, name: str, fit) -> dict[str, Recommender]:
 RECOMMEND = Job(
     name="recommend",
     inputs=(T.GOLD_SPLITS, T.GOLD_ITEM_FEATURES),
-    optional_inputs=(T.SYNTHETIC_BEHAVIOR,),
     outputs=(T.RECS_TRAINING_EXAMPLES, T.RECS_METRICS, T.RECS_TOP_N, T.RECS_SIMILAR_ITEMS),
     conf_keys=("recs", "gold.event_weights", "gold.purchase_quantity"),
     body=recommend,

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class TwoTower(Recommender):
-    """`name` tells the real-only model from the augmented one; `training_data` keys its checkpoint;
+    """`name` labels the model in metrics and checkpoints; `training_data` keys its checkpoint;
     its training examples are written to `examples_folder` (Parquet, removed with the run's scratch)."""
     complexity = 6
     item_to_item = True

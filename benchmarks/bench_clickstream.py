@@ -1,0 +1,124 @@
+"""Can the synthetic clickstream stand in for the real one? The issue's targets, measured.
+
+Runs `recsynth synthesize-events` and `recsynth evaluate-synthetic` (both forced) on a lake whose
+gold tables exist, then reads those runs' rows of synthetic.events_quality and synthetic.utility
+and prints them beside the targets:
+- TSTR: NDCG@K of each item-side model trained on synthetic events only, tested on real users,
+  as a ratio to the same model trained on real events; the target is >= 0.7x for the best
+  real-trained baseline on `discovery`;
+- item popularity (Gini) and mean events per session within 10% of real; the funnel (carts per
+  view, purchases per cart) within 20% of real where a source has views and carts;
+- user-level membership AUC <= 0.55; distinctive paths of training people found no more often
+  than the holdout's.
+A failing privacy gate fails the first job: nothing is published, and the figures it measured
+are in the log file.
+
+    .venv/bin/python benchmarks/bench_clickstream.py --set lake.root=/tmp/pipe/lake --set lake.metastore_dir=/tmp/pipe/metastore
+Prints a markdown summary and writes benchmarks/results/clickstream_<run id>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _within(synthetic: float | None, real: float | None, tolerance: float) -> str:
+    if synthetic is None or not real:
+        return "n/a"
+    ratio = synthetic / real
+    return f"{ratio:.2f}x ({'met' if abs(ratio - 1) <= tolerance else 'missed'}, within {tolerance:.0%})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="local", help="conf environment (default: local)")
+    parser.add_argument("--conf-file", dest="conf_files", action="append", default=[], metavar="YAML",
+                        help="extra conf overlay, as for `recsynth --conf-file` (repeatable)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="conf override, as for `recsynth --set` (repeatable)")
+    args = parser.parse_args()
+
+    from rich.console import Console
+
+    from recsynth import logs
+    from recsynth import tables as T
+    from recsynth.config import load_conf
+    from recsynth.lake import Lake
+    from recsynth.pipeline import JOBS
+    from recsynth.runtime.runs import run_job
+    from recsynth.session import get_spark
+
+    conf = load_conf(args.env, args.overrides, files=args.conf_files)
+    logs.configure(conf, Console(stderr=True))
+    seconds = {}
+    try:
+        spark = get_spark(conf)
+        lake = Lake(spark, conf)
+        records = {}
+        for name in ("synthesize_events", "evaluate_synthetic"):
+            started = time.monotonic()
+            records[name] = run_job(JOBS[name], spark, conf, lake, force=True)
+            seconds[name] = time.monotonic() - started
+    finally:
+        logs.reset()
+    generated, evaluated = records["synthesize_events"], records["evaluate_synthetic"]
+    quality = lake.read(T.SYNTHETIC_EVENTS_QUALITY).where(f"run_id = '{generated.run_id}'").head().asDict()
+    utility = [r.asDict() for r in lake.read(T.SYNTHETIC_UTILITY).where(f"run_id = '{evaluated.run_id}'").collect()]
+    k = conf.recs.k
+
+    def pooled(model, trained_on, task):
+        return next((r for r in utility if (r["model"], r["trained_on"], r["task"], r["source"])
+                     == (model, trained_on, task, "all")), None)
+
+    lines = [f"synthesize-events {generated.run_id} ({seconds['synthesize_events']:.0f} s), evaluate-synthetic "
+             f"{evaluated.run_id} ({seconds['evaluate_synthetic']:.0f} s); {os.cpu_count()} cores, {platform.node()}", "",
+             f"people: {quality['training_people']} training, {quality['holdout_people']} holdout, "
+             f"{quality['synthetic_people']} synthetic ({quality['synthetic_events']} events)", "",
+             f"| model | task | NDCG@{k} real | synthetic only (TSTR) | real + synthetic |", "|---|---|---|---|---|"]
+    for task in ("next", "discovery"):
+        for model in conf.clickstream.tstr_models:
+            cells = []
+            for trained_on in ("real", "synthetic", "real+synthetic"):
+                r = pooled(model, trained_on, task)
+                if r is None or r["ndcg_at_k"] is None:
+                    cells.append("–")
+                    continue
+                ratio = "" if trained_on == "real" or r["ratio_to_real"] is None else f" = {r['ratio_to_real']:.2f}x"
+                cells.append(f"{r['ndcg_at_k']:.4f} [{r['ndcg_at_k_low']:.4f}, {r['ndcg_at_k_high']:.4f}]{ratio}")
+            lines.append(f"| {model} | {task} | " + " | ".join(cells) + " |")
+    best = max(conf.clickstream.tstr_models, key=lambda m: (pooled(m, "real", "discovery") or {}).get("ndcg_at_k") or 0)
+    tstr = (pooled(best, "synthetic", "discovery") or {}).get("ratio_to_real")
+    funnel = {key: _within(quality["synthetic_funnel"].get(key), value, 0.2) for key, value in quality["real_funnel"].items()}
+    targets = {
+        f"TSTR, best real-trained baseline on discovery ({best})": "n/a" if tstr is None else
+        f"{tstr:.2f}x ({'met' if tstr >= 0.7 else 'missed'}, >= 0.7x)",
+        "item Gini": f"{quality['synthetic_item_gini']:.3f} vs {quality['real_item_gini']:.3f}: "
+                     + _within(quality["synthetic_item_gini"], quality["real_item_gini"], 0.1),
+        "events per session": f"{quality['synthetic_mean_session_events']:.2f} vs "
+                              f"{quality['real_mean_session_events']:.2f}: "
+                              + _within(quality["synthetic_mean_session_events"], quality["real_mean_session_events"], 0.1)
+                              + f"; KS {quality['session_events_ks']:.3f}",
+        **{f"funnel {key}": value for key, value in funnel.items()},
+        "membership AUC": f"{quality['membership_auc']:.3f} ({'met' if quality['membership_auc'] <= 0.55 else 'missed'},"
+                          " <= 0.55)",
+        "distinctive paths found, training / holdout": ", ".join(
+            f"{n}: {quality['train_ngram_share'][n]:.4f} / {quality['holdout_ngram_share'][n]:.4f}"
+            for n in sorted(quality["train_ngram_share"])),
+    }
+    lines += ["", *[f"- {name}: {value}" for name, value in targets.items()]]
+    print("\n".join(lines))
+    out = ROOT / "benchmarks" / "results" / f"clickstream_{generated.run_id}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"runs": {n: r.run_id for n, r in records.items()}, "seconds": seconds,
+                               "overrides": args.overrides, "quality": quality, "utility": utility, "targets": targets},
+                              default=str, indent=1))
+
+
+if __name__ == "__main__":
+    main()

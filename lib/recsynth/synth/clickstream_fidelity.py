@@ -1,0 +1,65 @@
+"""How a synthetic clickstream's shape compares with the real one, on the figures a
+recommender team looks at first: session lengths (events per session: mean and the KS
+distance of the two distributions), how concentrated item popularity is (the Gini coefficient
+of events per item) and the funnel (carts per view, purchases per cart, per source)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+
+@dataclass(frozen=True)
+class ClickstreamShape:
+    mean_session_events: float
+    item_gini: float
+    funnel: dict[str, float]          # "<source>.view_to_cart" / "<source>.cart_to_purchase"
+
+
+def session_length_counts(events: DataFrame) -> dict[int, int]:
+    """Events per session -> how many sessions have that many (one row per distinct length)."""
+    lengths = events.groupBy("source", "session_id").agg(F.count(F.lit(1)).alias("length"))
+    return {r["length"]: r["n"] for r in lengths.groupBy("length").agg(F.count(F.lit(1)).alias("n")).collect()}
+
+
+def ks_distance(real: dict[int, int], synthetic: dict[int, int]) -> float:
+    """The largest gap between the two length distributions' CDFs (0: the same; 1: disjoint)."""
+    if not real or not synthetic:
+        return 1.0
+    support = sorted(set(real) | set(synthetic))
+    cdf = [np.cumsum([counts.get(x, 0) for x in support]) / sum(counts.values()) for counts in (real, synthetic)]
+    return float(np.max(np.abs(cdf[0] - cdf[1])))
+
+
+def item_gini(events: DataFrame) -> float:
+    """Gini of events per item over the items with events (0: every item as popular; near 1: a few
+    items take everything)."""
+    counts = events.groupBy("source", "item_id").agg(F.count(F.lit(1)).alias("x"))
+    ranked = counts.withColumn("i", F.row_number().over(Window.orderBy("x", "source", "item_id")))
+    row = ranked.agg(F.count(F.lit(1)).alias("n"), F.sum("x").alias("total"), F.sum(F.col("i") * F.col("x")).alias("w")).head()
+    n, total = row["n"], row["total"]
+    if not n or not total:
+        return 0.0
+    return float(2.0 * row["w"] / (n * total) - (n + 1.0) / n)
+
+
+def funnel(events: DataFrame) -> dict[str, float]:
+    """Per source, carts per view and purchases per cart (a source without views or carts has no
+    such rate)."""
+    counts = events.groupBy("source").pivot("event_type", ["view", "cart", "purchase"]).agg(F.count(F.lit(1)))
+    rates = {}
+    for row in counts.collect():   # one row per source
+        view, cart, purchase = (row[t] or 0 for t in ("view", "cart", "purchase"))
+        if view:
+            rates[f"{row['source']}.view_to_cart"] = cart / view
+        if cart:
+            rates[f"{row['source']}.cart_to_purchase"] = purchase / cart
+    return rates
+
+
+def shape(events: DataFrame, lengths: dict[int, int]) -> ClickstreamShape:
+    sessions = sum(lengths.values())
+    mean = sum(length * n for length, n in lengths.items()) / sessions if sessions else 0.0
+    return ClickstreamShape(mean_session_events=mean, item_gini=item_gini(events), funnel=funnel(events))

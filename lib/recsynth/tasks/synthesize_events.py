@@ -1,0 +1,111 @@
+"""Synthesize events: the fit periods of gold.splits (recs.fit_splits: never the period the
+recommenders are tested on) -> a clickstream generator -> synthetic.events, published only if
+the per-person privacy gates pass (otherwise the previous version stays and the run fails).
+
+The generator learns from the training people only: a holdout of people (split by person, the
+same draw as the tabular GAN's, `clickstream.holdout_fraction`) is the privacy yardstick
+(`recsynth.synth.person_privacy`). The run's figures go to synthetic.events_quality and MLflow:
+session lengths, item popularity (Gini) and the funnel beside the real ones, the distinctive
+paths found per side and the user-level membership AUC."""
+from __future__ import annotations
+
+import logging
+
+from pyspark.sql import functions as F
+
+from recsynth import tables as T
+from recsynth.runtime.cache import cached_frames, checkpointed_frames
+from recsynth.runtime.runs import Job, Outcome, RunContext
+from recsynth.runtime.stages import Stages
+from recsynth.runtime.tracking import tracked_run
+from recsynth.synth import clickstream_fidelity as shape_of
+from recsynth.synth.clickstream import as_events, fit_markov, sample_clickstream
+from recsynth.synth.person_privacy import assess_people
+from recsynth.synth.privacy import split_by_person
+from recsynth.tasks.synthesize import GateFailed
+
+log = logging.getLogger(__name__)
+
+QUALITY_SCHEMA = T.schema(T.SYNTHETIC_EVENTS_QUALITY)
+EVENT_COLUMNS = ("source", "user_id", "session_id", "item_id", "event_type", "event_time")
+
+
+def _people(events) -> int:
+    return events.select("source", "user_id").distinct().count()
+
+
+def synthesize_events(ctx: RunContext) -> Outcome:
+    conf, lake, spark = ctx.conf.clickstream, ctx.lake, ctx.spark
+    stage = Stages("synthesize_events")
+    data_version = lake.version(T.GOLD_SPLITS)
+    scratch = f"{lake.root}/_scratch/synthesize_events/{ctx.run_id}"
+    with tracked_run(ctx.conf, "synthesize_events", ctx.run_id) as tracker, cached_frames() as keep, \
+            checkpointed_frames(spark, scratch) as cut:
+        with stage("inputs", f"splitting the people of {'+'.join(ctx.conf.recs.fit_splits)} into training and holdout"):
+            fit = lake.read(T.GOLD_SPLITS, version=data_version).where(
+                F.col("split").isin(*ctx.conf.recs.fit_splits)).select(*EVENT_COLUMNS)
+            train, holdout = (keep(side) for side in split_by_person(fit, conf.holdout_fraction))
+            people = {"training": _people(train), "holdout": _people(holdout)}
+        tracker.params({"generator": conf.generator, "users_multiplier": conf.users_multiplier,
+                        "max_session_events": conf.max_session_events, "min_people": conf.min_people,
+                        "holdout_fraction": conf.holdout_fraction, "seed": conf.seed,
+                        "fit_splits": list(ctx.conf.recs.fit_splits)})
+        tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": data_version})
+        with stage("fit", f"counting the steps of {people['training']} training people's sessions"):
+            chain = fit_markov(train, min_people=conf.min_people,
+                               max_session_events=conf.max_session_events, keep=keep)
+        with stage("sample", f"walking the chain for {conf.users_multiplier:g} synthetic people per training person"):
+            steps = sample_clickstream(chain, users_multiplier=conf.users_multiplier, seed=conf.seed,
+                                       prefix=f"syn{conf.seed}", keep=cut)
+            prices = lake.read(T.GOLD_ITEM_FEATURES).select("source", "item_id", "price")
+            synthetic = cut(as_events(steps, prices))
+            produced = synthetic.agg(F.count(F.lit(1)).alias("events"),
+                                     F.countDistinct("source", "user_id").alias("people")).head()
+        with stage("privacy", "comparing the training and holdout people's distinctive paths with the synthetic ones"):
+            privacy = conf.privacy
+            report = assess_people(train, holdout, synthetic, sizes=tuple(privacy.ngram_sizes),
+                                   min_support=privacy.min_ngram_support, query_people=privacy.query_people,
+                                   seed=conf.seed)
+        with stage("shape", "session lengths, item popularity and the funnel beside the real ones"):
+            real_lengths, synthetic_lengths = shape_of.session_length_counts(train), shape_of.session_length_counts(synthetic)
+            real, fake = shape_of.shape(train, real_lengths), shape_of.shape(synthetic, synthetic_lengths)
+        failures = report.failures(privacy.max_excess_ngram_share, privacy.max_membership_auc)
+        row = {"run_id": ctx.run_id, "model_version": ctx.run_id, "generator": conf.generator,
+               "training_data_version": data_version, "training_people": people["training"],
+               "holdout_people": people["holdout"], "synthetic_people": produced["people"],
+               "synthetic_events": produced["events"], "real_mean_session_events": real.mean_session_events,
+               "synthetic_mean_session_events": fake.mean_session_events,
+               "session_events_ks": shape_of.ks_distance(real_lengths, synthetic_lengths),
+               "real_item_gini": real.item_gini, "synthetic_item_gini": fake.item_gini,
+               "real_funnel": real.funnel, "synthetic_funnel": fake.funnel,
+               **{column: {str(n): v for n, v in shares.items()} for column, shares in (
+                   ("train_ngram_share", report.paths.train_gram_share),
+                   ("holdout_ngram_share", report.paths.holdout_gram_share),
+                   ("train_person_share", report.paths.train_person_share),
+                   ("holdout_person_share", report.paths.holdout_person_share))},
+               "membership_auc": report.membership_auc, "gates_passed": not failures, "measured_at": ctx.started_at}
+        log.debug("synthetic clickstream %s: %s", ctx.run_id, row)
+        tracker.metrics({key: value for key, value in row.items() if isinstance(value, float)})
+        tracker.tags({"gates": "; ".join(failures) or "passed"})
+        if failures:
+            raise GateFailed(f"gate failed, {T.SYNTHETIC_EVENTS} not published (run {ctx.run_id}): " + "; ".join(failures))
+        lake.overwrite(T.SYNTHETIC_EVENTS, synthetic.select(
+            *synthetic.columns, F.lit(ctx.run_id).alias("model_version"),
+            F.lit(data_version).cast("bigint").alias("training_data_version")))
+        lake.append(T.SYNTHETIC_EVENTS_QUALITY, spark.createDataFrame([row], QUALITY_SCHEMA))
+    return Outcome(rows_in=people["training"], rows_out=produced["events"],
+                   message=f"{produced['events']} events of {produced['people']} synthetic people; sessions "
+                           f"{fake.mean_session_events:.1f} events (real {real.mean_session_events:.1f}), item Gini "
+                           f"{fake.item_gini:.2f} (real {real.item_gini:.2f}), membership AUC {report.membership_auc:.2f}")
+
+
+SYNTHESIZE_EVENTS = Job(
+    name="synthesize_events",
+    inputs=(T.GOLD_SPLITS, T.GOLD_ITEM_FEATURES),
+    outputs=(T.SYNTHETIC_EVENTS, T.SYNTHETIC_EVENTS_QUALITY),
+    conf_keys=("clickstream.generator", "clickstream.users_multiplier", "clickstream.max_session_events",
+               "clickstream.min_people", "clickstream.holdout_fraction", "clickstream.seed",
+               "clickstream.privacy", "recs.fit_splits"),
+    body=synthesize_events,
+    description="gold.splits' fit periods -> a clickstream generator -> synthetic.events (privacy-gated per person)",
+)

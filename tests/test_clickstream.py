@@ -1,0 +1,103 @@
+"""The Markov clickstream generator (recsynth.synth.clickstream) and its shape figures
+(clickstream_fidelity) on planted sessions: common steps are replayed exactly, a canary's
+one-person path is not (unless the support rule is turned off, when the person-level gate
+catches it), and the figures are exact on tiny tables."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from recsynth.synth import clickstream_fidelity as shape
+from recsynth.synth.clickstream import as_events, fit_markov, sample_clickstream, session_steps
+from recsynth.synth.person_privacy import assess_people
+
+pytestmark = pytest.mark.spark
+
+START = dt.datetime(2026, 1, 1, 12)
+SCHEMA = "source string, user_id string, session_id string, item_id string, event_type string, event_time timestamp"
+COMMON = ["a", "b", "c", "d", "e"]
+
+
+def _cut(frame):
+    """What the job's checkpoints do: materialise the frame and cut its plan."""
+    return frame.localCheckpoint()
+CANARY = ["x1", "x2", "x3", "x4", "x5"]
+
+
+def _events(spark, sessions: dict[tuple[str, str], list[tuple[str, str]]]):
+    """(user, session) -> [(item, event type)], one event a minute from START."""
+    rows = [("s", user, session, item, kind, START + dt.timedelta(minutes=k))
+            for (user, session), steps in sessions.items() for k, (item, kind) in enumerate(steps)]
+    return spark.createDataFrame(rows, SCHEMA)
+
+
+def _planted(spark):
+    """Six people walk a, b, c, d, e (viewed); the canary walks its own five items once."""
+    sessions = {(f"u{k}", f"s{k}"): [(item, "view") for item in COMMON] for k in range(6)}
+    sessions[("canary", "sc")] = [(item, "view") for item in CANARY]
+    return _events(spark, sessions)
+
+
+def _walks(steps) -> list[list[str]]:
+    rows = steps.orderBy("session_id", "position").collect()
+    walks: dict[str, list[str]] = {}
+    for r in rows:
+        walks.setdefault(r["session_id"], []).append(r["item_id"])
+    return list(walks.values())
+
+
+def test_session_steps_order_ties_by_the_funnel_and_collapse_repeats(spark):
+    at = START
+    rows = [("s", "u", "s1", "a", "purchase", at), ("s", "u", "s1", "a", "view", at), ("s", "u", "s1", "a", "cart", at),
+            ("s", "u", "s1", "a", "purchase", at + dt.timedelta(seconds=1)), ("s", "u", "s1", "b", "view", at)]
+    got = [(r["position"], r["item_id"], r["event_type"])
+           for r in session_steps(spark.createDataFrame(rows, SCHEMA)).orderBy("position").collect()]
+    assert got == [(1, "a", "view"), (2, "b", "view"), (3, "a", "cart"), (4, "a", "purchase")]
+
+
+def test_common_steps_are_replayed_and_a_one_person_path_is_not(spark):
+    chain = fit_markov(_planted(spark), min_people=2, max_session_events=50, keep=_cut)
+    steps = sample_clickstream(chain, users_multiplier=3.0, seed=7, prefix="syn", keep=_cut)
+    # 7 people x 3, one session each, of a real session's length (5); the canary's items are one
+    # person's, so no walk starts or goes there: every walk is the six people's path
+    assert _walks(steps) == [COMMON] * 21
+    users = {r["user_id"] for r in steps.select("user_id").distinct().collect()}
+    assert len(users) == 21 and all(u.startswith("syn-") for u in users)
+
+
+def test_a_memorising_chain_replays_the_canary_and_the_person_gate_fails_it(spark):
+    """min_people 1 replays the canary's path whenever a walk starts on its first item."""
+    real = _planted(spark)
+    canary_only = real.where("user_id = 'canary'")
+    chain = fit_markov(real, min_people=1, max_session_events=50, keep=_cut)
+    synthetic = sample_clickstream(chain, users_multiplier=5.0, seed=3, prefix="syn", keep=_cut)
+    assert CANARY in _walks(synthetic)
+    holdout = _events(spark, {("h", "sh"): [(item, "view") for item in ("q1", "q2", "q3", "q4", "q5")]})
+    report = assess_people(canary_only, holdout, synthetic, sizes=(5,), min_support=2, query_people=10)
+    assert report.paths.train_gram_share == {5: 1.0} and report.paths.holdout_gram_share == {5: 0.0}
+    assert report.failures(max_excess_gram_share=0.02, max_membership_auc=1.0)
+
+
+def test_events_take_the_catalogue_price_and_a_purchase_is_its_own_transaction(spark):
+    real = _events(spark, {("u1", "s1"): [("a", "view"), ("a", "purchase")], ("u2", "s2"): [("a", "view"), ("a", "purchase")]})
+    chain = fit_markov(real, min_people=2, max_session_events=50, keep=_cut)
+    prices = spark.createDataFrame([("s", "a", 9.5)], "source string, item_id string, price double")
+    events = as_events(sample_clickstream(chain, users_multiplier=1.0, seed=1, prefix="syn", keep=_cut), prices).collect()
+    assert sorted((e["event_type"], e["price"], e["quantity"], e["transaction_id"] == e["session_id"]) for e in events) == [
+        ("purchase", 9.5, 1, True), ("purchase", 9.5, 1, True), ("view", 9.5, None, False), ("view", 9.5, None, False)]
+    for e in events:   # a one-minute real session: the synthetic one spans a minute too, from a real start
+        assert e["event_time"] == START + dt.timedelta(minutes=1 if e["event_type"] == "purchase" else 0)
+
+
+def test_shape_figures_on_planted_tables(spark):
+    events = _events(spark, {("u1", "s1"): [("a", "view"), ("a", "cart"), ("b", "view"), ("b", "view")],
+                             ("u2", "s2"): [("a", "view"), ("a", "purchase")]})
+    lengths = shape.session_length_counts(events)
+    assert lengths == {4: 1, 2: 1}
+    figures = shape.shape(events, lengths)
+    assert figures.mean_session_events == 3.0
+    # events per item: a 4, b 2 -> ranks 1 (b) and 2 (a): 2 (2 + 8) / (2 * 6) - 3 / 2
+    assert figures.item_gini == pytest.approx(2 * 10 / 12 - 1.5)
+    assert figures.funnel == {"s.view_to_cart": 0.25, "s.cart_to_purchase": 1.0}
+    assert shape.ks_distance({1: 2, 3: 2}, {1: 1, 3: 3}) == pytest.approx(0.25)

@@ -1,0 +1,119 @@
+"""synthesize-events and evaluate-synthetic on a real lake (the retailrocket slice's gold tables):
+synthetic.events is published with the registered schema, catalogue items and synthetic people
+only; a failing person-level gate publishes nothing; and TSTR is computed end to end, exactly:
+a "generator" that hands back the real fit-period events under other user ids teaches every
+item-side model exactly what the real events do (ratio 1 on every row)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import functions as F
+
+from conftest import SMALL_RECS, assert_registered_schemas, gold_lake_copy, model_job_overrides
+from recsynth import tables as T
+from recsynth.pipeline import JOBS
+from recsynth.errors import JobFailed
+from recsynth.runtime.runs import run_job
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+MAX_EVENTS = 6
+
+
+@pytest.fixture(scope="module")
+def gold_lake(spark, tmp_path_factory, etl_reference):
+    return gold_lake_copy(spark, etl_reference, model_job_overrides(
+        tmp_path_factory.mktemp("clickstream"), *SMALL_RECS, f"clickstream.max_session_events={MAX_EVENTS}",
+        "clickstream.privacy.query_people=300",
+        # the mechanics of publishing; what the gates measure on real data is in BENCHMARKS.md
+        "clickstream.privacy.max_membership_auc=1.0", "clickstream.privacy.max_excess_ngram_share=1.0"))
+
+
+@pytest.fixture(scope="module")
+def published(spark, gold_lake):
+    conf, lake = gold_lake
+    return run_job(JOBS["synthesize_events"], spark, conf, lake)
+
+
+def test_synthetic_events_are_catalogue_items_of_synthetic_people(gold_lake, published):
+    conf, lake = gold_lake
+    assert published.status == "succeeded", published.message
+    assert_registered_schemas(lake, JOBS["synthesize_events"].outputs)
+    events = lake.read(T.SYNTHETIC_EVENTS)
+    real_users = lake.read(T.GOLD_SPLITS).select("source", "user_id").distinct()
+    assert events.join(real_users, ["source", "user_id"], "left_semi").count() == 0
+    catalogue = lake.read(T.GOLD_ITEM_FEATURES).select("source", "item_id")
+    assert events.join(catalogue, ["source", "item_id"], "left_anti").count() == 0
+    longest = events.groupBy("session_id").count().agg(F.max("count")).head()[0]
+    assert 1 <= longest <= MAX_EVENTS
+    assert {r["model_version"] for r in events.select("model_version").distinct().collect()} == {published.run_id}
+    quality = lake.read(T.SYNTHETIC_EVENTS_QUALITY).where(F.col("run_id") == published.run_id).collect()
+    assert len(quality) == 1 and quality[0]["gates_passed"] and quality[0]["synthetic_events"] == events.count()
+    assert set(quality[0]["train_ngram_share"]) == {"3", "4", "5"}
+
+
+def test_an_unchanged_rerun_is_skipped(spark, gold_lake, published):
+    conf, lake = gold_lake
+    again = run_job(JOBS["synthesize_events"], spark, conf, lake)
+    assert again.status == "skipped"
+
+
+def test_a_failing_person_gate_publishes_nothing(spark, gold_lake, published):
+    conf, lake = gold_lake
+    before = lake.versions(JOBS["synthesize_events"].outputs)
+    strict = conf.model_copy(update={"clickstream": conf.clickstream.model_copy(update={
+        "privacy": conf.clickstream.privacy.model_copy(update={"max_membership_auc": 0.0})})})
+    with pytest.raises(JobFailed, match="membership inference AUC"):
+        run_job(JOBS["synthesize_events"], spark, strict, lake, force=True)
+    assert lake.versions(JOBS["synthesize_events"].outputs) == before
+
+
+def _planted_splits(lake):
+    """gold.splits replaced by planted views of catalogue items: 30 people view A_k and B_k
+    (k = n mod 10) in `train`; 10 more view A_k in `train` and B_k in `test`, so every item-side
+    model learns A_k -> B_k and finds each test item: NDCG well above 0 to compare."""
+    items = [r["item_id"] for r in lake.read(T.GOLD_ITEM_FEATURES).where("source = 'retailrocket'")
+             .orderBy("item_id").limit(20).collect()]
+    first, second = items[:10], items[10:]
+    start = dt.datetime(2015, 6, 1)
+    rows = []
+    for n in range(30):
+        for step, item in enumerate((first[n % 10], second[n % 10])):
+            rows.append((f"pair-{n}", item, "train", start + dt.timedelta(hours=n, minutes=step)))
+    for k in range(10):
+        rows.append((f"asker-{k}", first[k], "train", start + dt.timedelta(days=2, hours=k)))
+        rows.append((f"asker-{k}", second[k], "test", start + dt.timedelta(days=9, hours=k)))
+    return lake.spark.createDataFrame(
+        [("retailrocket", f"e{n}", user, f"s-{user}-{split}", item, "view", at, None, split)
+         for n, (user, item, split, at) in enumerate(rows)], T.schema(T.GOLD_SPLITS))
+
+
+def test_tstr_of_a_copy_of_the_real_events_is_exactly_real(spark, gold_lake, published):
+    conf, lake = gold_lake
+    lake.overwrite(T.GOLD_SPLITS, _planted_splits(lake))
+    splits = lake.read(T.GOLD_SPLITS).where(F.col("split").isin(*conf.recs.fit_splits))
+    copied = splits.select(
+        F.concat(F.lit("copy-"), "event_id").alias("event_id"), "source", "event_time",
+        F.concat(F.lit("copy-"), "user_id").alias("user_id"), F.concat(F.lit("copy-"), "session_id").alias("session_id"),
+        "item_id", "event_type", F.lit(None).cast("double").alias("price"), F.lit(None).cast("string").alias("transaction_id"),
+        "quantity", F.to_date("event_time").alias("event_date"), F.lit("copy").alias("model_version"),
+        F.lit(0).cast("bigint").alias("training_data_version"))
+    lake.overwrite(T.SYNTHETIC_EVENTS, copied)
+    record = run_job(JOBS["evaluate_synthetic"], spark, conf, lake)
+    assert record.status == "succeeded", record.message
+    assert_registered_schemas(lake, JOBS["evaluate_synthetic"].outputs)
+    rows = lake.read(T.SYNTHETIC_UTILITY).where(F.col("run_id") == record.run_id).collect()
+    models = set(conf.clickstream.tstr_models)
+    pooled = {(r["model"], r["trained_on"], r["task"]): r for r in rows if r["source"] == "all"}
+    assert set(pooled) == {(m, t, task) for m in models for t in ("real", "synthetic", "real+synthetic")
+                           for task in ("next", "discovery")}
+    for model in models:
+        for task in ("next", "discovery"):
+            real, synthetic = pooled[(model, "real", task)], pooled[(model, "synthetic", task)]
+            assert real["users"] == synthetic["users"] == 10 and real["ndcg_at_k"] == pytest.approx(1.0), (model, task)
+            assert synthetic["ndcg_at_k"] == pytest.approx(real["ndcg_at_k"]) and synthetic["ratio_to_real"] == pytest.approx(1.0)
+    # twice the same people: co-occurrence counts double and cosines stay; the lists are the real ones
+    for model in ("cooccurrence", "itemknn"):
+        assert pooled[(model, "real+synthetic", "discovery")]["ratio_to_real"] == pytest.approx(1.0)
+    assert all(r["synthetic_model_version"] == "copy" for r in rows)
