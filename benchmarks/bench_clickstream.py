@@ -18,12 +18,13 @@ Prints a markdown summary and writes benchmarks/results/clickstream_<run id>.jso
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import time
 from pathlib import Path
+
+from conf_options import conf_parser, load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,25 +37,19 @@ def _within(synthetic: float | None, real: float | None, tolerance: float) -> st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="local", help="conf environment (default: local)")
-    parser.add_argument("--conf-file", dest="conf_files", action="append", default=[], metavar="YAML",
-                        help="extra conf overlay, as for `recsynth --conf-file` (repeatable)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="conf override, as for `recsynth --set` (repeatable)")
+    parser = conf_parser(__doc__)
     args = parser.parse_args()
 
     from rich.console import Console
 
     from recsynth import logs
     from recsynth import tables as T
-    from recsynth.config import load_conf
     from recsynth.lake import Lake
     from recsynth.pipeline import JOBS
     from recsynth.runtime.runs import run_job
     from recsynth.session import get_spark
 
-    conf = load_conf(args.env, args.overrides, files=args.conf_files)
+    conf = load(args)
     logs.configure(conf, Console(stderr=True))
     seconds = {}
     try:

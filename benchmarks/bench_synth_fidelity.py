@@ -17,13 +17,14 @@ constraints and rare kinds (table.json), for SDMetrics itself and ctgan trained 
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import math
 import os
 import platform
 from pathlib import Path
+
+from conf_options import conf_parser, load
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = "targets: shapes >= 0.97; pair trends >= 0.90 and >= marginals + 0.1; identities 100%; rare shares 0.5-2x, purchase 0.8-1.25x"
@@ -99,20 +100,14 @@ def markdown(results: dict, rare: list[str]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="local", help="conf environment (default: local)")
-    parser.add_argument("--conf-file", dest="conf_files", action="append", default=[], metavar="YAML",
-                        help="extra conf overlay, as for `recsynth --conf-file` (repeatable)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="conf override, as for `recsynth --set` (repeatable)")
+    parser = conf_parser(__doc__)
     parser.add_argument("--runs", type=int, default=3, help="the last N synthesize runs to show (default 3)")
     parser.add_argument("--export", type=Path, help="also write train, marginals and recsynth rows as CSV here")
     args = parser.parse_args()
 
-    from recsynth.config import load_conf
     from recsynth.session import get_spark
 
-    conf = load_conf(args.env, args.overrides, files=args.conf_files)
+    conf = load(args)
     spark = get_spark(conf)
     if args.export:
         args.export.mkdir(parents=True, exist_ok=True)
