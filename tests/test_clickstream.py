@@ -74,7 +74,7 @@ def test_a_memorising_chain_replays_the_canary_and_the_person_gate_fails_it(spar
     synthetic = sample_clickstream(chain, users_multiplier=5.0, seed=3, prefix="syn", keep=_cut)
     assert CANARY in _walks(synthetic)
     holdout = _events(spark, {("h", "sh"): [(item, "view") for item in ("q1", "q2", "q3", "q4", "q5")]})
-    report = assess_people(canary_only, holdout, synthetic, sizes=(5,), min_support=2, query_people=10)
+    report = assess_people(canary_only, holdout, synthetic, sizes=(5,), min_support=2, query_people=10, keep=_cut)
     assert report.paths.train_gram_share == {5: 1.0} and report.paths.holdout_gram_share == {5: 0.0}
     assert report.failures(max_excess_gram_share=0.02, max_membership_auc=1.0)
 

@@ -25,5 +25,9 @@ class RecommenderError(RecsynthError):
     """A recommender input or parameter is unusable (the message names the frame, column or value)."""
 
 
+class GateFailed(RecsynthError):
+    """A quality or privacy gate of synthetic data failed: nothing was published."""
+
+
 class ServiceError(RecsynthError):
     """A background service (metastore, SQL server, standalone cluster) would not start or answer."""

@@ -75,7 +75,7 @@ class MarkovChain:
 def fit_markov(events: DataFrame, *, min_people: int, max_session_events: int, keep) -> MarkovChain:
     """The chain of `events` (source, user_id, session_id, item_id, event_type, event_time);
     `keep` persists what sampling reads at every step."""
-    every_step = session_steps(events)
+    every_step = keep(session_steps(events))   # read four times: items, steps, moves, sessions
     shared_items = every_step.groupBy("source", "item_id").agg(F.countDistinct("user_id").alias("_people")).where(
         F.col("_people") >= min_people)
     steps = keep(every_step.join(shared_items, ["source", "item_id"], "left_semi"))

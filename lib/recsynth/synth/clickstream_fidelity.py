@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 
@@ -36,13 +36,18 @@ def ks_distance(real: dict[int, int], synthetic: dict[int, int]) -> float:
 def item_gini(events: DataFrame) -> float:
     """Gini of events per item over the items with events (0: every item as popular; near 1: a few
     items take everything)."""
-    counts = events.groupBy("source", "item_id").agg(F.count(F.lit(1)).alias("x"))
-    ranked = counts.withColumn("i", F.row_number().over(Window.orderBy("x", "source", "item_id")))
-    row = ranked.agg(F.count(F.lit(1)).alias("n"), F.sum("x").alias("total"), F.sum(F.col("i") * F.col("x")).alias("w")).head()
-    n, total = row["n"], row["total"]
+    per_item = events.groupBy("source", "item_id").agg(F.count(F.lit(1)).alias("x"))
+    # items with the same count share a rank range: the sum over ranks i of i * x_i needs only how
+    # many items have each count (a few hundred rows on the driver, whatever the catalogue's size)
+    histogram = sorted((r["x"], r["items"]) for r in per_item.groupBy("x").agg(F.count(F.lit(1)).alias("items")).collect())
+    n = total = weighted = 0
+    for x, items in histogram:   # ranks n + 1 .. n + items hold x each
+        weighted += x * (items * n + items * (items + 1) // 2)
+        n += items
+        total += x * items
     if not n or not total:
         return 0.0
-    return float(2.0 * row["w"] / (n * total) - (n + 1.0) / n)
+    return float(2.0 * weighted / (n * total) - (n + 1.0) / n)
 
 
 def funnel(events: DataFrame) -> dict[str, float]:

@@ -111,10 +111,11 @@ def _shares(side: DataFrame, found: DataFrame) -> tuple[dict[int, float], dict[i
 
 
 def path_exposure(train: DataFrame, holdout: DataFrame, synthetic: DataFrame, *, sizes: tuple[int, ...] = (3, 4, 5),
-                  min_support: int = 2) -> PathExposure:
+                  min_support: int = 2, keep) -> PathExposure:
     """Distinctive path n-grams of training and holdout people found in `synthetic` (events with
-    source, user_id, item_id, event_time). A size with no distinctive gram on a side scores 0."""
-    sides = {"train": ngrams(train, sizes), "holdout": ngrams(holdout, sizes)}
+    source, user_id, item_id, event_time). A size with no distinctive gram on a side scores 0.
+    `keep` persists each side's grams, read twice (their support, then their shares)."""
+    sides = {"train": keep(ngrams(train, sizes)), "holdout": keep(ngrams(holdout, sizes))}
     support = sides["train"].unionByName(sides["holdout"]).groupBy("source", SIZE, GRAM).agg(
         F.count(F.lit(1)).alias("_support"))
     found = ngrams(synthetic, sizes).select("source", SIZE, GRAM).distinct().withColumn("_found", F.lit(True))
@@ -161,11 +162,11 @@ def _sample_people(events: DataFrame, rows: int, seed: int) -> DataFrame:
 
 
 def membership_auc(train: DataFrame, holdout: DataFrame, synthetic: DataFrame, *, query_people: int = 2000,
-                   seed: int = 0) -> float:
+                   seed: int = 0, keep) -> float:
     """User-level membership inference: training people (members) against holdout people, scored
     by their similarity to the nearest synthetic user, on up to `query_people` of each side.
-    nan when a side has nobody."""
-    scored = (nearest_synthetic_similarity(_sample_people(train, query_people, seed), synthetic)
+    nan when a side has nobody. `keep` persists the scores, read twice (labels, then the AUC)."""
+    scored = keep(nearest_synthetic_similarity(_sample_people(train, query_people, seed), synthetic)
               .withColumn("label", F.lit(1.0))
               .unionByName(nearest_synthetic_similarity(_sample_people(holdout, query_people, seed), synthetic)
                            .withColumn("label", F.lit(0.0))))
@@ -177,7 +178,8 @@ def membership_auc(train: DataFrame, holdout: DataFrame, synthetic: DataFrame, *
 
 
 def assess_people(train: DataFrame, holdout: DataFrame, synthetic: DataFrame, *, sizes: tuple[int, ...] = (3, 4, 5),
-                  min_support: int = 2, query_people: int = 2000, seed: int = 0) -> PersonPrivacy:
+                  min_support: int = 2, query_people: int = 2000, seed: int = 0, keep) -> PersonPrivacy:
     """Both person-level checks of the synthetic clickstream against training and holdout people."""
-    return PersonPrivacy(paths=path_exposure(train, holdout, synthetic, sizes=sizes, min_support=min_support),
-                         membership_auc=membership_auc(train, holdout, synthetic, query_people=query_people, seed=seed))
+    return PersonPrivacy(paths=path_exposure(train, holdout, synthetic, sizes=sizes, min_support=min_support, keep=keep),
+                         membership_auc=membership_auc(train, holdout, synthetic, query_people=query_people, seed=seed,
+                                                       keep=keep))

@@ -29,7 +29,7 @@ from recsynth.rec.rules import DISCOVERY, NEXT, TASKS
 from recsynth.runtime.cache import cached_frames, checkpointed_frames
 from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.runtime.tracking import tracked_run
-from recsynth.tasks.recommend import SETTINGS, Recommend
+from recsynth.tasks.recommend import SETTINGS, FitCache, Recommend
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +68,19 @@ class SyntheticUtility(Recommend):
                          SYNTHETIC: History(synthetic, keep(interactions(synthetic, self.weights, self.purchase_quantity))),
                          BOTH: History(both, keep(interactions(both, self.weights, self.purchase_quantity)))}
         models: dict[tuple[str, str], Recommender] = {}
+        labels: dict[str, tuple[str, str]] = {}   # the scorer's model label -> (model, trained on)
         with self.stage("fit", f"fitting {', '.join(self.ctx.conf.clickstream.tstr_models)} on real, synthetic and both"):
             for trained_on, history in histories.items():
-                fitted: dict = {}
+                fitted = FitCache(history)
                 for name in self.ctx.conf.clickstream.tstr_models:
                     setting = {"l2": conf.ease.l2[0]} if name == Ease.name else {}
-                    model = self._baseline(name, setting, history, fitted)
-                    models.update({(f"{name} {trained_on}", task): model for task in TASKS})
+                    label = f"{name} {trained_on}"
+                    labels[label] = (name, trained_on)
+                    models.update({(label, task): self._baseline(name, setting, fitted) for task in TASKS})
         with self.stage("evaluate", f"scoring {len(models) // len(TASKS)} models on the real {conf.evaluation_split} period"):
             rows, _ = self._evaluate(models, period)
         measured_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        utility = _utility_rows(rows, run_id=self.ctx.run_id, model_version=first["model_version"],
+        utility = _utility_rows(rows, labels, run_id=self.ctx.run_id, model_version=first["model_version"],
                                 data_version=self.data_version, split=conf.evaluation_split, k=conf.k,
                                 measured_at=measured_at)
         lake.append(T.SYNTHETIC_UTILITY, self.ctx.spark.createDataFrame(utility, UTILITY_SCHEMA))
@@ -90,13 +92,13 @@ class SyntheticUtility(Recommend):
         return Outcome(rows_in=synthetic_events, rows_out=len(utility), message=_summary(utility))
 
 
-def _utility_rows(rows: list[dict], **common) -> list[dict]:
+def _utility_rows(rows: list[dict], labels: dict[str, tuple[str, str]], **common) -> list[dict]:
     """synthetic.utility rows: the scorer's rows relabelled (model, trained_on), each with its
     ratio to the same model, task and source trained on real data (None where that is 0 or undefined)."""
-    real = {(r[MODEL].split(" ")[0], r[TASK], r[SOURCE]): r[NDCG] for r in rows if r[MODEL].endswith(f" {REAL}")}
+    real = {(labels[r[MODEL]][0], r[TASK], r[SOURCE]): r[NDCG] for r in rows if labels[r[MODEL]][1] == REAL}
     out = []
     for r in rows:
-        model, trained_on = r[MODEL].split(" ", 1)
+        model, trained_on = labels[r[MODEL]]
         reference = real.get((model, r[TASK], r[SOURCE]))
         ratio = r[NDCG] / reference if r[NDCG] is not None and reference else None
         out.append({"run_id": common["run_id"], "synthetic_model_version": common["model_version"],

@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -66,6 +66,14 @@ SEQUENCE = "sequence"
 BASELINES = ("popularity", "recent", "cooccurrence", "itemknn", "ease", "als", "recent_ease")  # Recommend._baseline
 SPLIT = "split"
 METRICS_SCHEMA = T.schema(T.RECS_METRICS)
+
+
+@dataclass
+class FitCache:
+    """The baselines fitted on one history, by setting label, and the EASE Gram matrices they share."""
+    history: History
+    models: dict[str, Recommender] = field(default_factory=dict)
+    grams: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -204,18 +212,17 @@ class Recommend:
         settings[RecentThenEase.name] = settings["ease"]
         return settings
 
-    def _baseline(self, name: str, setting: dict, history: History, fitted: dict) -> Recommender:
-        """The baseline `name` under its conf section with `setting` over it, fitted on `history`
-        once per setting: `fitted` holds the models (by setting label) and the Gram matrices
-        (`grams`) of one fit period, so EASE's settings share a Gram matrix and recent_ease
+    def _baseline(self, name: str, setting: dict, fitted: FitCache) -> Recommender:
+        """The baseline `name` under its conf section with `setting` over it, fitted on
+        `fitted.history` once per setting: EASE's settings share a Gram matrix and recent_ease
         reuses the EASE model of its setting."""
         conf, label = self.conf, setting_label(name, setting)
-        if label in fitted:
-            return fitted[label]
+        if label in fitted.models:
+            return fitted.models[label]
         if name in (Popularity.name, Recent.name):
             model = Popularity() if name == Popularity.name else Recent()
         elif name == RecentThenEase.name:
-            model = RecentThenEase(self._baseline(Ease.name, setting, history, fitted))
+            model = RecentThenEase(self._baseline(Ease.name, setting, fitted))
         else:
             section = getattr(conf, name).model_copy(update={k: v for k, v in setting.items() if k != "l2"})
             if name == Cooccurrence.name:
@@ -224,11 +231,11 @@ class Recommend:
                 model = ItemKnn(conf.history_items, section.max_neighbours)
             elif name == Ease.name:
                 model = Ease(conf.history_items, section.max_items, section.max_neighbours, setting["l2"],
-                             fitted.setdefault("grams", {}))
+                             fitted.grams)
             else:
                 model = Als(**section.model_dump(), seed=conf.seed, block_rows=conf.top_n.block_rows)
-        fitted[label] = model.fit(history, self.eligible, self.keep)
-        return fitted[label]
+        fitted.models[label] = model.fit(fitted.history, self.eligible, self.keep)
+        return fitted.models[label]
 
     def _select(self) -> dict:
         """Fit every setting on the fit periods but validation and score it there: a model with
@@ -237,11 +244,11 @@ class Recommend:
         conf, settings = self.conf, self._settings()
         tune_splits = [s for s in conf.fit_splits if s != conf.validation_split]
         period = self._period(tune_splits, conf.validation_split)
-        fitted, baselines = {}, {}
+        fitted, baselines = {}, FitCache(period.history)
         with self.stage("fit_validation", f"fitting the baselines on {'+'.join(tune_splits)}"):
             for name in BASELINES:
                 for setting in settings[name]:
-                    fitted[setting_label(name, setting)] = self._baseline(name, setting, period.history, baselines)
+                    fitted[setting_label(name, setting)] = self._baseline(name, setting, baselines)
         for n, setting in enumerate(settings[SEQUENCE]):
             label = f"{SEQUENCE}.tuning{n + 1 if len(settings[SEQUENCE]) > 1 else ''}"
             fitted[setting_label(SEQUENCE, setting)] = self._sequence(
@@ -286,10 +293,10 @@ class Recommend:
         scored on the evaluation period; the fitted models per name and task."""
         conf = self.conf
         period = self._period(list(conf.fit_splits), conf.evaluation_split)
-        self.final, baselines = period, {}
+        self.final, baselines = period, FitCache(period.history)
         with self.stage("fit", f"fitting the baselines on {'+'.join(conf.fit_splits)}"):
             reported = {name: _per_task(chosen, name, lambda setting, task, name=name: self._baseline(
-                name, setting, period.history, baselines)) for name in BASELINES}
+                name, setting, baselines)) for name in BASELINES}
         reported.update(self._neural(period.history, chosen))
         if chosen["served"] not in reported:
             raise RecommenderError(f"recs.serve: {chosen['served']!r} is not a model; the models are {sorted(reported)}")

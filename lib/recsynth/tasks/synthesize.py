@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsynth import tables as T
-from recsynth.errors import RecsynthError
+from recsynth.errors import GateFailed
 from recsynth.runtime.cache import cached_frames
 from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.runtime.stages import Stages
@@ -33,10 +33,6 @@ from recsynth.train.shards import check_shardable, current_files
 log = logging.getLogger(__name__)
 
 QUALITY_SCHEMA = T.schema(T.SYNTHETIC_QUALITY)
-
-
-class GateFailed(RecsynthError):
-    """A quality or privacy gate failed: nothing was published."""
 
 
 def _train(ctx: RunContext, tracker: Tracker, files: list[str], fitted, params: GanParams, checkpoint_uri: str,

@@ -14,6 +14,7 @@ import logging
 from pyspark.sql import functions as F
 
 from recsynth import tables as T
+from recsynth.errors import GateFailed
 from recsynth.runtime.cache import cached_frames, checkpointed_frames
 from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.runtime.stages import Stages
@@ -22,7 +23,6 @@ from recsynth.synth import clickstream_fidelity as shape_of
 from recsynth.synth.clickstream import as_events, fit_markov, sample_clickstream
 from recsynth.synth.person_privacy import assess_people
 from recsynth.synth.privacy import split_by_person
-from recsynth.tasks.synthesize import GateFailed
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
             privacy = conf.privacy
             report = assess_people(train, holdout, synthetic, sizes=tuple(privacy.ngram_sizes),
                                    min_support=privacy.min_ngram_support, query_people=privacy.query_people,
-                                   seed=conf.seed)
+                                   seed=conf.seed, keep=keep)
         with stage("shape", "session lengths, item popularity and the funnel beside the real ones"):
             real_lengths, synthetic_lengths = shape_of.session_length_counts(train), shape_of.session_length_counts(synthetic)
             real, fake = shape_of.shape(train, real_lengths), shape_of.shape(synthetic, synthetic_lengths)
