@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 
 from recsynth.synth import clickstream_fidelity as shape
-from recsynth.synth.clickstream import as_events, fit_markov, sample_clickstream, session_steps
+from recsynth.synth.clickstream import Blocks, as_events, fit_markov, sample_clickstream, session_steps
 from recsynth.synth.person_privacy import assess_people
 
 pytestmark = pytest.mark.spark
@@ -56,9 +57,17 @@ def test_session_steps_order_ties_by_the_funnel_and_collapse_repeats(spark):
     assert got == [(1, "a", "view"), (2, "b", "view"), (3, "a", "cart"), (4, "a", "purchase")]
 
 
+def test_blocks_draw_each_rows_choice_from_its_own_block_by_count():
+    # block 0 offers 10 (count 1) and 11 (count 3), block 1 nothing, block 2 offers 20 (count 2)
+    blocks = Blocks.of(3, [(2, 20, 2), (0, 11, 3), (0, 10, 1)])
+    assert blocks.offers(np.array([0, 1, 2])).tolist() == [True, False, True]
+    drawn = blocks.draw(np.array([0, 0, 0, 0, 2, 2]), np.array([0.0, 0.2499, 0.25, 1 - 2.0 ** -53, 0.0, 1 - 2.0 ** -53]))
+    assert drawn.tolist() == [10, 10, 11, 11, 20, 20]
+
+
 def test_common_steps_are_replayed_and_a_one_person_path_is_not(spark):
     chain = fit_markov(_planted(spark), min_people=2, max_session_events=50, keep=_cut)
-    steps = sample_clickstream(chain, users_multiplier=3.0, seed=7, prefix="syn", keep=_cut)
+    steps = sample_clickstream(chain, users_multiplier=3.0, seed=7, prefix="syn")
     # 7 people x 3, one session each, of a real session's length (5); the canary's items are one
     # person's, so no walk starts or goes there: every walk is the six people's path
     assert _walks(steps) == [COMMON] * 21
@@ -71,7 +80,7 @@ def test_a_memorising_chain_replays_the_canary_and_the_person_gate_fails_it(spar
     real = _planted(spark)
     canary_only = real.where("user_id = 'canary'")
     chain = fit_markov(real, min_people=1, max_session_events=50, keep=_cut)
-    synthetic = sample_clickstream(chain, users_multiplier=5.0, seed=3, prefix="syn", keep=_cut)
+    synthetic = sample_clickstream(chain, users_multiplier=5.0, seed=3, prefix="syn")
     assert CANARY in _walks(synthetic)
     holdout = _events(spark, {("h", "sh"): [(item, "view") for item in ("q1", "q2", "q3", "q4", "q5")]})
     report = assess_people(canary_only, holdout, synthetic, sizes=(5,), min_support=2, query_people=10, keep=_cut)
@@ -83,7 +92,7 @@ def test_events_take_the_catalogue_price_and_a_purchase_is_its_own_transaction(s
     real = _events(spark, {("u1", "s1"): [("a", "view"), ("a", "purchase")], ("u2", "s2"): [("a", "view"), ("a", "purchase")]})
     chain = fit_markov(real, min_people=2, max_session_events=50, keep=_cut)
     prices = spark.createDataFrame([("s", "a", 9.5)], "source string, item_id string, price double")
-    events = as_events(sample_clickstream(chain, users_multiplier=1.0, seed=1, prefix="syn", keep=_cut), prices).collect()
+    events = as_events(sample_clickstream(chain, users_multiplier=1.0, seed=1, prefix="syn"), prices).collect()
     assert sorted((e["event_type"], e["price"], e["quantity"], e["transaction_id"] == e["session_id"]) for e in events) == [
         ("purchase", 9.5, 1, True), ("purchase", 9.5, 1, True), ("view", 9.5, None, False), ("view", 9.5, None, False)]
     for e in events:   # a one-minute real session: the synthetic one spans a minute too, from a real start

@@ -2,8 +2,8 @@
 generator a neural one must beat, and a working synthetic.events until then.
 
 A *step* is (item_id, event_type). From the training people's sessions the chain keeps:
-- the steps that open sessions (`starts`), every step taken (`steps`: the source's popular
-  steps), and each step's successors (`transitions`). Only items that at least `min_people`
+- the steps that open sessions (`starts`), every step taken (`popular`: the source's popular
+  steps), and each step's successors (`successors`). Only items that at least `min_people`
   real people touched are kept, and a successor only if at least `min_people` people took that
   very move: a one-person item or path is never replayed (such an item alone tells a
   membership attacker who was trained on). A step with no kept successor is followed by a
@@ -11,19 +11,29 @@ A *step* is (item_id, event_type). From the training people's sessions the chain
 - whole sessions as templates (`templates`: length, start time, duration), and people (`people`:
   how many sessions each had).
 
-Every draw is "a random real occurrence": the k-th row of an indexed table, k from a seeded
-hash, so sampling is equi-joins only (no range joins, nothing collected), and a re-run with the
-same seed draws the same clickstream. A synthetic person draws a real person's session count;
-each session draws a real template (its length, start and duration: times are spread evenly
-over the duration); then walks the chain for that many steps, at most `max_session_events`.
-Sessions of one person are not conditioned on each other: a neural generator's job.
+The chain's item side (its states, their counts and their kept successors) is bounded by the
+catalogue, like the item vectors that top-N scoring broadcasts: it is gathered as arrays and
+broadcast once, and each task walks its sessions step by step in numpy, every session at once
+(`Blocks.draw`). The people side (templates, session counts) grows with users and stays in Spark:
+"a random real occurrence" there is the k-th row of an indexed table, k from a seeded hash, so it
+is equi-joins only. Every draw is seeded by the session (and step), so a re-run with the same seed
+draws the same clickstream however the rows are partitioned. A synthetic person draws a real
+person's session count; each session draws a real template (its length, start and duration: times
+are spread evenly over the duration); then walks the chain for that many steps, at most
+`max_session_events`. Sessions of one person are not conditioned on each other: a neural
+generator's job.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
+
+from recsynth.train.scoring import score_on_executors
 
 FUNNEL = {"view": 0, "cart": 1, "purchase": 2}   # ties in time: the funnel's order
 _STATE = ["source", "item_id", "event_type"]
@@ -63,42 +73,99 @@ def session_steps(events: DataFrame) -> DataFrame:
 
 
 @dataclass(frozen=True)
+class Blocks:
+    """Weighted choices in blocks: block g offers `choice[offsets[g]:offsets[g + 1]]`, weighted by
+    their counts, held as one running total `cum` over the whole array (so one searchsorted draws
+    for rows of many blocks at once)."""
+    offsets: np.ndarray
+    choice: np.ndarray
+    cum: np.ndarray
+
+    @classmethod
+    def of(cls, blocks: int, entries: list[tuple[int, int, int]]) -> "Blocks":
+        """From (block, choice, count) entries, count > 0."""
+        entries = sorted(entries)
+        block = np.array([e[0] for e in entries], dtype=np.int64)
+        return cls(offsets=np.searchsorted(block, np.arange(blocks + 1), side="left"),
+                   choice=np.array([e[1] for e in entries], dtype=np.int64),
+                   cum=np.cumsum(np.array([e[2] for e in entries], dtype=np.float64)))
+
+    def offers(self, block: np.ndarray) -> np.ndarray:
+        """Whether each block has a choice."""
+        return self.offsets[block + 1] > self.offsets[block]
+
+    def draw(self, block: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """One choice per row from its (non-empty) block, with probability ~ count, by u in [0, 1)."""
+        lo, hi = self.offsets[block], self.offsets[block + 1]
+        base = np.where(lo > 0, self.cum[np.maximum(lo - 1, 0)], 0.0)
+        picked = np.searchsorted(self.cum, base + u * (self.cum[hi - 1] - base), side="right")
+        return self.choice[np.minimum(picked, hi - 1)]   # u * total can round up to the total
+
+
+@dataclass(frozen=True)
+class ItemSide:
+    """The chain's states (source, item, event type) and three weighted choices: the steps that
+    open a source's sessions, its steps taken (the popular steps), and each state's successors."""
+    sources: tuple[str, ...]
+    source: np.ndarray     # per state: its source's position in `sources`
+    items: np.ndarray
+    event_types: np.ndarray
+    starts: Blocks         # by source
+    popular: Blocks        # by source
+    successors: Blocks     # by state
+
+
+@dataclass(frozen=True)
 class MarkovChain:
-    """Indexed tables (see the module doc), each with its group sizes."""
-    starts: tuple[DataFrame, DataFrame]
-    steps: tuple[DataFrame, DataFrame]
-    transitions: tuple[DataFrame, DataFrame]
-    templates: tuple[DataFrame, DataFrame]
+    item_side: ItemSide
+    templates: tuple[DataFrame, DataFrame]   # indexed tables (see the module doc), with group sizes
     people: tuple[DataFrame, DataFrame]
 
 
 def fit_markov(events: DataFrame, *, min_people: int, max_session_events: int, keep) -> MarkovChain:
     """The chain of `events` (source, user_id, session_id, item_id, event_type, event_time);
-    `keep` persists what sampling reads at every step."""
+    `keep` persists what is read more than once."""
     every_step = keep(session_steps(events))   # read four times: items, steps, moves, sessions
     shared_items = every_step.groupBy("source", "item_id").agg(F.countDistinct("user_id").alias("_people")).where(
         F.col("_people") >= min_people)
-    steps = keep(every_step.join(shared_items, ["source", "item_id"], "left_semi"))
+    steps = every_step.join(shared_items, ["source", "item_id"], "left_semi")
     following = Window.partitionBy("source", "session_id").orderBy("position")
     pairs = every_step.withColumn("next_item", F.lead("item_id").over(following)).withColumn(
         "next_type", F.lead("event_type").over(following)).where(F.col("next_item").isNotNull())
-    support = pairs.groupBy(*_STATE, "next_item", "next_type").agg(F.countDistinct("user_id").alias("_users"))
-    kept = pairs.join(support.where(F.col("_users") >= min_people), [*_STATE, "next_item", "next_type"],
-                      "left_semi").select(*_STATE, "next_item", "next_type", "session_id", "position")
+    moves = pairs.groupBy(*_STATE, "next_item", "next_type").agg(
+        F.countDistinct("user_id").alias("_people"), F.count(F.lit(1)).alias("taken")).where(
+        F.col("_people") >= min_people)
+    states = steps.groupBy(*_STATE).agg(F.count(F.lit(1)).alias("taken"),
+                                        F.sum((F.col("position") == 1).cast("long")).alias("opened"))
     sessions = every_step.groupBy("source", "user_id", "session_id").agg(
         F.least(F.count(F.lit(1)), F.lit(max_session_events)).alias("length"),
         F.min("event_time").alias("start"),
         (F.max("event_time").cast("double") - F.min("event_time").cast("double")).alias("duration_s"))
     people = sessions.groupBy("source", "user_id").agg(F.count(F.lit(1)).alias("sessions"))
     return MarkovChain(
-        starts=_keep(_indexed(steps.where(F.col("position") == 1).select(*_STATE, "session_id"), ["source"],
-                              ["session_id"]), keep),
-        steps=_keep(_indexed(steps.select(*_STATE, "session_id", "position"), ["source"], ["session_id", "position"]),
-                    keep),
-        transitions=_keep(_indexed(kept, _STATE, ["session_id", "position"]), keep),
+        item_side=_item_side(states.collect(), moves.select(*_STATE, "next_item", "next_type", "taken").collect()),
         templates=_keep(_indexed(sessions.select("source", "session_id", "length", "start", "duration_s"), ["source"],
                                  ["session_id"]), keep),
         people=_keep(_indexed(people.select("source", "user_id", "sessions"), ["source"], ["user_id"]), keep))
+
+
+def _item_side(states: list, moves: list) -> ItemSide:
+    """Arrays of the counted states and kept moves (rows of fit_markov's aggregates), in a fixed
+    order so that a seed draws the same walks."""
+    ordered = sorted((r["source"], r["item_id"], r["event_type"], r["taken"], r["opened"]) for r in states)
+    index = {state[:3]: k for k, state in enumerate(ordered)}
+    sources = tuple(sorted({state[0] for state in ordered}))
+    source_of = {name: k for k, name in enumerate(sources)}
+    successors = [(index[(m["source"], m["item_id"], m["event_type"])], index[(m["source"], m["next_item"], m["next_type"])],
+                   m["taken"]) for m in moves]
+    return ItemSide(
+        sources=sources,
+        source=np.array([source_of[s[0]] for s in ordered], dtype=np.int64),
+        items=np.array([s[1] for s in ordered], dtype=object),
+        event_types=np.array([s[2] for s in ordered], dtype=object),
+        starts=Blocks.of(len(sources), [(source_of[s[0]], k, s[4]) for k, s in enumerate(ordered) if s[4]]),
+        popular=Blocks.of(len(sources), [(source_of[s[0]], k, s[3]) for k, s in enumerate(ordered)]),
+        successors=Blocks.of(len(ordered), successors))
 
 
 def _keep(pair: tuple[DataFrame, DataFrame], keep) -> tuple[DataFrame, DataFrame]:
@@ -113,11 +180,17 @@ def _only(pair: tuple[DataFrame, DataFrame], *columns: str) -> tuple[DataFrame, 
     return table.select(*by, "_k", *columns), sizes
 
 
-def sample_clickstream(chain: MarkovChain, *, users_multiplier: float, seed: int, prefix: str, keep) -> DataFrame:
+_WALKED = StructType([StructField("source", StringType()), StructField("user_id", StringType()),
+                      StructField("session_id", StringType()), StructField("position", IntegerType()),
+                      StructField("item_id", StringType()), StructField("event_type", StringType()),
+                      StructField("start_s", DoubleType()), StructField("duration_s", DoubleType()),
+                      StructField("length", IntegerType())])
+_WALK_CHUNK = 50_000   # sessions walked at once in a task
+
+
+def sample_clickstream(chain: MarkovChain, *, users_multiplier: float, seed: int, prefix: str) -> DataFrame:
     """(source, user_id, session_id, position, item_id, event_type, event_time): synthetic people
-    (`users_multiplier` per real one, ids `prefix`-...), their sessions and steps. `keep` must
-    materialise each step's frontier and cut its plan (a checkpoint): every step reads the one
-    before twice, so without it the plan doubles with each step."""
+    (`users_multiplier` per real one, ids `prefix`-...), their sessions and steps."""
     people, people_sizes = chain.people
     whole, fraction = int(users_multiplier), users_multiplier - int(users_multiplier)
     copies = F.lit(whole) + (_uniform(seed, "copies", "source", "user_id") < fraction).cast("int")
@@ -129,30 +202,60 @@ def sample_clickstream(chain: MarkovChain, *, users_multiplier: float, seed: int
                     _uniform(seed, "person", "user_id"))
     sessions = counted.withColumn("_session", F.explode(F.sequence(F.lit(1), F.col("sessions")))).select(
         "source", "user_id", F.concat_ws("-", "user_id", F.col("_session").cast("string")).alias("session_id"))
-    templated = keep(_pick(sessions, chain.templates[1], _only(chain.templates, "length", "start", "duration_s")[0],
-                           ["source"], _uniform(seed, "template", "session_id")))
-    start_table, start_sizes = _only(chain.starts, "item_id", "event_type")
-    frontier = keep(_pick(templated, start_sizes, start_table, ["source"], _uniform(seed, "step", "session_id", F.lit(1)))
-                    .withColumn("position", F.lit(1)))
-    walked = [frontier]
-    transitions, out_sizes = _only(chain.transitions, "next_item", "next_type")
-    popular, popular_sizes = _only(chain.steps, "item_id", "event_type")
-    longest = templated.agg(F.max("length")).head()[0] or 0
-    for position in range(2, longest + 1):
-        alive = frontier.where(F.col("length") >= position)
-        u = _uniform(seed, "step", "session_id", F.lit(position))
-        followed = _pick(alive, out_sizes, transitions, _STATE, u).drop("item_id", "event_type").withColumnRenamed(
-            "next_item", "item_id").withColumnRenamed("next_type", "event_type")
-        stranded = alive.join(out_sizes, _STATE, "left_anti").drop("item_id", "event_type")
-        jumped = _pick(stranded, popular_sizes, popular, ["source"], u)
-        frontier = keep(followed.unionByName(jumped).withColumn("position", F.lit(position)))
-        walked.append(frontier)
-    steps = walked[0]
-    for frame in walked[1:]:
-        steps = steps.unionByName(frame)
+    templated = _pick(sessions, chain.templates[1], _only(chain.templates, "length", "start", "duration_s")[0],
+                      ["source"], _uniform(seed, "template", "session_id"))
+    walks = templated.select("source", "user_id", "session_id", F.col("length").cast("int").alias("length"),
+                             F.col("start").cast("double").alias("start_s"), "duration_s",
+                             F.xxhash64(F.lit(seed), F.lit("walk"), "session_id").alias("_key"))
+    steps = score_on_executors(walks, _WALKED, chain.item_side, _walker, _WALK_CHUNK)
     gap = F.when(F.col("length") > 1, F.col("duration_s") / (F.col("length") - 1)).otherwise(F.lit(0.0))
     return steps.select("source", "user_id", "session_id", "position", "item_id", "event_type", (
-        F.col("start").cast("double") + (F.col("position") - 1) * gap).cast("timestamp").alias("event_time"))
+        F.col("start_s") + (F.col("position") - 1) * gap).cast("timestamp").alias("event_time"))
+
+
+def _step_uniform(keys: np.ndarray, position: int) -> np.ndarray:
+    """A uniform in [0, 1) per session key and step (splitmix64 of the key and the position)."""
+    with np.errstate(over="ignore"):
+        z = keys + np.uint64(position) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _walker(chain: ItemSide):
+    """A task's walk over a chunk of sessions (source, user_id, session_id, length, start_s,
+    duration_s, _key): their steps in `_WALKED`. A session of a source without a start is dropped
+    (its source has no item that `min_people` people touched)."""
+    source_of = {name: k for k, name in enumerate(chain.sources)}
+
+    def walk(sessions: pd.DataFrame) -> pd.DataFrame:
+        codes = sessions["source"].map(source_of)
+        known = codes.notna().to_numpy()
+        known[known] = chain.starts.offers(codes[known].to_numpy(np.int64))
+        sessions = sessions[known].reset_index(drop=True)
+        codes = codes[known].to_numpy(np.int64)
+        keys, lengths = sessions["_key"].to_numpy(np.int64).view(np.uint64), sessions["length"].to_numpy()
+        alive = np.arange(len(sessions))
+        state = chain.starts.draw(codes, _step_uniform(keys, 1))
+        walked, positions, states = [alive], [np.ones(len(alive), dtype=np.int32)], [state]
+        for position in range(2, int(lengths.max(initial=0)) + 1):
+            going = lengths[alive] >= position
+            alive, state = alive[going], state[going]
+            u, follows = _step_uniform(keys[alive], position), chain.successors.offers(state)
+            state = state.copy()
+            state[follows] = chain.successors.draw(state[follows], u[follows])
+            state[~follows] = chain.popular.draw(codes[alive][~follows], u[~follows])
+            walked.append(alive)
+            positions.append(np.full(len(alive), position, dtype=np.int32))
+            states.append(state)
+        rows, state = np.concatenate(walked), np.concatenate(states)
+        out = sessions.iloc[rows][["source", "user_id", "session_id", "start_s", "duration_s", "length"]].reset_index(
+            drop=True)
+        return out.assign(position=np.concatenate(positions), item_id=chain.items[state],
+                          event_type=chain.event_types[state])[[f.name for f in _WALKED.fields]]
+
+    return walk
 
 
 def as_events(steps: DataFrame, prices: DataFrame) -> DataFrame:

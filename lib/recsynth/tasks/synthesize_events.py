@@ -56,7 +56,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                                max_session_events=conf.max_session_events, keep=keep)
         with stage("sample", f"walking the chain for {conf.users_multiplier:g} synthetic people per training person"):
             steps = sample_clickstream(chain, users_multiplier=conf.users_multiplier, seed=conf.seed,
-                                       prefix=f"syn{conf.seed}", keep=cut)
+                                       prefix=f"syn{conf.seed}")
             prices = lake.read(T.GOLD_ITEM_FEATURES).select("source", "item_id", "price")
             synthetic = cut(as_events(steps, prices))
             produced = synthetic.agg(F.count(F.lit(1)).alias("events"),
