@@ -2,7 +2,8 @@
 synthetic.events is published with the registered schema, catalogue items and synthetic people
 only; a failing person-level gate publishes nothing; and TSTR is computed end to end, exactly:
 a "generator" that hands back the real fit-period events under other user ids teaches every
-item-side model exactly what the real events do (ratio 1 on every row)."""
+item-side model exactly what the real events do (ratio 1 on every row; ALS folds the real users
+into the item factors it learnt from the copy)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -25,7 +26,7 @@ MAX_EVENTS = 6
 def gold_lake(spark, tmp_path_factory, etl_reference):
     return gold_lake_copy(spark, etl_reference, model_job_overrides(
         tmp_path_factory.mktemp("clickstream"), *SMALL_RECS, f"clickstream.max_session_events={MAX_EVENTS}",
-        "clickstream.privacy.query_people=300",
+        "clickstream.privacy.query_people=300", "clickstream.tstr_models=[itemknn, als]",   # similarities, fold-in
         # the mechanics of publishing; what the gates measure on real data is in BENCHMARKS.md
         "clickstream.privacy.max_membership_auc=1.0", "clickstream.privacy.max_excess_ngram_share=1.0"))
 
@@ -113,7 +114,6 @@ def test_tstr_of_a_copy_of_the_real_events_is_exactly_real(spark, gold_lake, pub
             real, synthetic = pooled[(model, "real", task)], pooled[(model, "synthetic", task)]
             assert real["users"] == synthetic["users"] == 10 and real["ndcg_at_k"] == pytest.approx(1.0), (model, task)
             assert synthetic["ndcg_at_k"] == pytest.approx(real["ndcg_at_k"]) and synthetic["ratio_to_real"] == pytest.approx(1.0)
-    # twice the same people: co-occurrence counts double and cosines stay; the lists are the real ones
-    for model in ("cooccurrence", "itemknn"):
-        assert pooled[(model, "real+synthetic", "discovery")]["ratio_to_real"] == pytest.approx(1.0)
+    # twice the same people: the cosines stay, so the lists are the real ones
+    assert pooled[("itemknn", "real+synthetic", "discovery")]["ratio_to_real"] == pytest.approx(1.0)
     assert all(r["synthetic_model_version"] == "copy" for r in rows)

@@ -1,6 +1,7 @@
 """Recommendation baselines on tiny planted interactions whose answers can be worked out by hand."""
 import datetime as dt
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
@@ -152,6 +153,23 @@ def test_als_factor_frames(fitted):
     assert sorted(r["user_id"] for r in users.collect()) == [f"{g}{u}" for g in "ab" for u in range(1, 7)]
     vectors = {r["item_id"]: r["vector"] for r in items.collect()}
     assert sorted(vectors) == [f"{b}{n}" for b in "ij" for n in range(1, 5)] and {len(v) for v in vectors.values()} == {ALS_PARAMS["rank"]}
+
+
+def test_fold_in_gives_training_users_their_model_factors_and_a_stranger_a_vector(spark, blocks, fitted):
+    """Fold-in is ALS's own last half-iteration: each training user gets the factors the model
+    holds; a user the fit never saw gets a vector from their items (an unknown item is ignored)
+    that ranks the rest of their block first."""
+    train, _ = blocks
+    folded = {r["user_id"]: np.array(r["vector"]) for r in fitted.fold_in(train).collect()}
+    model = {r["user_id"]: np.array(r["vector"]) for r in fitted.user_factors.collect()}
+    assert sorted(folded) == sorted(model)
+    for user, vector in model.items():
+        np.testing.assert_allclose(folded[user], vector, rtol=1e-4, atol=1e-5, err_msg=user)
+    stranger = spark.createDataFrame([("s", "i1", 1.0), ("s", "i2", 2.0), ("s", "unknown", 5.0)], TRAIN)
+    (row,) = fitted.fold_in(stranger).collect()
+    items = {r["item_id"]: np.array(r["vector"]) for r in fitted.item_factors.collect()}
+    unseen = sorted((items[i] @ np.array(row["vector"]), i) for i in items if i not in ("i1", "i2"))
+    assert row["user_id"] == "s" and {i for _, i in unseen[-2:]} == {"i3", "i4"}
 
 
 def test_als_can_keep_seen_items(spark, blocks):

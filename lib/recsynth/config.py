@@ -614,8 +614,8 @@ class ClickstreamConf(Strict):
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)  # people the generator never sees: the privacy yardstick
     seed: int = 42
     privacy: PeoplePrivacyGates = PeoplePrivacyGates()
-    tstr_models: list[Literal["cooccurrence", "itemknn", "ease"]] = Field(
-        default=["cooccurrence", "itemknn", "ease"], min_length=1)
+    tstr_models: list[Literal["cooccurrence", "itemknn", "ease", "als"]] = Field(
+        default=["cooccurrence", "itemknn", "ease", "als"], min_length=1)
 
 
 class PrivacyConf(Strict):

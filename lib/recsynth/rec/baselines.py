@@ -25,6 +25,7 @@ from pyspark.sql.types import NumericType
 
 from recsynth.errors import RecommenderError
 from recsynth.frames import require_columns
+from recsynth.rec.als_fold_in import fold_in
 from recsynth.rec.columns import ITEM_ID, LAST_TIME, RANK, SCORE, SOURCE, USER_ID, WEIGHT, require_positive
 
 # Over-fetch cap: candidates beyond k reserved for already-seen items (see `_extra_candidates`).
@@ -200,6 +201,8 @@ class AlsFit:
     interactions: DataFrame   # the aggregated training pairs (for exclude_seen)
     users: DataFrame
     items: DataFrame
+    reg_param: float
+    alpha: float
 
     @property
     def user_factors(self) -> DataFrame:
@@ -212,6 +215,12 @@ class AlsFit:
         """(item_id, vector array<float>) for every training item."""
         factors = self.model.itemFactors.select(F.col("id").alias(_ITEM_IDX), F.col("features").alias("vector"))
         return factors.join(self.items, _ITEM_IDX).select(ITEM_ID, "vector")
+
+    def fold_in(self, pairs: DataFrame) -> DataFrame:
+        """(user_id, vector array<float>) for the users of `pairs` (user_id, item_id, weight) from
+        their own items and the fitted item factors (`als_fold_in`): a training user's factors, and
+        a vector for users the fit never saw."""
+        return fold_in(_interactions(pairs), self.item_factors, reg_param=self.reg_param, alpha=self.alpha)
 
     def recommend(self, users: DataFrame, k: int, exclude_seen: bool = True, *,
                   max_extra: int = MAX_EXTRA_CANDIDATES) -> DataFrame:
@@ -259,7 +268,8 @@ def fit_als(train: DataFrame, *, rank: int = 32, reg_param: float = 0.1, alpha: 
         F.col(_USER_IDX).cast("int").alias(_USER_IDX), F.col(_ITEM_IDX).cast("int").alias(_ITEM_IDX), WEIGHT)
     estimator = ALS(rank=rank, maxIter=max_iter, regParam=float(reg_param), alpha=float(alpha), implicitPrefs=True,
                     userCol=_USER_IDX, itemCol=_ITEM_IDX, ratingCol=WEIGHT, seed=int(seed), coldStartStrategy="drop")
-    return AlsFit(model=estimator.fit(indexed), interactions=pairs, users=users, items=items)
+    return AlsFit(model=estimator.fit(indexed), interactions=pairs, users=users, items=items, reg_param=float(reg_param),
+                  alpha=float(alpha))
 
 
 def als(train: DataFrame, users: DataFrame, k: int, *, rank: int = 32, reg_param: float = 0.1, alpha: float = 10.0,

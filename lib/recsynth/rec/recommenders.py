@@ -207,7 +207,9 @@ class RecentThenEase(Recommender):
 
 
 class Als(Recommender):
-    """Spark MLlib implicit ALS; users outside the fit periods get no list of their own."""
+    """Spark MLlib implicit ALS. A user's vector is folded in from their history (the one scored
+    from) against the fitted item factors, so users outside the fit, or real users against item
+    factors learnt from synthetic events, get lists too."""
     name, complexity = "als", 5
     item_to_item = True
 
@@ -225,7 +227,8 @@ class Als(Recommender):
         return self
 
     def recommend(self, users, history, k, exclusions):
-        return topn.top_n(self.fitted.user_factors.join(users.select(USER_ID), USER_ID, "left_semi"), self.items,
+        pairs = history.pairs.join(users.select(USER_ID).distinct(), USER_ID, "left_semi").select(USER_ID, ITEM_ID, WEIGHT)
+        return topn.top_n(self.fitted.fold_in(pairs), self.items,
                           exclusions, k, block_rows=self.block_rows)
 
     def similar_items(self, k):

@@ -2,10 +2,11 @@
 recommender team would: train on synthetic, test on real (TSTR).
 
 Each model of `clickstream.tstr_models` learns its item side (co-occurrence counts, item-kNN or
-EASE similarities) three times: from the real fit periods, from synthetic.events alone, and from
+EASE similarities, ALS item factors) three times: from the real fit periods, from synthetic.events alone, and from
 both (augmentation). Each then scores the real users from their real fit-period histories, on
 the real `recs.evaluation_split`, on both tasks of `recsynth recommend` (`next`, `discovery`),
-per source and pooled, with bootstrap intervals; the same rules, exclusions and fallback as the
+per source and pooled, with bootstrap intervals (ALS folds each real user into its item
+factors: `rec.als_fold_in`); the same rules, exclusions and fallback as the
 recommend job, through its own code. `recent` has no item side and is left out. Each result's
 ratio to the same model trained on real data goes to synthetic.utility.
 
