@@ -38,6 +38,8 @@ def _within(synthetic: float | None, real: float | None, tolerance: float) -> st
 
 def main() -> None:
     parser = conf_parser(__doc__)
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="keep the published synthetic.events (and its quality row); run evaluate-synthetic only")
     args = parser.parse_args()
 
     from rich.console import Console
@@ -56,14 +58,16 @@ def main() -> None:
         spark = get_spark(conf)
         lake = Lake(spark, conf)
         records = {}
-        for name in ("synthesize_events", "evaluate_synthetic"):
+        for name in ("evaluate_synthetic",) if args.evaluate_only else ("synthesize_events", "evaluate_synthetic"):
             started = time.monotonic()
             records[name] = run_job(JOBS[name], spark, conf, lake, force=True)
             seconds[name] = time.monotonic() - started
     finally:
         logs.reset()
-    generated, evaluated = records["synthesize_events"], records["evaluate_synthetic"]
-    quality = lake.read(T.SYNTHETIC_EVENTS_QUALITY).where(f"run_id = '{generated.run_id}'").head().asDict()
+    evaluated = records["evaluate_synthetic"]
+    published = lake.read(T.SYNTHETIC_EVENTS).select("model_version").head()["model_version"]
+    quality = lake.read(T.SYNTHETIC_EVENTS_QUALITY).where(f"model_version = '{published}'").head().asDict()
+    generated_seconds = f"{seconds['synthesize_events']:.0f} s" if "synthesize_events" in seconds else "an earlier run"
     utility = [r.asDict() for r in lake.read(T.SYNTHETIC_UTILITY).where(f"run_id = '{evaluated.run_id}'").collect()]
     k = conf.recs.k
 
@@ -71,7 +75,7 @@ def main() -> None:
         return next((r for r in utility if (r["model"], r["trained_on"], r["task"], r["source"])
                      == (model, trained_on, task, "all")), None)
 
-    lines = [f"synthesize-events {generated.run_id} ({seconds['synthesize_events']:.0f} s), evaluate-synthetic "
+    lines = [f"synthesize-events {quality['run_id']} ({generated_seconds}), evaluate-synthetic "
              f"{evaluated.run_id} ({seconds['evaluate_synthetic']:.0f} s); {os.cpu_count()} cores, {platform.node()}", "",
              f"people: {quality['training_people']} training, {quality['holdout_people']} holdout, "
              f"{quality['synthetic_people']} synthetic ({quality['synthetic_events']} events)", "",
@@ -108,7 +112,7 @@ def main() -> None:
     }
     lines += ["", *[f"- {name}: {value}" for name, value in targets.items()]]
     print("\n".join(lines))
-    out = ROOT / "benchmarks" / "results" / f"clickstream_{generated.run_id}.json"
+    out = ROOT / "benchmarks" / "results" / f"clickstream_{evaluated.run_id}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"runs": {n: r.run_id for n, r in records.items()}, "seconds": seconds,
                                "overrides": args.overrides, "quality": quality, "utility": utility, "targets": targets},

@@ -129,7 +129,7 @@ EVALUATE_SYNTHETIC = Job(
     conf_keys=("recs.k", "recs.fit_splits", "recs.evaluation_split", "recs.truth_event_types", "recs.evaluate_users",
                "recs.exclude_purchased", "recs.exclude_viewed", "recs.exclusions_by_source", "recs.categories",
                "recs.bootstrap_replicates", "recs.seed", "recs.top_n.block_rows", "recs.history_items",
-               "recs.cooccurrence", "recs.itemknn", "recs.ease", "gold.event_weights", "gold.purchase_quantity",
+               "recs.cooccurrence", "recs.itemknn", "recs.ease", "recs.als", "gold.event_weights", "gold.purchase_quantity",
                "clickstream.tstr_models"),
     body=evaluate_synthetic,
     description="recommenders trained on synthetic.events (and on real + synthetic) tested on real users: "
