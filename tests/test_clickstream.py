@@ -48,13 +48,13 @@ def _walks(steps) -> list[list[str]]:
     return list(walks.values())
 
 
-def test_session_steps_order_ties_by_the_funnel_and_collapse_repeats(spark):
+def test_session_steps_order_ties_by_the_funnel_and_keep_repeats(spark):
     at = START
     rows = [("s", "u", "s1", "a", "purchase", at), ("s", "u", "s1", "a", "view", at), ("s", "u", "s1", "a", "cart", at),
             ("s", "u", "s1", "a", "purchase", at + dt.timedelta(seconds=1)), ("s", "u", "s1", "b", "view", at)]
     got = [(r["position"], r["item_id"], r["event_type"])
            for r in session_steps(spark.createDataFrame(rows, SCHEMA)).orderBy("position").collect()]
-    assert got == [(1, "a", "view"), (2, "b", "view"), (3, "a", "cart"), (4, "a", "purchase")]
+    assert got == [(1, "a", "view"), (2, "b", "view"), (3, "a", "cart"), (4, "a", "purchase"), (5, "a", "purchase")]
 
 
 def test_blocks_draw_each_rows_choice_from_its_own_block_by_count():

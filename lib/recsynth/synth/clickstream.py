@@ -60,16 +60,14 @@ def _pick(draws: DataFrame, sizes: DataFrame, table: DataFrame, by: list[str], u
 
 def session_steps(events: DataFrame) -> DataFrame:
     """(source, user_id, session_id, position, item_id, event_type, event_time): each session's
-    steps in time order (ties: view, cart, purchase, then item), a step repeated at once kept once."""
+    events in time order (ties: view, cart, purchase, then item). A step repeated at once stays (a
+    view reloaded is a move to the same step): sessions keep their real lengths."""
     funnel = F.coalesce(*[F.when(F.col("event_type") == t, F.lit(r)) for t, r in FUNNEL.items()], F.lit(len(FUNNEL)))
     order = Window.partitionBy("source", "session_id").orderBy("event_time", "_funnel", "item_id")
     steps = (events.where(F.col("session_id").isNotNull() & F.col("item_id").isNotNull())
              .select("source", "user_id", "session_id", "item_id", "event_type", "event_time")
-             .withColumn("_funnel", funnel)
-             .withColumn("_same", (F.lag("item_id").over(order) == F.col("item_id"))
-                         & (F.lag("event_type").over(order) == F.col("event_type")))
-             .where(~F.coalesce("_same", F.lit(False))))
-    return steps.withColumn("position", F.row_number().over(order)).drop("_funnel", "_same")
+             .withColumn("_funnel", funnel))
+    return steps.withColumn("position", F.row_number().over(order)).drop("_funnel")
 
 
 @dataclass(frozen=True)
