@@ -110,6 +110,15 @@ def spark(base_conf):
     session.stop()
 
 
+@pytest.fixture
+def keep():
+    """The jobs' `keep` (runtime.cache.cached_frames) for a test: frames persisted, released after it."""
+    from recsynth.runtime.cache import cached_frames
+
+    with cached_frames() as kept:
+        yield kept
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _drop_cached_frames_after_each_module():
     """Free what a module left in the shared session's JVM: cached frames (a failed job's persisted

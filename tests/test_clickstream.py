@@ -18,11 +18,6 @@ pytestmark = pytest.mark.spark
 START = dt.datetime(2026, 1, 1, 12)
 SCHEMA = "source string, user_id string, session_id string, item_id string, event_type string, event_time timestamp"
 COMMON = ["a", "b", "c", "d", "e"]
-
-
-def _cut(frame):
-    """What the job's checkpoints do: materialise the frame and cut its plan."""
-    return frame.localCheckpoint()
 CANARY = ["x1", "x2", "x3", "x4", "x5"]
 
 
@@ -65,8 +60,8 @@ def test_blocks_draw_each_rows_choice_from_its_own_block_by_count():
     assert drawn.tolist() == [10, 10, 11, 11, 20, 20]
 
 
-def test_common_steps_are_replayed_and_a_one_person_path_is_not(spark):
-    chain = fit_markov(_planted(spark), min_people=2, max_session_events=50, keep=_cut)
+def test_common_steps_are_replayed_and_a_one_person_path_is_not(spark, keep):
+    chain = fit_markov(_planted(spark), min_people=2, max_session_events=50, keep=keep)
     steps = sample_clickstream(chain, users_multiplier=3.0, seed=7, prefix="syn")
     # 7 people x 3, one session each, of a real session's length (5); the canary's items are one
     # person's, so no walk starts or goes there: every walk is the six people's path
@@ -75,22 +70,22 @@ def test_common_steps_are_replayed_and_a_one_person_path_is_not(spark):
     assert len(users) == 21 and all(u.startswith("syn-") for u in users)
 
 
-def test_a_memorising_chain_replays_the_canary_and_the_person_gate_fails_it(spark):
+def test_a_memorising_chain_replays_the_canary_and_the_person_gate_fails_it(spark, keep):
     """min_people 1 replays the canary's path whenever a walk starts on its first item."""
     real = _planted(spark)
     canary_only = real.where("user_id = 'canary'")
-    chain = fit_markov(real, min_people=1, max_session_events=50, keep=_cut)
+    chain = fit_markov(real, min_people=1, max_session_events=50, keep=keep)
     synthetic = sample_clickstream(chain, users_multiplier=5.0, seed=3, prefix="syn")
     assert CANARY in _walks(synthetic)
     holdout = _events(spark, {("h", "sh"): [(item, "view") for item in ("q1", "q2", "q3", "q4", "q5")]})
-    report = assess_people(canary_only, holdout, synthetic, sizes=(5,), min_support=2, query_people=10, keep=_cut)
+    report = assess_people(canary_only, holdout, synthetic, sizes=(5,), min_support=2, query_people=10, keep=keep)
     assert report.paths.train_gram_share == {5: 1.0} and report.paths.holdout_gram_share == {5: 0.0}
     assert report.failures(max_excess_gram_share=0.02, max_membership_auc=1.0)
 
 
-def test_events_take_the_catalogue_price_and_a_purchase_is_its_own_transaction(spark):
+def test_events_take_the_catalogue_price_and_a_purchase_is_its_own_transaction(spark, keep):
     real = _events(spark, {("u1", "s1"): [("a", "view"), ("a", "purchase")], ("u2", "s2"): [("a", "view"), ("a", "purchase")]})
-    chain = fit_markov(real, min_people=2, max_session_events=50, keep=_cut)
+    chain = fit_markov(real, min_people=2, max_session_events=50, keep=keep)
     prices = spark.createDataFrame([("s", "a", 9.5)], "source string, item_id string, price double")
     events = as_events(sample_clickstream(chain, users_multiplier=1.0, seed=1, prefix="syn"), prices).collect()
     assert sorted((e["event_type"], e["price"], e["quantity"], e["transaction_id"] == e["session_id"]) for e in events) == [

@@ -15,10 +15,6 @@ START = dt.datetime(2026, 1, 1)
 SCHEMA = "source string, user_id string, item_id string, event_time timestamp"
 
 
-def _keep(frame):
-    return frame.cache()
-
-
 def _events(spark, people: dict[str, list[str]], source: str = "s"):
     """One event per item, a minute apart, in the listed order."""
     rows = [(source, person, item, START + dt.timedelta(minutes=k))
@@ -51,10 +47,10 @@ def test_ngrams_are_the_contiguous_grams_of_each_size(spark):
     assert got == [(3, ["a", "b", "c"]), (3, ["b", "c", "d"]), (4, ["a", "b", "c", "d"])]
 
 
-def test_a_memorising_generator_exposes_training_paths_and_fails_both_gates(spark):
+def test_a_memorising_generator_exposes_training_paths_and_fails_both_gates(spark, keep):
     train, holdout = _events(spark, TRAIN), _events(spark, HOLDOUT)
     copied = _events(spark, _renamed(TRAIN, "syn"))
-    report = assess_people(train, holdout, copied, sizes=(3, 4, 5), min_support=2, query_people=100, keep=_keep)
+    report = assess_people(train, holdout, copied, sizes=(3, 4, 5), min_support=2, query_people=100, keep=keep)
     # training: 3 distinctive people x 3 three-grams; t4's path is common (h3 has it) and not counted
     assert report.paths.distinctive == {"train": {3: 9, 4: 6, 5: 3}, "holdout": {3: 6, 4: 4, 5: 2}}
     assert report.paths.train_gram_share == {3: 1.0, 4: 1.0, 5: 1.0}
@@ -67,32 +63,32 @@ def test_a_memorising_generator_exposes_training_paths_and_fails_both_gates(spar
     assert len(failures) == 4 and "distinctive 5-item paths" in failures[2] and "0.833 > 0.6" in failures[3]
 
 
-def test_the_canary_path_is_caught_alone(spark):
+def test_the_canary_path_is_caught_alone(spark, keep):
     """A generator that copies only the canary's path leaks one person out of three."""
     train, holdout = _events(spark, TRAIN), _events(spark, HOLDOUT)
     leaked = _events(spark, {"s1": TRAIN["canary"], "s2": ["q1", "q2", "q3", "q4"]})
-    exposure = path_exposure(train, holdout, leaked, sizes=(5,), min_support=2, keep=_keep)
+    exposure = path_exposure(train, holdout, leaked, sizes=(5,), min_support=2, keep=keep)
     assert exposure.train_gram_share == {5: pytest.approx(1 / 3)} and exposure.train_person_share == {5: pytest.approx(1 / 3)}
     assert exposure.excess() == {5: pytest.approx(1 / 3)}
 
 
-def test_a_generalising_generator_finds_both_sides_alike_and_passes(spark):
+def test_a_generalising_generator_finds_both_sides_alike_and_passes(spark, keep):
     """Synthetic paths that start like t1 and like h1 (3 items each): one 3-gram found per side."""
     train, holdout = _events(spark, TRAIN), _events(spark, HOLDOUT)
     synthetic = _events(spark, {"s1": ["a1", "a2", "a3", "q9"], "s2": ["d1", "d2", "d3", "q8"]})
-    report = assess_people(train, holdout, synthetic, sizes=(3, 4), min_support=2, query_people=100, keep=_keep)
+    report = assess_people(train, holdout, synthetic, sizes=(3, 4), min_support=2, query_people=100, keep=keep)
     assert report.paths.train_gram_share == {3: pytest.approx(1 / 9), 4: 0.0}
     assert report.paths.holdout_gram_share == {3: pytest.approx(1 / 6), 4: 0.0}
     assert report.failures(max_excess_gram_share=0.05, max_membership_auc=0.9) == []
 
 
-def test_membership_without_any_shared_item_is_no_signal(spark):
+def test_membership_without_any_shared_item_is_no_signal(spark, keep):
     unrelated = _events(spark, {"s1": ["q1", "q2", "q3"]})
-    assert membership_auc(_events(spark, TRAIN), _events(spark, HOLDOUT), unrelated, keep=_keep) == pytest.approx(0.5)
+    assert membership_auc(_events(spark, TRAIN), _events(spark, HOLDOUT), unrelated, keep=keep) == pytest.approx(0.5)
 
 
-def test_other_sources_items_are_not_a_match(spark):
+def test_other_sources_items_are_not_a_match(spark, keep):
     """The same item ids in another source are other items: no gram is found."""
     copied_elsewhere = _events(spark, _renamed(TRAIN, "syn"), source="other")
-    exposure = path_exposure(_events(spark, TRAIN), _events(spark, HOLDOUT), copied_elsewhere, sizes=(3,), keep=_keep)
+    exposure = path_exposure(_events(spark, TRAIN), _events(spark, HOLDOUT), copied_elsewhere, sizes=(3,), keep=keep)
     assert exposure.train_gram_share == {3: 0.0}

@@ -24,13 +24,17 @@ FOLDED_SCHEMA = StructType([StructField(USER_ID, StringType()), StructField("vec
 _CHUNK = 20_000   # users solved per call in a task
 
 
-def fold_in(pairs: DataFrame, item_factors: DataFrame, *, reg_param: float, alpha: float) -> DataFrame:
-    """(user_id, vector array<float>) for every user of `pairs` (user_id, item_id, weight: one row
-    per pair) with at least one item of `item_factors` (item_id, vector); items without a factor
-    are left out of the user's equation."""
+def factor_arrays(item_factors: DataFrame) -> tuple[list[str], np.ndarray]:
+    """The item ids and their factor matrix (float64), gathered once per fitted model."""
     factors = item_factors.collect()
-    ids = [r[ITEM_ID] for r in factors]
-    matrix = np.array([r["vector"] for r in factors], dtype=np.float64).reshape(len(ids), -1)
+    return [r[ITEM_ID] for r in factors], np.array([r["vector"] for r in factors], dtype=np.float64).reshape(len(factors), -1)
+
+
+def fold_in(pairs: DataFrame, factors: tuple[list[str], np.ndarray], *, reg_param: float, alpha: float) -> DataFrame:
+    """(user_id, vector array<float>) for every user of `pairs` (user_id, item_id, weight: one row
+    per pair) with at least one item of `factors` (`factor_arrays`); items without a factor are
+    left out of the user's equation."""
+    ids, matrix = factors
     histories = pairs.groupBy(USER_ID).agg(F.collect_list(F.struct(ITEM_ID, WEIGHT)).alias("_history")).select(
         USER_ID, F.col(f"_history.{ITEM_ID}").alias("_items"), F.col(f"_history.{WEIGHT}").alias("_weights"))
     return score_on_executors(histories, FOLDED_SCHEMA, (ids, matrix, float(reg_param), float(alpha)), _solver, _CHUNK)

@@ -15,6 +15,7 @@ the short list of top items that is broadcast.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from numbers import Real
 
 from pyspark.ml.feature import StringIndexer, StringIndexerModel
@@ -25,7 +26,7 @@ from pyspark.sql.types import NumericType
 
 from recsynth.errors import RecommenderError
 from recsynth.frames import require_columns
-from recsynth.rec.als_fold_in import fold_in
+from recsynth.rec.als_fold_in import factor_arrays, fold_in
 from recsynth.rec.columns import ITEM_ID, LAST_TIME, RANK, SCORE, SOURCE, USER_ID, WEIGHT, require_positive
 
 # Over-fetch cap: candidates beyond k reserved for already-seen items (see `_extra_candidates`).
@@ -220,7 +221,12 @@ class AlsFit:
         """(user_id, vector array<float>) for the users of `pairs` (user_id, item_id, weight) from
         their own items and the fitted item factors (`als_fold_in`): a training user's factors, and
         a vector for users the fit never saw."""
-        return fold_in(_interactions(pairs), self.item_factors, reg_param=self.reg_param, alpha=self.alpha)
+        return fold_in(_interactions(pairs), self._factor_arrays, reg_param=self.reg_param, alpha=self.alpha)
+
+    @cached_property
+    def _factor_arrays(self):
+        """The item factors gathered once (each fold-in broadcasts them)."""
+        return factor_arrays(self.item_factors)
 
     def recommend(self, users: DataFrame, k: int, exclude_seen: bool = True, *,
                   max_extra: int = MAX_EXTRA_CANDIDATES) -> DataFrame:

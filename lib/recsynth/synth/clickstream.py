@@ -105,7 +105,6 @@ class ItemSide:
     """The chain's states (source, item, event type) and three weighted choices: the steps that
     open a source's sessions, its steps taken (the popular steps), and each state's successors."""
     sources: tuple[str, ...]
-    source: np.ndarray     # per state: its source's position in `sources`
     items: np.ndarray
     event_types: np.ndarray
     starts: Blocks         # by source
@@ -158,7 +157,6 @@ def _item_side(states: list, moves: list) -> ItemSide:
                    m["taken"]) for m in moves]
     return ItemSide(
         sources=sources,
-        source=np.array([source_of[s[0]] for s in ordered], dtype=np.int64),
         items=np.array([s[1] for s in ordered], dtype=object),
         event_types=np.array([s[2] for s in ordered], dtype=object),
         starts=Blocks.of(len(sources), [(source_of[s[0]], k, s[4]) for k, s in enumerate(ordered) if s[4]]),
@@ -241,7 +239,6 @@ def _walker(chain: ItemSide):
             going = lengths[alive] >= position
             alive, state = alive[going], state[going]
             u, follows = _step_uniform(keys[alive], position), chain.successors.offers(state)
-            state = state.copy()
             state[follows] = chain.successors.draw(state[follows], u[follows])
             state[~follows] = chain.popular.draw(codes[alive][~follows], u[~follows])
             walked.append(alive)
