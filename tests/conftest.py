@@ -39,6 +39,7 @@ def lake_overrides(base: Path) -> list[str]:
         "spark.shuffle_partitions=2",
         "spark.driver_memory=2g",
         "spark.extra={spark.ui.enabled: 'false', spark.ui.showConsoleProgress: 'false'}",
+        "tracking.enabled=false",  # MLflow's store costs seconds per model job: on where a test reads it (TRACKED)
         f"sources.retailrocket.events.path={DATA}/retailrocket/events*.csv",
         f"sources.retailrocket.category_tree.path={DATA}/retailrocket/category_tree.csv",
         f"sources.rees46.events.path={DATA}/rees46/*.csv",
@@ -46,6 +47,9 @@ def lake_overrides(base: Path) -> list[str]:
         f"sources.online_retail.events.path={DATA}/online_retail/*.csv.gz",
         f"sources.online_retail.catalog.path={DATA}/online_retail/*.csv.gz",
     ]
+
+
+TRACKED = "tracking.enabled=true"
 
 
 def job_process_options(base: Path) -> list[str]:
@@ -164,6 +168,9 @@ SMALL_RECS = [
     " full_softmax_max_items: 100, horizon: 2, logq_correction: true}",
     "recs.bootstrap_replicates=50",
 ]
+# The whole pipeline under test (served, on the cluster): nothing tuned on validation, which
+# test_recommend_job covers; every model is still fitted, scored on test and served.
+END_TO_END_RECS = ["recs.validation_split=null", "recs.serve=recent"]
 
 
 def model_job_overrides(base: Path, *overrides: str) -> list[str]:
@@ -240,8 +247,8 @@ def served_pipeline(tmp_path_factory):
     port = free_port()
     overrides = [*lake_overrides(base), f"sources.retailrocket.events.path={raw}/events*.csv",
                  f"lake.metastore_server=127.0.0.1:{free_port()}", f"sql_server.port={port}",
-                 "spark.driver_memory=1g",
-                 *SMALL_GAN, *SMALL_RECS]
+                 "spark.driver_memory=1g", TRACKED,
+                 *SMALL_GAN, *SMALL_RECS, *END_TO_END_RECS]
     options = [f"--set={o}" for o in overrides]
     try:
         recsynth(options, "sql-server", "start")

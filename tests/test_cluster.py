@@ -21,16 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (DATA, ROOT, SMALL_GAN, SMALL_RECS, assert_tables_equal, delta, events_of, free_port,
-                      lake_overrides, standalone_cluster)
+from conftest import (DATA, END_TO_END_RECS, ROOT, SMALL_GAN, SMALL_RECS, assert_tables_equal, delta, events_of,
+                      free_port, lake_overrides, standalone_cluster)
 from recsynth import tables as T
 from recsynth.pipeline import JOBS, PIPELINE
 
 # the module's whole pipeline runs inside its first test's time budget
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(2400)]
 
-GAN_EPOCHS = 30  # long enough to kill an executor in the middle of training
-OPTIONS = ["sources.rees46.enabled=false", *SMALL_GAN, *SMALL_RECS,
+GAN_EPOCHS = 10  # long enough to kill an executor in the middle of training
+OPTIONS = ["sources.rees46.enabled=false", *SMALL_GAN, *SMALL_RECS, *END_TO_END_RECS,
            "synth.gan={embedding_dim: 16, generator_dims: [32, 32], discriminator_dims: [32, 32], pac: 4, batch_size: 100,"
            f" epochs: {GAN_EPOCHS}, learning_rate: 0.0002, gradient_penalty: 10.0}}"]
 

@@ -12,7 +12,7 @@ import pytest
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from conftest import SMALL_RECS, assert_registered_schemas, gold_lake_copy, model_job_overrides
+from conftest import SMALL_RECS, TRACKED, assert_registered_schemas, gold_lake_copy, model_job_overrides
 from recsynth import tables as T
 from recsynth.errors import JobFailed
 from recsynth.runtime.runs import run_job
@@ -33,7 +33,7 @@ SEARCH = {"ease": ("l2", L2), "recent_ease": ("l2", L2), "itemknn": ("max_neighb
 @pytest.fixture(scope="module")
 def gold_lake(spark, tmp_path_factory, etl_reference):
     return gold_lake_copy(spark, etl_reference, model_job_overrides(
-        tmp_path_factory.mktemp("recommend"), *SMALL_RECS, "recs.serve=recent",
+        tmp_path_factory.mktemp("recommend"), *SMALL_RECS, TRACKED, "recs.serve=recent",
         "recs.search={enabled: true, grids: {sequence: null, als: null, ease: null, "
         "itemknn: {max_neighbours: [1, 20]}, cooccurrence: {min_count: [1, 2]}}}"))
 

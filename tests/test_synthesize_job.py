@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import DATA, ROOT, SMALL_GAN, gold_lake_copy, gold_lake_under, model_job_overrides, settled_epoch
+from conftest import DATA, ROOT, SMALL_GAN, TRACKED, gold_lake_copy, gold_lake_under, model_job_overrides, settled_epoch
 from recsynth import tables as T
 from recsynth.config import RareShare
 from recsynth.errors import JobFailed
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def gold_overrides(tmp_path_factory):
-    return model_job_overrides(tmp_path_factory.mktemp("synth"), *SMALL_GAN)
+    return model_job_overrides(tmp_path_factory.mktemp("synth"), *SMALL_GAN, TRACKED)
 
 
 @pytest.fixture(scope="module")
