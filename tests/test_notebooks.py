@@ -69,6 +69,25 @@ def test_parameters_are_injected_after_the_parameters_cell():
         inject_parameters(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), {"x": 2})
 
 
+def test_the_kernel_ends_with_the_notebook(tmp_path):
+    """Each notebook's kernel (and with it its Spark JVM) is shut down once the run ends, whether
+    a cell failed or not."""
+    import psutil
+
+    def kernels():
+        return [p for p in psutil.Process().children(recursive=True) if "ipykernel_launcher" in " ".join(p.cmdline())]
+
+    cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell("print(x)")]
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), str(path))
+    ran = run_notebook(path, {"x": 2})
+    assert ran.cells[-1].outputs[0].text == "2\n" and kernels() == []
+    nbformat.write(nbformat.v4.new_notebook(cells=[*cells, nbformat.v4.new_code_cell("1 / 0")]), str(path))
+    with pytest.raises(NotebookError, match="ZeroDivisionError"):
+        run_notebook(path)
+    assert kernels() == []
+
+
 # --- executed on a lake -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

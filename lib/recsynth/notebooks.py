@@ -90,7 +90,7 @@ def run_notebook(path, parameters: dict | None = None, *, output=None, cwd=None,
         client = NotebookClient(nb, km=manager, timeout=timeout, kernel_name=KERNEL_NAME,
                                 resources={"metadata": {"path": str(Path(cwd or path.parent).resolve())}})
         try:
-            client.execute()
+            client.execute(cleanup_kc=True)  # a kernel manager of ours is otherwise left running, with its JVM
         except CellExecutionError as err:
             raise NotebookError(f"{path.name} failed: {err}") from None
         finally:
