@@ -40,6 +40,9 @@ def lake_overrides(base: Path) -> list[str]:
         "spark.driver_memory=2g",
         "spark.extra={spark.ui.enabled: 'false', spark.ui.showConsoleProgress: 'false'}",
         "tracking.enabled=false",  # MLflow's store costs seconds per model job: on where a test reads it (TRACKED)
+        # C1 only: a job's own JVM on the test slices spends more CPU compiling with C2 than C2 gives back
+        # (a gold run: 138 s of CPU instead of 190 s), and the suite's two processes share 2 cores
+        "spark.driver_java_options=-XX:TieredStopAtLevel=1",
         f"sources.retailrocket.events.path={DATA}/retailrocket/events*.csv",
         f"sources.retailrocket.category_tree.path={DATA}/retailrocket/category_tree.csv",
         f"sources.rees46.events.path={DATA}/rees46/*.csv",
@@ -102,7 +105,9 @@ def session_base(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def base_conf(session_base):
     # The one shared session serves every in-process job of the suite: more room than a job's own JVM
-    return load_conf("local", [*lake_overrides(session_base), "spark.driver_memory=4g"], ROOT / "conf")
+    # (and lives as long as the suite: C2's code pays back there)
+    return load_conf("local", [*lake_overrides(session_base), "spark.driver_memory=4g", "spark.driver_java_options=null"],
+                     ROOT / "conf")
 
 
 @pytest.fixture(scope="session")

@@ -246,3 +246,13 @@ def test_section_error_names_the_override_that_broke_it():
     with pytest.raises(ConfigError) as err:
         load_conf("local", ["gold.price_bands=[50, 10]"], CONF)
     assert "command line: gold: " in str(err.value) and "price_bands must be increasing" in str(err.value)
+
+
+def test_driver_java_options_come_after_recsynths_own():
+    from recsynth.session import LOG4J2_PROPERTIES, session_settings
+
+    plain = session_settings(load_conf("local", ["lake.metastore_dir=null", "lake.metastore_server=null"], CONF))
+    assert plain["spark.driver.extraJavaOptions"] == f"-Dlog4j2.configurationFile={LOG4J2_PROPERTIES}"
+    tuned = session_settings(load_conf("local", ["lake.metastore_dir=null", "lake.metastore_server=null",
+                                                 "spark.driver_java_options=-Xss4m -XX:+UseG1GC"], CONF))
+    assert tuned["spark.driver.extraJavaOptions"] == f"-Dlog4j2.configurationFile={LOG4J2_PROPERTIES} -Xss4m -XX:+UseG1GC"

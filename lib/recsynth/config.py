@@ -70,6 +70,7 @@ class SparkConf(Strict):
     app_name: str = "recsynth"
     shuffle_partitions: int = Field(ge=1)
     driver_memory: str = "4g"
+    driver_java_options: str | None = None   # appended to recsynth's own JVM options of the driver
     delta_jars_dir: str | None = None
     delta_packages: str | None = None
     extra: dict[str, str] = {}

@@ -33,7 +33,8 @@ def delta_jars(jars_dir: str) -> list[str]:
 
 def session_settings(conf: Conf) -> dict[str, str]:
     """Every Spark setting recsynth needs, as one dict (also printed for spark-sql / spark-submit)."""
-    java_options = [f"-Dlog4j2.configurationFile={LOG4J2_PROPERTIES}"]
+    java_options = [f"-Dlog4j2.configurationFile={LOG4J2_PROPERTIES}", *([conf.spark.driver_java_options] if
+                                                                         conf.spark.driver_java_options else [])]
     settings = {
         "spark.app.name": conf.spark.app_name,
         "spark.sql.extensions": DELTA_EXTENSION,
