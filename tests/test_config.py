@@ -174,8 +174,14 @@ def test_recommender_settings_are_checked():
         ("recs.search.grids.itemknn={k: [1]}", "not a searchable key of recs.itemknn (one of ['max_neighbours'])"),
         ("recs.search.grids.sequence={embedding_dim: [64, 33]}", "the setting {'learning_rate': 0.001, 'dropout': 0.1, "
                                                                  "'embedding_dim': 33}: Value error, embedding_dim (33)"),
+        ("recs.baselines=[recent, knn]", "recs.baselines.1: Input should be 'popularity', 'recent'"),
+        ("recs.baselines=[recent, recent]", "baselines ['recent', 'recent'] names a model twice"),
+        ("recs.serve=two_tower", "serve 'two_tower' is not one of the models this conf runs: ['popularity', 'recent',"
+                                 " 'cooccurrence', 'itemknn', 'ease', 'als', 'recent_ease', 'sequence']"),
     ]:
         assert_refused(override, expected)
+    with pytest.raises(ConfigError, match=r"serve 'ease' is not one of the models this conf runs: \['recent', 'sequence'\]"):
+        load_conf("local", ["recs.baselines=[recent]", "recs.serve=ease"], CONF)
     searched = load_conf("local", ["recs.search.enabled=true", "recs.search.grids.ease=null"], CONF).recs.search
     assert list(searched.grids) == ["cooccurrence", "itemknn", "als", "sequence"]  # the default grids are valid
     with pytest.raises(ConfigError, match="search.enabled tries settings on the validation period"):

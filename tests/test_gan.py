@@ -44,14 +44,17 @@ def test_two_rank_training_stops_early_and_beats_the_untrained_generator(spark, 
     fitted, files = encoded(lake, behaviour)
     held_out = make_behaviour(spark, 400, seed=4).toPandas()  # other people: early stopping's yardstick
     validation = {c: held_out[c].to_numpy(dtype=float if c in CONTINUOUS else object) for c in CONTINUOUS + CATEGORICAL}
-    params = replace(PARAMS, batch_size=20, epochs=30, patience=8)  # 20 steps an epoch: a plateau spans a few epochs
+    # 20 steps an epoch: a plateau spans a few epochs. Which rows each rank holds changes from run to run (Petastorm
+    # shards the files in name order, and Delta names them at random), and one run in many scored its first epoch
+    # best by chance (0.695, then 0.58-0.66 up to epoch 9): 15 epochs of patience outlast such a start
+    params = replace(PARAMS, batch_size=20, epochs=30, patience=15)
     chief, results = train(spark, fitted, files, params, validation=validation)
     assert sorted(r["rows"] for r in results) and sum(r["rows"] for r in results) == 800
     scores = [entry["validation_quality"] for entry in chief["history"]]
     assert all(0 < score <= 1 for score in scores) and chief["generator"] is not None
     assert [r["history"] for r in results if r["rank"] == 1] == [chief["history"]]  # every rank saw rank 0's scores
-    best = scores.index(max(scores)) + 1  # the first best epoch is kept; 8 epochs without a better one end it
-    assert chief["best_epoch"] == best and len(scores) == min(params.epochs, best + 8)
+    best = scores.index(max(scores)) + 1  # the first best epoch is kept; `patience` epochs without a better one end it
+    assert chief["best_epoch"] == best and len(scores) == min(params.epochs, best + params.patience)
 
     real = behaviour.toPandas()
     conditions = conditions_like_data(fitted, 800, np.random.default_rng(9))

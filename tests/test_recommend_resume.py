@@ -26,7 +26,8 @@ def checkpointed_epoch(lake_root: Path) -> int:
 def test_a_killed_run_resumes_from_its_checkpoint(spark, tmp_path, etl_reference):
     overrides = model_job_overrides(
         tmp_path, *SMALL_RECS, f"lake.metastore_dir={tmp_path}/metastore",
-        "recs.validation_split=null", "recs.serve=recent",   # what is resumed is the sequence model's training
+        # what is resumed is the sequence model's training: no tuning, and of the baselines only the served one
+        "recs.validation_split=null", "recs.serve=recent", "recs.baselines=[recent]",
         "recs.sequence={max_length: 10, embedding_dim: 8, blocks: 1, heads: 2, dropout: 0.0, batch_size: 16,"
         f" learning_rate: 0.01, max_epochs: {EPOCHS}, patience: 1, early_stopping_users: 100, negatives: 50,"
         " full_softmax_max_items: 100, horizon: 1, logq_correction: true}")
@@ -55,6 +56,10 @@ def test_a_killed_run_resumes_from_its_checkpoint(spark, tmp_path, etl_reference
 
     runs = lake.read("ops.job_runs").where("job = 'recommend'").collect()
     assert [r["status"] for r in runs] == ["succeeded"]  # the killed run never finished, so left no row
+    scored = lake.read("recs.metrics").select("model").distinct().collect()
+    assert sorted(r["model"] for r in scored) == ["recent", "sequence"]  # recs.baselines: only what it lists
+    # recent has no item-to-item scores, nothing was validated and EASE did not run: the sequence model's neighbours
+    assert lake.read("recs.similar_items").count() > 0
     users = lake.read("gold.splits").select("user_id").distinct().count()
     top_n = lake.read("recs.top_n")
     assert top_n.select("user_id").distinct().count() == users

@@ -511,6 +511,8 @@ class RecsConf(Strict):
     exclude_viewed: bool
     exclusions_by_source: dict[str, ExclusionConf] = Field(default_factory=dict)
     serve: str = "auto"
+    baselines: list[Literal["popularity", "recent", "cooccurrence", "itemknn", "ease", "als", "recent_ease"]] = \
+        Field(default_factory=lambda: ["popularity", "recent", "cooccurrence", "itemknn", "ease", "als", "recent_ease"])
     bootstrap_replicates: int = Field(ge=1)
     history_items: int = Field(ge=1)
     categories: list[str] | None = None
@@ -551,6 +553,12 @@ class RecsConf(Strict):
         if self.categories is not None and (not self.categories or not all(c.strip() for c in self.categories)):
             raise ValueError("categories must be null (every category) or a non-empty list of non-empty "
                              "category ids or paths")
+        models = [*self.baselines, "sequence", *(["two_tower"] if self.two_tower.enabled else [])]
+        if self.serve != "auto" and self.serve not in models:
+            raise ValueError(f"serve {self.serve!r} is not one of the models this conf runs: {models} (baselines, "
+                             "the sequence model, and the two-tower when two_tower.enabled)")
+        if len(set(self.baselines)) < len(self.baselines):
+            raise ValueError(f"baselines {list(self.baselines)} names a model twice")
         if self.search.enabled and self.validation_split is None:
             raise ValueError("search.enabled tries settings on the validation period: set validation_split too")
         for model, grid in self.search.grids.items():  # keys that must agree with each other (heads | embedding_dim)

@@ -1,6 +1,7 @@
-"""Recommend: gold.splits + gold.item_features -> every model and baseline (popularity, the user's
-own recent items, co-occurrence, item-kNN, EASE, ALS, the user's recent items then EASE's, the
-sequence model on Horovod ranks; the two-tower when recs.two_tower.enabled) scored on two tasks -> recs.metrics; then the served
+"""Recommend: gold.splits + gold.item_features -> the baselines of recs.baselines (popularity, the
+user's own recent items, co-occurrence, item-kNN, EASE, ALS, the user's recent items then EASE's:
+all by default), the sequence model on Horovod ranks, and the two-tower when
+recs.two_tower.enabled, scored on two tasks -> recs.metrics; then the served
 model's top-N for every user (recs.top_n) and the similar items of the best model that has
 item-to-item scores (recs.similar_items).
 
@@ -63,7 +64,6 @@ log = logging.getLogger(__name__)
 
 TWO_TOWER = "two_tower"
 SEQUENCE = "sequence"
-BASELINES = ("popularity", "recent", "cooccurrence", "itemknn", "ease", "als", "recent_ease")  # Recommend._baseline
 SPLIT = "split"
 METRICS_SCHEMA = T.schema(T.RECS_METRICS)
 
@@ -207,9 +207,11 @@ class Recommend:
         always; with recs.search, every combination of the model's grid. [{}]: the conf as it is."""
         conf = self.conf
         grids = conf.search.grids if conf.search.enabled else {}
-        settings = {name: grid_settings(grids.get(name, {})) for name in (*BASELINES, SEQUENCE)}
-        settings["ease"] = [{**setting, "l2": l2} for setting in settings["ease"] for l2 in conf.ease.l2]
-        settings[RecentThenEase.name] = settings["ease"]
+        settings = {name: grid_settings(grids.get(name, {})) for name in (*conf.baselines, SEQUENCE)}
+        ease = [{**setting, "l2": l2} for setting in grid_settings(grids.get(Ease.name, {})) for l2 in conf.ease.l2]
+        for name in (Ease.name, RecentThenEase.name):  # recent_ease tries EASE's settings
+            if name in settings:
+                settings[name] = ease
         return settings
 
     def _baseline(self, name: str, setting: dict, fitted: FitCache) -> Recommender:
@@ -246,7 +248,7 @@ class Recommend:
         period = self._period(tune_splits, conf.validation_split)
         fitted, baselines = {}, FitCache(period.history)
         with self.stage("fit_validation", f"fitting the baselines on {'+'.join(tune_splits)}"):
-            for name in BASELINES:
+            for name in conf.baselines:
                 for setting in settings[name]:
                     fitted[setting_label(name, setting)] = self._baseline(name, setting, baselines)
         for n, setting in enumerate(settings[SEQUENCE]):
@@ -296,7 +298,7 @@ class Recommend:
         self.final, baselines = period, FitCache(period.history)
         with self.stage("fit", f"fitting the baselines on {'+'.join(conf.fit_splits)}"):
             reported = {name: _per_task(chosen, name, lambda setting, task, name=name: self._baseline(
-                name, setting, baselines)) for name in BASELINES}
+                name, setting, baselines)) for name in conf.baselines}
         reported.update(self._neural(period.history, chosen))
         if chosen["served"] not in reported:
             raise RecommenderError(f"recs.serve: {chosen['served']!r} is not a model; the models are {sorted(reported)}")
@@ -388,7 +390,7 @@ class Recommend:
 
     def _similar_source(self, reported: dict[str, dict[str, Recommender]], chosen: dict) -> Recommender:
         """The served model when it has item-to-item scores; else the best such model on
-        validation (`next`), or EASE when nothing was validated."""
+        validation (`next`), or (nothing validated) EASE, or the sequence model without EASE."""
         served = reported[chosen["served"]][NEXT]
         if served.item_to_item:
             return served
@@ -396,7 +398,9 @@ class Recommend:
         for r in chosen["validation_rows"]:  # a model's best setting on next
             if r[TASK] == NEXT and r[SOURCE] == POOLED and reported[r[MODEL]][NEXT].item_to_item:
                 scores[r[MODEL]] = max(scores.get(r[MODEL], 0.0), r[NDCG] or 0.0)
-        return reported[max(scores, key=scores.get)][NEXT] if scores else reported["ease"][NEXT]
+        if scores:
+            return reported[max(scores, key=scores.get)][NEXT]
+        return reported[Ease.name if Ease.name in reported else SEQUENCE][NEXT]
 
     # --- records ---------------------------------------------------------------------------------------
     def _track_params(self) -> None:
