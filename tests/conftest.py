@@ -173,9 +173,10 @@ SMALL_RECS = [
     " full_softmax_max_items: 100, horizon: 2, logq_correction: true}",
     "recs.bootstrap_replicates=50",
 ]
-# The whole pipeline under test (served, on the cluster): nothing tuned on validation, which
-# test_recommend_job covers; every model is still fitted, scored on test and served.
-END_TO_END_RECS = ["recs.validation_split=null", "recs.serve=recent"]
+# The whole pipeline under test (served, on the cluster): nothing tuned on validation and two
+# baselines beside the sequence model (test_recommend_job covers every baseline and the tuning);
+# each model is still fitted, scored on test and served.
+END_TO_END_RECS = ["recs.validation_split=null", "recs.serve=recent", "recs.baselines=[recent, ease]"]
 
 
 def model_job_overrides(base: Path, *overrides: str) -> list[str]:

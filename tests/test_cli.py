@@ -27,6 +27,21 @@ def test_bad_config_stops_before_spark_with_one_clear_message():
     assert "Traceback" not in done.stderr and "Spark" not in done.stderr
 
 
+def test_the_pipeline_ends_at_the_job_named_by_until():
+    from recsynth.config import load_conf
+    from recsynth.pipeline import pipeline_jobs
+
+    conf = load_conf("local", [], ROOT / "conf")
+    assert [job.name for job in pipeline_jobs(conf, "gold")] == ["ingest", "clean", "gold"]
+    assert [job.name for job in pipeline_jobs(conf)] == ["ingest", "clean", "gold", "synthesize", "recommend"]
+    assert pipeline_jobs(conf, "synthesize_events") is None  # not in a run without clickstream.enabled
+    clickstream = load_conf("local", ["clickstream.enabled=true"], ROOT / "conf")
+    assert pipeline_jobs(clickstream, "synthesize_events")[-1].name == "synthesize_events"
+    refused = CliRunner().invoke(cli, ["pipeline", "--until", "synthesize-events"])
+    assert refused.exit_code == 2 and "runs in the pipeline only when clickstream.enabled is true" in refused.output
+    assert CliRunner().invoke(cli, ["pipeline", "--until", "silver"]).exit_code == 2
+
+
 def test_unknown_key_in_a_conf_file(tmp_path):
     (tmp_path / "defaults.yaml").write_text((ROOT / "conf" / "defaults.yaml").read_text() + "\nspakr: {}\n")
     done = subprocess.run([*RECSYNTH, "--conf-dir", str(tmp_path), "ingest"], cwd=ROOT, capture_output=True, text=True, timeout=120)

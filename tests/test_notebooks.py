@@ -179,7 +179,7 @@ def test_recommendation_metrics_notebook(pipeline_lake, execute):
     for row in pooled:
         assert (f"metrics {row['model']} {row['task']}: NDCG@{k} {row['ndcg_at_k']:.4f} [{row['ndcg_at_k_low']:.4f}, "
                 f"{row['ndcg_at_k_high']:.4f}], {row['users']} users") in text
-    assert len(lines(text, "metrics ")) == len(pooled) == 2 * 8   # 8 models, 2 tasks
+    assert len(lines(text, "metrics ")) == len(pooled) == 2 * 3   # recent, ease, sequence (END_TO_END_RECS); 2 tasks
     validation = [r for r in metrics if r["evaluation_split"] == "validation"]
     assert f"validation rows: {len(validation)} " in text
 

@@ -92,6 +92,13 @@ def _job_command(command_name: str, name: str, help_text: str):
     return command
 
 
+def _command_names() -> list[str]:
+    """The jobs' command names, in pipeline order."""
+    from recsynth.pipeline import JOBS
+
+    return [name.replace("_", "-") for name in JOBS]
+
+
 def _register_job_commands():
     from recsynth.pipeline import JOBS
 
@@ -101,8 +108,10 @@ def _register_job_commands():
 
 @cli.command()
 @click.option("--force", is_flag=True, help="Run every job even if its inputs are unchanged.")
+@click.option("--until", type=click.Choice(_command_names()), default=None,
+              help="Stop after this job, e.g. --until gold: the ETL jobs only.")
 @click.pass_obj
-def pipeline(obj: Context, force: bool):
+def pipeline(obj: Context, force: bool, until: str | None):
     """Run the whole chain (ingest -> clean -> gold -> synthesize -> recommend; then synthesize-events ->
     evaluate-synthetic when clickstream.enabled) with progress, then print a summary."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -111,7 +120,10 @@ def pipeline(obj: Context, force: bool):
     from recsynth.reporting.summary import print_summary
     from recsynth.pipeline import pipeline_jobs
 
-    jobs = pipeline_jobs(obj.conf)
+    jobs = pipeline_jobs(obj.conf, until and until.replace("-", "_"))
+    if jobs is None:
+        raise click.BadParameter(f"{until} runs in the pipeline only when clickstream.enabled is true",
+                                 param_hint="--until")
     started = time.monotonic()
     records = []
     # transient: on a terminal the bar gives way to the summary; elsewhere it prints nothing

@@ -16,6 +16,11 @@ CLICKSTREAM = (SYNTHESIZE_EVENTS, EVALUATE_SYNTHETIC)
 JOBS = {job.name: job for job in (*PIPELINE, *CLICKSTREAM)}
 
 
-def pipeline_jobs(conf) -> tuple:
-    """The jobs `recsynth pipeline` runs under `conf`, in order."""
-    return (*PIPELINE, *CLICKSTREAM) if conf.clickstream.enabled else PIPELINE
+def pipeline_jobs(conf, until: str | None = None) -> tuple:
+    """The jobs `recsynth pipeline` runs under `conf`, in order; with `until`, up to that job
+    (None when `until` is not one of them: a clickstream job while clickstream.enabled is false)."""
+    jobs = (*PIPELINE, *CLICKSTREAM) if conf.clickstream.enabled else PIPELINE
+    names = [job.name for job in jobs]
+    if until is None:
+        return jobs
+    return jobs[:names.index(until) + 1] if until in names else None
