@@ -70,6 +70,16 @@ def test_common_steps_are_replayed_and_a_one_person_path_is_not(spark, keep):
     assert len(users) == 21 and all(u.startswith("syn-") for u in users)
 
 
+def test_the_independent_baseline_draws_each_step_alone_from_the_shared_items(spark, keep):
+    """The same people and session lengths as the chain, but no order: walks open anywhere and
+    leave the six people's path; the canary's one-person items are still never drawn."""
+    chain = fit_markov(_planted(spark), min_people=2, max_session_events=50, keep=keep, independent=True)
+    walks = _walks(sample_clickstream(chain, users_multiplier=3.0, seed=7, prefix="syn"))
+    assert len(walks) == 21 and all(len(walk) == 5 and set(walk) <= set(COMMON) for walk in walks)
+    assert {walk[0] for walk in walks} == set(COMMON)  # the chain opens every walk on "a"
+    assert COMMON not in walks
+
+
 def test_a_memorising_chain_replays_the_canary_and_the_person_gate_fails_it(spark, keep):
     """min_people 1 replays the canary's path whenever a walk starts on its first item."""
     real = _planted(spark)

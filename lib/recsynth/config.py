@@ -616,7 +616,7 @@ class PeoplePrivacyGates(Strict):
 class ClickstreamConf(Strict):
     """The synthetic clickstream (recsynth synthesize-events, evaluate-synthetic)."""
     enabled: bool = False                     # the pipeline runs both jobs too
-    generator: Literal["markov"] = "markov"
+    generator: Literal["markov", "independent"] = "markov"
     users_multiplier: float = Field(default=1.0, gt=0)    # synthetic users = training people x this
     max_session_events: int = Field(default=50, ge=1)     # longer sessions are cut (counted in the run's details)
     min_people: int = Field(default=2, ge=1)    # an item or move fewer real people took is never replayed

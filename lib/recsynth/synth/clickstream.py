@@ -22,6 +22,10 @@ person's session count; each session draws a real template (its length, start an
 are spread evenly over the duration); then walks the chain for that many steps, at most
 `max_session_events`. Sessions of one person are not conditioned on each other: a neural
 generator's job.
+
+`clickstream.generator: independent` is the floor beside it: the same people, sessions and
+lengths, but every step drawn alone from its source's popular steps (what "each column drawn
+independently" is for a table), so that what the chain's moves add to utility can be measured.
 """
 from __future__ import annotations
 
@@ -119,9 +123,12 @@ class MarkovChain:
     people: tuple[DataFrame, DataFrame]
 
 
-def fit_markov(events: DataFrame, *, min_people: int, max_session_events: int, keep) -> MarkovChain:
+def fit_markov(events: DataFrame, *, min_people: int, max_session_events: int, keep,
+               independent: bool = False) -> MarkovChain:
     """The chain of `events` (source, user_id, session_id, item_id, event_type, event_time);
-    `keep` persists what is read more than once."""
+    `keep` persists what is read more than once. `independent`: the baseline a sequence generator
+    must beat, each step drawn alone from the source's popular steps (no start steps, no moves),
+    with the same session lengths, times and people."""
     every_step = keep(session_steps(events))   # read four times: items, steps, moves, sessions
     shared_items = every_step.groupBy("source", "item_id").agg(F.countDistinct("user_id").alias("_people")).where(
         F.col("_people") >= min_people)
@@ -140,15 +147,16 @@ def fit_markov(events: DataFrame, *, min_people: int, max_session_events: int, k
         (F.max("event_time").cast("double") - F.min("event_time").cast("double")).alias("duration_s"))
     people = sessions.groupBy("source", "user_id").agg(F.count(F.lit(1)).alias("sessions"))
     return MarkovChain(
-        item_side=_item_side(states.collect(), moves.select(*_STATE, "next_item", "next_type", "taken").collect()),
+        item_side=_item_side(states.collect(), [] if independent else
+                             moves.select(*_STATE, "next_item", "next_type", "taken").collect(), independent),
         templates=_keep(_indexed(sessions.select("source", "session_id", "length", "start", "duration_s"), ["source"],
                                  ["session_id"]), keep),
         people=_keep(_indexed(people.select("source", "user_id", "sessions"), ["source"], ["user_id"]), keep))
 
 
-def _item_side(states: list, moves: list) -> ItemSide:
+def _item_side(states: list, moves: list, independent: bool) -> ItemSide:
     """Arrays of the counted states and kept moves (rows of fit_markov's aggregates), in a fixed
-    order so that a seed draws the same walks."""
+    order so that a seed draws the same walks; `independent`: sessions open on any popular step."""
     ordered = sorted((r["source"], r["item_id"], r["event_type"], r["taken"], r["opened"]) for r in states)
     index = {state[:3]: k for k, state in enumerate(ordered)}
     sources = tuple(sorted({state[0] for state in ordered}))
@@ -159,7 +167,8 @@ def _item_side(states: list, moves: list) -> ItemSide:
         sources=sources,
         items=np.array([s[1] for s in ordered], dtype=object),
         event_types=np.array([s[2] for s in ordered], dtype=object),
-        starts=Blocks.of(len(sources), [(source_of[s[0]], k, s[4]) for k, s in enumerate(ordered) if s[4]]),
+        starts=Blocks.of(len(sources), [(source_of[s[0]], k, s[3] if independent else s[4])
+                                        for k, s in enumerate(ordered) if independent or s[4]]),
         popular=Blocks.of(len(sources), [(source_of[s[0]], k, s[3]) for k, s in enumerate(ordered)]),
         successors=Blocks.of(len(ordered), successors))
 

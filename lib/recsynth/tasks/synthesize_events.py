@@ -52,8 +52,8 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                         "fit_splits": list(ctx.conf.recs.fit_splits)})
         tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": data_version})
         with stage("fit", f"counting the steps of {people['training']} training people's sessions"):
-            chain = fit_markov(train, min_people=conf.min_people,
-                               max_session_events=conf.max_session_events, keep=keep)
+            chain = fit_markov(train, min_people=conf.min_people, max_session_events=conf.max_session_events,
+                               keep=keep, independent=conf.generator == "independent")
         with stage("sample", f"walking the chain for {conf.users_multiplier:g} synthetic people per training person"):
             steps = sample_clickstream(chain, users_multiplier=conf.users_multiplier, seed=conf.seed,
                                        prefix=f"syn{conf.seed}")
