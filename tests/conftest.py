@@ -40,9 +40,6 @@ def lake_overrides(base: Path) -> list[str]:
         "spark.driver_memory=2g",
         "spark.extra={spark.ui.enabled: 'false', spark.ui.showConsoleProgress: 'false'}",
         "tracking.enabled=false",  # MLflow's store costs seconds per model job: on where a test reads it (TRACKED)
-        # C1 only: a job's own JVM on the test slices spends more CPU compiling with C2 than C2 gives back
-        # (a gold run: 138 s of CPU instead of 190 s), and the suite's two processes share 2 cores
-        "spark.driver_java_options=-XX:TieredStopAtLevel=1",
         f"sources.retailrocket.events.path={DATA}/retailrocket/events*.csv",
         f"sources.retailrocket.category_tree.path={DATA}/retailrocket/category_tree.csv",
         f"sources.rees46.events.path={DATA}/rees46/*.csv",

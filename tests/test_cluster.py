@@ -107,8 +107,7 @@ def submitted(tmp_path_factory):
     options = [f"--set={o}" for o in [
         *lake_overrides(base), "spark.driver_memory=1g", *OPTIONS,
         f"spark.extra={{spark.ui.enabled: 'true', spark.ui.port: '{ui_port}', spark.ui.showConsoleProgress: 'false',"
-        f" spark.eventLog.enabled: 'true', spark.eventLog.dir: '{events}',"
-        " spark.executor.extraJavaOptions: '-XX:TieredStopAtLevel=1'}"]]  # C1, as the driver (conftest.lake_overrides)
+        f" spark.eventLog.enabled: 'true', spark.eventLog.dir: '{events}'}}"]]
     with standalone_cluster(base) as env:
         pipeline = Submission(options, env, base / "pipeline.log")
         pipeline.wait_for("clean: started")
