@@ -27,7 +27,7 @@ from recsynth import tables as T
 from recsynth.pipeline import JOBS, PIPELINE
 
 # the module's whole pipeline runs inside its first test's time budget
-pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.horovod, pytest.mark.extended, pytest.mark.timeout(2400)]
 
 GAN_EPOCHS = 10  # long enough to kill an executor in the middle of training
 OPTIONS = ["sources.rees46.enabled=false", *SMALL_GAN, *SMALL_RECS, *END_TO_END_RECS,

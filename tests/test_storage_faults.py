@@ -17,7 +17,7 @@ from conftest import (RECSYNTH, ROOT, assert_tables_equal, delta, is_delta_table
 from recsynth import tables as T
 from recsynth.pipeline import ETL, JOBS
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.extended, pytest.mark.timeout(1800)]
 
 SILVER_AND_GOLD = [name for job in ETL[1:] for name in job.outputs]
 FREE_BYTES = 96 * 1024  # room for the job lock and a commit or two, not for silver's data

@@ -152,6 +152,7 @@ def test_a_run_failing_every_gate_publishes_nothing_and_names_each_failure(spark
     assert run.info.status == "FAILED" and "membership" in run.data.tags["gates"]
 
 
+@pytest.mark.extended
 def test_a_killed_run_resumes_from_its_last_checkpoint(gold_lake, gold_overrides, tmp_path):
     """The whole job process (driver, Spark, Horovod ranks) is killed mid-training; the next
     run continues from rank 0's last checkpoint instead of starting again."""
