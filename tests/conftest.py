@@ -118,9 +118,7 @@ def session_base(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def base_conf(session_base):
     # The one shared session serves every in-process job of the suite: more room than a job's own JVM
-    # (and lives as long as the suite: C2's code pays back there)
-    return load_conf("local", [*lake_overrides(session_base), "spark.driver_memory=4g", "spark.driver_java_options=null"],
-                     ROOT / "conf")
+    return load_conf("local", [*lake_overrides(session_base), "spark.driver_memory=4g"], ROOT / "conf")
 
 
 @pytest.fixture(scope="session")
@@ -235,12 +233,12 @@ def etl_reference(spark, tmp_path_factory, worker_id):
 
     shared = tmp_path_factory.getbasetemp()
     shared = shared.parent if worker_id != "master" else shared  # pytest-xdist: the workers' common folder
-    base, built = shared / "etl-reference", shared / "etl-reference.built"
+    overrides, built = model_job_overrides(shared / "etl-reference"), shared / "etl-reference.built"
     with open(shared / "etl-reference.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if built.exists():
-            return Lake(spark, load_conf("local", model_job_overrides(base), ROOT / "conf"))
-        _, lake = gold_lake_under(spark, model_job_overrides(base))
+            return Lake(spark, load_conf("local", overrides, ROOT / "conf"))
+        _, lake = gold_lake_under(spark, overrides)
         built.touch()
         return lake
 
