@@ -73,6 +73,7 @@ class SparkConf(Strict):
     driver_java_options: str | None = None   # appended to recsynth's own JVM options of the driver
     delta_jars_dir: str | None = None
     delta_packages: str | None = None
+    delta_snapshot_partitions: int | None = Field(default=None, ge=1)   # None: Delta's own default (50)
     extra: dict[str, str] = {}
 
 

@@ -46,6 +46,8 @@ def session_settings(conf: Conf) -> dict[str, str]:
         "spark.driver.memory": conf.spark.driver_memory,
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
     }
+    if conf.spark.delta_snapshot_partitions:
+        settings["spark.databricks.delta.snapshotPartitions"] = str(conf.spark.delta_snapshot_partitions)
     if conf.lake.metastore_dir:
         settings.update(metastore.session_settings(conf))
         if not conf.lake.metastore_server:
