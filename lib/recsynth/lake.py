@@ -95,23 +95,31 @@ class Lake:
         names = (status.getPath().getName() for status in fs.listStatus(folder))
         return max((int(match[1]) for match in map(COMMIT_FILE.fullmatch, names) if match), default=None)
 
-    def commit_infos(self, name: str) -> Iterator[dict]:
-        """The commitInfo of each commit of a table (operation, operationParameters, userMetadata),
-        newest first, read from its _delta_log without a Spark job, as far back as the log still
-        keeps commit files (clean-up removes old ones)."""
+    def commit_info(self, name: str, version: int) -> dict | None:
+        """The commitInfo of one commit of a table (operation, timestamp in epoch ms,
+        operationParameters, userMetadata), read from its _delta_log without a Spark job; None when
+        the log no longer keeps that commit file (clean-up removes old ones)."""
         fs, folder = self._log(name)
-        io = self.spark._jvm.org.apache.commons.io.IOUtils
+        path = self.spark._jvm.org.apache.hadoop.fs.Path(folder, f"{version:020d}.json")
+        if not fs.exists(path):
+            return None
+        stream = fs.open(path)
+        try:
+            text = self.spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+        actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return next((action["commitInfo"] for action in actions if "commitInfo" in action), {})
+
+    def commit_infos(self, name: str) -> Iterator[dict]:
+        """The commitInfo of each commit of a table, newest first, as far back as the log still
+        keeps commit files."""
         latest = self.version(name)
         for version in range(-1 if latest is None else latest, -1, -1):
-            path = self.spark._jvm.org.apache.hadoop.fs.Path(folder, f"{version:020d}.json")
-            if not fs.exists(path):
+            info = self.commit_info(name, version)
+            if info is None:
                 return
-            stream = fs.open(path)
-            try:
-                actions = [json.loads(line) for line in io.toString(stream, "UTF-8").splitlines() if line.strip()]
-            finally:
-                stream.close()
-            yield next((action["commitInfo"] for action in actions if "commitInfo" in action), {})
+            yield info
 
     def versions(self, names) -> dict[str, int | None]:
         return {name: self.version(name) for name in names}

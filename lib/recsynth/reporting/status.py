@@ -136,11 +136,6 @@ def _utc(stored: dt.datetime | None) -> dt.datetime | None:
     return None if stored is None else stored.replace(tzinfo=dt.timezone.utc)
 
 
-def _local_to_utc(collected: dt.datetime | None) -> dt.datetime | None:
-    """PySpark returns other timestamps (Delta history) as naive local times: convert to UTC."""
-    return None if collected is None else collected.astimezone(dt.timezone.utc)
-
-
 def job_statuses(lake, order: tuple[str, ...] = ()) -> tuple[JobStatus, ...]:
     """The newest run of every job in ops.job_runs: the jobs of `order` first, in that order."""
     if not lake.exists(T.OPS_JOB_RUNS):
@@ -155,12 +150,16 @@ def job_statuses(lake, order: tuple[str, ...] = ()) -> tuple[JobStatus, ...]:
 
 
 def table_status(lake, name: str) -> TableStatus:
-    """Counted at the version reported, so a job writing meanwhile cannot make the two disagree."""
-    if not lake.exists(name):
+    """Counted at the version reported, so a job writing meanwhile cannot make the two disagree.
+    The newest commit is read from the Delta log (Delta's history would be one Spark job per table)."""
+    version = lake.version(name)
+    if version is None or not lake.exists(name):
         return TableStatus(name, exists=False)
-    newest = lake.history(name, limit=1).select("version", "timestamp", "operation").head()
-    rows = lake.read(name, version=newest["version"]).count()
-    return TableStatus(name, True, newest["version"], rows, _local_to_utc(newest["timestamp"]), newest["operation"])
+    commit = lake.commit_info(name, version) or {}
+    modified_at = (dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.timezone.utc)
+                   if "timestamp" in commit else None)
+    rows = lake.read(name, version=version).count()
+    return TableStatus(name, True, version, rows, modified_at, commit.get("operation"))
 
 
 def quarantine_status(lake) -> tuple[QuarantineCount, ...]:
