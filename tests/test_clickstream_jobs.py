@@ -1,6 +1,7 @@
 """synthesize-events and evaluate-synthetic on a real lake (the retailrocket slice's gold tables):
 synthetic.events is published with the registered schema, catalogue items and synthetic people
-only; a failing person-level gate publishes nothing; and TSTR is computed end to end, exactly:
+only; a failing person-level gate publishes nothing; gold and recommend run on it with one conf
+switch, beside the real tables; and TSTR is computed end to end, exactly:
 a "generator" that hands back the real fit-period events under other user ids teaches every
 item-side model exactly what the real events do (ratio 1 on every row; ALS folds the real users
 into the item factors it learnt from the copy)."""
@@ -13,8 +14,9 @@ from pyspark.sql import functions as F
 
 from conftest import SMALL_RECS, assert_registered_schemas, gold_lake_copy, model_job_overrides
 from recsynth import tables as T
-from recsynth.pipeline import JOBS
-from recsynth.errors import JobFailed
+from recsynth.pipeline import JOBS, pipeline_jobs
+from recsynth.errors import JobFailed, LakeError
+from recsynth.lake import Lake
 from recsynth.runtime.runs import run_job
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -68,6 +70,44 @@ def test_a_failing_person_gate_publishes_nothing(spark, gold_lake, published):
     with pytest.raises(JobFailed, match="membership inference AUC"):
         run_job(JOBS["synthesize_events"], spark, strict, lake, force=True)
     assert lake.versions(JOBS["synthesize_events"].outputs) == before
+
+
+def test_gold_and_recommend_run_on_the_synthetic_clickstream_beside_the_real_tables(spark, gold_lake, published):
+    """One conf switch (lake.clickstream=synthetic) runs the gold and recommend jobs unchanged on
+    synthetic.events: their tables land in synthetic_gold.* and synthetic_recs.*, queryable by SQL,
+    the real ones untouched; their runs are told apart in ops.job_runs; other jobs refuse."""
+    conf, lake = gold_lake
+    synthetic_conf = conf.model_copy(update={
+        "lake": conf.lake.model_copy(update={"clickstream": "synthetic"}),
+        # the mechanics on synthetic data: two baselines beside the sequence model, nothing tuned
+        "recs": conf.recs.model_copy(update={"validation_split": None, "serve": "recent", "baselines": ["recent", "ease"]})})
+    on_synthetic = Lake(spark, synthetic_conf)
+    real_tables = [*JOBS["gold"].outputs, *JOBS["recommend"].outputs]
+    before = lake.versions(real_tables)
+
+    records = [run_job(JOBS[name], spark, synthetic_conf, on_synthetic) for name in ("gold", "recommend")]
+    assert [(r.job, r.status) for r in records] == [("gold@synthetic", "succeeded"), ("recommend@synthetic", "succeeded")]
+    assert lake.versions(real_tables) == before
+    assert on_synthetic.path(T.GOLD_SPLITS) == f"{lake.root}/synthetic_gold/splits"
+    events = lake.read(T.SYNTHETIC_EVENTS)
+    splits = spark.table("synthetic_gold.splits")  # registered under its own schema
+    assert splits.count() == events.count()  # every synthetic event, none real: no returns to net
+    assert splits.select("user_id").distinct().count() == events.select("user_id").distinct().count()
+    assert splits.join(lake.read(T.GOLD_SPLITS).select("user_id").distinct(), "user_id", "left_semi").count() == 0
+    top = spark.table("synthetic_recs.top_n")
+    assert top.select("user_id").distinct().count() == splits.select("user_id").distinct().count()
+    assert top.join(lake.read(T.GOLD_ITEM_FEATURES), "item_id", "left_anti").count() == 0  # real catalogue items
+    metrics = on_synthetic.read(T.RECS_METRICS).where(F.col("run_id") == records[1].run_id)
+    assert {r["model"] for r in metrics.select("model").distinct().collect()} == {"recent", "ease", "sequence"}
+
+    # each clickstream's runs are skipped on their own last success
+    assert run_job(JOBS["gold"], spark, synthetic_conf, on_synthetic).status == "skipped"
+    assert run_job(JOBS["gold"], spark, conf, lake).status == "skipped"
+    with pytest.raises(JobFailed, match="runs on the real clickstream only"):
+        run_job(JOBS["clean"], spark, synthetic_conf, on_synthetic)
+    with pytest.raises(LakeError, match="is not written there"):
+        on_synthetic.overwrite(T.SILVER_EVENTS, events)
+    assert [job.name for job in pipeline_jobs(synthetic_conf)] == ["gold", "recommend"]
 
 
 def _planted_splits(lake):

@@ -194,8 +194,10 @@ def status(ctx, as_json: bool):
     """
     from recsynth.reporting.status import collect_status, render
     from recsynth.pipeline import pipeline_jobs
+    from recsynth.runtime.runs import run_name
 
-    state = collect_status(ctx.obj.lake, tuple(job.name for job in pipeline_jobs(ctx.obj.conf)))
+    lake = ctx.obj.lake
+    state = collect_status(lake, tuple(run_name(job, lake) for job in pipeline_jobs(ctx.obj.conf)))
     if as_json:
         click.echo(json.dumps(state.to_dict(), indent=2))
     else:

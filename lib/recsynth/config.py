@@ -40,6 +40,7 @@ class Strict(BaseModel):
 
 class LakeConf(Strict):
     root: str
+    clickstream: Literal["real", "synthetic"] = "real"
     catalog: str | None = None
     metastore_dir: str | None = None
     metastore_server: str | None = None

@@ -22,6 +22,11 @@ from recsynth.paths import resolve_uri
 log = logging.getLogger(__name__)
 
 SCHEMAS = ("bronze", "silver", "gold", "ops", "synthetic", "recs")
+# lake.clickstream = synthetic: the gold and recommend jobs read the synthetic clickstream where they
+# read the real one, and write into schemas of their own, so that nothing real is overwritten. A
+# synthetic clickstream has no returns: synthetic.returns is never written, so gold finds none.
+SYNTHETIC_TABLES = {"silver.events": "synthetic.events", "silver.returns": "synthetic.returns"}
+SYNTHETIC_SCHEMAS = {"gold": "synthetic_gold", "recs": "synthetic_recs"}
 COMMIT_FILE = re.compile(r"(\d{20})\.json")  # _delta_log/00000000000000000012.json: the commit of version 12
 # Storage failures found in a write's error text (the JVM's or the OS's), and what they mean.
 STORAGE_FAULTS = (
@@ -47,6 +52,7 @@ class Lake:
         self.spark = spark
         self.root = resolve_uri(conf.lake.root).rstrip("/")
         self.catalog = conf.lake.catalog
+        self.clickstream = conf.lake.clickstream
         self._undo: _Undo | None = None
         self._registered: set[str] = set()
 
@@ -58,13 +64,21 @@ class Lake:
             raise LakeError(f"table name {name!r}: expected <schema>.<table> with schema in {list(SCHEMAS)}")
         return schema, table
 
-    def path(self, name: str) -> str:
+    def located(self, name: str) -> str:
+        """<schema>.<table> where the logical table `name` lives under this lake's clickstream:
+        itself for the real one; for the synthetic one, gold.* and recs.* in their synthetic_*
+        schemas and the real clickstream's tables replaced by the synthetic clickstream's."""
         schema, table = self._split(name)
-        return f"{self.root}/{schema}/{table}"
+        if self.clickstream == "synthetic":
+            return SYNTHETIC_TABLES.get(name) or f"{SYNTHETIC_SCHEMAS.get(schema, schema)}.{table}"
+        return name
+
+    def path(self, name: str) -> str:
+        return f"{self.root}/{self.located(name).replace('.', '/')}"
 
     def qualified(self, name: str) -> str:
-        schema, table = self._split(name)
-        return f"{self.catalog}.{schema}.{table}" if self.catalog else f"{schema}.{table}"
+        located = self.located(name)
+        return f"{self.catalog}.{located}" if self.catalog else located
 
     # --- reads -----------------------------------------------------------------------------
     def exists(self, name: str) -> bool:
@@ -237,6 +251,9 @@ class Lake:
             self._undo = None
 
     def _before_write(self, name: str) -> None:
+        if self.clickstream == "synthetic" and name in SYNTHETIC_TABLES:
+            raise LakeError(f"{name} is read from {self.located(name)} under lake.clickstream=synthetic, and is not "
+                            "written there: only the gold and recommend jobs run on the synthetic clickstream")
         if self._undo is not None and name not in self._undo.before:
             self._undo.before[name] = self.version(name)
 
@@ -258,7 +275,7 @@ class Lake:
         """Make the table visible to SQL under <schema>.<table> (idempotent)."""
         if name in self._registered:
             return
-        schema, _ = self._split(name)
+        schema, _ = self.located(name).split(".")
         prefix = f"{self.catalog}." if self.catalog else ""
         qualified = self.qualified(name)
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {prefix}{schema}")

@@ -1,5 +1,6 @@
 """The job chain, in order, run by `recsynth pipeline`; the clickstream jobs join it when
-`clickstream.enabled` (they take longer than the default run's 15 minutes allow)."""
+`clickstream.enabled` (they take longer than the default run's 15 minutes allow). On the
+synthetic clickstream (lake.clickstream=synthetic) it is gold and recommend alone."""
 from __future__ import annotations
 
 from recsynth.tasks.clean import CLEAN
@@ -19,7 +20,10 @@ JOBS = {job.name: job for job in (*PIPELINE, *CLICKSTREAM)}
 def pipeline_jobs(conf, until: str | None = None) -> tuple:
     """The jobs `recsynth pipeline` runs under `conf`, in order; with `until`, up to that job
     (None when `until` is not one of them: a clickstream job while clickstream.enabled is false)."""
-    jobs = (*PIPELINE, *CLICKSTREAM) if conf.clickstream.enabled else PIPELINE
+    if conf.lake.clickstream == "synthetic":
+        jobs = tuple(job for job in PIPELINE if job.runs_on_synthetic)
+    else:
+        jobs = (*PIPELINE, *CLICKSTREAM) if conf.clickstream.enabled else PIPELINE
     names = [job.name for job in jobs]
     if until is None:
         return jobs

@@ -60,6 +60,7 @@ class Job:
     body: Callable[[RunContext], Outcome]
     optional_inputs: tuple[str, ...] = ()
     skip_when_unchanged: bool = True
+    runs_on_synthetic: bool = False   # may run with lake.clickstream=synthetic (see Lake.located)
     description: str = ""
 
     def __post_init__(self):
@@ -130,50 +131,63 @@ def _unchanged(previous: dict | None, conf_hash: str, inputs: dict[str, int], la
     return all(version is not None for version in lake.versions(outputs).values())
 
 
+def run_name(job: Job, lake: Lake) -> str:
+    """The job's name in ops.job_runs, its lock and its run ids: runs on the synthetic clickstream
+    are told apart from (and skipped independently of) runs on the real one."""
+    return job.name if lake.clickstream == "real" else f"{job.name}@synthetic"
+
+
 def run_job(job: Job, spark, conf: Conf, lake: Lake, force: bool = False) -> RunRecord:
     """Run one job with all-or-nothing writes and a row in ops.job_runs; raise JobFailed on error.
     One run of a job at a time per lake: raise JobLocked if another holds it past ops.lock_wait_s."""
+    if lake.clickstream != "real" and not job.runs_on_synthetic:
+        raise JobFailed(f"job {job.name} runs on the real clickstream only; lake.clickstream={lake.clickstream} "
+                        "applies to the gold and recommend jobs (`recsynth --set lake.clickstream=synthetic pipeline` "
+                        "runs those two)")
+    name = run_name(job, lake)
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    run_id = new_run_id(job.name, started)
-    with job_lock(lake.root, job.name, run_id, conf.ops.lock_wait_s):
-        return _run_locked(job, spark, conf, lake, force, run_id, started)
+    run_id = new_run_id(name.replace("@", "-"), started)  # run ids name files and model versions: no @
+    with job_lock(lake.root, name, run_id, conf.ops.lock_wait_s):
+        return _run_locked(job, name, spark, conf, lake, force, run_id, started)
 
 
-def _run_locked(job: Job, spark, conf: Conf, lake: Lake, force: bool, run_id: str, started: dt.datetime) -> RunRecord:
+def _run_locked(job: Job, name: str, spark, conf: Conf, lake: Lake, force: bool, run_id: str,
+                started: dt.datetime) -> RunRecord:
     conf_hash = conf.fingerprint(job.conf_keys)
     inputs = lake.versions((*job.inputs, *job.optional_inputs))
-    missing = [name for name in job.inputs if inputs[name] is None]
-    inputs = {name: version for name, version in inputs.items() if version is not None}
+    missing = [table for table in job.inputs if inputs[table] is None]
+    inputs = {table: version for table, version in inputs.items() if version is not None}
     status, error, outcome = "succeeded", None, Outcome()
     if missing:
-        status, error = "failed", f"input table(s) {missing} do not exist; run the jobs that write them first"
-    elif job.skip_when_unchanged and not force and _unchanged(last_success(lake, job.name), conf_hash, inputs, lake, job.outputs):
+        status, error = "failed", (f"input table(s) {[lake.located(m) for m in missing]} do not exist; run the jobs "
+                                   "that write them first")
+    elif job.skip_when_unchanged and not force and _unchanged(last_success(lake, name), conf_hash, inputs, lake, job.outputs):
         status, outcome = "skipped", Outcome(message="inputs and conf keys unchanged since the last successful run")
     else:
-        log.info("%s: started (run %s)", job.name, run_id)
+        log.info("%s: started (run %s)", name, run_id)
         try:
             with lake.all_or_nothing():
                 outcome = job.body(RunContext(spark, ConfView(conf, job.conf_keys, job.name), lake, run_id, started, conf_hash))
         except RecsynthError as err:
-            log.debug("%s failed", job.name, exc_info=True)  # the message is the user's; the trace goes to the log file
+            log.debug("%s failed", name, exc_info=True)  # the message is the user's; the trace goes to the log file
             status, error = "failed", str(err)
         except Exception as err:  # any other failure is recorded too, with its type
-            log.exception("%s failed", job.name)
+            log.exception("%s failed", name)
             status, error = "failed", f"{type(err).__name__}: {err}"
     output_versions = lake.versions(job.outputs)
     ended = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     message = error or outcome.message
-    row = [(run_id, job.name, status, conf_hash, started, ended, outcome.rows_in, outcome.rows_out,
+    row = [(run_id, name, status, conf_hash, started, ended, outcome.rows_in, outcome.rows_out,
             inputs, {k: v for k, v in output_versions.items() if v is not None}, message)]
     try:
         lake.append(T.OPS_JOB_RUNS, spark.createDataFrame(row, JOB_RUNS_SCHEMA),
-                    note=_run_note(job.name, status, conf_hash, inputs))
+                    note=_run_note(name, status, conf_hash, inputs))
     except RecsynthError as err:  # e.g. the disk filled up: say so, and what the job itself did
-        raise JobFailed(f"job {job.name} {status} (run {run_id}) but could not record its run in {T.OPS_JOB_RUNS}: {err}"
+        raise JobFailed(f"job {name} {status} (run {run_id}) but could not record its run in {T.OPS_JOB_RUNS}: {err}"
                         + (f"; the job's own error: {error}" if error else "")) from None
     seconds = (ended - started).total_seconds()
-    log.info("%s: %s in %.1fs (%s)", job.name, status, seconds, message or "ok")
+    log.info("%s: %s in %.1fs (%s)", name, status, seconds, message or "ok")
     if status == "failed":
-        raise JobFailed(f"job {job.name} failed (run {run_id}); its tables were left at their previous versions: {error}")
-    return RunRecord(run_id, job.name, status, outcome.rows_in, outcome.rows_out, message, output_versions, outcome.details,
+        raise JobFailed(f"job {name} failed (run {run_id}); its tables were left at their previous versions: {error}")
+    return RunRecord(run_id, name, status, outcome.rows_in, outcome.rows_out, message, output_versions, outcome.details,
                      seconds)

@@ -62,5 +62,6 @@ GOLD = Job(
     outputs=(T.GOLD_INTERACTIONS, T.GOLD_USER_FEATURES, T.GOLD_ITEM_FEATURES, T.GOLD_BEHAVIOR, T.GOLD_SPLITS),
     conf_keys=("gold", "privacy.pseudonym"),
     body=gold,
+    runs_on_synthetic=True,
     description="silver -> gold.interactions, user_features, item_features, behavior, splits",
 )

@@ -150,7 +150,7 @@ class Recommend:
     def _catalogue_sizes(self) -> dict[str, int]:
         counts = {r[SOURCE]: r["n"] for r in self.eligible.groupBy(SOURCE).agg(F.count(F.lit(1)).alias("n")).collect()}
         if not counts:
-            raise RecommenderError(f"no eligible item: {T.GOLD_ITEM_FEATURES} has no item in recs.categories "
+            raise RecommenderError(f"no eligible item: {self.lake.located(T.GOLD_ITEM_FEATURES)} has no item in recs.categories "
                                    f"{self.conf.categories}")
         return {**counts, POOLED: sum(counts.values())}
 
@@ -165,7 +165,7 @@ class Recommend:
         history = self._history(fit_splits)
         users = history.pairs.select(USER_ID).distinct().count()
         if not users:
-            raise RecommenderError(f"{T.GOLD_SPLITS} has no event in the fit periods {fit_splits}")
+            raise RecommenderError(f"{self.lake.located(T.GOLD_SPLITS)} has no event in the fit periods {fit_splits}")
         truth = rules.relevant_items(self.events.where(F.col(SPLIT) == held_out), conf.truth_event_types)
         if conf.evaluate_users == "warm":
             truth = truth.join(history.pairs.select(USER_ID).distinct(), USER_ID, "left_semi")
@@ -369,17 +369,19 @@ class Recommend:
         sequence = reported[SEQUENCE][NEXT]
         model_path = model_uri(lake.root, version)
         sequence.save(model_path, {
-            "run_id": self.ctx.run_id, "training_data": T.GOLD_SPLITS, "training_data_version": self.data_version,
-            "catalogue": T.GOLD_ITEM_FEATURES, "catalogue_version": self.catalogue_version,
+            "run_id": self.ctx.run_id, "training_data": lake.located(T.GOLD_SPLITS), "training_data_version": self.data_version,
+            "catalogue": lake.located(T.GOLD_ITEM_FEATURES), "catalogue_version": self.catalogue_version,
             "fit_splits": list(conf.fit_splits)})
         self.tracker.metrics({"training_rows": sequence.training_rows, "top_n_rows": listed["rows"],
                               "top_n_users": listed["users"],
                               **{f"seconds_{key}": sec for key, sec in self.stage.seconds.items()}})
         self.tracker.tags({"model_uri": model_path, "served_model": served.name,
                            "similar_items_model": similar_source.name})
-        champion = self.tracker.register_champion(self.ctx.conf.tracking.recommender_model, model_path, {
-            "served_model": served.name, "similar_items_model": similar_source.name, "model_version": version,
-            "chosen_on": conf.validation_split or "recs.serve"})
+        champion = None
+        if lake.clickstream == "real":  # a model trained on synthetic data never becomes the served champion
+            champion = self.tracker.register_champion(self.ctx.conf.tracking.recommender_model, model_path, {
+                "served_model": served.name, "similar_items_model": similar_source.name, "model_version": version,
+                "chosen_on": conf.validation_split or "recs.serve"})
         if champion:
             log.debug("MLflow: %s version %s is the champion (%s)", self.ctx.conf.tracking.recommender_model, champion,
                       served.name)
@@ -415,7 +417,7 @@ class Recommend:
                              **{f"sequence_{key}": value for key, value in conf.sequence.model_dump().items()},
                              **{f"two_tower_{key}": value for key, value in conf.two_tower.model_dump().items()},
                              **{f"als_{key}": value for key, value in conf.als.model_dump().items()}})
-        self.tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": self.data_version,
+        self.tracker.tags({"training_data": self.lake.located(T.GOLD_SPLITS), "training_data_version": self.data_version,
                            "catalogue_version": self.catalogue_version, "model_version": self.ctx.run_id,
                            "conf_hash": self.ctx.fingerprint})
 
@@ -458,6 +460,7 @@ RECOMMEND = Job(
     outputs=(T.RECS_TRAINING_EXAMPLES, T.RECS_METRICS, T.RECS_TOP_N, T.RECS_SIMILAR_ITEMS),
     conf_keys=("recs", "gold.event_weights", "gold.purchase_quantity"),
     body=recommend,
+    runs_on_synthetic=True,
     description="fit and evaluate the recommenders and baselines on two tasks, choose the served model on "
                 "validation, write recs.metrics, recs.top_n and recs.similar_items",
 )
