@@ -262,3 +262,14 @@ def test_driver_java_options_come_after_recsynths_own():
     tuned = session_settings(load_conf("local", ["lake.metastore_dir=null", "lake.metastore_server=null",
                                                  "spark.driver_java_options=-Xss4m -XX:+UseG1GC"], CONF))
     assert tuned["spark.driver.extraJavaOptions"] == f"-Dlog4j2.configurationFile={LOG4J2_PROPERTIES} -Xss4m -XX:+UseG1GC"
+
+
+def test_local_mode_replays_delta_logs_in_few_tasks_and_clusters_keep_deltas_default():
+    from recsynth.session import session_settings
+
+    offline = ["lake.metastore_dir=null", "lake.metastore_server=null"]
+    assert session_settings(load_conf("local", offline, CONF))["spark.databricks.delta.snapshotPartitions"] == "2"
+    for env in ("standalone", "databricks"):
+        assert "spark.databricks.delta.snapshotPartitions" not in session_settings(load_conf(env, offline, CONF))
+    with pytest.raises(ConfigError, match="delta_snapshot_partitions"):
+        load_conf("local", [*offline, "spark.delta_snapshot_partitions=0"], CONF)
