@@ -90,8 +90,8 @@ def pytest_addoption(parser):
 
 
 # The extended tier holds the tests that each run whole jobs several times in their own processes
-# (a killed driver, a full disk, killed training runs, the cluster losing executors): about 38 of
-# a 2-core CI run's minutes together, which the 60-minute CI budget does not hold.
+# and cost the most (a full disk, a killed GAN run, the cluster losing executors): about 13 of a
+# 2-core run's minutes together, which the 60-minute CI budget, measured on a slower host, leaves out.
 EXTENDED_SKIP = pytest.mark.skip(reason="extended tier (faults injected into whole job runs, the standalone cluster): "
                                         "run with scripts/run_tests.sh --extended")
 

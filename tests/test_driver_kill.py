@@ -18,7 +18,7 @@ from recsynth import tables as T
 from recsynth.faults import ENV
 from recsynth.pipeline import ETL
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.extended, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 COMPARED = [name for job in ETL for name in job.outputs if name != T.OPS_INGESTED_FILES] + [T.OPS_DATA_QUALITY]
 

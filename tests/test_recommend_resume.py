@@ -13,7 +13,7 @@ import pytest
 
 from conftest import RECSYNTH, ROOT, SMALL_RECS, gold_lake_copy, model_job_overrides, recsynth, settled_epoch
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.horovod, pytest.mark.extended, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(1800)]
 
 EPOCHS = 12   # the rerun trains what the kill left (about 10 epochs): enough to show the resume
 
