@@ -152,8 +152,8 @@ def job_statuses(lake, order: tuple[str, ...] = ()) -> tuple[JobStatus, ...]:
 def table_status(lake, name: str) -> TableStatus:
     """Counted at the version reported, so a job writing meanwhile cannot make the two disagree.
     The newest commit is read from the Delta log (Delta's history would be one Spark job per table)."""
-    version = lake.version(name)
-    if version is None or not lake.exists(name):
+    version = lake.version(name)  # a commit in the _delta_log: the table exists
+    if version is None:
         return TableStatus(name, exists=False)
     commit = lake.commit_info(name, version) or {}
     modified_at = (dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.timezone.utc)
