@@ -615,10 +615,35 @@ class PeoplePrivacyGates(Strict):
         return sorted(value)
 
 
+class ClickstreamSequenceConf(Strict):
+    """The sequence generator (`clickstream.generator: sequence`): the recommender's network
+    (recsynth.rec.sequence) trained as a generator for a fixed number of epochs."""
+    max_length: int = Field(default=30, ge=1)          # the person's most recent steps the network reads
+    embedding_dim: int = Field(default=64, ge=1)
+    blocks: int = Field(default=2, ge=1)
+    heads: int = Field(default=2, ge=1)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    batch_size: int = Field(default=128, ge=1)         # windows per rank and step
+    learning_rate: float = Field(default=0.002, gt=0)
+    epochs: int = Field(default=10, ge=1)
+    negatives: int = Field(default=1000, ge=1)         # sampled candidates per step (logQ-corrected)
+    full_softmax_max_items: int = Field(default=5000, ge=1)
+    max_items: int = Field(default=20000, ge=1)        # the most-touched shared items the generator can write
+    num_proc: int = Field(default=2, ge=1)             # Horovod ranks (Spark task slots)
+    checkpoint_every: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.embedding_dim % self.heads:
+            raise ValueError(f"embedding_dim ({self.embedding_dim}) must be a multiple of heads ({self.heads})")
+        return self
+
+
 class ClickstreamConf(Strict):
     """The synthetic clickstream (recsynth synthesize-events, evaluate-synthetic)."""
     enabled: bool = False                     # the pipeline runs both jobs too
-    generator: Literal["markov", "independent"] = "markov"
+    generator: Literal["markov", "independent", "sequence"] = "markov"
+    sequence: ClickstreamSequenceConf = ClickstreamSequenceConf()
     users_multiplier: float = Field(default=1.0, gt=0)    # synthetic users = training people x this
     max_session_events: int = Field(default=50, ge=1)     # longer sessions are cut (counted in the run's details)
     min_people: int = Field(default=2, ge=1)    # an item or move fewer real people took is never replayed

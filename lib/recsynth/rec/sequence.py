@@ -20,6 +20,12 @@ targets' distribution q with the logQ correction (logit - log q) and accidental 
 Items of another source than the sequence's, padding and the out-of-vocabulary index are never
 candidates.
 
+As a generator (`generator`: the synthetic clickstream's, `recsynth.synth.sequence_walker`) the
+same network also reads where sessions end - a token's type index is its event type's + 3 when
+the next token opens a new session - and predicts the next event's type from h_t and the next
+item's embedding (a cross-entropy added to the item loss), so that it can write a session's
+items and events one step at a time.
+
 `train_rank` is the body of each Horovod rank (the shared launcher and epoch loop): it reads its
 Petastorm shard of the training windows, averages gradients over ranks, and with validation
 users stops early on rank 0's NDCG@k (`patience` epochs without a better one, at most
@@ -57,6 +63,7 @@ class SequenceParams:
     logq_correction: bool = True
     k: int = 10                          # the NDCG@k of early stopping
     seed: int = 0
+    generator: bool = False              # read session ends, predict event types (see the module doc)
 
     def __post_init__(self):
         for name in ("max_length", "embedding_dim", "blocks", "heads", "batch_size", "max_epochs", "patience",
@@ -70,6 +77,12 @@ class SequenceParams:
         if not 0 <= self.dropout < 1 or not self.learning_rate > 0:
             raise RecommenderError(f"sequence dropout must be in [0, 1) and learning_rate > 0, got "
                                    f"{self.dropout!r}, {self.learning_rate!r}")
+
+
+def type_inputs(params: SequenceParams) -> int:
+    """Type indices the network reads: padding, the event types, and as a generator each again
+    for a token that ends its session."""
+    return 1 + len(EVENT_TYPES) * (2 if params.generator else 1)
 
 
 def params_dict(params: SequenceParams) -> dict:
@@ -98,7 +111,7 @@ class SequenceNetwork:
         types = tf.keras.Input((length,), dtype="int32", name=TYPES)
         real = tf.cast(tf.not_equal(items, PAD), tf.float32)[:, :, None]
         x = self.item_embedding(items) * (p.embedding_dim ** 0.5)
-        x = x + tf.keras.layers.Embedding(len(EVENT_TYPES) + 1, p.embedding_dim, name="type_embedding")(types)
+        x = x + tf.keras.layers.Embedding(type_inputs(p), p.embedding_dim, name="type_embedding")(types)
         x = x + tf.keras.layers.Embedding(length, p.embedding_dim, name="position_embedding")(tf.range(length))[None]
         x = tf.keras.layers.Dropout(p.dropout)(x) * real
         causal = tf.linalg.band_part(tf.ones((length, length), tf.bool), -1, 0)[None]
@@ -118,15 +131,22 @@ class SequenceNetwork:
         self.repeat_out = tf.keras.layers.Dense(1, name="repeat_out")
         self.repeat_hidden.build((None, 2 + len(REPEAT_DECAYS)))
         self.repeat_out.build((None, 8))
+        self.type_layers = []
+        if p.generator:
+            self.type_layers = [tf.keras.layers.Dense(p.embedding_dim, activation="relu", name="type_hidden"),
+                                tf.keras.layers.Dense(len(EVENT_TYPES), name="type_out")]
+            self.type_layers[0].build((None, 2 * p.embedding_dim))
+            self.type_layers[1].build((None, p.embedding_dim))
 
     @property
     def variables(self) -> list:
-        return [*self.encoder.variables, self.item_bias, *self.repeat_hidden.variables, *self.repeat_out.variables]
+        return [*self.encoder.variables, self.item_bias, *self.repeat_hidden.variables, *self.repeat_out.variables,
+                *[v for layer in self.type_layers for v in layer.variables]]
 
     @property
     def trainable_variables(self) -> list:
         return [*self.encoder.trainable_variables, self.item_bias, *self.repeat_hidden.trainable_variables,
-                *self.repeat_out.trainable_variables]
+                *self.repeat_out.trainable_variables, *[v for layer in self.type_layers for v in layer.trainable_variables]]
 
     def get_weights(self) -> list[np.ndarray]:
         return [v.numpy() for v in self.variables]
@@ -162,6 +182,14 @@ class SequenceNetwork:
         base = tf.einsum("btd,cd->btc", states, tf.gather(self.item_embedding.embeddings, candidates))
         owned = tf.cast(tf.equal(items[:, :, None], candidates[None, None, :]), tf.float32)   # (b, j, c)
         return base + tf.gather(self.item_bias, candidates)[None, None, :] + tf.einsum("btj,bjc->btc", repeat, owned)
+
+    def type_logits(self, states, next_items):
+        """(..., event types): a generator's scores of the next event's type, from the states and
+        the embeddings of the items that follow them (same leading shape)."""
+        import tensorflow as tf
+
+        hidden, out = self.type_layers
+        return out(hidden(tf.concat([states, self.item_embedding(next_items)], axis=-1)))
 
     def target_logits(self, states, items, repeat, targets):
         """(batch, t): the score of each position's own target."""
@@ -208,7 +236,13 @@ def sequence_loss(network: SequenceNetwork, windows, types, sources, item_source
         negatives = tf.where(same_source & ~hit, negatives, MASKED)   # no positive is also a negative
         losses = tf.math.softplus(tf.reduce_logsumexp(negatives, axis=-1)[:, :, None] - positives)
     weights = tf.cast(real, losses.dtype)
-    return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+    loss = tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+    if p.generator:   # the next event's type, at every position followed by a known item
+        follows = tf.cast(real[:, :, 0], tf.float32)
+        kinds = tf.math.floormod(types[:, 1:] - 1, len(EVENT_TYPES))
+        missed = tf.nn.sparse_softmax_cross_entropy_with_logits(kinds, network.type_logits(states, windows[:, 1:]))
+        loss += tf.reduce_sum(missed * follows) / tf.maximum(tf.reduce_sum(follows), 1.0)
+    return loss
 
 
 # --- scoring -----------------------------------------------------------------------------------

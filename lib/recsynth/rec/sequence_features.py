@@ -32,7 +32,8 @@ def source_indices(sources: list[str]) -> dict[str, int]:
     return {source: index for index, source in enumerate(sorted(sources))}
 
 
-def _source_index(indices: dict[str, int]) -> Column:
+def source_index_column(indices: dict[str, int]) -> Column:
+    """Each row's source index (`source_indices`), from its source column."""
     mapping = F.create_map(*[F.lit(x) for pair in indices.items() for x in pair])
     return mapping[F.col(SOURCE)].cast("int")
 
@@ -55,7 +56,7 @@ def user_sequences(events: DataFrame, items: DataFrame, sources: dict[str, int])
         F.first(SOURCE).alias(SOURCE),
         F.sort_array(F.collect_list(F.struct(EVENT_TIME, ITEM_ID, "type", "item"))).alias("_tokens"))
     sequence = F.transform("_tokens", lambda t: F.struct(t["item"].alias("item"), t["type"].alias("type")))
-    return per_user.select(USER_ID, _source_index(sources).alias(SOURCE_INDEX), sequence.alias(SEQUENCE))
+    return per_user.select(USER_ID, source_index_column(sources).alias(SOURCE_INDEX), sequence.alias(SEQUENCE))
 
 
 def _padded(tokens: Column, field: str, length: int) -> Column:

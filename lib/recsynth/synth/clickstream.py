@@ -117,10 +117,36 @@ class ItemSide:
 
 
 @dataclass(frozen=True)
+class RealSessions:
+    """The people side every generator draws from: real sessions as templates (length, start,
+    duration) and real people's session counts, as indexed tables (see the module doc)."""
+    templates: tuple[DataFrame, DataFrame]
+    people: tuple[DataFrame, DataFrame]
+
+
+@dataclass(frozen=True)
 class MarkovChain:
     item_side: ItemSide
-    templates: tuple[DataFrame, DataFrame]   # indexed tables (see the module doc), with group sizes
-    people: tuple[DataFrame, DataFrame]
+    sessions: RealSessions
+
+
+def shared_items(steps: DataFrame, min_people: int) -> DataFrame:
+    """(source, item_id, _people): the items of `steps` that at least `min_people` people touched."""
+    return steps.groupBy("source", "item_id").agg(F.countDistinct("user_id").alias("_people")).where(
+        F.col("_people") >= min_people)
+
+
+def fit_sessions(steps: DataFrame, *, max_session_events: int, keep) -> RealSessions:
+    """The templates and session counts of `steps` (`session_steps`' rows)."""
+    sessions = steps.groupBy("source", "user_id", "session_id").agg(
+        F.least(F.count(F.lit(1)), F.lit(max_session_events)).alias("length"),
+        F.min("event_time").alias("start"),
+        (F.max("event_time").cast("double") - F.min("event_time").cast("double")).alias("duration_s"))
+    people = sessions.groupBy("source", "user_id").agg(F.count(F.lit(1)).alias("sessions"))
+    return RealSessions(
+        templates=_keep(_indexed(sessions.select("source", "session_id", "length", "start", "duration_s"), ["source"],
+                                 ["session_id"]), keep),
+        people=_keep(_indexed(people.select("source", "user_id", "sessions"), ["source"], ["user_id"]), keep))
 
 
 def fit_markov(events: DataFrame, *, min_people: int, max_session_events: int, keep,
@@ -130,9 +156,7 @@ def fit_markov(events: DataFrame, *, min_people: int, max_session_events: int, k
     must beat, each step drawn alone from the source's popular steps (no start steps, no moves),
     with the same session lengths, times and people."""
     every_step = keep(session_steps(events))   # read four times: items, steps, moves, sessions
-    shared_items = every_step.groupBy("source", "item_id").agg(F.countDistinct("user_id").alias("_people")).where(
-        F.col("_people") >= min_people)
-    steps = every_step.join(shared_items, ["source", "item_id"], "left_semi")
+    steps = every_step.join(shared_items(every_step, min_people), ["source", "item_id"], "left_semi")
     following = Window.partitionBy("source", "session_id").orderBy("position")
     pairs = every_step.withColumn("next_item", F.lead("item_id").over(following)).withColumn(
         "next_type", F.lead("event_type").over(following)).where(F.col("next_item").isNotNull())
@@ -141,17 +165,10 @@ def fit_markov(events: DataFrame, *, min_people: int, max_session_events: int, k
         F.col("_people") >= min_people)
     states = steps.groupBy(*_STATE).agg(F.count(F.lit(1)).alias("taken"),
                                         F.sum((F.col("position") == 1).cast("long")).alias("opened"))
-    sessions = every_step.groupBy("source", "user_id", "session_id").agg(
-        F.least(F.count(F.lit(1)), F.lit(max_session_events)).alias("length"),
-        F.min("event_time").alias("start"),
-        (F.max("event_time").cast("double") - F.min("event_time").cast("double")).alias("duration_s"))
-    people = sessions.groupBy("source", "user_id").agg(F.count(F.lit(1)).alias("sessions"))
     return MarkovChain(
         item_side=_item_side(states.collect(), [] if independent else
                              moves.select(*_STATE, "next_item", "next_type", "taken").collect(), independent),
-        templates=_keep(_indexed(sessions.select("source", "session_id", "length", "start", "duration_s"), ["source"],
-                                 ["session_id"]), keep),
-        people=_keep(_indexed(people.select("source", "user_id", "sessions"), ["source"], ["user_id"]), keep))
+        sessions=fit_sessions(every_step, max_session_events=max_session_events, keep=keep))
 
 
 def _item_side(states: list, moves: list, independent: bool) -> ItemSide:
@@ -185,7 +202,7 @@ def _only(pair: tuple[DataFrame, DataFrame], *columns: str) -> tuple[DataFrame, 
     return table.select(*by, "_k", *columns), sizes
 
 
-_WALKED = StructType([StructField("source", StringType()), StructField("user_id", StringType()),
+WALKED = StructType([StructField("source", StringType()), StructField("user_id", StringType()),
                       StructField("session_id", StringType()), StructField("position", IntegerType()),
                       StructField("item_id", StringType()), StructField("event_type", StringType()),
                       StructField("start_s", DoubleType()), StructField("duration_s", DoubleType()),
@@ -193,32 +210,49 @@ _WALKED = StructType([StructField("source", StringType()), StructField("user_id"
 _WALK_CHUNK = 50_000   # sessions walked at once in a task
 
 
-def sample_clickstream(chain: MarkovChain, *, users_multiplier: float, seed: int, prefix: str) -> DataFrame:
-    """(source, user_id, session_id, position, item_id, event_type, event_time): synthetic people
-    (`users_multiplier` per real one, ids `prefix`-...), their sessions and steps."""
-    people, people_sizes = chain.people
+def plan_sessions(real: RealSessions, *, users_multiplier: float, seed: int, prefix: str) -> DataFrame:
+    """(source, user_id, session_id, length, start_s, duration_s, _key): synthetic people
+    (`users_multiplier` per real one, ids `prefix`-...), each with a real person's session count,
+    each session a real template's length, start and duration, and a seeded key for its steps."""
+    people, people_sizes = real.people
     whole, fraction = int(users_multiplier), users_multiplier - int(users_multiplier)
     copies = F.lit(whole) + (_uniform(seed, "copies", "source", "user_id") < fraction).cast("int")
     slots = (people.select("source", "user_id").withColumn("_copy", F.explode(F.sequence(F.lit(1), copies)))
              .where(copies > 0))
     synthetic_people = slots.select("source", F.concat_ws("-", F.lit(prefix), F.xxhash64(
         F.lit(seed), "source", "user_id", "_copy").cast("string")).alias("user_id"))
-    counted = _pick(synthetic_people, people_sizes, _only(chain.people, "sessions")[0], ["source"],
+    counted = _pick(synthetic_people, people_sizes, _only(real.people, "sessions")[0], ["source"],
                     _uniform(seed, "person", "user_id"))
     sessions = counted.withColumn("_session", F.explode(F.sequence(F.lit(1), F.col("sessions")))).select(
         "source", "user_id", F.concat_ws("-", "user_id", F.col("_session").cast("string")).alias("session_id"))
-    templated = _pick(sessions, chain.templates[1], _only(chain.templates, "length", "start", "duration_s")[0],
+    templated = _pick(sessions, real.templates[1], _only(real.templates, "length", "start", "duration_s")[0],
                       ["source"], _uniform(seed, "template", "session_id"))
-    walks = templated.select("source", "user_id", "session_id", F.col("length").cast("int").alias("length"),
-                             F.col("start").cast("double").alias("start_s"), "duration_s",
-                             F.xxhash64(F.lit(seed), F.lit("walk"), "session_id").alias("_key"))
-    steps = score_on_executors(walks, _WALKED, chain.item_side, _walker, _WALK_CHUNK)
+    return templated.select("source", "user_id", "session_id", F.col("length").cast("int").alias("length"),
+                            F.col("start").cast("double").alias("start_s"), "duration_s",
+                            F.xxhash64(F.lit(seed), F.lit("walk"), "session_id").alias("_key"))
+
+
+def timed(steps: DataFrame) -> DataFrame:
+    """(source, user_id, session_id, position, item_id, event_type, event_time) from walked steps
+    (`WALKED`): a session's events spread evenly over its template's duration."""
     gap = F.when(F.col("length") > 1, F.col("duration_s") / (F.col("length") - 1)).otherwise(F.lit(0.0))
     return steps.select("source", "user_id", "session_id", "position", "item_id", "event_type", (
         F.col("start_s") + (F.col("position") - 1) * gap).cast("timestamp").alias("event_time"))
 
 
-def _step_uniform(keys: np.ndarray, position: int) -> np.ndarray:
+def sample_clickstream(chain: MarkovChain, *, users_multiplier: float, seed: int, prefix: str) -> DataFrame:
+    """(source, user_id, session_id, position, item_id, event_type, event_time): synthetic people
+    (`plan_sessions`), their sessions and the chain's walks through them."""
+    walks = plan_sessions(chain.sessions, users_multiplier=users_multiplier, seed=seed, prefix=prefix)
+    return timed(walk_chain(walks, chain.item_side))
+
+
+def walk_chain(walks: DataFrame, item_side: ItemSide) -> DataFrame:
+    """The chain's steps (`WALKED`) through planned sessions (`plan_sessions`), on executors."""
+    return score_on_executors(walks, WALKED, item_side, _walker, _WALK_CHUNK)
+
+
+def step_uniform(keys: np.ndarray, position: int) -> np.ndarray:
     """A uniform in [0, 1) per session key and step (splitmix64 of the key and the position)."""
     with np.errstate(over="ignore"):
         z = keys + np.uint64(position) * np.uint64(0x9E3779B97F4A7C15)
@@ -230,7 +264,7 @@ def _step_uniform(keys: np.ndarray, position: int) -> np.ndarray:
 
 def _walker(chain: ItemSide):
     """A task's walk over a chunk of sessions (source, user_id, session_id, length, start_s,
-    duration_s, _key): their steps in `_WALKED`. A session of a source without a start is dropped
+    duration_s, _key): their steps in `WALKED`. A session of a source without a start is dropped
     (its source has no item that `min_people` people touched)."""
     source_of = {name: k for k, name in enumerate(chain.sources)}
 
@@ -242,12 +276,12 @@ def _walker(chain: ItemSide):
         codes = codes[known].to_numpy(np.int64)
         keys, lengths = sessions["_key"].to_numpy(np.int64).view(np.uint64), sessions["length"].to_numpy()
         alive = np.arange(len(sessions))
-        state = chain.starts.draw(codes, _step_uniform(keys, 1))
+        state = chain.starts.draw(codes, step_uniform(keys, 1))
         walked, positions, states = [alive], [np.ones(len(alive), dtype=np.int32)], [state]
         for position in range(2, int(lengths.max(initial=0)) + 1):
             going = lengths[alive] >= position
             alive, state = alive[going], state[going]
-            u, follows = _step_uniform(keys[alive], position), chain.successors.offers(state)
+            u, follows = step_uniform(keys[alive], position), chain.successors.offers(state)
             state[follows] = chain.successors.draw(state[follows], u[follows])
             state[~follows] = chain.popular.draw(codes[alive][~follows], u[~follows])
             walked.append(alive)
@@ -257,7 +291,7 @@ def _walker(chain: ItemSide):
         out = sessions.iloc[rows][["source", "user_id", "session_id", "start_s", "duration_s", "length"]].reset_index(
             drop=True)
         return out.assign(position=np.concatenate(positions), item_id=chain.items[state],
-                          event_type=chain.event_types[state])[[f.name for f in _WALKED.fields]]
+                          event_type=chain.event_types[state])[[f.name for f in WALKED.fields]]
 
     return walk
 

@@ -64,7 +64,7 @@ class SequenceRecommender(Recommender):
                            .repartition(2 * conf.num_proc))
             windows = lake.read(T.RECS_TRAINING_EXAMPLES)
             files = current_files(windows)
-            self.vocab_size, self.item_sources, log_q = self._item_arrays(data.events, windows)
+            self.vocab_size, self.item_sources, log_q = item_arrays(data.events, self.vocabulary, windows, self.sources)
             validation = self._validation_arrays(sequences) if self.epochs is None else None
         check_shardable(files, conf.num_proc, T.RECS_TRAINING_EXAMPLES)
         self.checkpoint_uri = checkpoints.folder(lake.root, "sequence", self.training_data, self.vocab_size,
@@ -82,21 +82,6 @@ class SequenceRecommender(Recommender):
         self.eligible = keep(eligible.join(self.vocabulary, ITEM_ID).select(ITEM_ID, ITEM_INDEX))
         self.tracker.metrics({f"{self.label}.training_rows": self.training_rows, f"{self.label}.best_epoch": self.best_epoch})
         return self
-
-    def _item_arrays(self, events: DataFrame, windows: DataFrame) -> tuple[int, np.ndarray, np.ndarray]:
-        """The vocabulary's size, each index's source (-1: padding, OOV) and log share among the
-        training targets (bounded by recs.max_items: a few numbers per item reach the driver)."""
-        owners = events.select(ITEM_ID, SOURCE).distinct().join(self.vocabulary, ITEM_ID)
-        pairs = owners.select(ITEM_INDEX, SOURCE).collect()
-        size = max([r[ITEM_INDEX] for r in pairs], default=seq.OOV) + 1
-        item_sources = np.full(size, -1, dtype=np.int32)
-        for row in pairs:
-            item_sources[row[ITEM_INDEX]] = self.sources[row[SOURCE]]
-        counts = np.full(size, 0.5, dtype=np.float64)   # an item never a target still gets drawn, rarely
-        for row in sf.target_counts(windows).collect():
-            counts[row[ITEM_INDEX]] += row["n"]
-        counts[:seq.FIRST_KNOWN] = 1e-12
-        return size, item_sources, np.log(counts / counts.sum()).astype(np.float32)
 
     def _validation_arrays(self, sequences: DataFrame) -> dict[str, np.ndarray]:
         """A sample of validation users (recs.sequence.early_stopping_users, by a hash of the user
@@ -149,6 +134,24 @@ class SequenceRecommender(Recommender):
                                                   "training_rows": self.training_rows,
                                                   "saved_at": dt.datetime.utcnow().isoformat()})})
         self.vocabulary.write.mode("overwrite").parquet(f"{uri}/vocabulary")
+
+
+def item_arrays(events: DataFrame, vocabulary: DataFrame, windows: DataFrame,
+                sources: dict[str, int]) -> tuple[int, np.ndarray, np.ndarray]:
+    """The vocabulary's size, each index's source index (-1: padding, OOV) and log share among
+    the training targets of `windows` (bounded by the vocabulary: a few numbers per item reach
+    the driver)."""
+    owners = events.select(ITEM_ID, SOURCE).distinct().join(vocabulary, ITEM_ID)
+    pairs = owners.select(ITEM_INDEX, SOURCE).collect()
+    size = max([r[ITEM_INDEX] for r in pairs], default=seq.OOV) + 1
+    item_sources = np.full(size, -1, dtype=np.int32)
+    for row in pairs:
+        item_sources[row[ITEM_INDEX]] = sources[row[SOURCE]]
+    counts = np.full(size, 0.5, dtype=np.float64)   # an item never a target still gets drawn, rarely
+    for row in sf.target_counts(windows).collect():
+        counts[row[ITEM_INDEX]] += row["n"]
+    counts[:seq.FIRST_KNOWN] = 1e-12
+    return size, item_sources, np.log(counts / counts.sum()).astype(np.float32)
 
 
 def load_model(uri: str) -> tuple[list[np.ndarray], seq.SequenceParams, dict]:

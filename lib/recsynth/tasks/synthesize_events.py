@@ -20,9 +20,12 @@ from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import tracked_run
 from recsynth.synth import clickstream_fidelity as shape_of
-from recsynth.synth.clickstream import as_events, fit_markov, sample_clickstream
+from recsynth.synth.clickstream import (as_events, fit_markov, fit_sessions, plan_sessions, session_steps, timed,
+                                        walk_chain)
 from recsynth.synth.person_privacy import assess_people
 from recsynth.synth.privacy import split_by_person
+from recsynth.synth.sequence_walker import write_sequences
+from recsynth.tasks.clickstream_generator import train_generator
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +55,23 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                         "fit_splits": list(ctx.conf.recs.fit_splits)})
         tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": data_version})
         with stage("fit", f"counting the steps of {people['training']} training people's sessions"):
-            chain = fit_markov(train, min_people=conf.min_people, max_session_events=conf.max_session_events,
-                               keep=keep, independent=conf.generator == "independent")
-        with stage("sample", f"walking the chain for {conf.users_multiplier:g} synthetic people per training person"):
-            steps = sample_clickstream(chain, users_multiplier=conf.users_multiplier, seed=conf.seed,
-                                       prefix=f"syn{conf.seed}")
+            if conf.generator == "sequence":
+                steps = keep(session_steps(train))
+                sessions = fit_sessions(steps, max_session_events=conf.max_session_events, keep=keep)
+            else:
+                chain = fit_markov(train, min_people=conf.min_people, max_session_events=conf.max_session_events,
+                                   keep=keep, independent=conf.generator == "independent")
+                sessions = chain.sessions
+        if conf.generator == "sequence":
+            generator, sources = train_generator(ctx, tracker, stage, steps, scratch=scratch, keep=keep, training_data=[
+                T.GOLD_SPLITS, data_version, list(ctx.conf.recs.fit_splits), conf.holdout_fraction, conf.min_people])
+        with stage("sample", f"writing the sessions of {conf.users_multiplier:g} synthetic people per training person"):
+            walks = plan_sessions(sessions, users_multiplier=conf.users_multiplier, seed=conf.seed,
+                                  prefix=f"syn{conf.seed}")
+            steps = (write_sequences(walks, generator, sources) if conf.generator == "sequence"
+                     else walk_chain(walks, chain.item_side))
             prices = lake.read(T.GOLD_ITEM_FEATURES).select("source", "item_id", "price")
-            synthetic = cut(as_events(steps, prices))
+            synthetic = cut(as_events(timed(steps), prices))
             produced = synthetic.agg(F.count(F.lit(1)).alias("events"),
                                      F.countDistinct("source", "user_id").alias("people")).head()
         with stage("privacy", "comparing the training and holdout people's distinctive paths with the synthetic ones"):
@@ -103,7 +116,7 @@ SYNTHESIZE_EVENTS = Job(
     name="synthesize_events",
     inputs=(T.GOLD_SPLITS, T.GOLD_ITEM_FEATURES),
     outputs=(T.SYNTHETIC_EVENTS, T.SYNTHETIC_EVENTS_QUALITY),
-    conf_keys=("clickstream.generator", "clickstream.users_multiplier", "clickstream.max_session_events",
+    conf_keys=("clickstream.generator", "clickstream.sequence", "clickstream.users_multiplier", "clickstream.max_session_events",
                "clickstream.min_people", "clickstream.holdout_fraction", "clickstream.seed",
                "clickstream.privacy", "recs.fit_splits"),
     body=synthesize_events,

@@ -1,0 +1,127 @@
+"""Writing synthetic people's sessions with the trained sequence generator, on executors.
+
+Each person's plan (`clickstream_sequences.person_plans`: sessions in start order, each with a
+length) is filled in one step at a time: the network reads the person's last `max_length`
+tokens (starting from the begin token), scores every item of the person's source (the user's own
+items through the repeat scorer, as in recommending), and a step's item is drawn from the
+softmax of those scores, then its event type from the type head's softmax given that item. The
+token written carries the session end when the plan's session is over, so the next step knows
+it opens a new session; a person's later sessions are conditioned on their earlier ones. Every
+draw is seeded by the person's key and the step, so a re-run writes the same clickstream
+however the rows are partitioned.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsynth.rec import sequence as seq
+from recsynth.synth.clickstream import WALKED, step_uniform
+from recsynth.synth.clickstream_sequences import BEGIN, PLAN, SESSION_END, person_plans
+from recsynth.train.scoring import score_on_executors
+
+_TYPE_SALT = np.uint64(0x5DEECE66D)   # a second stream of uniforms, for the event types
+_PEOPLE_CHUNK = 512                   # people written at once in a task: (chunk, items) scores per step
+
+
+@dataclass(frozen=True)
+class TrainedGenerator:
+    """What a task needs to write with the generator: its weights and parameters, and per item
+    index its id and source index (-1: padding, the begin token, never drawn)."""
+    weights: list
+    params: dict
+    item_ids: np.ndarray
+    item_sources: np.ndarray
+
+
+def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict[str, int]) -> DataFrame:
+    """The generator's steps (`WALKED`) through planned sessions (`clickstream.plan_sessions`),
+    person by person on executors; a person of a source without a known item is left out, as
+    the chain leaves out a source without a start."""
+    known = sorted({int(s) for s in generator.item_sources if s >= 0})
+    plans = person_plans(walks, sources).where(F.col(seq.SOURCE_INDEX).isin(known))
+    return score_on_executors(plans, WALKED, generator, writer, _PEOPLE_CHUNK)
+
+
+def _draw(logits: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One column per row of `logits`, with probability softmax(logits), by u in [0, 1)."""
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    cumulative = np.cumsum(weights, axis=1)
+    picked = (cumulative < (u * cumulative[:, -1])[:, None]).sum(axis=1)
+    return np.minimum(picked, logits.shape[1] - 1)
+
+
+def writer(generator: TrainedGenerator):
+    """A task's writer over a chunk of plans (source, user_id, source_idx, _key, sessions): their
+    steps in `clickstream.WALKED`."""
+    import tensorflow as tf
+
+    params = seq.params_from_dict(generator.params)
+    network = seq.SequenceNetwork(params, len(generator.item_ids))
+    network.set_weights(generator.weights)
+    embeddings, bias = network.item_embedding.embeddings.numpy(), network.item_bias.numpy()
+
+    @tf.function(reduce_retracing=True)
+    def read(items, types):
+        return network.encoder({seq.ITEMS: items, seq.TYPES: types}, training=False)[:, -1, :], \
+            network.repeat_scores(items)[:, -1, :]
+
+    @tf.function(reduce_retracing=True)
+    def type_logits(states, items):
+        return network.type_logits(states, items)
+
+    def write(plans: pd.DataFrame) -> pd.DataFrame:
+        people = len(plans)
+        sessions = [list(p) for p in plans[PLAN]]
+        lengths = [np.array([int(s["length"]) for s in plan], dtype=np.int64) for plan in sessions]
+        totals = np.array([ends.sum() for ends in lengths], dtype=np.int64)
+        last_of_session = [set(np.cumsum(ends) - 1) for ends in lengths]
+        source_idx = plans[seq.SOURCE_INDEX].to_numpy(np.int64)
+        keys = plans["_key"].to_numpy(np.int64).view(np.uint64)
+        items = np.zeros((people, params.max_length), dtype=np.int32)
+        types = np.zeros((people, params.max_length), dtype=np.int32)
+        items[:, -1], types[:, -1] = BEGIN
+        written_items = np.zeros((people, int(totals.max(initial=0))), dtype=np.int64)
+        written_types = np.zeros_like(written_items)
+        for step in range(int(totals.max(initial=0))):
+            alive = np.flatnonzero(totals > step)
+            states, repeat = (x.numpy() for x in read(tf.constant(items[alive]), tf.constant(types[alive])))
+            scores = states @ embeddings.T + bias[None, :]
+            np.add.at(scores, (np.repeat(np.arange(len(alive)), params.max_length), items[alive].reshape(-1)),
+                      repeat.reshape(-1))
+            scores[generator.item_sources[None, :] != source_idx[alive, None]] = -np.inf
+            item = _draw(scores, step_uniform(keys[alive], step))
+            kind = _draw(type_logits(tf.constant(states), tf.constant(item, tf.int32)).numpy(),
+                         step_uniform(keys[alive] ^ _TYPE_SALT, step))
+            ends = np.array([step in last_of_session[person] for person in alive], dtype=np.int32)
+            written_items[alive, step], written_types[alive, step] = item, kind
+            items[alive] = np.concatenate([items[alive, 1:], item[:, None].astype(np.int32)], axis=1)
+            types[alive] = np.concatenate([types[alive, 1:], (kind + 1 + SESSION_END * ends)[:, None].astype(np.int32)],
+                                          axis=1)
+        return _rows(plans, sessions, lengths, written_items, written_types, generator.item_ids)
+
+    return write
+
+
+def _rows(plans: pd.DataFrame, sessions: list, lengths: list, items: np.ndarray, types: np.ndarray,
+          item_ids: np.ndarray) -> pd.DataFrame:
+    """The written steps of each person's sessions as `WALKED` rows."""
+    person = np.concatenate([np.full(len(ends), n) for n, ends in enumerate(lengths)] + [np.zeros(0, np.int64)])
+    length = np.concatenate(lengths + [np.zeros(0, np.int64)])
+    offset = np.concatenate([np.cumsum(ends) - ends for ends in lengths] + [np.zeros(0, np.int64)])
+    flat = [session for plan in sessions for session in plan]
+    row_session = np.repeat(np.arange(len(flat)), length)
+    position = np.arange(len(row_session)) - np.repeat(np.cumsum(length) - length, length) + 1
+    row_person, column = person[row_session], offset[row_session] + position - 1
+    return pd.DataFrame({
+        "source": plans["source"].to_numpy()[row_person], "user_id": plans["user_id"].to_numpy()[row_person],
+        "session_id": np.array([s["session_id"] for s in flat], dtype=object)[row_session],
+        "position": position.astype(np.int32), "item_id": item_ids[items[row_person, column]],
+        "event_type": np.array(seq.EVENT_TYPES, dtype=object)[types[row_person, column]],
+        "start_s": np.array([float(s["start_s"]) for s in flat])[row_session],
+        "duration_s": np.array([float(s["duration_s"]) for s in flat])[row_session],
+        "length": length[row_session].astype(np.int32)})[[f.name for f in WALKED.fields]]

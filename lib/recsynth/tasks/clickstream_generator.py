@@ -1,0 +1,73 @@
+"""Training the sequence generator of synthesize-events: the shared items' vocabulary, the
+training people's sequences cut into windows (Parquet under the run's scratch folder, read by
+each Horovod rank through Petastorm), and a fixed number of epochs on the shared launcher with
+checkpoints and MLflow metrics, as the recommender's sequence model trains."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from pyspark.sql import DataFrame
+
+from recsynth.rec import sequence as seq
+from recsynth.rec import sequence_features as sf
+from recsynth.rec.features import ITEM_INDEX, item_vocabulary
+from recsynth.runtime.runs import RunContext
+from recsynth.runtime.stages import Stages
+from recsynth.runtime.tracking import Tracker
+from recsynth.synth.clickstream import shared_items
+from recsynth.synth.clickstream_sequences import person_sequences
+from recsynth.synth.sequence_walker import TrainedGenerator
+from recsynth.tasks.recommend_sequence import item_arrays
+from recsynth.train import checkpoints, progress
+from recsynth.train.launcher import train_on_ranks
+from recsynth.train.shards import check_shardable, current_files
+
+log = logging.getLogger(__name__)
+
+
+def generator_params(ctx: RunContext) -> seq.SequenceParams:
+    """clickstream.sequence as the network's parameters (a generator, next step only)."""
+    conf = ctx.conf.clickstream
+    values = conf.sequence.model_dump(exclude={"epochs", "max_items", "num_proc", "checkpoint_every"})
+    return seq.SequenceParams(**values, max_epochs=conf.sequence.epochs, horizon=1, seed=conf.seed, generator=True)
+
+
+def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, steps: DataFrame, *, training_data: list,
+                    scratch: str, keep) -> tuple[TrainedGenerator, dict[str, int]]:
+    """The generator trained on `steps` (`clickstream.session_steps` of the training people), and
+    the source indices it was trained with."""
+    conf, spark = ctx.conf.clickstream, ctx.spark
+    params, ranks = generator_params(ctx), conf.sequence.num_proc
+    with stage("generator_examples", "writing the sequence generator's vocabulary and training windows"):
+        shared = steps.join(shared_items(steps, conf.min_people), ["source", "item_id"], "left_semi")
+        vocabulary = keep(item_vocabulary(shared, conf.sequence.max_items))
+        sources = sf.source_indices([r["source"] for r in steps.select("source").distinct().collect()])
+        windows_uri = f"{scratch}/generator_windows"
+        sf.training_windows(person_sequences(steps, vocabulary, sources), params.max_length) \
+            .repartition(2 * ranks).write.mode("overwrite").parquet(windows_uri)
+        windows = spark.read.parquet(windows_uri)
+        files = current_files(windows)
+        vocab_size, item_sources, log_q = item_arrays(steps, vocabulary, windows, sources)
+        item_ids = [None] * vocab_size
+        for row in vocabulary.collect():   # bounded by clickstream.sequence.max_items
+            item_ids[row[ITEM_INDEX]] = row["item_id"]
+    check_shardable(files, ranks, "the sequence generator's windows")
+    folder = checkpoints.folder(ctx.lake.root, "clickstream_sequence", training_data, vocab_size,
+                                seq.params_dict(params), ranks)
+
+    def on_epoch(record: dict) -> None:
+        log.log(progress.console_level(record["epoch"], record["epochs"]), "sequence generator epoch %d/%d: loss %.4f "
+                "(%.1f s)", record["epoch"], record["epochs"], record["loss"], record["seconds"])
+        tracker.metrics({"generator.loss": record["loss"], "generator.seconds": record["seconds"]}, step=record["epoch"])
+
+    with stage("generator_train", f"training the sequence generator on {ranks} Horovod rank(s), "
+                                  f"{params.max_epochs} epochs over {vocab_size - seq.FIRST_KNOWN} items"):
+        chief, rows = train_on_ranks(
+            spark, seq.train_rank, {"files": files, "params": seq.params_dict(params), "vocab_size": vocab_size,
+                                    "item_sources": item_sources, "log_q": log_q, "epochs": params.max_epochs},
+            num_proc=ranks, attempts=ctx.conf.ops.training_attempts, checkpoint_uri=folder,
+            checkpoint_every=conf.sequence.checkpoint_every, on_epoch=on_epoch, model="sequence generator")
+    tracker.metrics({"generator.training_windows": rows, "generator.items": vocab_size - seq.FIRST_KNOWN})
+    return TrainedGenerator(weights=chief["weights"], params=seq.params_dict(params),
+                            item_ids=np.array(item_ids, dtype=object), item_sources=item_sources), sources

@@ -1,0 +1,131 @@
+"""The sequence generator of synthesize-events: its tokens on a tiny frame (exact), then two real
+Horovod ranks learning planted sessions - walks round one of two cycles of items, an item's
+event type fixed by the item, every session of a person on that person's cycle - and writing
+them back: moves, types and a person's cycle across sessions, which the Markov chain cannot
+keep (it draws each session's start alone)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from recsynth.rec import sequence as seq
+from recsynth.rec import sequence_features as sf
+from recsynth.rec.features import item_vocabulary
+from recsynth.synth.clickstream import fit_markov, fit_sessions, plan_sessions, sample_clickstream, session_steps
+from recsynth.synth.clickstream_sequences import person_sequences
+from recsynth.synth.sequence_walker import TrainedGenerator, write_sequences
+from recsynth.tasks.recommend_sequence import item_arrays
+from recsynth.train.launcher import run_on_ranks
+from recsynth.train.shards import current_files
+
+pytestmark = pytest.mark.spark
+
+START = dt.datetime(2026, 1, 1, 12)
+SCHEMA = "source string, user_id string, session_id string, item_id string, event_type string, event_time timestamp"
+
+
+def test_a_persons_tokens_are_their_sessions_in_start_order_with_session_ends_marked(spark):
+    at = lambda minutes: START + dt.timedelta(minutes=minutes)   # noqa: E731
+    events = spark.createDataFrame([
+        ("s", "u1", "later", "c", "view", at(60)), ("s", "u1", "later", "c", "cart", at(61)),
+        ("s", "u1", "first", "a", "view", at(0)), ("s", "u1", "first", "rare", "view", at(1)),
+        ("s", "u1", "first", "b", "view", at(2)), ("s", "u1", "first", "b", "view", at(3)),   # a reload stays
+        ("t", "u2", "only", "d", "purchase", at(5)),
+    ], SCHEMA)
+    vocabulary = spark.createDataFrame([("a", 2), ("b", 3), ("c", 4), ("d", 5)], "item_id string, item_idx int")
+    rows = {r["user_id"]: (r["source_idx"], [(t["item"], t["type"]) for t in r["_sequence"]])
+            for r in person_sequences(session_steps(events), vocabulary, {"s": 0, "t": 1}).collect()}
+    # begin (OOV, view + end); the first session a, b, b (its last step + 3), then c view, c cart (+ 3);
+    # "rare" is not in the vocabulary: not a step
+    assert rows["u1"] == (0, [(1, 4), (2, 1), (3, 1), (3, 4), (4, 1), (4, 5)])
+    assert rows["u2"] == (1, [(1, 4), (5, 6)])
+
+
+# --- two Horovod ranks on planted sessions -------------------------------------------------------
+CYCLE, WALK, SESSIONS, PEOPLE = 12, 4, 3, 160
+GENERATOR = seq.SequenceParams(max_length=16, embedding_dim=32, heads=2, blocks=1, dropout=0.0, batch_size=32,
+                               learning_rate=0.01, max_epochs=80, negatives=8, full_softmax_max_items=100,
+                               seed=5, generator=True)
+
+
+def _item(cycle: str, n: int) -> str:
+    return f"{cycle}{n % CYCLE:02d}"
+
+
+def _kind(item: str) -> str:
+    return "cart" if int(item[1:]) % 3 == 2 else "view"
+
+
+def _planted(spark):
+    """PEOPLE people, each on cycle a or b: SESSIONS sessions, each WALK steps forward from a
+    random start, an hour apart."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for person in range(PEOPLE):
+        cycle = "ab"[person % 2]
+        for session in range(SESSIONS):
+            first = int(rng.integers(CYCLE))
+            for step in range(WALK):
+                item = _item(cycle, first + step)
+                rows.append(("shop", f"u{person}", f"u{person}-{session}", item, _kind(item),
+                             START + dt.timedelta(hours=session, minutes=step)))
+    return spark.createDataFrame(rows, SCHEMA)
+
+
+def _sessions(steps) -> tuple[list[list[tuple[str, str]]], dict[str, set[str]]]:
+    """The written sessions' (item, type) steps, and each person's cycles."""
+    sessions: dict[str, list] = {}
+    cycles: dict[str, set[str]] = {}
+    for r in steps.orderBy("session_id", "position").collect():
+        sessions.setdefault(r["session_id"], []).append((r["item_id"], r["event_type"]))
+        cycles.setdefault(r["user_id"], set()).add(r["item_id"][0])
+    return list(sessions.values()), cycles
+
+
+def _forward_share(sessions) -> float:
+    moves = [(a, b) for walk in sessions for (a, _), (b, _) in zip(walk, walk[1:])]
+    return sum(b == _item(a[0], int(a[1:]) + 1) for a, b in moves) / len(moves)
+
+
+@pytest.mark.horovod
+@pytest.mark.slow
+def test_two_ranks_learn_planted_moves_types_and_a_persons_cycle_across_sessions(spark, keep, tmp_path):
+    steps = keep(session_steps(_planted(spark)))
+    vocabulary = item_vocabulary(steps, 100)
+    sources = sf.source_indices(["shop"])
+    sf.training_windows(person_sequences(steps, vocabulary, sources), GENERATOR.max_length).repartition(4) \
+        .write.parquet(str(tmp_path / "windows"))
+    windows = spark.read.parquet(str(tmp_path / "windows"))
+    vocab_size, item_sources, log_q = item_arrays(steps, vocabulary, windows, sources)
+    results = run_on_ranks(spark, seq.train_rank, num_proc=2, kwargs={
+        "files": current_files(windows), "params": seq.params_dict(GENERATOR), "vocab_size": vocab_size,
+        "item_sources": item_sources, "log_q": log_q, "epochs": GENERATOR.max_epochs})
+    chief = next(r for r in results if r["rank"] == 0)
+    assert sum(r["rows"] for r in results) == windows.count() and len(chief["history"]) == GENERATOR.max_epochs
+
+    item_ids = np.array([None] * vocab_size, dtype=object)
+    for row in vocabulary.collect():
+        item_ids[row["item_idx"]] = row["item_id"]
+    generator = TrainedGenerator(chief["weights"], seq.params_dict(GENERATOR), item_ids, item_sources)
+    walks = plan_sessions(fit_sessions(steps, max_session_events=50, keep=keep), users_multiplier=1.0, seed=2,
+                          prefix="syn")
+    written = keep(write_sequences(walks, generator, sources))
+    sessions, cycles = _sessions(written)
+    chain_sessions, chain_cycles = _sessions(sample_clickstream(
+        fit_markov(_planted(spark), min_people=2, max_session_events=50, keep=keep), users_multiplier=1.0, seed=2,
+        prefix="syn"))
+    kinds = [kind == _kind(item) for walk in sessions for item, kind in walk]
+    one_cycle = {name: sum(len(c) == 1 for c in found.values()) / len(found)
+                 for name, found in (("sequence", cycles), ("markov", chain_cycles))}
+    print(f"planted sessions: forward moves {_forward_share(sessions):.3f} (chain {_forward_share(chain_sessions):.3f}), "
+          f"types {np.mean(kinds):.3f}, people on one cycle {one_cycle}")
+    # every person and session of the plan is written, at its planned length
+    assert written.count() == PEOPLE * SESSIONS * WALK
+    assert {len(walk) for walk in sessions} == {WALK} and len(cycles) == PEOPLE
+    # the planted moves and types, learnt; the chain learns the moves too, but not a person's cycle:
+    # it draws each session's start alone, so 3 sessions share one cycle a quarter of the time
+    assert _forward_share(sessions) >= 0.95 and np.mean(kinds) >= 0.95
+    assert one_cycle["sequence"] >= 0.9
+    assert one_cycle["markov"] < 0.5
