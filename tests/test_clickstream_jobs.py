@@ -8,6 +8,7 @@ into the item factors it learnt from the copy)."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -108,6 +109,32 @@ def test_gold_and_recommend_run_on_the_synthetic_clickstream_beside_the_real_tab
     with pytest.raises(LakeError, match="is not written there"):
         on_synthetic.overwrite(T.SILVER_EVENTS, events)
     assert [job.name for job in pipeline_jobs(synthetic_conf)] == ["gold", "recommend"]
+
+
+def test_the_sequence_generator_writes_the_same_planned_sessions_through_the_same_gates(spark, gold_lake, published):
+    """clickstream.generator=sequence: trained on 2 Horovod ranks, it fills in the very sessions
+    the chain walked (the same people, session ids and lengths: one plan, one seed), with
+    catalogue items, and publishes through the same gates; its checkpoints are kept."""
+    conf, lake = gold_lake
+    chain_version = lake.version(T.SYNTHETIC_EVENTS)
+    sequence_conf = conf.model_copy(update={"clickstream": conf.clickstream.model_copy(update={
+        "generator": "sequence", "sequence": conf.clickstream.sequence.model_copy(update={
+            "max_length": 8, "embedding_dim": 16, "blocks": 1, "epochs": 2, "negatives": 64})})})
+    record = run_job(JOBS["synthesize_events"], spark, sequence_conf, lake)
+    assert record.status == "succeeded", record.message
+    events = lake.read(T.SYNTHETIC_EVENTS)
+    assert {r["model_version"] for r in events.select("model_version").distinct().collect()} == {record.run_id}
+
+    def sessions(frame):
+        return {tuple(r) for r in frame.groupBy("user_id", "session_id").count().collect()}
+
+    assert sessions(events) == sessions(lake.read(T.SYNTHETIC_EVENTS, version=chain_version))
+    catalogue = lake.read(T.GOLD_ITEM_FEATURES).select("source", "item_id")
+    assert events.join(catalogue, ["source", "item_id"], "left_anti").count() == 0
+    assert {r["event_type"] for r in events.select("event_type").distinct().collect()} <= {"view", "cart", "purchase"}
+    quality = lake.read(T.SYNTHETIC_EVENTS_QUALITY).where(F.col("run_id") == record.run_id).collect()
+    assert len(quality) == 1 and quality[0]["generator"] == "sequence" and quality[0]["gates_passed"]
+    assert list(Path(lake.root, "checkpoints", "clickstream_sequence").glob("*/*"))
 
 
 def _planted_splits(lake):

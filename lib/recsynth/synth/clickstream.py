@@ -20,8 +20,9 @@ is equi-joins only. Every draw is seeded by the session (and step), so a re-run 
 draws the same clickstream however the rows are partitioned. A synthetic person draws a real
 person's session count; each session draws a real template (its length, start and duration: times
 are spread evenly over the duration); then walks the chain for that many steps, at most
-`max_session_events`. Sessions of one person are not conditioned on each other: a neural
-generator's job.
+`max_session_events`. Sessions of one person are not conditioned on each other: the sequence
+generator (`clickstream.generator: sequence`, `recsynth.synth.sequence_walker`) fills in the
+same planned sessions (`plan_sessions`) reading each person's earlier ones.
 
 `clickstream.generator: independent` is the floor beside it: the same people, sessions and
 lengths, but every step drawn alone from its source's popular steps (what "each column drawn
