@@ -43,7 +43,9 @@ def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict
     person by person on executors; a person of a source without a known item is left out, as
     the chain leaves out a source without a start."""
     known = sorted({int(s) for s in generator.item_sources if s >= 0})
-    plans = person_plans(walks, sources).where(F.col(seq.SOURCE_INDEX).isin(known))
+    steps = F.aggregate(F.col(PLAN), F.lit(0), lambda total, session: total + session["length"])
+    plans = (person_plans(walks, sources).where(F.col(seq.SOURCE_INDEX).isin(known))
+             .sortWithinPartitions(steps))   # a chunk of people with alike step counts: none waits on a long one
     return score_on_executors(plans, WALKED, generator, writer, _PEOPLE_CHUNK)
 
 
