@@ -2,6 +2,11 @@
 recommenders are tested on) -> a clickstream generator -> synthetic.events, published only if
 the per-person privacy gates pass (otherwise the previous version stays and the run fails).
 
+Every generator fills in one plan of synthetic people and sessions drawn from real ones
+(`clickstream.plan_sessions`): the Markov chain or its independent floor walk it, the sequence
+generator (trained here on Horovod ranks, `tasks.clickstream_generator`) writes it person by
+person, reading each person's earlier sessions.
+
 The generator learns from the training people only: a holdout of people (split by person, the
 same draw as the tabular GAN's, `clickstream.holdout_fraction`) is the privacy yardstick
 (`recsynth.synth.person_privacy`). The run's figures go to synthetic.events_quality and MLflow:
