@@ -387,8 +387,7 @@ class Recommend:
                       served.name)
         for model in self.trained:
             checkpoints.clear(model.checkpoint_uri)  # the saved model and the metrics are the result now
-        return {"rows": listed["rows"], "users": listed["users"], "model_path": model_path,
-                "similar": similar_source.name}
+        return {"rows": listed["rows"], "users": listed["users"], "model_path": model_path}
 
     def _similar_source(self, reported: dict[str, dict[str, Recommender]], chosen: dict) -> Recommender:
         """The served model when it has item-to-item scores; else the best such model on
