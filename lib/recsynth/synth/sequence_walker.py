@@ -7,8 +7,10 @@ items through the repeat scorer, as in recommending), and a step's item is drawn
 softmax of those scores, then its event type from the type head's softmax given that item. The
 token written carries the session end when the plan's session is over, so the next step knows
 it opens a new session; a person's later sessions are conditioned on their earlier ones. Every
-draw is seeded by the person's key and the step, so a re-run writes the same clickstream
-however the rows are partitioned.
+draw is seeded by the person's key and the step. The network's batched arithmetic can round a
+person's scores differently in another batch (and a draw near a boundary then flips), so people
+are written in a fixed order (by step count, then id, within the partitions of the plan's
+shuffle): a re-run with the same `spark.shuffle_partitions` writes the same clickstream.
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict
     known = sorted({int(s) for s in generator.item_sources if s >= 0})
     steps = F.aggregate(F.col(PLAN), F.lit(0), lambda total, session: total + session["length"])
     plans = (person_plans(walks, sources).where(F.col(seq.SOURCE_INDEX).isin(known))
-             .sortWithinPartitions(steps))   # a chunk of people with alike step counts: none waits on a long one
+             .sortWithinPartitions(steps, "user_id"))   # alike step counts in a chunk: none waits on a long one
     return score_on_executors(plans, WALKED, generator, writer, _PEOPLE_CHUNK)
 
 
