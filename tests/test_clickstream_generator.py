@@ -121,6 +121,9 @@ def test_two_ranks_learn_planted_moves_types_and_a_persons_cycle_across_sessions
                  for name, found in (("sequence", cycles), ("markov", chain_cycles))}
     print(f"planted sessions: forward moves {_forward_share(sessions):.3f} (chain {_forward_share(chain_sessions):.3f}), "
           f"types {np.mean(kinds):.3f}, people on one cycle {one_cycle}")
+    # a re-run writes the same clickstream, however the plan's rows arrive
+    again = write_sequences(walks.repartition(3), generator, sources)
+    assert written.exceptAll(again).count() == 0 and again.exceptAll(written).count() == 0
     # every person and session of the plan is written, at its planned length
     assert written.count() == PEOPLE * SESSIONS * WALK
     assert {len(walk) for walk in sessions} == {WALK} and len(cycles) == PEOPLE

@@ -4,6 +4,8 @@ own items and item-kNN cannot see (a walk round a cycle: which way it goes is on
 stopping early on validation users."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from pyspark.sql import functions as F
@@ -66,6 +68,22 @@ def test_repeat_scores_sit_on_the_first_slot_of_each_seen_item():
     # slot 2 (item 2) from t = 2 on, slot 3 (item 3) from t = 3 on; slot 4 repeats item 2, slot 5 is OOV
     assert nonzero == {(t, 2) for t in range(2, 6)} | {(t, 3) for t in range(3, 6)}
     assert repeat[4, 2] != repeat[3, 2]   # item 2 used again at t = 4: its features changed
+
+
+@pytest.mark.parametrize("generator", [False, True])
+def test_a_network_built_from_anothers_weights_computes_the_same_states(generator):
+    """Scoring builds the network again on each executor from the trained weights: every part of
+    the encoder - the position table included - must be in those weights."""
+    params = dataclasses.replace(SMALL, generator=generator)
+    trained, rebuilt = seq.SequenceNetwork(params, 8), seq.SequenceNetwork(params, 8)
+    rebuilt.set_weights([np.random.default_rng(n).normal(size=w.shape).astype(np.float32)
+                         for n, w in enumerate(trained.get_weights())])
+    trained.set_weights(rebuilt.get_weights())
+    items = np.array([[0, 0, 2, 3, 2, 1], [0, 0, 0, 0, 0, 7]], dtype=np.int32)
+    types = np.minimum(items, 1) * (4 if generator else 1)
+    assert any(v.name.startswith("position_embedding") for v in trained.variables)
+    assert np.array_equal(trained.encoder({seq.ITEMS: items, seq.TYPES: types}, training=False).numpy(),
+                          rebuilt.encoder({seq.ITEMS: items, seq.TYPES: types}, training=False).numpy())
 
 
 def test_other_sources_padding_and_oov_are_never_scored():

@@ -39,6 +39,7 @@ import numpy as np
 
 from recsynth.errors import RecommenderError
 
+LAYOUT_VERSION = 2   # part of a checkpoint's key: bumped when the network's variables change (2: positions learnt)
 PAD, OOV, FIRST_KNOWN = 0, 1, 2          # item indices, as `recsynth.rec.features`' vocabularies
 EVENT_TYPES = ("view", "cart", "purchase")   # type index = position + 1; 0 is padding
 ITEMS, TYPES, SOURCE_INDEX = "items", "types", "source_idx"
@@ -112,7 +113,10 @@ class SequenceNetwork:
         real = tf.cast(tf.not_equal(items, PAD), tf.float32)[:, :, None]
         x = self.item_embedding(items) * (p.embedding_dim ** 0.5)
         x = x + tf.keras.layers.Embedding(type_inputs(p), p.embedding_dim, name="type_embedding")(types)
-        x = x + tf.keras.layers.Embedding(length, p.embedding_dim, name="position_embedding")(tf.range(length))[None]
+        # positions from the input, so that the embedding is one of the model's variables (on a
+        # constant, Keras would bake its random initial table into the graph: untrained, unsaved)
+        positions = tf.zeros_like(items) + tf.range(length)[None, :]
+        x = x + tf.keras.layers.Embedding(length, p.embedding_dim, name="position_embedding")(positions)
         x = tf.keras.layers.Dropout(p.dropout)(x) * real
         causal = tf.linalg.band_part(tf.ones((length, length), tf.bool), -1, 0)[None]
         attend = causal & tf.not_equal(items, PAD)[:, None, :]

@@ -53,7 +53,7 @@ def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, steps: Dat
         for row in vocabulary.collect():   # bounded by clickstream.sequence.max_items
             item_ids[row[ITEM_INDEX]] = row["item_id"]
     check_shardable(files, ranks, "the sequence generator's windows")
-    folder = checkpoints.folder(ctx.lake.root, "clickstream_sequence", training_data, vocab_size,
+    folder = checkpoints.folder(ctx.lake.root, "clickstream_sequence", training_data, [vocab_size, seq.LAYOUT_VERSION],
                                 seq.params_dict(params), ranks)
 
     def on_epoch(record: dict) -> None:

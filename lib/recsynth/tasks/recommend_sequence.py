@@ -67,7 +67,8 @@ class SequenceRecommender(Recommender):
             self.vocab_size, self.item_sources, log_q = item_arrays(data.events, self.vocabulary, windows, self.sources)
             validation = self._validation_arrays(sequences) if self.epochs is None else None
         check_shardable(files, conf.num_proc, T.RECS_TRAINING_EXAMPLES)
-        self.checkpoint_uri = checkpoints.folder(lake.root, "sequence", self.training_data, self.vocab_size,
+        self.checkpoint_uri = checkpoints.folder(lake.root, "sequence", self.training_data,
+                                                 [self.vocab_size, seq.LAYOUT_VERSION],
                                                  {**seq.params_dict(p), "fixed_epochs": self.epochs}, conf.num_proc)
         how = f"{self.epochs} epochs" if self.epochs else f"at most {p.max_epochs} epochs, stopping early on validation"
         with self.stage(f"train_{self.label}", f"training the sequence model on {conf.num_proc} Horovod rank(s), {how}"):
