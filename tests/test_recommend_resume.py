@@ -15,7 +15,9 @@ from conftest import RECSYNTH, ROOT, SMALL_RECS, gold_lake_copy, model_job_overr
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.horovod, pytest.mark.timeout(1800)]
 
-EPOCHS = 12   # the rerun trains what the kill left (about 10 epochs): enough to show the resume
+EPOCHS = 30   # the rerun trains what the kill left: enough to show the resume
+# small batches, so an epoch is many steps (a fraction of a second, not 0.06 s): the kill lands
+# mid-training even when the polling test process is slowed down by a busy machine
 
 
 def checkpointed_epoch(lake_root: Path) -> int:
@@ -28,7 +30,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(spark, tmp_path, etl_reference
         tmp_path, *SMALL_RECS, f"lake.metastore_dir={tmp_path}/metastore",
         # what is resumed is the sequence model's training: no tuning, and of the baselines only the served one
         "recs.validation_split=null", "recs.serve=recent", "recs.baselines=[recent]",
-        "recs.sequence={max_length: 10, embedding_dim: 8, blocks: 1, heads: 2, dropout: 0.0, batch_size: 16,"
+        "recs.sequence={max_length: 10, embedding_dim: 8, blocks: 1, heads: 2, dropout: 0.0, batch_size: 4,"
         f" learning_rate: 0.01, max_epochs: {EPOCHS}, patience: 1, early_stopping_users: 100, negatives: 50,"
         " full_softmax_max_items: 100, horizon: 1, logq_correction: true}")
     conf, lake = gold_lake_copy(spark, etl_reference, overrides)
