@@ -390,7 +390,17 @@ class TwoTowerConf(Strict):
         return self
 
 
-class SequenceConf(Strict):
+class AttentionConf(Strict):
+    """A self-attention network's settings: its heads split the embedding."""
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.embedding_dim % self.heads:
+            raise ValueError(f"embedding_dim ({self.embedding_dim}) must be a multiple of heads ({self.heads})")
+        return self
+
+
+class SequenceConf(AttentionConf):
     max_length: int = Field(ge=1)              # events of the user's history the model reads
     embedding_dim: int = Field(ge=1)
     blocks: int = Field(ge=1)                  # self-attention blocks
@@ -405,12 +415,6 @@ class SequenceConf(Strict):
     full_softmax_max_items: int = Field(ge=1)  # a vocabulary this small: every item is a candidate
     horizon: int = Field(ge=1)                 # the following events whose items each position learns to predict
     logq_correction: bool = True
-
-    @model_validator(mode="after")
-    def _heads_divide(self):
-        if self.embedding_dim % self.heads:
-            raise ValueError(f"embedding_dim ({self.embedding_dim}) must be a multiple of heads ({self.heads})")
-        return self
 
 
 class AlsConf(Strict):
@@ -615,7 +619,7 @@ class PeoplePrivacyGates(Strict):
         return sorted(value)
 
 
-class ClickstreamSequenceConf(Strict):
+class ClickstreamSequenceConf(AttentionConf):
     """The sequence generator (`clickstream.generator: sequence`): the recommender's network
     (recsynth.rec.sequence) trained as a generator for a fixed number of epochs."""
     max_length: int = Field(default=30, ge=1)          # the person's most recent steps the network reads
@@ -631,12 +635,6 @@ class ClickstreamSequenceConf(Strict):
     max_items: int = Field(default=20000, ge=1)        # the most-touched shared items the generator can write
     num_proc: int = Field(default=2, ge=1)             # Horovod ranks (Spark task slots)
     checkpoint_every: int = Field(default=1, ge=1)
-
-    @model_validator(mode="after")
-    def _heads_divide(self):
-        if self.embedding_dim % self.heads:
-            raise ValueError(f"embedding_dim ({self.embedding_dim}) must be a multiple of heads ({self.heads})")
-        return self
 
 
 class ClickstreamConf(Strict):

@@ -83,13 +83,15 @@ def writer(generator: TrainedGenerator):
         sessions = [list(p) for p in plans[PLAN]]
         lengths = [np.array([int(s["length"]) for s in plan], dtype=np.int64) for plan in sessions]
         totals = np.array([ends.sum() for ends in lengths], dtype=np.int64)
-        last_of_session = [set(np.cumsum(ends) - 1) for ends in lengths]
         source_idx = plans[seq.SOURCE_INDEX].to_numpy(np.int64)
         keys = plans["_key"].to_numpy(np.int64).view(np.uint64)
         items = np.zeros((people, params.max_length), dtype=np.int32)
         types = np.zeros((people, params.max_length), dtype=np.int32)
         items[:, -1], types[:, -1] = BEGIN
         written_items = np.zeros((people, int(totals.max(initial=0))), dtype=np.int64)
+        session_ends = np.zeros(written_items.shape, dtype=np.int32)   # 1 on each session's last step
+        for person, ends in enumerate(lengths):
+            session_ends[person, np.cumsum(ends) - 1] = 1
         written_types = np.zeros_like(written_items)
         for step in range(int(totals.max(initial=0))):
             alive = np.flatnonzero(totals > step)
@@ -101,10 +103,9 @@ def writer(generator: TrainedGenerator):
             item = _draw(scores, step_uniform(keys[alive], step))
             kind = _draw(type_logits(tf.constant(states), tf.constant(item, tf.int32)).numpy(),
                          step_uniform(keys[alive] ^ _TYPE_SALT, step))
-            ends = np.array([step in last_of_session[person] for person in alive], dtype=np.int32)
             written_items[alive, step], written_types[alive, step] = item, kind
             items[alive] = np.concatenate([items[alive, 1:], item[:, None].astype(np.int32)], axis=1)
-            types[alive] = np.concatenate([types[alive, 1:], (kind + 1 + SESSION_END * ends)[:, None].astype(np.int32)],
+            types[alive] = np.concatenate([types[alive, 1:], (kind + 1 + SESSION_END * session_ends[alive, step])[:, None].astype(np.int32)],
                                           axis=1)
         return _rows(plans, sessions, lengths, written_items, written_types, generator.item_ids)
 

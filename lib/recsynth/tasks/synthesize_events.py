@@ -61,22 +61,22 @@ def synthesize_events(ctx: RunContext) -> Outcome:
         tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": data_version})
         with stage("fit", f"counting the steps of {people['training']} training people's sessions"):
             if conf.generator == "sequence":
-                steps = keep(session_steps(train))
-                sessions = fit_sessions(steps, max_session_events=conf.max_session_events, keep=keep)
+                real_steps = keep(session_steps(train))
+                sessions = fit_sessions(real_steps, max_session_events=conf.max_session_events, keep=keep)
             else:
                 chain = fit_markov(train, min_people=conf.min_people, max_session_events=conf.max_session_events,
                                    keep=keep, independent=conf.generator == "independent")
-                sessions = chain.sessions
+                sessions, fill = chain.sessions, lambda walks: walk_chain(walks, chain.item_side)
         if conf.generator == "sequence":
-            generator, sources = train_generator(ctx, tracker, stage, steps, scratch=scratch, keep=keep, training_data=[
-                T.GOLD_SPLITS, data_version, list(ctx.conf.recs.fit_splits), conf.holdout_fraction, conf.min_people])
+            generator, sources = train_generator(ctx, tracker, stage, real_steps, scratch=scratch, keep=keep,
+                                                 training_data=[T.GOLD_SPLITS, data_version, list(ctx.conf.recs.fit_splits),
+                                                                conf.holdout_fraction, conf.min_people])
+            fill = lambda walks: write_sequences(walks, generator, sources)   # noqa: E731
         with stage("sample", f"writing the sessions of {conf.users_multiplier:g} synthetic people per training person"):
             walks = plan_sessions(sessions, users_multiplier=conf.users_multiplier, seed=conf.seed,
                                   prefix=f"syn{conf.seed}")
-            steps = (write_sequences(walks, generator, sources) if conf.generator == "sequence"
-                     else walk_chain(walks, chain.item_side))
             prices = lake.read(T.GOLD_ITEM_FEATURES).select("source", "item_id", "price")
-            synthetic = cut(as_events(timed(steps), prices))
+            synthetic = cut(as_events(timed(fill(walks)), prices))
             produced = synthetic.agg(F.count(F.lit(1)).alias("events"),
                                      F.countDistinct("source", "user_id").alias("people")).head()
         with stage("privacy", "comparing the training and holdout people's distinctive paths with the synthetic ones"):
