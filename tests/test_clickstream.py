@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from recsynth.synth import clickstream_fidelity as shape
-from recsynth.synth.clickstream import Blocks, as_events, fit_markov, sample_clickstream, session_steps
+from recsynth.synth.clickstream import (Blocks, as_events, fit_markov, sample_clickstream, session_contexts,
+                                        session_steps)
 from recsynth.synth.person_privacy import assess_people
 
 pytestmark = pytest.mark.spark
@@ -52,6 +53,11 @@ def test_session_steps_order_ties_by_the_funnel_and_keep_repeats(spark):
     assert got == [(1, "a", "view"), (2, "b", "view"), (3, "a", "cart"), (4, "a", "purchase"), (5, "a", "purchase")]
 
 
+def _no_categories(spark):
+    """No item has a category: every session's top category is "unknown"."""
+    return spark.createDataFrame([], "source string, item_id string, category string")
+
+
 def test_blocks_draw_each_rows_choice_from_its_own_block_by_count():
     # block 0 offers 10 (count 1) and 11 (count 3), block 1 nothing, block 2 offers 20 (count 2)
     blocks = Blocks.of(3, [(2, 20, 2), (0, 11, 3), (0, 10, 1)])
@@ -61,7 +67,7 @@ def test_blocks_draw_each_rows_choice_from_its_own_block_by_count():
 
 
 def test_common_steps_are_replayed_and_a_one_person_path_is_not(spark, keep):
-    chain = fit_markov(_planted(spark), min_people=2, max_session_events=50, keep=keep)
+    chain = fit_markov(_planted(spark), _no_categories(spark), min_people=2, max_session_events=50, keep=keep)
     steps = sample_clickstream(chain, users_multiplier=3.0, seed=7, prefix="syn")
     # 7 people x 3, one session each, of a real session's length (5); the canary's items are one
     # person's, so no walk starts or goes there: every walk is the six people's path
@@ -73,7 +79,7 @@ def test_common_steps_are_replayed_and_a_one_person_path_is_not(spark, keep):
 def test_the_independent_baseline_draws_each_step_alone_from_the_shared_items(spark, keep):
     """The same people and session lengths as the chain, but no order: walks open anywhere and
     leave the six people's path; the canary's one-person items are still never drawn."""
-    chain = fit_markov(_planted(spark), min_people=2, max_session_events=50, keep=keep, independent=True)
+    chain = fit_markov(_planted(spark), _no_categories(spark), min_people=2, max_session_events=50, keep=keep, independent=True)
     walks = _walks(sample_clickstream(chain, users_multiplier=3.0, seed=7, prefix="syn"))
     assert len(walks) == 21 and all(len(walk) == 5 and set(walk) <= set(COMMON) for walk in walks)
     assert {walk[0] for walk in walks} == set(COMMON)  # the chain opens every walk on "a"
@@ -84,7 +90,7 @@ def test_a_memorising_chain_replays_the_canary_and_the_person_gate_fails_it(spar
     """min_people 1 replays the canary's path whenever a walk starts on its first item."""
     real = _planted(spark)
     canary_only = real.where("user_id = 'canary'")
-    chain = fit_markov(real, min_people=1, max_session_events=50, keep=keep)
+    chain = fit_markov(real, _no_categories(spark), min_people=1, max_session_events=50, keep=keep)
     synthetic = sample_clickstream(chain, users_multiplier=5.0, seed=3, prefix="syn")
     assert CANARY in _walks(synthetic)
     holdout = _events(spark, {("h", "sh"): [(item, "view") for item in ("q1", "q2", "q3", "q4", "q5")]})
@@ -95,7 +101,7 @@ def test_a_memorising_chain_replays_the_canary_and_the_person_gate_fails_it(spar
 
 def test_events_take_the_catalogue_price_and_a_purchase_is_its_own_transaction(spark, keep):
     real = _events(spark, {("u1", "s1"): [("a", "view"), ("a", "purchase")], ("u2", "s2"): [("a", "view"), ("a", "purchase")]})
-    chain = fit_markov(real, min_people=2, max_session_events=50, keep=keep)
+    chain = fit_markov(real, _no_categories(spark), min_people=2, max_session_events=50, keep=keep)
     prices = spark.createDataFrame([("s", "a", 9.5)], "source string, item_id string, price double")
     events = as_events(sample_clickstream(chain, users_multiplier=1.0, seed=1, prefix="syn"), prices).collect()
     assert sorted((e["event_type"], e["price"], e["quantity"], e["transaction_id"] == e["session_id"]) for e in events) == [
@@ -115,3 +121,19 @@ def test_shape_figures_on_planted_tables(spark):
     assert figures.item_gini == pytest.approx(2 * 10 / 12 - 1.5)
     assert figures.funnel == {"s.view_to_cart": 0.25, "s.cart_to_purchase": 1.0}
     assert shape.ks_distance({1: 2, 3: 2}, {1: 1, 3: 3}) == pytest.approx(0.25)
+
+
+def test_a_sessions_context_is_its_most_frequent_category_and_whether_it_has_a_purchase(spark):
+    events = _events(spark, {("u1", "s1"): [("a", "view"), ("b", "view"), ("c", "cart"), ("c", "purchase")],
+                             ("u2", "s2"): [("a", "view"), ("b", "view")],        # a tie: the first name wins
+                             ("u3", "s3"): [("z", "view"), ("z", "view"), ("a", "cart")]})   # z has no category
+    categories = spark.createDataFrame([("s", "a", "shoes"), ("s", "b", "bags"), ("s", "c", "shoes")],
+                                       "source string, item_id string, category string")
+    contexts = session_contexts(session_steps(events), categories)
+    assert sorted(tuple(r) for r in contexts.collect()) == [
+        ("s", "s1", "shoes", True), ("s", "s2", "bags", False), ("s", "s3", "unknown", False)]
+    planned = spark.createDataFrame([("s", "s1", "shoes", False), ("s", "s2", "bags", False),
+                                     ("s", "s3", "shoes", False), ("s", "gone", "bags", True)],
+                                    "source string, session_id string, top_category string, purchased boolean")
+    # of the 3 sessions written, 2 have their planned category and 2 their planned purchase
+    assert shape.context_agreement(planned, contexts) == {"category": 2 / 3, "purchase": 2 / 3}

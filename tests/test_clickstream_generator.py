@@ -1,10 +1,13 @@
 """The sequence generator of synthesize-events: its tokens on a tiny frame (exact), then two real
 Horovod ranks learning planted sessions - walks round one of two cycles of items, an item's
-event type fixed by the item, every session of a person on that person's cycle - and writing
-them back: moves, types and a person's cycle across sessions, which the Markov chain cannot
-keep (it draws each session's start alone)."""
+event type fixed by the item, every session of a person on that person's cycle, a session's top
+category set by where its walk starts and a purchase, when it has one, on its last step - and
+writing them back into planned sessions: moves, types, a person's cycle across sessions and
+each session's planned context, which the Markov chain cannot keep (it draws each session's
+start alone, and knows no plan)."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -13,8 +16,10 @@ import pytest
 from recsynth.rec import sequence as seq
 from recsynth.rec import sequence_features as sf
 from recsynth.rec.features import item_vocabulary
-from recsynth.synth.clickstream import fit_markov, fit_sessions, plan_sessions, sample_clickstream, session_steps
-from recsynth.synth.clickstream_sequences import person_sequences
+from recsynth.synth import clickstream_fidelity as shape
+from recsynth.synth.clickstream import (fit_markov, fit_sessions, plan_sessions, sample_clickstream, session_contexts,
+                                        session_steps)
+from recsynth.synth.clickstream_sequences import category_vocabulary, person_sequences
 from recsynth.synth.sequence_walker import TrainedGenerator, write_sequences
 from recsynth.tasks.recommend_sequence import item_arrays
 from recsynth.train.launcher import run_on_ranks
@@ -26,7 +31,7 @@ START = dt.datetime(2026, 1, 1, 12)
 SCHEMA = "source string, user_id string, session_id string, item_id string, event_type string, event_time timestamp"
 
 
-def test_a_persons_tokens_are_their_sessions_in_start_order_with_session_ends_marked(spark):
+def test_a_persons_tokens_are_their_sessions_in_start_order_with_session_ends_and_contexts(spark):
     at = lambda minutes: START + dt.timedelta(minutes=minutes)   # noqa: E731
     events = spark.createDataFrame([
         ("s", "u1", "later", "c", "view", at(60)), ("s", "u1", "later", "c", "cart", at(61)),
@@ -35,12 +40,21 @@ def test_a_persons_tokens_are_their_sessions_in_start_order_with_session_ends_ma
         ("t", "u2", "only", "d", "purchase", at(5)),
     ], SCHEMA)
     vocabulary = spark.createDataFrame([("a", 2), ("b", 3), ("c", 4), ("d", 5)], "item_id string, item_idx int")
-    rows = {r["user_id"]: (r["source_idx"], [(t["item"], t["type"]) for t in r["_sequence"]])
-            for r in person_sequences(session_steps(events), vocabulary, {"s": 0, "t": 1}).collect()}
-    # begin (OOV, view + end); the first session a, b, b (its last step + 3), then c view, c cart (+ 3);
-    # "rare" is not in the vocabulary: not a step
-    assert rows["u1"] == (0, [(1, 4), (2, 1), (3, 1), (3, 4), (4, 1), (4, 5)])
-    assert rows["u2"] == (1, [(1, 4), (5, 6)])
+    contexts = spark.createDataFrame([("s", "first", "toys", False), ("s", "later", "food", True),
+                                      ("t", "only", "rare", True)],
+                                     "source string, session_id string, top_category string, purchased boolean")
+    categories = category_vocabulary(contexts, max_categories=2)   # one session each: ties by source, then name
+    assert sorted(tuple(r) for r in categories.collect()) == [("s", "food", 2), ("s", "toys", 3)]
+    rows = {r["user_id"]: (r["source_idx"], [(t["item"], t["type"], t["context"]) for t in r["_sequence"]])
+            for r in person_sequences(session_steps(events), vocabulary, {"s": 0, "t": 1}, contexts, categories).collect()}
+    # begin (OOV, view + end, no context); the first session a, b, b (its last step + 3), then c
+    # view, c cart (+ 3); "rare" is not in the vocabulary: not a step, nor counted in the steps
+    # left. Contexts: category 3 (toys), no purchase, 2, 1, 0 steps left; category 2 (food),
+    # purchase, 1, 0 left; t's category is past max_categories: 1 (other)
+    code = lambda category, purchased, left: category * 32 + purchased * 16 + left   # noqa: E731
+    assert rows["u1"] == (0, [(1, 4, 0), (2, 1, code(3, 0, 2)), (3, 1, code(3, 0, 1)), (3, 4, code(3, 0, 0)),
+                              (4, 1, code(2, 1, 1)), (4, 5, code(2, 1, 0))])
+    assert rows["u2"] == (1, [(1, 4, 0), (5, 6, code(1, 1, 0))])
 
 
 # --- two Horovod ranks on planted sessions -------------------------------------------------------
@@ -58,77 +72,96 @@ def _kind(item: str) -> str:
     return "cart" if int(item[1:]) % 3 == 2 else "view"
 
 
+def _categories(spark):
+    """An item's category: the first half of either cycle is "low", the second "high" (a walk of
+    4 from 4 to 10 is mostly, or in a tie alphabetically, "high")."""
+    return spark.createDataFrame([("shop", _item(cycle, n), "low" if n < CYCLE // 2 else "high")
+                                  for cycle in "ab" for n in range(CYCLE)],
+                                 "source string, item_id string, category string")
+
+
 def _planted(spark):
     """PEOPLE people, each on cycle a or b: SESSIONS sessions, each WALK steps forward from a
-    random start, an hour apart."""
+    random start, an hour apart, half of them ending in a purchase."""
     rng = np.random.default_rng(11)
     rows = []
     for person in range(PEOPLE):
         cycle = "ab"[person % 2]
         for session in range(SESSIONS):
-            first = int(rng.integers(CYCLE))
+            first, purchased = int(rng.integers(CYCLE)), bool(rng.integers(2))
             for step in range(WALK):
                 item = _item(cycle, first + step)
-                rows.append(("shop", f"u{person}", f"u{person}-{session}", item, _kind(item),
+                kind = "purchase" if purchased and step == WALK - 1 else _kind(item)
+                rows.append(("shop", f"u{person}", f"u{person}-{session}", item, kind,
                              START + dt.timedelta(hours=session, minutes=step)))
     return spark.createDataFrame(rows, SCHEMA)
 
 
-def _sessions(steps) -> tuple[list[list[tuple[str, str]]], dict[str, set[str]]]:
-    """The written sessions' (item, type) steps, and each person's cycles."""
+def _sessions(steps) -> tuple[dict[str, list[tuple[str, str]]], dict[str, set[str]]]:
+    """The written sessions' (item, type) steps by session id, and each person's cycles."""
     sessions: dict[str, list] = {}
     cycles: dict[str, set[str]] = {}
     for r in steps.orderBy("session_id", "position").collect():
         sessions.setdefault(r["session_id"], []).append((r["item_id"], r["event_type"]))
         cycles.setdefault(r["user_id"], set()).add(r["item_id"][0])
-    return list(sessions.values()), cycles
+    return sessions, cycles
 
 
 def _forward_share(sessions) -> float:
-    moves = [(a, b) for walk in sessions for (a, _), (b, _) in zip(walk, walk[1:])]
+    moves = [(a, b) for walk in sessions.values() for (a, _), (b, _) in zip(walk, walk[1:])]
     return sum(b == _item(a[0], int(a[1:]) + 1) for a, b in moves) / len(moves)
 
 
 @pytest.mark.horovod
 @pytest.mark.slow
-def test_two_ranks_learn_planted_moves_types_and_a_persons_cycle_across_sessions(spark, keep, tmp_path):
+def test_two_ranks_learn_planted_moves_types_a_persons_cycle_and_each_sessions_context(spark, keep, tmp_path):
     steps = keep(session_steps(_planted(spark)))
-    vocabulary = item_vocabulary(steps, 100)
+    contexts = keep(session_contexts(steps, _categories(spark)))
+    vocabulary, categories = item_vocabulary(steps, 100), keep(category_vocabulary(contexts, 10))
+    params = dataclasses.replace(GENERATOR, context_categories=2 + categories.count())
     sources = sf.source_indices(["shop"])
-    sf.training_windows(person_sequences(steps, vocabulary, sources), GENERATOR.max_length).repartition(4) \
-        .write.parquet(str(tmp_path / "windows"))
+    sf.training_windows(person_sequences(steps, vocabulary, sources, contexts, categories), params.max_length) \
+        .repartition(4).write.parquet(str(tmp_path / "windows"))
     windows = spark.read.parquet(str(tmp_path / "windows"))
     vocab_size, item_sources, log_q = item_arrays(steps, vocabulary, windows, sources)
     results = run_on_ranks(spark, seq.train_rank, num_proc=2, kwargs={
-        "files": current_files(windows), "params": seq.params_dict(GENERATOR), "vocab_size": vocab_size,
-        "item_sources": item_sources, "log_q": log_q, "epochs": GENERATOR.max_epochs})
+        "files": current_files(windows), "params": seq.params_dict(params), "vocab_size": vocab_size,
+        "item_sources": item_sources, "log_q": log_q, "epochs": params.max_epochs})
     chief = next(r for r in results if r["rank"] == 0)
-    assert sum(r["rows"] for r in results) == windows.count() and len(chief["history"]) == GENERATOR.max_epochs
+    assert sum(r["rows"] for r in results) == windows.count() and len(chief["history"]) == params.max_epochs
 
     item_ids = np.array([None] * vocab_size, dtype=object)
     for row in vocabulary.collect():
         item_ids[row["item_idx"]] = row["item_id"]
-    generator = TrainedGenerator(chief["weights"], seq.params_dict(GENERATOR), item_ids, item_sources)
-    walks = plan_sessions(fit_sessions(steps, max_session_events=50, keep=keep), users_multiplier=1.0, seed=2,
-                          prefix="syn")
-    written = keep(write_sequences(walks, generator, sources))
-    sessions, cycles = _sessions(written)
-    chain_sessions, chain_cycles = _sessions(sample_clickstream(
-        fit_markov(_planted(spark), min_people=2, max_session_events=50, keep=keep), users_multiplier=1.0, seed=2,
-        prefix="syn"))
-    kinds = [kind == _kind(item) for walk in sessions for item, kind in walk]
+    generator = TrainedGenerator(chief["weights"], seq.params_dict(params), item_ids, item_sources)
+    walks = keep(plan_sessions(fit_sessions(steps, contexts, max_session_events=50, keep=keep), users_multiplier=1.0,
+                               seed=2, prefix="syn"))
+    written = keep(write_sequences(walks, generator, sources, categories))
+    chain = keep(sample_clickstream(fit_markov(_planted(spark), _categories(spark), min_people=2, max_session_events=50,
+                                               keep=keep), users_multiplier=1.0, seed=2, prefix="syn"))
+    (sessions, cycles), (chain_sessions, chain_cycles) = _sessions(written), _sessions(chain)
+    purchases = {r["session_id"]: r["purchased"] for r in walks.collect()}
+    kinds = [kind == ("purchase" if purchases[session] and step == WALK - 1 else _kind(item))
+             for session, walk in sessions.items() for step, (item, kind) in enumerate(walk)]
     one_cycle = {name: sum(len(c) == 1 for c in found.values()) / len(found)
                  for name, found in (("sequence", cycles), ("markov", chain_cycles))}
+    kept = {name: shape.context_agreement(walks, session_contexts(found, _categories(spark)))
+            for name, found in (("sequence", written), ("markov", chain))}
     print(f"planted sessions: forward moves {_forward_share(sessions):.3f} (chain {_forward_share(chain_sessions):.3f}), "
-          f"types {np.mean(kinds):.3f}, people on one cycle {one_cycle}")
+          f"types {np.mean(kinds):.3f}, people on one cycle {one_cycle}, planned context kept {kept}")
     # a re-run writes the same clickstream, however the plan's rows arrive
-    again = write_sequences(walks.repartition(3), generator, sources)
+    again = write_sequences(walks.repartition(3), generator, sources, categories)
     assert written.exceptAll(again).count() == 0 and again.exceptAll(written).count() == 0
     # every person and session of the plan is written, at its planned length
     assert written.count() == PEOPLE * SESSIONS * WALK
-    assert {len(walk) for walk in sessions} == {WALK} and len(cycles) == PEOPLE
-    # the planted moves and types, learnt; the chain learns the moves too, but not a person's cycle:
-    # it draws each session's start alone, so 3 sessions share one cycle a quarter of the time
+    assert {len(walk) for walk in sessions.values()} == {WALK} and len(cycles) == PEOPLE
+    # the planted moves and types (a purchase where the plan has one), learnt; the chain learns
+    # the moves too, but not a person's cycle: it draws each session's start alone, so 3
+    # sessions share one cycle a quarter of the time
     assert _forward_share(sessions) >= 0.95 and np.mean(kinds) >= 0.95
     assert one_cycle["sequence"] >= 0.9
     assert one_cycle["markov"] < 0.5
+    # the planned top category and purchase: the generator starts its walk where the category
+    # says; the chain knows no plan, so half its sessions have the category by chance
+    assert kept["sequence"]["category"] >= 0.9 and kept["sequence"]["purchase"] >= 0.95
+    assert kept["markov"]["category"] < 0.7

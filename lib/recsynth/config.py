@@ -633,6 +633,7 @@ class ClickstreamSequenceConf(AttentionConf):
     negatives: int = Field(default=1000, ge=1)         # sampled candidates per step (logQ-corrected)
     full_softmax_max_items: int = Field(default=5000, ge=1)
     max_items: int = Field(default=20000, ge=1)        # the most-touched shared items the generator can write
+    max_categories: int = Field(default=200, ge=1)     # top categories it is conditioned on (the others: "other")
     num_proc: int = Field(default=2, ge=1)             # Horovod ranks (Spark task slots)
     checkpoint_every: int = Field(default=1, ge=1)
 

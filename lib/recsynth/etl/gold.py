@@ -110,18 +110,26 @@ def item_features(interactions: DataFrame, items: DataFrame, edges: list[float])
     )
 
 
+UNKNOWN_CATEGORY = "unknown"   # a session's category where its item has none in the catalogue
+
+
+def session_categories(events: DataFrame, category: str) -> DataFrame:
+    """(source, session_id, top_category, n_categories) from events with a `category` column: the
+    most frequent category wins; among equals, the first in alphabetical order."""
+    per_category = events.groupBy(T.SOURCE, "session_id", category).agg(F.count(F.lit(1)).alias("_n"))
+    return per_category.groupBy(T.SOURCE, "session_id").agg(
+        F.min(F.struct((-F.col("_n")).alias("_rank"), category))[category].alias("top_category"),
+        F.count(F.lit(1)).alias("n_categories"),
+    )
+
+
 def behavior(events: DataFrame, items: DataFrame) -> DataFrame:
     """One row per session: the GAN's training table (mixed categorical and continuous)."""
     with_category = events.join(
         items.select(T.SOURCE, "item_id", F.element_at("category_path", 1).alias("category_l1")),
         [T.SOURCE, "item_id"], "left",
-    ).withColumn("category_l1", F.coalesce("category_l1", F.lit("unknown")))
-    per_category = with_category.groupBy(T.SOURCE, "session_id", "category_l1").agg(F.count(F.lit(1)).alias("_n"))
-    # the most frequent category wins; among equals, the first in alphabetical order
-    categories = per_category.groupBy(T.SOURCE, "session_id").agg(
-        F.min(F.struct((-F.col("_n")).alias("_rank"), "category_l1"))["category_l1"].alias("top_category"),
-        F.count(F.lit(1)).alias("n_categories"),
-    )
+    ).withColumn("category_l1", F.coalesce("category_l1", F.lit(UNKNOWN_CATEGORY)))
+    categories = session_categories(with_category, "category_l1")
     sessions = with_category.groupBy(T.SOURCE, "session_id").agg(
         F.first("user_id").alias("user_id"),
         F.min("event_time").alias("session_start"),

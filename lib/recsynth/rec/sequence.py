@@ -24,7 +24,10 @@ As a generator (`generator`: the synthetic clickstream's, `recsynth.synth.sequen
 same network also reads where sessions end - a token's type index is its event type's + 3 when
 the next token opens a new session - and predicts the next event's type from h_t and the next
 item's embedding (a cross-entropy added to the item loss), so that it can write a session's
-items and events one step at a time.
+items and events one step at a time. A conditioned generator (`context_categories` > 0) also
+reads, at each position, the context of the session the next token belongs to - its top
+category, whether it has a purchase, and how many of its steps come after that token
+(`context_code`) - so that a planned session's context steers what is written into it.
 
 `train_rank` is the body of each Horovod rank (the shared launcher and epoch loop): it reads its
 Petastorm shard of the training windows, averages gradients over ranks, and with validation
@@ -42,7 +45,8 @@ from recsynth.errors import RecommenderError
 LAYOUT_VERSION = 2   # part of a checkpoint's key: bumped when the network's variables change (2: positions learnt)
 PAD, OOV, FIRST_KNOWN = 0, 1, 2          # item indices, as `recsynth.rec.features`' vocabularies
 EVENT_TYPES = ("view", "cart", "purchase")   # type index = position + 1; 0 is padding
-ITEMS, TYPES, SOURCE_INDEX = "items", "types", "source_idx"
+ITEMS, TYPES, CONTEXTS, SOURCE_INDEX = "items", "types", "contexts", "source_idx"
+STEPS_LEFT = 16   # context buckets of the steps left in a session: 0 .. 15 (and more)
 REPEAT_DECAYS = (0.5, 0.9)
 MASKED = -1e9
 
@@ -65,6 +69,8 @@ class SequenceParams:
     k: int = 10                          # the NDCG@k of early stopping
     seed: int = 0
     generator: bool = False              # read session ends, predict event types (see the module doc)
+    context_categories: int = 0          # > 0: a generator conditioned on session contexts with this many
+                                         # category indices (0 padding, 1 any other category)
 
     def __post_init__(self):
         for name in ("max_length", "embedding_dim", "blocks", "heads", "batch_size", "max_epochs", "patience",
@@ -75,6 +81,10 @@ class SequenceParams:
         if self.embedding_dim % self.heads:
             raise RecommenderError(f"sequence embedding_dim ({self.embedding_dim}) must be a multiple of heads "
                                    f"({self.heads})")
+        if isinstance(self.context_categories, bool) or not isinstance(self.context_categories, int) or \
+                self.context_categories < 0 or (self.context_categories and not self.generator):
+            raise RecommenderError(f"sequence context_categories must be an integer >= 0, and 0 unless a generator, "
+                                   f"got {self.context_categories!r}")
         if not 0 <= self.dropout < 1 or not self.learning_rate > 0:
             raise RecommenderError(f"sequence dropout must be in [0, 1) and learning_rate > 0, got "
                                    f"{self.dropout!r}, {self.learning_rate!r}")
@@ -84,6 +94,21 @@ def type_inputs(params: SequenceParams) -> int:
     """Type indices the network reads: padding, the event types, and as a generator each again
     for a token that ends its session."""
     return 1 + len(EVENT_TYPES) * (2 if params.generator else 1)
+
+
+def context_code(category, purchased, steps_left):
+    """One token's session context as one index (numpy arrays or Spark columns alike):
+    `category` >= 1, `purchased` 0 or 1, `steps_left` already capped at STEPS_LEFT - 1; 0 is
+    padding."""
+    return category * (2 * STEPS_LEFT) + purchased * STEPS_LEFT + steps_left
+
+
+def encoder_inputs(network: "SequenceNetwork", items, types, contexts=None) -> dict:
+    """The encoder's input dict: a conditioned generator's also holds the positions' contexts."""
+    inputs = {ITEMS: items, TYPES: types}
+    if network.params.context_categories:
+        inputs[CONTEXTS] = contexts
+    return inputs
 
 
 def params_dict(params: SequenceParams) -> dict:
@@ -117,6 +142,13 @@ class SequenceNetwork:
         # constant, Keras would bake its random initial table into the graph: untrained, unsaved)
         positions = tf.zeros_like(items) + tf.range(length)[None, :]
         x = x + tf.keras.layers.Embedding(length, p.embedding_dim, name="position_embedding")(positions)
+        inputs = {ITEMS: items, TYPES: types}
+        if p.context_categories:
+            contexts = inputs[CONTEXTS] = tf.keras.Input((length,), dtype="int32", name=CONTEXTS)
+            for name, size, part in (("context_category", p.context_categories, contexts // (2 * STEPS_LEFT)),
+                                     ("context_purchased", 2, (contexts // STEPS_LEFT) % 2),
+                                     ("context_steps_left", STEPS_LEFT, contexts % STEPS_LEFT)):
+                x = x + tf.keras.layers.Embedding(size, p.embedding_dim, name=name)(part)
         x = tf.keras.layers.Dropout(p.dropout)(x) * real
         causal = tf.linalg.band_part(tf.ones((length, length), tf.bool), -1, 0)[None]
         attend = causal & tf.not_equal(items, PAD)[:, None, :]
@@ -129,7 +161,7 @@ class SequenceNetwork:
             hidden = tf.keras.layers.Dropout(p.dropout)(hidden)
             x = (x + tf.keras.layers.Dense(p.embedding_dim, name=f"feed_forward_{block}_out")(hidden)) * real
         states = tf.keras.layers.LayerNormalization(epsilon=1e-6, name="output_norm")(x)
-        self.encoder = tf.keras.Model({ITEMS: items, TYPES: types}, states, name="sequence_encoder")
+        self.encoder = tf.keras.Model(inputs, states, name="sequence_encoder")
         self.item_bias = tf.Variable(tf.zeros((self.vocab_size,)), name="item_bias")
         self.repeat_hidden = tf.keras.layers.Dense(8, activation="relu", name="repeat_hidden")
         self.repeat_out = tf.keras.layers.Dense(1, name="repeat_out")
@@ -204,9 +236,11 @@ class SequenceNetwork:
         return base + tf.reduce_sum(repeat * owned, axis=-1)
 
 
-def sequence_loss(network: SequenceNetwork, windows, types, sources, item_sources, log_q, rng, training: bool = True):
+def sequence_loss(network: SequenceNetwork, windows, types, sources, item_sources, log_q, rng, training: bool = True,
+                  contexts=None):
     """Mean cross-entropy of the items that follow each real position of `windows` ((batch,
-    max_length + 1) item indices; `types` alike; `sources` (batch,) source indices): the next
+    max_length + 1) item indices; `types` alike, and a conditioned generator's `contexts`, each
+    token's own session context; `sources` (batch,) source indices): the next
     `horizon` events' items, each a positive against the same candidates (horizon 1: the next
     item, as SASRec). `item_sources` (vocab,) is the source index of each item (-1: padding,
     OOV), `log_q` (vocab,) the log share of each item among targets, `rng` a tf.random.Generator
@@ -215,7 +249,8 @@ def sequence_loss(network: SequenceNetwork, windows, types, sources, item_source
 
     p = network.params
     items = windows[:, :-1]
-    states = network.encoder({ITEMS: items, TYPES: types[:, :-1]}, training=training)
+    following = None if contexts is None else contexts[:, 1:]   # position t reads the context of token t + 1
+    states = network.encoder(encoder_inputs(network, items, types[:, :-1], following), training=training)
     repeat = network.repeat_scores(items)
     padded = tf.pad(windows, [[0, 0], [0, p.horizon - 1]])
     targets = tf.stack([padded[:, h:h + p.max_length] for h in range(1, p.horizon + 1)], axis=-1)   # (b, t, h)
@@ -317,8 +352,9 @@ def train_rank(files: list[str], params: dict, vocab_size: int, item_sources, lo
     if epochs is None and validation is None:
         raise RecommenderError("sequence training needs validation users to stop early, or a number of epochs")
     tf.keras.utils.set_random_seed(p.seed + rank)
-    columns = read_shard(files, rank, size, [ITEMS, TYPES, SOURCE_INDEX])
+    columns = read_shard(files, rank, size, [ITEMS, TYPES, SOURCE_INDEX, *([CONTEXTS] if p.context_categories else [])])
     windows, types = (np.asarray(columns[c], dtype=np.int32) for c in (ITEMS, TYPES))
+    contexts = np.asarray(columns[CONTEXTS], dtype=np.int32) if p.context_categories else np.zeros_like(windows)
     sources = np.asarray(columns[SOURCE_INDEX], dtype=np.int32)
     if windows.ndim != 2 or windows.shape[1] != p.max_length + 1:
         raise RecommenderError(f"rank {rank}: windows have shape {windows.shape}, expected (rows, {p.max_length + 1})")
@@ -334,9 +370,9 @@ def train_rank(files: list[str], params: dict, vocab_size: int, item_sources, lo
     rng = tf.random.Generator.from_seed(p.seed * 1000 + rank)
 
     @tf.function
-    def step(window, kinds, source):
+    def step(window, kinds, source, context):
         with tf.GradientTape() as tape:
-            loss = sequence_loss(network, window, kinds, source, item_sources_t, log_q_t, rng)
+            loss = sequence_loss(network, window, kinds, source, item_sources_t, log_q_t, rng, contexts=context)
         tape = hvd.DistributedGradientTape(tape)
         variables = network.trainable_variables
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
@@ -347,7 +383,7 @@ def train_rank(files: list[str], params: dict, vocab_size: int, item_sources, lo
         total = 0.0
         for k in range(steps):
             picked = order[(k * batch) % rows:][:batch]
-            total += float(step(windows[picked], types[picked], sources[picked]))
+            total += float(step(windows[picked], types[picked], sources[picked], contexts[picked]))
         loss = float(hvd.allreduce(tf.constant(total / steps), op=hvd.Average))
         score = validation_ndcg(network, validation, np.asarray(item_sources), p.k) if validation and rank == 0 else None
         score = hvd.broadcast_object(score, root_rank=0)   # every rank keeps the same history

@@ -21,7 +21,7 @@ from recsynth.frames import require_columns
 from recsynth.rec.columns import EVENT_TIME, EVENT_TYPE, ITEM_ID, SOURCE, USER_ID
 from recsynth.rec.columns import require_positive as _positive
 from recsynth.rec.features import ITEM_INDEX, OOV
-from recsynth.rec.sequence import EVENT_TYPES, ITEMS, SOURCE_INDEX, TYPES
+from recsynth.rec.sequence import CONTEXTS, EVENT_TYPES, ITEMS, SOURCE_INDEX, TYPES
 
 SEQUENCE = "_sequence"
 EVENT_COLUMNS = (SOURCE, USER_ID, ITEM_ID, EVENT_TYPE, EVENT_TIME)
@@ -67,15 +67,18 @@ def _padded(tokens: Column, field: str, length: int) -> Column:
 
 def training_windows(sequences: DataFrame, max_length: int) -> DataFrame:
     """(items, types array<int> of max_length + 1, source_idx): the windows of every sequence
-    with at least two tokens (see the module doc)."""
+    with at least two tokens (see the module doc); with `contexts` too where the tokens have a
+    context (a conditioned generator's, `synth.clickstream_sequences`)."""
     length = _positive("max_length", max_length)
     size = F.size(SEQUENCE)
     pieces = F.sequence(F.lit(0), F.greatest(F.lit(0), F.ceil((size - 1) / length).cast("int") - 1))
     window = F.explode(F.transform(pieces, lambda w: F.slice(
         SEQUENCE, F.greatest(F.lit(1), size - w * length - length), F.least(size - w * length, F.lit(length + 1)))))
     cut = sequences.where(size >= 2).select(SOURCE_INDEX, window.alias("_window"))
-    return cut.select(_padded(F.col("_window"), "item", length + 1).alias(ITEMS),
-                      _padded(F.col("_window"), "type", length + 1).alias(TYPES), SOURCE_INDEX)
+    fields = [("item", ITEMS), ("type", TYPES)]
+    if "context" in sequences.schema[SEQUENCE].dataType.elementType.fieldNames():
+        fields.append(("context", CONTEXTS))
+    return cut.select(*[_padded(F.col("_window"), field, length + 1).alias(name) for field, name in fields], SOURCE_INDEX)
 
 
 def serving_histories(sequences: DataFrame, max_length: int) -> DataFrame:

@@ -8,8 +8,9 @@ A *step* is (item_id, event_type). From the training people's sessions the chain
   very move: a one-person item or path is never replayed (such an item alone tells a
   membership attacker who was trained on). A step with no kept successor is followed by a
   popular step of its source;
-- whole sessions as templates (`templates`: length, start time, duration), and people (`people`:
-  how many sessions each had).
+- whole sessions as templates (`templates`: length, start time, duration, and the context a
+  sequence generator is conditioned on: top category and whether it had a purchase), and people
+  (`people`: how many sessions each had).
 
 The chain's item side (its states, their counts and their kept successors) is bounded by the
 catalogue, like the item vectors that top-N scoring broadcasts: it is gathered as arrays and
@@ -38,6 +39,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
+from recsynth.etl.gold import UNKNOWN_CATEGORY, session_categories
 from recsynth.train.scoring import score_on_executors
 
 FUNNEL = {"view": 0, "cart": 1, "purchase": 2}   # ties in time: the funnel's order
@@ -120,7 +122,8 @@ class ItemSide:
 @dataclass(frozen=True)
 class RealSessions:
     """The people side every generator draws from: real sessions as templates (length, start,
-    duration) and real people's session counts, as indexed tables (see the module doc)."""
+    duration, top category, purchased) and real people's session counts, as indexed tables (see
+    the module doc)."""
     templates: tuple[DataFrame, DataFrame]
     people: tuple[DataFrame, DataFrame]
 
@@ -137,23 +140,38 @@ def shared_items(steps: DataFrame, min_people: int) -> DataFrame:
         F.col("_people") >= min_people)
 
 
-def fit_sessions(steps: DataFrame, *, max_session_events: int, keep) -> RealSessions:
-    """The templates and session counts of `steps` (`session_steps`' rows)."""
+def session_contexts(steps: DataFrame, item_categories: DataFrame) -> DataFrame:
+    """(source, session_id, top_category, purchased): each session's context, as gold.behavior
+    defines it, from `steps` and `item_categories` (source, item_id, category: an item missing
+    there, or without one, is in the unknown category)."""
+    categorised = steps.join(item_categories.select("source", "item_id", "category"), ["source", "item_id"], "left") \
+        .withColumn("category", F.coalesce("category", F.lit(UNKNOWN_CATEGORY)))
+    purchased = steps.groupBy("source", "session_id").agg(
+        F.max((F.col("event_type") == "purchase").cast("int")).cast("boolean").alias("purchased"))
+    return session_categories(categorised, "category").join(purchased, ["source", "session_id"]).select(
+        "source", "session_id", "top_category", "purchased")
+
+
+def fit_sessions(steps: DataFrame, contexts: DataFrame, *, max_session_events: int, keep) -> RealSessions:
+    """The templates and session counts of `steps` (`session_steps`' rows), the templates with
+    their `contexts` (`session_contexts`)."""
     sessions = steps.groupBy("source", "user_id", "session_id").agg(
         F.least(F.count(F.lit(1)), F.lit(max_session_events)).alias("length"),
         F.min("event_time").alias("start"),
         (F.max("event_time").cast("double") - F.min("event_time").cast("double")).alias("duration_s"))
     people = sessions.groupBy("source", "user_id").agg(F.count(F.lit(1)).alias("sessions"))
+    templates = sessions.join(contexts, ["source", "session_id"]).select(
+        "source", "session_id", "length", "start", "duration_s", "top_category", "purchased")
     return RealSessions(
-        templates=_keep(_indexed(sessions.select("source", "session_id", "length", "start", "duration_s"), ["source"],
-                                 ["session_id"]), keep),
+        templates=_keep(_indexed(templates, ["source"], ["session_id"]), keep),
         people=_keep(_indexed(people.select("source", "user_id", "sessions"), ["source"], ["user_id"]), keep))
 
 
-def fit_markov(events: DataFrame, *, min_people: int, max_session_events: int, keep,
+def fit_markov(events: DataFrame, item_categories: DataFrame, *, min_people: int, max_session_events: int, keep,
                independent: bool = False) -> MarkovChain:
-    """The chain of `events` (source, user_id, session_id, item_id, event_type, event_time);
-    `keep` persists what is read more than once. `independent`: the baseline a sequence generator
+    """The chain of `events` (source, user_id, session_id, item_id, event_type, event_time), its
+    templates' contexts from `item_categories` (`session_contexts`); `keep` persists what is read
+    more than once. `independent`: the baseline a sequence generator
     must beat, each step drawn alone from the source's popular steps (no start steps, no moves),
     with the same session lengths, times and people."""
     every_step = keep(session_steps(events))   # read four times: items, steps, moves, sessions
@@ -169,7 +187,8 @@ def fit_markov(events: DataFrame, *, min_people: int, max_session_events: int, k
     return MarkovChain(
         item_side=_item_side(states.collect(), [] if independent else
                              moves.select(*_STATE, "next_item", "next_type", "taken").collect(), independent),
-        sessions=fit_sessions(every_step, max_session_events=max_session_events, keep=keep))
+        sessions=fit_sessions(every_step, session_contexts(every_step, item_categories),
+                              max_session_events=max_session_events, keep=keep))
 
 
 def _item_side(states: list, moves: list, independent: bool) -> ItemSide:
@@ -212,9 +231,10 @@ _WALK_CHUNK = 50_000   # sessions walked at once in a task
 
 
 def plan_sessions(real: RealSessions, *, users_multiplier: float, seed: int, prefix: str) -> DataFrame:
-    """(source, user_id, session_id, length, start_s, duration_s, _key): synthetic people
-    (`users_multiplier` per real one, ids `prefix`-...), each with a real person's session count,
-    each session a real template's length, start and duration, and a seeded key for its steps."""
+    """(source, user_id, session_id, length, start_s, duration_s, top_category, purchased, _key):
+    synthetic people (`users_multiplier` per real one, ids `prefix`-...), each with a real
+    person's session count, each session a real template's length, start, duration and context,
+    and a seeded key for its steps."""
     people, people_sizes = real.people
     whole, fraction = int(users_multiplier), users_multiplier - int(users_multiplier)
     copies = F.lit(whole) + (_uniform(seed, "copies", "source", "user_id") < fraction).cast("int")
@@ -226,10 +246,10 @@ def plan_sessions(real: RealSessions, *, users_multiplier: float, seed: int, pre
                     _uniform(seed, "person", "user_id"))
     sessions = counted.withColumn("_session", F.explode(F.sequence(F.lit(1), F.col("sessions")))).select(
         "source", "user_id", F.concat_ws("-", "user_id", F.col("_session").cast("string")).alias("session_id"))
-    templated = _pick(sessions, real.templates[1], _only(real.templates, "length", "start", "duration_s")[0],
-                      ["source"], _uniform(seed, "template", "session_id"))
+    templated = _pick(sessions, real.templates[1], _only(real.templates, "length", "start", "duration_s", "top_category",
+                                                         "purchased")[0], ["source"], _uniform(seed, "template", "session_id"))
     return templated.select("source", "user_id", "session_id", F.col("length").cast("int").alias("length"),
-                            F.col("start").cast("double").alias("start_s"), "duration_s",
+                            F.col("start").cast("double").alias("start_s"), "duration_s", "top_category", "purchased",
                             F.xxhash64(F.lit(seed), F.lit("walk"), "session_id").alias("_key"))
 
 

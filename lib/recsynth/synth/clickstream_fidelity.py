@@ -1,7 +1,8 @@
 """How a synthetic clickstream's shape compares with the real one, on the figures a
 recommender team looks at first: session lengths (events per session: mean and the KS
 distance of the two distributions), how concentrated item popularity is (the Gini coefficient
-of events per item) and the funnel (carts per view, purchases per cart, per source)."""
+of events per item) and the funnel (carts per view, purchases per cart, per source); and how
+often a written session has the context it was planned with (`context_agreement`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,3 +69,15 @@ def shape(events: DataFrame, lengths: dict[int, int]) -> ClickstreamShape:
     sessions = sum(lengths.values())
     mean = sum(length * n for length, n in lengths.items()) / sessions if sessions else 0.0
     return ClickstreamShape(mean_session_events=mean, item_gini=item_gini(events), funnel=funnel(events))
+
+
+def context_agreement(planned: DataFrame, written: DataFrame) -> dict[str, float]:
+    """Shares of written sessions whose top category, and whether they have a purchase, are those
+    planned: `planned` and `written` are (source, session_id, top_category, purchased), one row per
+    session (`clickstream.plan_sessions`' rows; `clickstream.session_contexts` of the written
+    steps)."""
+    both = planned.select("source", "session_id", F.col("top_category").alias("_category"),
+                          F.col("purchased").alias("_purchased")).join(written, ["source", "session_id"])
+    row = both.agg(F.avg((F.col("top_category") == F.col("_category")).cast("double")).alias("category"),
+                   F.avg((F.col("purchased") == F.col("_purchased")).cast("double")).alias("purchase")).head()
+    return {"category": row["category"] or 0.0, "purchase": row["purchase"] or 0.0}

@@ -1,8 +1,9 @@
 """Writing synthetic people's sessions with the trained sequence generator, on executors.
 
 Each person's plan (`clickstream_sequences.person_plans`: sessions in start order, each with a
-length) is filled in one step at a time: the network reads the person's last `max_length`
-tokens (starting from the begin token), scores every item of the person's source (the user's own
+length and context) is filled in one step at a time: the network reads the person's last
+`max_length` tokens (starting from the begin token) and the context of the session being
+written (its planned top category and purchase, and the steps left in it), scores every item of the person's source (the user's own
 items through the repeat scorer, as in recommending), and a step's item is drawn from the
 softmax of those scores, then its event type from the type head's softmax given that item. The
 token written carries the session end when the plan's session is over, so the next step knows
@@ -23,7 +24,7 @@ from pyspark.sql import functions as F
 
 from recsynth.rec import sequence as seq
 from recsynth.synth.clickstream import WALKED, step_uniform
-from recsynth.synth.clickstream_sequences import BEGIN, PLAN, SESSION_END, person_plans
+from recsynth.synth.clickstream_sequences import BEGIN, CATEGORY_INDEX, PLAN, SESSION_END, person_plans
 from recsynth.train.scoring import score_on_executors
 
 _TYPE_SALT = np.uint64(0x5DEECE66D)   # a second stream of uniforms, for the event types
@@ -40,13 +41,15 @@ class TrainedGenerator:
     item_sources: np.ndarray
 
 
-def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict[str, int]) -> DataFrame:
+def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict[str, int],
+                    categories: DataFrame) -> DataFrame:
     """The generator's steps (`WALKED`) through planned sessions (`clickstream.plan_sessions`),
-    person by person on executors; a person of a source without a known item is left out, as
-    the chain leaves out a source without a start."""
+    their contexts indexed by the `categories` it was trained with, person by person on
+    executors; a person of a source without a known item is left out, as the chain leaves out a
+    source without a start."""
     known = sorted({int(s) for s in generator.item_sources if s >= 0})
     steps = F.aggregate(F.col(PLAN), F.lit(0), lambda total, session: total + session["length"])
-    plans = (person_plans(walks, sources).where(F.col(seq.SOURCE_INDEX).isin(known))
+    plans = (person_plans(walks, sources, categories).where(F.col(seq.SOURCE_INDEX).isin(known))
              .sortWithinPartitions(steps, "user_id"))   # alike step counts in a chunk: none waits on a long one
     return score_on_executors(plans, WALKED, generator, writer, _PEOPLE_CHUNK)
 
@@ -70,8 +73,8 @@ def writer(generator: TrainedGenerator):
     embeddings, bias = network.item_embedding.embeddings.numpy(), network.item_bias.numpy()
 
     @tf.function(reduce_retracing=True)
-    def read(items, types):
-        return network.encoder({seq.ITEMS: items, seq.TYPES: types}, training=False)[:, -1, :], \
+    def read(items, types, contexts):
+        return network.encoder(seq.encoder_inputs(network, items, types, contexts), training=False)[:, -1, :], \
             network.repeat_scores(items)[:, -1, :]
 
     @tf.function(reduce_retracing=True)
@@ -92,10 +95,14 @@ def writer(generator: TrainedGenerator):
         session_ends = np.zeros(written_items.shape, dtype=np.int32)   # 1 on each session's last step
         for person, ends in enumerate(lengths):
             session_ends[person, np.cumsum(ends) - 1] = 1
+        planned = _planned_contexts(sessions, lengths, written_items.shape[1] + 1)
+        contexts = np.zeros((people, params.max_length), dtype=np.int32)   # slot t: the context of token t + 1
+        contexts[:, -1] = planned[:, 0]
         written_types = np.zeros_like(written_items)
         for step in range(int(totals.max(initial=0))):
             alive = np.flatnonzero(totals > step)
-            states, repeat = (x.numpy() for x in read(tf.constant(items[alive]), tf.constant(types[alive])))
+            states, repeat = (x.numpy() for x in read(tf.constant(items[alive]), tf.constant(types[alive]),
+                                                     tf.constant(contexts[alive])))
             scores = states @ embeddings.T + bias[None, :]
             np.add.at(scores, (np.repeat(np.arange(len(alive)), params.max_length), items[alive].reshape(-1)),
                       repeat.reshape(-1))
@@ -107,9 +114,24 @@ def writer(generator: TrainedGenerator):
             items[alive] = np.concatenate([items[alive, 1:], item[:, None].astype(np.int32)], axis=1)
             types[alive] = np.concatenate([types[alive, 1:], (kind + 1 + SESSION_END * session_ends[alive, step])[:, None].astype(np.int32)],
                                           axis=1)
+            contexts[alive] = np.concatenate([contexts[alive, 1:], planned[alive, step + 1, None]], axis=1)
         return _rows(plans, sessions, lengths, written_items, written_types, generator.item_ids)
 
     return write
+
+
+def _planned_contexts(sessions: list, lengths: list, width: int) -> np.ndarray:
+    """(people, width) each person's planned step contexts (`sequence.context_code`), 0 after the
+    last step."""
+    planned = np.zeros((len(sessions), width), dtype=np.int32)
+    for person, (plan, ends) in enumerate(zip(sessions, lengths)):
+        if not len(ends):
+            continue
+        left = np.concatenate([np.arange(n - 1, -1, -1) for n in ends])
+        category = np.repeat([int(s[CATEGORY_INDEX]) for s in plan], ends)
+        purchased = np.repeat([int(s["purchased"]) for s in plan], ends)
+        planned[person, :len(left)] = seq.context_code(category, purchased, np.minimum(left, seq.STEPS_LEFT - 1))
+    return planned
 
 
 def _rows(plans: pd.DataFrame, sessions: list, lengths: list, items: np.ndarray, types: np.ndarray,

@@ -1,5 +1,5 @@
-"""Training the sequence generator of synthesize-events: the shared items' vocabulary, the
-training people's sequences cut into windows (Parquet under the run's scratch folder, read by
+"""Training the sequence generator of synthesize-events: the shared items' vocabulary and the
+sessions' top categories, the training people's sequences cut into windows (Parquet under the run's scratch folder, read by
 each Horovod rank through Petastorm), and a fixed number of epochs on the shared launcher with
 checkpoints and MLflow metrics, as the recommender's sequence model trains."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ from recsynth.runtime.runs import RunContext
 from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import Tracker
 from recsynth.synth.clickstream import shared_items
-from recsynth.synth.clickstream_sequences import person_sequences
+from recsynth.synth.clickstream_sequences import OTHER_CATEGORY, category_vocabulary, person_sequences
 from recsynth.synth.sequence_walker import TrainedGenerator
 from recsynth.tasks.recommend_sequence import item_arrays
 from recsynth.train import checkpoints, progress
@@ -26,25 +26,30 @@ from recsynth.train.shards import check_shardable, current_files
 log = logging.getLogger(__name__)
 
 
-def generator_params(ctx: RunContext) -> seq.SequenceParams:
-    """clickstream.sequence as the network's parameters (a generator, next step only)."""
+def generator_params(ctx: RunContext, categories: int) -> seq.SequenceParams:
+    """clickstream.sequence as the network's parameters (a generator, next step only, conditioned
+    on session contexts of `categories` known top categories)."""
     conf = ctx.conf.clickstream
-    values = conf.sequence.model_dump(exclude={"epochs", "max_items", "num_proc", "checkpoint_every"})
-    return seq.SequenceParams(**values, max_epochs=conf.sequence.epochs, horizon=1, seed=conf.seed, generator=True)
+    values = conf.sequence.model_dump(exclude={"epochs", "max_items", "max_categories", "num_proc", "checkpoint_every"})
+    return seq.SequenceParams(**values, max_epochs=conf.sequence.epochs, horizon=1, seed=conf.seed, generator=True,
+                              context_categories=OTHER_CATEGORY + 1 + categories)
 
 
-def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, steps: DataFrame, *, training_data: list,
-                    scratch: str, keep) -> tuple[TrainedGenerator, dict[str, int]]:
-    """The generator trained on `steps` (`clickstream.session_steps` of the training people), and
-    the source indices it was trained with."""
+def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, steps: DataFrame, contexts: DataFrame, *,
+                    training_data: list, scratch: str, keep) -> tuple[TrainedGenerator, dict[str, int], DataFrame]:
+    """The generator trained on `steps` (`clickstream.session_steps` of the training people) and
+    their sessions' `contexts` (`clickstream.session_contexts`); the source indices and the
+    category vocabulary it was trained with."""
     conf, spark = ctx.conf.clickstream, ctx.spark
-    params, ranks = generator_params(ctx), conf.sequence.num_proc
+    ranks = conf.sequence.num_proc
     with stage("generator_examples", "writing the sequence generator's vocabulary and training windows"):
         shared = steps.join(shared_items(steps, conf.min_people), ["source", "item_id"], "left_semi")
         vocabulary = keep(item_vocabulary(shared, conf.sequence.max_items))
+        categories = keep(category_vocabulary(contexts, conf.sequence.max_categories))
+        params = generator_params(ctx, categories.count())
         sources = sf.source_indices([r["source"] for r in steps.select("source").distinct().collect()])
         windows_uri = f"{scratch}/generator_windows"
-        sf.training_windows(person_sequences(steps, vocabulary, sources), params.max_length) \
+        sf.training_windows(person_sequences(steps, vocabulary, sources, contexts, categories), params.max_length) \
             .repartition(2 * ranks).write.mode("overwrite").parquet(windows_uri)
         windows = spark.read.parquet(windows_uri)
         files = current_files(windows)
@@ -70,4 +75,4 @@ def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, steps: Dat
             checkpoint_every=conf.sequence.checkpoint_every, on_epoch=on_epoch, model="sequence generator")
     tracker.metrics({"generator.training_windows": rows, "generator.items": vocab_size - seq.FIRST_KNOWN})
     return TrainedGenerator(weights=chief["weights"], params=seq.params_dict(params),
-                            item_ids=np.array(item_ids, dtype=object), item_sources=item_sources), sources
+                            item_ids=np.array(item_ids, dtype=object), item_sources=item_sources), sources, categories

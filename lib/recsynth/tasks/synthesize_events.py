@@ -3,9 +3,11 @@ recommenders are tested on) -> a clickstream generator -> synthetic.events, publ
 the per-person privacy gates pass (otherwise the previous version stays and the run fails).
 
 Every generator fills in one plan of synthetic people and sessions drawn from real ones
-(`clickstream.plan_sessions`): the Markov chain or its independent floor walk it, the sequence
+(`clickstream.plan_sessions`: each session with a real template's length, times and context -
+top category and purchase): the Markov chain or its independent floor walk it, the sequence
 generator (trained here on Horovod ranks, `tasks.clickstream_generator`) writes it person by
-person, reading each person's earlier sessions.
+person, reading each person's earlier sessions and conditioned on each session's context. How
+often the written sessions have their planned context is measured for every generator.
 
 The generator learns from the training people only: a holdout of people (split by person, the
 same draw as the tabular GAN's, `clickstream.holdout_fraction`) is the privacy yardstick
@@ -25,8 +27,8 @@ from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import tracked_run
 from recsynth.synth import clickstream_fidelity as shape_of
-from recsynth.synth.clickstream import (as_events, fit_markov, fit_sessions, plan_sessions, session_steps, timed,
-                                        walk_chain)
+from recsynth.synth.clickstream import (as_events, fit_markov, fit_sessions, plan_sessions, session_contexts,
+                                        session_steps, timed, walk_chain)
 from recsynth.synth.person_privacy import assess_people
 from recsynth.synth.privacy import split_by_person
 from recsynth.synth.sequence_walker import write_sequences
@@ -59,24 +61,29 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                         "holdout_fraction": conf.holdout_fraction, "seed": conf.seed,
                         "fit_splits": list(ctx.conf.recs.fit_splits)})
         tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": data_version})
+        catalogue_version = lake.version(T.GOLD_ITEM_FEATURES)
+        catalogue = keep(lake.read(T.GOLD_ITEM_FEATURES, version=catalogue_version).select(
+            "source", "item_id", "price", F.col("category_l1").alias("category")))
         with stage("fit", f"counting the steps of {people['training']} training people's sessions"):
             if conf.generator == "sequence":
                 real_steps = keep(session_steps(train))
-                sessions = fit_sessions(real_steps, max_session_events=conf.max_session_events, keep=keep)
+                contexts = keep(session_contexts(real_steps, catalogue))
+                sessions = fit_sessions(real_steps, contexts, max_session_events=conf.max_session_events, keep=keep)
             else:
-                chain = fit_markov(train, min_people=conf.min_people, max_session_events=conf.max_session_events,
-                                   keep=keep, independent=conf.generator == "independent")
+                chain = fit_markov(train, catalogue, min_people=conf.min_people,
+                                   max_session_events=conf.max_session_events, keep=keep,
+                                   independent=conf.generator == "independent")
                 sessions, fill = chain.sessions, lambda walks: walk_chain(walks, chain.item_side)
         if conf.generator == "sequence":
-            generator, sources = train_generator(ctx, tracker, stage, real_steps, scratch=scratch, keep=keep,
-                                                 training_data=[T.GOLD_SPLITS, data_version, list(ctx.conf.recs.fit_splits),
-                                                                conf.holdout_fraction, conf.min_people])
-            fill = lambda walks: write_sequences(walks, generator, sources)   # noqa: E731
+            generator, sources, categories = train_generator(
+                ctx, tracker, stage, real_steps, contexts, scratch=scratch, keep=keep,
+                training_data=[T.GOLD_SPLITS, data_version, list(ctx.conf.recs.fit_splits), conf.holdout_fraction,
+                               conf.min_people, T.GOLD_ITEM_FEATURES, catalogue_version])
+            fill = lambda walks: write_sequences(walks, generator, sources, categories)   # noqa: E731
         with stage("sample", f"writing the sessions of {conf.users_multiplier:g} synthetic people per training person"):
-            walks = plan_sessions(sessions, users_multiplier=conf.users_multiplier, seed=conf.seed,
-                                  prefix=f"syn{conf.seed}")
-            prices = lake.read(T.GOLD_ITEM_FEATURES).select("source", "item_id", "price")
-            synthetic = cut(as_events(timed(fill(walks)), prices))
+            walks = keep(plan_sessions(sessions, users_multiplier=conf.users_multiplier, seed=conf.seed,
+                                       prefix=f"syn{conf.seed}"))
+            synthetic = cut(as_events(timed(fill(walks)), catalogue.select("source", "item_id", "price")))
             produced = synthetic.agg(F.count(F.lit(1)).alias("events"),
                                      F.countDistinct("source", "user_id").alias("people")).head()
         with stage("privacy", "comparing the training and holdout people's distinctive paths with the synthetic ones"):
@@ -87,6 +94,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
         with stage("shape", "session lengths, item popularity and the funnel beside the real ones"):
             real_lengths, synthetic_lengths = shape_of.session_length_counts(train), shape_of.session_length_counts(synthetic)
             real, fake = shape_of.shape(train, real_lengths), shape_of.shape(synthetic, synthetic_lengths)
+            agreement = shape_of.context_agreement(walks, session_contexts(synthetic, catalogue))
         failures = report.failures(privacy.max_excess_ngram_share, privacy.max_membership_auc)
         row = {"run_id": ctx.run_id, "model_version": ctx.run_id, "generator": conf.generator,
                "training_data_version": data_version, "training_people": people["training"],
@@ -101,7 +109,8 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                    ("holdout_ngram_share", report.paths.holdout_gram_share),
                    ("train_person_share", report.paths.train_person_share),
                    ("holdout_person_share", report.paths.holdout_person_share))},
-               "membership_auc": report.membership_auc, "gates_passed": not failures, "measured_at": ctx.started_at}
+               "membership_auc": report.membership_auc, "gates_passed": not failures, "measured_at": ctx.started_at,
+               "planned_category_share": agreement["category"], "planned_purchase_share": agreement["purchase"]}
         log.debug("synthetic clickstream %s: %s", ctx.run_id, row)
         tracker.metrics({key: value for key, value in row.items() if isinstance(value, float)})
         tracker.tags({"gates": "; ".join(failures) or "passed"})
@@ -110,11 +119,13 @@ def synthesize_events(ctx: RunContext) -> Outcome:
         lake.overwrite(T.SYNTHETIC_EVENTS, synthetic.select(
             *synthetic.columns, F.lit(ctx.run_id).alias("model_version"),
             F.lit(data_version).cast("bigint").alias("training_data_version")))
-        lake.append(T.SYNTHETIC_EVENTS_QUALITY, spark.createDataFrame([row], QUALITY_SCHEMA))
+        lake.append(T.SYNTHETIC_EVENTS_QUALITY, spark.createDataFrame([row], QUALITY_SCHEMA), add_columns=True)
     return Outcome(rows_in=people["training"], rows_out=produced["events"],
                    message=f"{produced['events']} events of {produced['people']} synthetic people; sessions "
                            f"{fake.mean_session_events:.1f} events (real {real.mean_session_events:.1f}), item Gini "
-                           f"{fake.item_gini:.2f} (real {real.item_gini:.2f}), membership AUC {report.membership_auc:.2f}")
+                           f"{fake.item_gini:.2f} (real {real.item_gini:.2f}), planned top category kept in "
+                           f"{agreement['category']:.0%} of sessions and purchase in {agreement['purchase']:.0%}, "
+                           f"membership AUC {report.membership_auc:.2f}")
 
 
 SYNTHESIZE_EVENTS = Job(
