@@ -20,7 +20,7 @@ from recsynth.synth import clickstream_fidelity as shape
 from recsynth.synth.clickstream import (fit_markov, fit_sessions, plan_sessions, sample_clickstream, session_contexts,
                                         session_steps)
 from recsynth.synth.clickstream_sequences import category_vocabulary, person_sequences
-from recsynth.synth.sequence_walker import TrainedGenerator, write_sequences
+from recsynth.synth.sequence_walker import TrainedGenerator, _training_window, write_sequences
 from recsynth.tasks.recommend_sequence import item_arrays
 from recsynth.train.launcher import run_on_ranks
 from recsynth.train.shards import current_files
@@ -55,6 +55,29 @@ def test_a_persons_tokens_are_their_sessions_in_start_order_with_session_ends_an
     assert rows["u1"] == (0, [(1, 4, 0), (2, 1, code(3, 0, 2)), (3, 1, code(3, 0, 1)), (3, 4, code(3, 0, 0)),
                               (4, 1, code(2, 1, 1)), (4, 5, code(2, 1, 0))])
     assert rows["u2"] == (1, [(1, 4, 0), (5, 6, code(1, 1, 0))])
+
+
+def test_the_writer_reads_each_step_where_training_showed_it(spark):
+    """A sequence of N tokens is cut from its end into windows: the writer, predicting token m,
+    reads the tokens of m's window before it at their very slots, and predicts at the slot
+    training predicted m from (not at the last slot, where training put only the sequence's end)."""
+    length = 4
+    sizes = (2, 5, 6, 9, 12)
+    sequences = spark.createDataFrame(
+        [(n, 0, [{"item": 100 + j, "type": 1} for j in range(n)]) for n in sizes],
+        "n int, source_idx int, _sequence array<struct<item:int, type:int>>")
+    shown = {}   # (N, target token) -> (tokens read before it, slot it was predicted from)
+    for n in sizes:
+        for row in sf.training_windows(sequences.where(f"n = {n}"), length).collect():
+            for slot in range(length):
+                if row["items"][slot] and row["items"][slot + 1]:
+                    shown[(n, row["items"][slot + 1] - 100)] = ([i - 100 if i else -1 for i in row["items"][:slot + 1]],
+                                                               slot)
+    for (n, target), (read, slot) in shown.items():
+        gather, at = _training_window(np.array([n]), target, length)
+        assert (gather[0, :slot + 1].tolist(), int(at[0])) == (read, slot)
+        assert (gather[0, slot + 1:] == -1).all()   # not yet written: padding, as causal attention reads it
+    assert len(shown) == sum(n - 1 for n in sizes)   # every token but the first is a target once
 
 
 # --- two Horovod ranks on planted sessions -------------------------------------------------------

@@ -73,9 +73,10 @@ def writer(generator: TrainedGenerator):
     embeddings, bias = network.item_embedding.embeddings.numpy(), network.item_bias.numpy()
 
     @tf.function(reduce_retracing=True)
-    def read(items, types, contexts):
-        return network.encoder(seq.encoder_inputs(network, items, types, contexts), training=False)[:, -1, :], \
-            network.repeat_scores(items)[:, -1, :]
+    def read(items, types, contexts, slots):
+        """The states after each row's slot in `slots`, and the repeat scores of its items there."""
+        states = network.encoder(seq.encoder_inputs(network, items, types, contexts), training=False)
+        return tf.gather(states, slots, batch_dims=1), tf.gather(network.repeat_scores(items), slots, batch_dims=1)
 
     @tf.function(reduce_retracing=True)
     def type_logits(states, items):
@@ -88,36 +89,45 @@ def writer(generator: TrainedGenerator):
         totals = np.array([ends.sum() for ends in lengths], dtype=np.int64)
         source_idx = plans[seq.SOURCE_INDEX].to_numpy(np.int64)
         keys = plans["_key"].to_numpy(np.int64).view(np.uint64)
-        items = np.zeros((people, params.max_length), dtype=np.int32)
-        types = np.zeros((people, params.max_length), dtype=np.int32)
-        items[:, -1], types[:, -1] = BEGIN
-        written_items = np.zeros((people, int(totals.max(initial=0))), dtype=np.int64)
-        session_ends = np.zeros(written_items.shape, dtype=np.int32)   # 1 on each session's last step
+        steps = int(totals.max(initial=0))
+        # each person's tokens (the begin token, then the steps written so far), as in training
+        items, types = np.zeros((people, steps + 1), dtype=np.int32), np.zeros((people, steps + 1), dtype=np.int32)
+        items[:, 0], types[:, 0] = BEGIN
+        session_ends = np.zeros((people, steps), dtype=np.int32)   # 1 on each session's last step
         for person, ends in enumerate(lengths):
             session_ends[person, np.cumsum(ends) - 1] = 1
-        planned = _planned_contexts(sessions, lengths, written_items.shape[1] + 1)
-        contexts = np.zeros((people, params.max_length), dtype=np.int32)   # slot t: the context of token t + 1
-        contexts[:, -1] = planned[:, 0]
-        written_types = np.zeros_like(written_items)
-        for step in range(int(totals.max(initial=0))):
+        contexts = _planned_contexts(sessions, lengths, steps + 1)   # token t reads the context of token t + 1
+        for step in range(steps):
             alive = np.flatnonzero(totals > step)
-            states, repeat = (x.numpy() for x in read(tf.constant(items[alive]), tf.constant(types[alive]),
-                                                     tf.constant(contexts[alive])))
+            gather, slot = _training_window(totals[alive] + 1, step + 1, params.max_length)
+            window = lambda tokens: np.where(gather >= 0, tokens[alive[:, None], np.maximum(gather, 0)], 0)  # noqa: E731
+            states, repeat = (x.numpy() for x in read(*(tf.constant(window(t)) for t in (items, types, contexts)),
+                                                     tf.constant(slot)))
             scores = states @ embeddings.T + bias[None, :]
-            np.add.at(scores, (np.repeat(np.arange(len(alive)), params.max_length), items[alive].reshape(-1)),
+            np.add.at(scores, (np.repeat(np.arange(len(alive)), params.max_length), window(items).reshape(-1)),
                       repeat.reshape(-1))
             scores[generator.item_sources[None, :] != source_idx[alive, None]] = -np.inf
             item = _draw(scores, step_uniform(keys[alive], step))
             kind = _draw(type_logits(tf.constant(states), tf.constant(item, tf.int32)).numpy(),
                          step_uniform(keys[alive] ^ _TYPE_SALT, step))
-            written_items[alive, step], written_types[alive, step] = item, kind
-            items[alive] = np.concatenate([items[alive, 1:], item[:, None].astype(np.int32)], axis=1)
-            types[alive] = np.concatenate([types[alive, 1:], (kind + 1 + SESSION_END * session_ends[alive, step])[:, None].astype(np.int32)],
-                                          axis=1)
-            contexts[alive] = np.concatenate([contexts[alive, 1:], planned[alive, step + 1, None]], axis=1)
-        return _rows(plans, sessions, lengths, written_items, written_types, generator.item_ids)
+            items[alive, step + 1] = item
+            types[alive, step + 1] = kind + 1 + SESSION_END * session_ends[alive, step]
+        return _rows(plans, sessions, lengths, items[:, 1:], (types[:, 1:] - 1) % len(seq.EVENT_TYPES),
+                     generator.item_ids)
 
     return write
+
+
+def _training_window(tokens: np.ndarray, target: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where training showed the token `target` of sequences of `tokens` tokens: the token index
+    at each of the `length` slots the model read (-1: padding, and the slots after the one
+    predicting it, which causal attention does not read), and that slot. Training cut windows of
+    `length` + 1 tokens from the sequence's end (`sequence_features.training_windows`), so a
+    token's window and slot depend on how many tokens come after it: the writer reads every step
+    exactly as training read it."""
+    first = tokens - ((tokens - 1 - target) // length + 1) * length - 1   # the window's first token (< 0: padding)
+    gather = first[:, None] + np.arange(length)[None, :]
+    return np.where((gather >= 0) & (gather < target), gather, -1), (target - 1 - first).astype(np.int32)
 
 
 def _planned_contexts(sessions: list, lengths: list, width: int) -> np.ndarray:
