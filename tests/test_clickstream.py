@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from recsynth.synth import clickstream_fidelity as shape
-from recsynth.synth.clickstream import (Blocks, as_events, fit_markov, sample_clickstream, session_contexts,
-                                        session_steps)
+from recsynth.synth.clickstream import (Blocks, as_events, fit_markov, fit_sessions, generated_sessions,
+                                        plan_sessions, sample_clickstream, session_contexts, session_steps)
 from recsynth.synth.person_privacy import assess_people
 
 pytestmark = pytest.mark.spark
@@ -137,3 +137,30 @@ def test_a_sessions_context_is_its_most_frequent_category_and_whether_it_has_a_p
                                     "source string, session_id string, top_category string, purchased boolean")
     # of the 3 sessions written, 2 have their planned category and 2 their planned purchase
     assert shape.context_agreement(planned, contexts) == {"category": 2 / 3, "purchase": 2 / 3}
+
+
+def test_gan_rows_replace_the_templates_dated_by_a_real_session_of_their_weekday_and_hour(spark, keep):
+    """START is a Thursday, 12:00. Real sessions start then and a day later (Friday 12:00)."""
+    real = _events(spark, {("u1", "s1"): [("a", "view"), ("b", "view")], ("u2", "s2"): [("a", "view")]})
+    later = real.where("session_id = 's2'").selectExpr("source", "user_id", "session_id", "item_id", "event_type",
+                                                        "event_time + interval 1 day as event_time")
+    steps = session_steps(real.where("session_id = 's1'").unionByName(later))
+    fitted = fit_sessions(steps, session_contexts(steps, _no_categories(spark)), max_session_events=3, keep=keep)
+    behavior = spark.createDataFrame([
+        ("g1", "s", 2, 30.0, "shoes", True, 12, "Thu"),
+        ("g2", "s", 9, 80.0, "bags", False, 12, "Fri"),    # longer than max_session_events: cut to 3
+        ("g3", "s", 4, 10.0, "bags", False, 3, "Fri"),     # no real session starts on a Friday at 3: left out
+        ("g4", "s", 0, 0.0, "bags", False, 12, "Thu")],    # no event: left out
+        "synthetic_id string, source string, n_events bigint, duration_s double, top_category string, "
+        "purchased boolean, start_hour int, day_of_week string")
+    sessions, left_out = generated_sessions(behavior, fitted, max_session_events=3, seed=1, keep=keep)
+    table, sizes = sessions.templates
+    assert sorted((r["session_id"], r["length"], r["start"], r["duration_s"], r["top_category"], r["purchased"])
+                  for r in table.collect()) == [
+        ("g1", 2, START, 30.0, "shoes", True), ("g2", 3, START + dt.timedelta(days=1), 80.0, "bags", False)]
+    assert [tuple(r) for r in sizes.collect()] == [("s", 2)] and sessions.people is fitted.people
+    assert sorted(r["synthetic_id"] for r in left_out.collect()) == ["g3", "g4"]
+    # the plan draws its sessions from the GAN's rows: their lengths, durations and contexts
+    plan = plan_sessions(sessions, users_multiplier=4.0, seed=3, prefix="syn").collect()
+    assert len(plan) == 8 and {(r["length"], r["duration_s"], r["top_category"]) for r in plan} <= {
+        (2, 30.0, "shoes"), (3, 80.0, "bags")}

@@ -137,6 +137,32 @@ def test_the_sequence_generator_writes_the_same_planned_sessions_through_the_sam
     assert list(Path(lake.root, "checkpoints", "clickstream_sequence").glob("*/*"))
 
 
+def test_sessions_planned_from_the_gans_rows_take_their_lengths_and_contexts(spark, gold_lake, published):
+    """clickstream.sessions=gan: refused with a clear error until synthetic.behavior exists; then
+    every planned session is one of its rows - here every row has 4 events and one top category -
+    dated by a real session of its weekday and hour."""
+    conf, lake = gold_lake
+    gan_conf = conf.model_copy(update={"clickstream": conf.clickstream.model_copy(update={"sessions": "gan"})})
+    assert lake.version(T.SYNTHETIC_BEHAVIOR) is None
+    with pytest.raises(JobFailed, match="run `recsynth synthesize` first"):
+        run_job(JOBS["synthesize_events"], spark, gan_conf, lake, force=True)
+    real = lake.read(T.GOLD_BEHAVIOR)
+    lake.overwrite(T.SYNTHETIC_BEHAVIOR, real.select(
+        F.concat(F.lit("g-"), "session_id").alias("synthetic_id"), "source", F.lit(4).cast("bigint").alias("n_events"),
+        F.lit(3.0).alias("duration_s"), F.lit("planted").alias("top_category"), F.lit(False).alias("purchased"),
+        "start_hour", "day_of_week"))
+    record = run_job(JOBS["synthesize_events"], spark, gan_conf, lake)
+    assert record.status == "succeeded", record.message
+    events = lake.read(T.SYNTHETIC_EVENTS)
+    lengths = events.groupBy("session_id").agg(F.count(F.lit(1)).alias("n"),
+                                               (F.max("event_time").cast("double") - F.min("event_time").cast("double"))
+                                               .alias("span"))
+    assert {(r["n"], r["span"]) for r in lengths.select("n", "span").distinct().collect()} == {(4, 3.0)}
+    quality = lake.read(T.SYNTHETIC_EVENTS_QUALITY).where(F.col("run_id") == record.run_id).head()
+    # no catalogue item is in the "planted" category: no session written can have it
+    assert quality["planned_category_share"] == 0.0
+
+
 def _planted_splits(lake):
     """gold.splits replaced by planted views of catalogue items: 30 people view A_k and B_k
     (k = n mod 10) in `train`; 10 more view A_k in `train` and B_k in `test`, so every item-side

@@ -230,6 +230,31 @@ WALKED = StructType([StructField("source", StringType()), StructField("user_id",
 _WALK_CHUNK = 50_000   # sessions walked at once in a task
 
 
+def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_events: int, seed: int,
+                       keep) -> tuple[RealSessions, DataFrame]:
+    """`real` with the tabular GAN's sessions as templates: each row of `behavior`
+    (synthetic.behavior: synthetic_id, source, n_events, duration_s, top_category, purchased,
+    start_hour, day_of_week) gives a template's length (at most `max_session_events`), duration
+    and context; its start is a real template's of the same source, weekday and hour (the GAN
+    writes no dates), drawn by a seeded hash. People's session counts stay real. Also returns
+    the rows left out: no real session of their source has their weekday and hour, or they have
+    no event."""
+    starts = real.templates[0].select("source", "session_id", "start", F.date_format("start", "E").alias("day_of_week"),
+                                      F.hour("start").alias("start_hour"))
+    cell = ["source", "day_of_week", "start_hour"]
+    starts_table, starts_sizes = _indexed(starts, cell, ["start", "session_id"])
+    rows = behavior.where(F.col("n_events") >= 1).select(
+        "source", "day_of_week", "start_hour", F.col("synthetic_id").alias("session_id"),
+        F.least(F.col("n_events"), F.lit(max_session_events)).cast("long").alias("length"),
+        F.greatest(F.col("duration_s"), F.lit(0.0)).alias("duration_s"), "top_category", "purchased")
+    dated = _pick(rows, starts_sizes, starts_table.select(*cell, "_k", "start"), cell,
+                  _uniform(seed, "start", "session_id"))
+    templates = dated.select("source", "session_id", "length", "start", "duration_s", "top_category", "purchased")
+    left_out = behavior.join(dated.select(F.col("session_id").alias("synthetic_id")), "synthetic_id", "left_anti")
+    return RealSessions(templates=_keep(_indexed(templates, ["source"], ["session_id"]), keep), people=real.people), \
+        left_out
+
+
 def plan_sessions(real: RealSessions, *, users_multiplier: float, seed: int, prefix: str) -> DataFrame:
     """(source, user_id, session_id, length, start_s, duration_s, top_category, purchased, _key):
     synthetic people (`users_multiplier` per real one, ids `prefix`-...), each with a real

@@ -4,7 +4,8 @@ the per-person privacy gates pass (otherwise the previous version stays and the 
 
 Every generator fills in one plan of synthetic people and sessions drawn from real ones
 (`clickstream.plan_sessions`: each session with a real template's length, times and context -
-top category and purchase): the Markov chain or its independent floor walk it, the sequence
+top category and purchase - or, with `clickstream.sessions: gan`, a row of the tabular GAN's
+synthetic.behavior in place of the real template, `clickstream.generated_sessions`): the Markov chain or its independent floor walk it, the sequence
 generator (trained here on Horovod ranks, `tasks.clickstream_generator`) writes it person by
 person, reading each person's earlier sessions and conditioned on each session's context. How
 often the written sessions have their planned context is measured for every generator.
@@ -21,14 +22,14 @@ import logging
 from pyspark.sql import functions as F
 
 from recsynth import tables as T
-from recsynth.errors import GateFailed
+from recsynth.errors import ConfigError, GateFailed
 from recsynth.runtime.cache import cached_frames, checkpointed_frames
 from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import tracked_run
 from recsynth.synth import clickstream_fidelity as shape_of
-from recsynth.synth.clickstream import (as_events, fit_markov, fit_sessions, plan_sessions, session_contexts,
-                                        session_steps, timed, walk_chain)
+from recsynth.synth.clickstream import (as_events, fit_markov, fit_sessions, generated_sessions, plan_sessions,
+                                        session_contexts, session_steps, timed, walk_chain)
 from recsynth.synth.person_privacy import assess_people
 from recsynth.synth.privacy import split_by_person
 from recsynth.synth.sequence_walker import write_sequences
@@ -44,6 +45,21 @@ def _people(events) -> int:
     return events.select("source", "user_id").distinct().count()
 
 
+def _gan_sessions(lake, real, conf, keep):
+    """The plan's templates from synthetic.behavior's current rows (`clickstream.generated_sessions`);
+    the rows it cannot date are counted in the log."""
+    if lake.version(T.SYNTHETIC_BEHAVIOR) is None:
+        raise ConfigError(f"clickstream.sessions: gan plans sessions from {T.SYNTHETIC_BEHAVIOR}, which does not exist "
+                          "yet: run `recsynth synthesize` first, or set clickstream.sessions: real")
+    sessions, left_out = generated_sessions(lake.read(T.SYNTHETIC_BEHAVIOR), real,
+                                            max_session_events=conf.max_session_events, seed=conf.seed, keep=keep)
+    dropped = left_out.count()
+    if dropped:
+        log.warning("%d rows of %s are not planned: no event, or no real session of their source has their weekday "
+                    "and hour to date them", dropped, T.SYNTHETIC_BEHAVIOR)
+    return sessions
+
+
 def synthesize_events(ctx: RunContext) -> Outcome:
     conf, lake, spark = ctx.conf.clickstream, ctx.lake, ctx.spark
     stage = Stages("synthesize_events")
@@ -56,7 +72,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                 F.col("split").isin(*ctx.conf.recs.fit_splits)).select(*EVENT_COLUMNS)
             train, holdout = (keep(side) for side in split_by_person(fit, conf.holdout_fraction))
             people = {"training": _people(train), "holdout": _people(holdout)}
-        tracker.params({"generator": conf.generator, "users_multiplier": conf.users_multiplier,
+        tracker.params({"generator": conf.generator, "sessions": conf.sessions, "users_multiplier": conf.users_multiplier,
                         "max_session_events": conf.max_session_events, "min_people": conf.min_people,
                         "holdout_fraction": conf.holdout_fraction, "seed": conf.seed,
                         "fit_splits": list(ctx.conf.recs.fit_splits)})
@@ -74,6 +90,8 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                                    max_session_events=conf.max_session_events, keep=keep,
                                    independent=conf.generator == "independent")
                 sessions, fill = chain.sessions, lambda walks: walk_chain(walks, chain.item_side)
+        if conf.sessions == "gan":
+            sessions = _gan_sessions(lake, sessions, conf, keep)
         if conf.generator == "sequence":
             generator, sources, categories = train_generator(
                 ctx, tracker, stage, real_steps, contexts, scratch=scratch, keep=keep,
@@ -131,8 +149,9 @@ def synthesize_events(ctx: RunContext) -> Outcome:
 SYNTHESIZE_EVENTS = Job(
     name="synthesize_events",
     inputs=(T.GOLD_SPLITS, T.GOLD_ITEM_FEATURES),
+    optional_inputs=(T.SYNTHETIC_BEHAVIOR,),   # clickstream.sessions: gan
     outputs=(T.SYNTHETIC_EVENTS, T.SYNTHETIC_EVENTS_QUALITY),
-    conf_keys=("clickstream.generator", "clickstream.sequence", "clickstream.users_multiplier", "clickstream.max_session_events",
+    conf_keys=("clickstream.generator", "clickstream.sessions", "clickstream.sequence", "clickstream.users_multiplier", "clickstream.max_session_events",
                "clickstream.min_people", "clickstream.holdout_fraction", "clickstream.seed",
                "clickstream.privacy", "recs.fit_splits"),
     body=synthesize_events,
