@@ -30,9 +30,10 @@ def generator_params(ctx: RunContext, categories: int) -> seq.SequenceParams:
     """clickstream.sequence as the network's parameters (a generator, next step only, conditioned
     on session contexts of `categories` known top categories)."""
     conf = ctx.conf.clickstream
-    values = conf.sequence.model_dump(exclude={"epochs", "max_items", "max_categories", "num_proc", "checkpoint_every"})
+    values = conf.sequence.model_dump(exclude={"epochs", "max_items", "max_categories", "conditioned", "num_proc",
+                                               "checkpoint_every"})
     return seq.SequenceParams(**values, max_epochs=conf.sequence.epochs, horizon=1, seed=conf.seed, generator=True,
-                              context_categories=OTHER_CATEGORY + 1 + categories)
+                              context_categories=OTHER_CATEGORY + 1 + categories if conf.sequence.conditioned else 0)
 
 
 def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, steps: DataFrame, contexts: DataFrame, *,
