@@ -273,3 +273,17 @@ def test_local_mode_replays_delta_logs_in_few_tasks_and_clusters_keep_deltas_def
         assert "spark.databricks.delta.snapshotPartitions" not in session_settings(load_conf(env, offline, CONF))
     with pytest.raises(ConfigError, match="delta_snapshot_partitions"):
         load_conf("local", [*offline, "spark.delta_snapshot_partitions=0"], CONF)
+
+
+def test_the_sequence_generator_reads_planned_contexts_unless_told_not_to():
+    """clickstream.sequence: its network is conditioned on the category vocabulary (plus padding
+    and "other"), or on nothing with conditioned=false."""
+    from types import SimpleNamespace
+
+    from recsynth.tasks.clickstream_generator import generator_params
+
+    conditioned = generator_params(SimpleNamespace(conf=load_conf("local", [], CONF)), categories=7)
+    plain = generator_params(SimpleNamespace(conf=load_conf("local", ["clickstream.sequence.conditioned=false"], CONF)),
+                             categories=7)
+    assert (conditioned.context_categories, plain.context_categories) == (9, 0)
+    assert conditioned.generator and plain.generator and conditioned.max_epochs == 10
