@@ -20,7 +20,7 @@ from recsynth.synth import clickstream_fidelity as shape
 from recsynth.synth.clickstream import (fit_markov, fit_sessions, plan_sessions, sample_clickstream, session_contexts,
                                         session_steps)
 from recsynth.synth.clickstream_sequences import category_vocabulary, person_sequences
-from recsynth.synth.sequence_walker import TrainedGenerator, _training_window, write_sequences
+from recsynth.synth.sequence_walker import TrainedGenerator, training_window, write_sequences
 from recsynth.tasks.recommend_sequence import item_arrays
 from recsynth.train.launcher import run_on_ranks
 from recsynth.train.shards import current_files
@@ -74,7 +74,7 @@ def test_the_writer_reads_each_step_where_training_showed_it(spark):
                     shown[(n, row["items"][slot + 1] - 100)] = ([i - 100 if i else -1 for i in row["items"][:slot + 1]],
                                                                slot)
     for (n, target), (read, slot) in shown.items():
-        gather, at = _training_window(np.array([n]), target, length)
+        gather, at = training_window(np.array([n]), target, length)
         assert (gather[0, :slot + 1].tolist(), int(at[0])) == (read, slot)
         assert (gather[0, slot + 1:] == -1).all()   # not yet written: padding, as causal attention reads it
     assert len(shown) == sum(n - 1 for n in sizes)   # every token but the first is a target once

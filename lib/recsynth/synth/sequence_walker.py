@@ -1,10 +1,11 @@
 """Writing synthetic people's sessions with the trained sequence generator, on executors.
 
 Each person's plan (`clickstream_sequences.person_plans`: sessions in start order, each with a
-length and context) is filled in one step at a time: the network reads the person's last
-`max_length` tokens (starting from the begin token) and the context of the session being
-written (its planned top category and purchase, and the steps left in it), scores every item of the person's source (the user's own
-items through the repeat scorer, as in recommending), and a step's item is drawn from the
+length and context) is filled in one step at a time: the network reads the person's tokens so
+far (from the begin token) in the window and at the slot where training showed that step
+(`training_window`), with the context of the session being written (its planned top category
+and purchase, and the steps left in it); it scores every item of the person's source (the
+user's own items through the repeat scorer, as in recommending), and a step's item is drawn from the
 softmax of those scores, then its event type from the type head's softmax given that item. The
 token written carries the session end when the plan's session is over, so the next step knows
 it opens a new session; a person's later sessions are conditioned on their earlier ones. Every
@@ -99,7 +100,7 @@ def writer(generator: TrainedGenerator):
         contexts = _planned_contexts(sessions, lengths, steps + 1)   # token t reads the context of token t + 1
         for step in range(steps):
             alive = np.flatnonzero(totals > step)
-            gather, slot = _training_window(totals[alive] + 1, step + 1, params.max_length)
+            gather, slot = training_window(totals[alive] + 1, step + 1, params.max_length)
             window = lambda tokens: np.where(gather >= 0, tokens[alive[:, None], np.maximum(gather, 0)], 0)  # noqa: E731
             states, repeat = (x.numpy() for x in read(*(tf.constant(window(t)) for t in (items, types, contexts)),
                                                      tf.constant(slot)))
@@ -118,7 +119,7 @@ def writer(generator: TrainedGenerator):
     return write
 
 
-def _training_window(tokens: np.ndarray, target: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+def training_window(tokens: np.ndarray, target: int, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Where training showed the token `target` of sequences of `tokens` tokens: the token index
     at each of the `length` slots the model read (-1: padding, and the slots after the one
     predicting it, which causal attention does not read), and that slot. Training cut windows of
