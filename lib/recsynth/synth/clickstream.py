@@ -249,10 +249,10 @@ def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_e
         F.greatest(F.col("duration_s"), F.lit(0.0)).alias("duration_s"), "top_category", "purchased")
     dated = _pick(rows, starts_sizes, starts_table.select(*cell, "_k", "start"), cell,
                   _uniform(seed, "start", "session_id"))
-    templates = dated.select("source", "session_id", "length", "start", "duration_s", "top_category", "purchased")
-    left_out = behavior.join(dated.select(F.col("session_id").alias("synthetic_id")), "synthetic_id", "left_anti")
-    return RealSessions(templates=_keep(_indexed(templates, ["source"], ["session_id"]), keep), people=real.people), \
-        left_out
+    templates = _keep(_indexed(dated.select("source", "session_id", "length", "start", "duration_s", "top_category",
+                                            "purchased"), ["source"], ["session_id"]), keep)
+    planned = templates[0].select(F.col("session_id").alias("synthetic_id"))   # kept: the pick is not redone
+    return RealSessions(templates=templates, people=real.people), behavior.join(planned, "synthetic_id", "left_anti")
 
 
 def plan_sessions(real: RealSessions, *, users_multiplier: float, seed: int, prefix: str) -> DataFrame:

@@ -102,10 +102,11 @@ def writer(generator: TrainedGenerator):
             alive = np.flatnonzero(totals > step)
             gather, slot = training_window(totals[alive] + 1, step + 1, params.max_length)
             window = lambda tokens: np.where(gather >= 0, tokens[alive[:, None], np.maximum(gather, 0)], 0)  # noqa: E731
-            states, repeat = (x.numpy() for x in read(*(tf.constant(window(t)) for t in (items, types, contexts)),
-                                                     tf.constant(slot)))
+            read_items = window(items)
+            states, repeat = (x.numpy() for x in read(*(tf.constant(t) for t in (read_items, window(types),
+                                                                                 window(contexts))), tf.constant(slot)))
             scores = states @ embeddings.T + bias[None, :]
-            np.add.at(scores, (np.repeat(np.arange(len(alive)), params.max_length), window(items).reshape(-1)),
+            np.add.at(scores, (np.repeat(np.arange(len(alive)), params.max_length), read_items.reshape(-1)),
                       repeat.reshape(-1))
             scores[generator.item_sources[None, :] != source_idx[alive, None]] = -np.inf
             item = _draw(scores, step_uniform(keys[alive], step))
