@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 
 from recsynth.errors import RecommenderError
 from recsynth.rec.evaluate import Yardstick, evaluate
-from recsynth.rec.intervals import bootstrap_means, paired_difference, poisson_weight
+from recsynth.rec.intervals import bootstrap_means, paired_differences, poisson_weight
 from recsynth.rec.rules import DISCOVERY, NEXT
 from recsynth.rec.select import best_setting, champion
 
@@ -48,9 +48,24 @@ def test_a_paired_difference_sees_a_constant_gain_that_unpaired_intervals_hide(s
     frame = spark.createDataFrame(rows, PER_USER)
     means = {r["model"]: r for r in bootstrap_means(frame, ["value"], ["model"]).collect()}
     assert means["b"]["value_low"] < means["a"]["value_high"]    # the intervals overlap
-    row = paired_difference(frame, "value", "model", "b", "a", []).head()
+    rows = {(r["better"], r["baseline"]): r for r in paired_differences(frame, "value", "model", [("b", "a"), ("a", "b")]).collect()}
+    row = rows[("b", "a")]
     assert row["users"] == 40 and row["difference"] == pytest.approx(0.02)
     assert row["difference_low"] == pytest.approx(0.02) and row["difference_high"] == pytest.approx(0.02)
+    assert rows[("a", "b")]["difference"] == pytest.approx(-0.02)
+
+
+def test_paired_differences_pair_users_and_leave_out_those_only_one_side_has(spark):
+    # u0..u3 scored by all three; u4 only by a: it counts for no pair; c never meets a user of d
+    rows = ([(m, f"u{i}", v + i / 10) for i in range(4) for m, v in (("a", 0.1), ("b", 0.4), ("c", 0.15))]
+            + [("a", "u4", 0.9), ("d", "u9", 0.5)])
+    result = {(r["better"], r["baseline"]): r for r in paired_differences(
+        spark.createDataFrame(rows, PER_USER), "value", "model", [("b", "a"), ("c", "a"), ("c", "b"), ("c", "d")],
+        replicates=50).collect()}
+    assert sorted(result) == [("b", "a"), ("c", "a"), ("c", "b")]
+    assert [result[p]["users"] for p in sorted(result)] == [4, 4, 4]
+    assert result[("b", "a")]["difference"] == pytest.approx(0.3)
+    assert result[("c", "b")]["difference"] == pytest.approx(-0.25)
 
 
 @pytest.fixture(scope="module")

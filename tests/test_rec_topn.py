@@ -10,6 +10,7 @@ from pyspark.testing import assertDataFrameEqual
 from recsynth import tables as T
 from recsynth.errors import RecommenderError
 from recsynth.rec import topn
+from recsynth.rec.baselines import then_fill
 
 USERS = "user_id string, vector array<float>"
 ITEMS = "item_id string, vector array<float>"
@@ -207,3 +208,24 @@ def test_each_source_fills_up_from_its_own_popular_items(spark):
     expected = [("r1", 1, "r:x", 0.9), ("r1", 2, "r:p1", 5.0), ("r2", 1, "r:p2", 4.0),
                 ("e1", 1, "e:x", 0.8), ("e1", 2, "e:p1", 9.0), ("z1", 1, "z:x", 0.7)]
     assertDataFrameEqual(actual, _frame(spark, expected, TOP))
+    # the evaluation's shortcut: one fill-up of 2k per user, then each list followed by it
+    assertDataFrameEqual(then_fill(own, topn.popularity_fallback(users, popular, 4, exclusions), 2), actual)
+
+
+def test_a_list_followed_by_a_2k_popularity_list_is_the_filled_up_list(spark):
+    # the recommend job fills every model's list from one popularity list of 2k per user and task
+    own = _frame(spark, [("u1", 1, "x", 0.9), ("u1", 2, "p2", 0.5), ("u2", 1, "p3", 0.8), ("u2", 2, "p1", 0.7),
+                         ("u2", 3, "p4", 0.6), ("u3", 1, "p4", 0.1)], TOP)
+    users = _frame(spark, [("u1",), ("u2",), ("u3",), ("cold",)], "user_id string")
+    popular = _frame(spark, [("p1", 9.0), ("p2", 7.0), ("p3", 5.0), ("p4", 1.0), ("p5", 0.5), ("p6", 0.2)],
+                     "item_id string, score double")
+    exclusions = _frame(spark, [("u1", "p1"), ("u3", "p1"), ("u3", "p2"), ("cold", "p2")], PAIRS)
+
+    filled = then_fill(own, topn.popularity_fallback(users, popular, 6, exclusions), 3)
+
+    expected = [("u1", 1, "x", 0.9), ("u1", 2, "p2", 0.5), ("u1", 3, "p3", 5.0),
+                ("u2", 1, "p3", 0.8), ("u2", 2, "p1", 0.7), ("u2", 3, "p4", 0.6),
+                ("u3", 1, "p4", 0.1), ("u3", 2, "p3", 5.0), ("u3", 3, "p5", 0.5),
+                ("cold", 1, "p1", 9.0), ("cold", 2, "p3", 5.0), ("cold", 3, "p4", 1.0)]
+    assertDataFrameEqual(filled, _frame(spark, expected, TOP))
+    assertDataFrameEqual(topn.with_fallback(own, users, popular, 3, exclusions), filled)

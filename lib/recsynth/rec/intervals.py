@@ -66,16 +66,24 @@ def bootstrap_means(per_user: DataFrame, values: list[str], by: list[str], *, in
                           F.col("_bounds")[1].alias(f"{target}_high"))
 
 
-def paired_difference(per_user: DataFrame, value: str, key: str, better: str, baseline: str, by: list[str], *,
-                      replicates: int = REPLICATES, confidence: float = CONFIDENCE, seed: int = 0) -> DataFrame:
-    """Per group of `by`: the mean over users of value[key = better] - value[key = baseline] and its
-    paired bootstrap interval (`difference`, `difference_low`, `difference_high`); users present
-    for both keys only (every model is scored on the same users, so that is all of them)."""
-    require_columns(per_user, "per_user", (USER_ID, key, value, *by), RecommenderError)
-
-    def side(name: str, alias: str) -> DataFrame:
-        return per_user.where(F.col(key) == F.lit(name)).select(*by, USER_ID, F.col(value).alias(alias))
-
-    paired = side(better, "_a").join(side(baseline, "_b"), [*by, USER_ID])
-    differences = paired.select(*by, USER_ID, (F.col("_a") - F.col("_b")).alias("difference"))
-    return bootstrap_means(differences, ["difference"], by, replicates=replicates, confidence=confidence, seed=seed)
+def paired_differences(per_user: DataFrame, value: str, key: str, pairs: list[tuple[str, str]], *,
+                       replicates: int = REPLICATES, confidence: float = CONFIDENCE, seed: int = 0) -> DataFrame:
+    """Per pair (better, baseline) of `key` values: the mean over users of value[key = better] -
+    value[key = baseline] and its paired bootstrap interval (`better`, `baseline`, `users`,
+    `difference`, `difference_low`, `difference_high`), all pairs in one Spark job; users
+    present for both keys only (every model is scored on the same users, so that is all of
+    them). `per_user` has one row per (key, user_id); a pair without a common user has no row."""
+    require_columns(per_user, "per_user", (USER_ID, key, value), RecommenderError)
+    if not pairs:
+        raise RecommenderError("no pairs to compare")
+    names = sorted({name for pair in pairs for name in pair})
+    index = F.create_map(*[F.lit(v) for n, name in enumerate(names) for v in (name, n)])
+    wide = (per_user.where(F.col(key).isin(names)).select(USER_ID, index[F.col(key)].alias("_key"), value)
+            .groupBy(USER_ID).pivot("_key", list(range(len(names)))).agg(F.first(value).cast("double")))
+    column = {name: F.col(f"`{n}`") for n, name in enumerate(names)}
+    stacked = wide.select(USER_ID, F.explode(F.array(*[
+        F.struct(F.lit(better).alias("better"), F.lit(baseline).alias("baseline"),
+                 (column[better] - column[baseline]).alias("difference")) for better, baseline in pairs])).alias("_pair"))
+    differences = stacked.select(USER_ID, "_pair.*").where(F.col("difference").isNotNull())
+    return bootstrap_means(differences, ["difference"], ["better", "baseline"], replicates=replicates,
+                           confidence=confidence, seed=seed)

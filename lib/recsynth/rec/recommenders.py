@@ -199,8 +199,15 @@ class RecentThenEase(Recommender):
         return self
 
     def recommend(self, users, history, k, exclusions):
+        return self.after_ease(self.ease.recommend(users, history, k, exclusions), users, history, k, exclusions)
+
+    def after_ease(self, ease_lists: DataFrame, users: DataFrame, history: History, k: int,
+                   exclusions: DataFrame | None) -> DataFrame:
+        """The user's own items, then `ease_lists`: the EASE model's lists for the same users,
+        history and exclusions, as `recommend` gets them or already filled up from the popular
+        items (an evaluation scores EASE first and reuses its lists: the list is the same)."""
         own = recent(history.pairs, users, k, exclusions=exclusions, items=self.eligible)
-        return then_fill(own, self.ease.recommend(users, history, k, exclusions), k)
+        return then_fill(own, ease_lists, k)
 
     def similar_items(self, k):
         return self.ease.similar_items(k)

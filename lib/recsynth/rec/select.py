@@ -4,6 +4,7 @@ where a more complex model replaces the current choice only when the paired-boot
 of its NDCG minus the choice's lies above zero. Test figures never reach this module."""
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from pyspark.sql import functions as F
 from recsynth.errors import RecommenderError
 from recsynth.rec.columns import USER_ID
 from recsynth.rec.evaluate import MODEL, NDCG, POOLED, TASK
-from recsynth.rec.intervals import paired_difference
+from recsynth.rec.intervals import paired_differences
 from recsynth.rec.rules import NEXT
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,15 @@ def champion(per_user: dict[tuple[str, str], DataFrame], candidates: list[str], 
     `per_user` maps (model, task) to its per-user metrics (source, user_id, ndcg_at_k, ...)."""
     if not candidates:
         raise RecommenderError("no candidate model to select from")
+    pairs = [(challenger, holder) for n, holder in enumerate(candidates) for challenger in candidates[n + 1:]]
+    scores = functools.reduce(DataFrame.unionByName, [
+        per_user[(name, task)].where(F.col("source") == POOLED).select(F.lit(name).alias(MODEL), USER_ID, NDCG)
+        for name in candidates])
+    compared = {(r["better"], r["baseline"]): r for r in paired_differences(
+        scores, NDCG, MODEL, pairs, replicates=replicates, seed=seed).collect()}   # every pair the challenge may meet
     holder, steps = candidates[0], []
     for challenger in candidates[1:]:
-        pair = [per_user[(name, task)].where(F.col("source") == POOLED).select(F.lit(name).alias(MODEL), USER_ID, NDCG)
-                for name in (challenger, holder)]
-        row = paired_difference(pair[0].unionByName(pair[1]), NDCG, MODEL, challenger, holder, [],
-                                replicates=replicates, seed=seed).head()
+        row = compared.get((challenger, holder))
         if row is None or row["users"] == 0:
             raise RecommenderError(f"no validation user scored by both {challenger} and {holder}")
         won = row["difference_low"] > 0

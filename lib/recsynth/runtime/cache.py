@@ -35,7 +35,10 @@ def checkpointed_frames(spark, folder: str):
     spark.sparkContext.setCheckpointDir(folder)
 
     def cut(frame):
-        return frame.checkpoint(eager=True)
+        # renamed to itself: a checkpoint keeps its columns' ids, and a join of it with a frame of
+        # the same lineage (a list with its users) fails analysis; toDF gives the columns new ids
+        checkpointed = frame.checkpoint(eager=True)
+        return checkpointed.toDF(*checkpointed.columns)
 
     try:
         yield cut

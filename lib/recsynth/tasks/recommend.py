@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
@@ -43,7 +44,7 @@ from recsynth.errors import RecommenderError
 from recsynth.etl.gold import interactions
 from recsynth.frames import spark_settings
 from recsynth.rec import rules, topn
-from recsynth.rec.baselines import popular_per_source
+from recsynth.rec.baselines import popular_per_source, then_fill
 from recsynth.rec.columns import EVENT_TIME, EVENT_TYPE, ITEM_ID, MODEL_VERSION, SOURCE, USER_ID
 from recsynth.rec.evaluate import MODEL, NDCG, POOLED, TASK, Yardstick, evaluate
 from recsynth.rec.metrics import item_popularity
@@ -182,18 +183,32 @@ class Recommend:
 
     def _evaluate(self, models: dict[tuple[str, str], Recommender], period: Period
                   ) -> tuple[list[dict], dict[tuple[str, str], DataFrame]]:
-        """Every (label, task)'s lists, filled up per source, scored on `period`'s yardstick."""
+        """Every (label, task)'s lists, filled up per source, scored on `period`'s yardstick.
+
+        The fill-up is each user's 2k most popular items of their source that the task does not
+        exclude, computed once per task: a list of at most k items followed by the rest of them
+        (`then_fill`) is exactly `topn.with_fallback`'s list. A recent_ease model is listed after
+        the others and reuses the lists of its EASE model."""
         conf, yardstick = self.conf, period.yardstick
-        lists = {}
-        for (label, task), model in models.items():
-            users = yardstick.users(task)
-            own = model.recommend(users, period.history, conf.k, yardstick.exclusions[task])
-            lists[(label, task)] = self.cut(topn.with_fallback(
-                own, users, period.popular, conf.k, yardstick.exclusions[task], block_rows=conf.top_n.block_rows,
-                max_excluded=yardstick.max_excluded[task]))
+        users = {task: self.keep(yardstick.users(task)) for task in TASKS}
+        fills = {task: self.cut(topn.popularity_fallback(
+            users[task], period.popular, 2 * conf.k, yardstick.exclusions[task], block_rows=conf.top_n.block_rows,
+            max_excluded=yardstick.max_excluded[task])) for task in TASKS}
+        lists, by_model = {}, {}
+        for (label, task), model in sorted(models.items(), key=lambda entry: isinstance(entry[1], RecentThenEase)):
+            ease_lists = by_model.get((id(model.ease), task)) if isinstance(model, RecentThenEase) else None
+            with cached_frames() as hold:  # the model's own list, read thrice by the fill-up, computed once
+                own = hold(model.recommend(users[task], period.history, conf.k, yardstick.exclusions[task])
+                           if ease_lists is None else
+                           model.after_ease(ease_lists, users[task], period.history, conf.k, yardstick.exclusions[task]))
+                started = time.monotonic()
+                lists[(label, task)] = by_model[(id(model), task)] = self.cut(then_fill(own, fills[task], conf.k))
+                log.debug("%s on %s: listed in %.1f s", label, task, time.monotonic() - started)
+        started = time.monotonic()
         rows, per_user = evaluate(lists, yardstick, catalogue_items=self.catalogue_items,
                                   popularity=period.popularity, total_users=period.users,
                                   replicates=conf.bootstrap_replicates, seed=conf.seed, keep=self.keep)
+        log.debug("%d lists scored with their intervals in %.1f s", len(lists), time.monotonic() - started)
         if not any(r["users"] for r in rows):
             log.warning("no user to evaluate: nobody in the held-out period had a %s event%s",
                         "/".join(conf.truth_event_types),
@@ -265,8 +280,10 @@ class Recommend:
                            for task in TASKS} for name, options in labels.items()}
             candidates = [best[m.name][NEXT] for m in sorted({fitted[best[n][NEXT]] for n in best},
                                                               key=lambda m: m.complexity)]
+            started = time.monotonic()
             served, steps = (conf.serve, []) if conf.serve != "auto" else champion(
                 per_user, candidates, replicates=conf.bootstrap_replicates, seed=conf.seed)
+            log.debug("selection of the served model: %.1f s", time.monotonic() - started)
         for step in steps:  # the whole challenge in the log file; the console gets the outcome
             log.debug("selection on %s: %s %s %s (NDCG@%d difference %+.4f, 95%% interval [%+.4f, %+.4f])",
                       conf.validation_split, step.challenger, "replaces" if step.won else "does not replace",
