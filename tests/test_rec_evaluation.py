@@ -2,12 +2,13 @@
 model, on hand-made frames whose answers can be worked out by hand."""
 import math
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
 from recsynth.errors import RecommenderError
 from recsynth.rec.evaluate import Yardstick, evaluate
-from recsynth.rec.intervals import bootstrap_means, paired_differences, poisson_weight
+from recsynth.rec.intervals import REPLICATES, bootstrap_means, paired_difference, poisson_weight, replicate_means
 from recsynth.rec.rules import DISCOVERY, NEXT
 from recsynth.rec.select import best_setting, champion
 
@@ -42,30 +43,43 @@ def test_intervals_hold_the_mean_and_shrink_to_it_when_users_agree(spark):
         bootstrap_means(spark.createDataFrame(rows, PER_USER), ["value"], ["model"], replicates=0)
 
 
+def _replicates(frame, by, replicates=REPLICATES, seed=0):
+    """{group of `by`: the vector evaluate() hands the selection} from per-user rows."""
+    rows = replicate_means(frame, ["value"], by, replicates=replicates, seed=seed).collect()
+    vectors = {}
+    for row in rows:
+        vectors.setdefault(tuple(row[b] for b in by), np.full(replicates + 1, np.nan))[row["_replicate"] + 1] = row["value"]
+    return vectors
+
+
 def test_a_paired_difference_sees_a_constant_gain_that_unpaired_intervals_hide(spark):
     # every user gains 0.02 from a to b, while users differ by far more: the paired interval is exact
     rows = [(m, f"u{i}", (i % 5) / 5 + (0.02 if m == "b" else 0.0)) for i in range(40) for m in ("a", "b")]
     frame = spark.createDataFrame(rows, PER_USER)
     means = {r["model"]: r for r in bootstrap_means(frame, ["value"], ["model"]).collect()}
     assert means["b"]["value_low"] < means["a"]["value_high"]    # the intervals overlap
-    rows = {(r["better"], r["baseline"]): r for r in paired_differences(frame, "value", "model", [("b", "a"), ("a", "b")]).collect()}
-    row = rows[("b", "a")]
-    assert row["users"] == 40 and row["difference"] == pytest.approx(0.02)
-    assert row["difference_low"] == pytest.approx(0.02) and row["difference_high"] == pytest.approx(0.02)
-    assert rows[("a", "b")]["difference"] == pytest.approx(-0.02)
+    vectors = _replicates(frame, ["model"])
+    gain = paired_difference(vectors[("b",)], vectors[("a",)])
+    assert gain.difference == pytest.approx(0.02)
+    assert gain.low == pytest.approx(0.02) and gain.high == pytest.approx(0.02)
+    assert paired_difference(vectors[("a",)], vectors[("b",)]).difference == pytest.approx(-0.02)
 
 
-def test_paired_differences_pair_users_and_leave_out_those_only_one_side_has(spark):
-    # u0..u3 scored by all three; u4 only by a: it counts for no pair; c never meets a user of d
-    rows = ([(m, f"u{i}", v + i / 10) for i in range(4) for m, v in (("a", 0.1), ("b", 0.4), ("c", 0.15))]
-            + [("a", "u4", 0.9), ("d", "u9", 0.5)])
-    result = {(r["better"], r["baseline"]): r for r in paired_differences(
-        spark.createDataFrame(rows, PER_USER), "value", "model", [("b", "a"), ("c", "a"), ("c", "b"), ("c", "d")],
-        replicates=50).collect()}
-    assert sorted(result) == [("b", "a"), ("c", "a"), ("c", "b")]
-    assert [result[p]["users"] for p in sorted(result)] == [4, 4, 4]
-    assert result[("b", "a")]["difference"] == pytest.approx(0.3)
-    assert result[("c", "b")]["difference"] == pytest.approx(-0.25)
+def test_the_difference_of_replicate_means_is_the_bootstrap_of_the_per_user_differences(spark):
+    # the same users and weights on both sides: the shortcut equals resampling the differences
+    rng = np.random.default_rng(3)
+    a, b = rng.random(50), rng.random(50) * 0.8 + 0.15
+    rows = [(m, f"u{i}", float(v[i])) for i in range(50) for m, v in (("a", a), ("b", b))]
+    vectors = _replicates(spark.createDataFrame(rows, PER_USER), ["model"], replicates=100, seed=5)
+    shortcut = paired_difference(vectors[("b",)], vectors[("a",)])
+    differences = spark.createDataFrame([("d", f"u{i}", float(b[i] - a[i])) for i in range(50)], PER_USER)
+    direct = bootstrap_means(differences, ["value"], ["model"], replicates=100, seed=5).head()
+    assert shortcut.difference == pytest.approx(direct["value"], abs=1e-12)
+    assert (shortcut.low, shortcut.high) == (pytest.approx(direct["value_low"], abs=1e-12),
+                                             pytest.approx(direct["value_high"], abs=1e-12))
+    assert shortcut.low < shortcut.difference < shortcut.high
+    with pytest.raises(RecommenderError, match="two equal vectors"):
+        paired_difference(vectors[("b",)], vectors[("a",)][:5])
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +101,7 @@ def test_every_model_is_scored_per_task_and_source_and_pooled(spark, yardstick):
         ("knn", DISCOVERY): spark.createDataFrame([("u1", 1, "n", 1.0), ("u3", 1, "z", 2.0), ("u3", 2, "m", 1.0)], RECS),
     }
     popularity = spark.createDataFrame([("a", 4), ("n", 1)], "item_id string, n_users bigint")
-    rows, _ = evaluate(lists, yardstick, catalogue_items={"s1": 10, "s2": 5, "all": 15}, popularity=popularity,
+    rows, replicates = evaluate(lists, yardstick, catalogue_items={"s1": 10, "s2": 5, "all": 15}, popularity=popularity,
                        total_users=4, replicates=50, seed=1)
     got = {(r["model"], r["task"], r["source"]): r for r in rows}
     assert sorted(got) == sorted((m, t, s) for m in ("knn", "recent") for t in (NEXT, DISCOVERY)
@@ -109,6 +123,10 @@ def test_every_model_is_scored_per_task_and_source_and_pooled(spark, yardstick):
     assert got[("recent", NEXT, "s1")]["novelty"] == pytest.approx((0 + 2) / 2)
     for row in rows:
         assert row["ndcg_at_k_low"] <= row["ndcg_at_k"] <= row["ndcg_at_k_high"]
+    # the selection's vectors: the pooled mean first, then every replicate
+    assert sorted(replicates) == sorted((m, t) for m in ("knn", "recent") for t in (NEXT, DISCOVERY))
+    assert replicates[("recent", NEXT)][0] == pytest.approx(got[("recent", NEXT, "all")]["ndcg_at_k"])
+    assert replicates[("knn", DISCOVERY)].shape == (51,) and not np.isnan(replicates[("knn", DISCOVERY)][1:]).all()
 
 
 def test_selection_keeps_the_simpler_model_unless_the_paired_gain_is_clear(spark):
@@ -117,12 +135,11 @@ def test_selection_keeps_the_simpler_model_unless_the_paired_gain_is_clear(spark
             + [("noisy", u, 0.3 + (0.05 if i % 2 else -0.04), "next", "all") for i, u in enumerate(users)]
             + [("better", u, 0.35, "next", "all") for u in users]
             + [("better", u, 0.9, "discovery", "all") for u in users])   # another task chooses nothing
-    frame = spark.createDataFrame(rows, "model string, user_id string, ndcg_at_k double, task string, source string")
-    per_user = {(m, t): frame.where((F.col("model") == m) & (F.col("task") == t)).drop("model", "task")
-                for m in ("simple", "noisy", "better") for t in ("next", "discovery")}
-    chosen, steps = champion(per_user, ["simple", "noisy"], replicates=100, seed=0)
+    frame = spark.createDataFrame(rows, "model string, user_id string, value double, task string, source string")
+    replicates = _replicates(frame, ["model", "task"], replicates=100)
+    chosen, steps = champion(replicates, ["simple", "noisy"])
     assert chosen == "simple" and not steps[0].won and steps[0].low < 0 < steps[0].high
-    chosen, steps = champion(per_user, ["simple", "noisy", "better"], replicates=100, seed=0)
+    chosen, steps = champion(replicates, ["simple", "noisy", "better"])
     assert chosen == "better" and [s.won for s in steps] == [False, True]
     assert steps[1].difference == pytest.approx(0.05)
 

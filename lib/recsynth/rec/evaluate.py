@@ -10,13 +10,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numpy as np
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsynth.errors import RecommenderError
 from recsynth.frames import require_columns
 from recsynth.rec.columns import ITEM_ID, RANK, SOURCE, USER_ID
-from recsynth.rec.intervals import bootstrap_means
+from recsynth.rec.intervals import REPLICATE, replicate_means, summarised
 from recsynth.rec.metrics import N_USERS, per_user_metrics
 from recsynth.rec.rules import TASKS
 
@@ -73,21 +75,23 @@ def _list_level(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, p
 
 def evaluate(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, *, catalogue_items: dict[str, int],
              popularity: DataFrame, total_users: int, replicates: int, seed: int, keep=lambda frame: frame
-             ) -> tuple[list[dict], dict[tuple[str, str], DataFrame]]:
+             ) -> tuple[list[dict], dict[tuple[str, str], np.ndarray]]:
     """The rows of recs.metrics for `lists` ((model, task) -> lists): model, task, source, users,
     the means of MEANS, ndcg_at_k_low / _high, catalogue_coverage, novelty, catalogue_items; and
-    the per-user frames behind them (for paired comparisons). Every list's per-user metrics go
-    into one frame (through `keep`), so the intervals of all lists take one Spark job, and the
-    list-level measures one more. `catalogue_items` is the eligible catalogue's size per source
-    and under `all`; `popularity` (item_id, n_users) and `total_users` are the fit period's."""
+    per (model, task) the pooled NDCG's replicate means (index 0 the mean, then the bootstrap
+    replicates), from which `intervals.paired_difference` compares two models without another
+    job. Every list's per-user metrics go into one frame, so the intervals of all lists take one
+    Spark job (its replicate means through `keep`), and the list-level measures one more.
+    `catalogue_items` is the eligible catalogue's size per source and under `all`; `popularity`
+    (item_id, n_users) and `total_users` are the fit period's."""
     require_columns(yardstick.user_sources, "user_sources", (USER_ID, SOURCE), RecommenderError)
     if not lists:
         raise RecommenderError("no lists to evaluate")
-    users = keep(functools.reduce(DataFrame.unionByName, [
+    users = functools.reduce(DataFrame.unionByName, [
         per_user(recommendations, yardstick, task).select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), "*")
-        for (model, task), recommendations in lists.items()]))
-    means = bootstrap_means(users, list(MEANS), [MODEL, TASK, SOURCE], interval_of=NDCG, replicates=replicates,
-                            seed=seed)
+        for (model, task), recommendations in lists.items()])
+    replicated = keep(replicate_means(users, list(MEANS), [MODEL, TASK, SOURCE], replicates=replicates, seed=seed))
+    means = summarised(replicated, list(MEANS), [MODEL, TASK, SOURCE], interval_of=NDCG)
     level = {(r[MODEL], r[TASK], r[SOURCE]): r for r in _list_level(lists, yardstick, popularity, total_users).collect()}
     rows = []
     for row in means.collect():
@@ -98,9 +102,12 @@ def evaluate(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, *, c
                      f"{NDCG}_low": _number(row[f"{NDCG}_low"]), f"{NDCG}_high": _number(row[f"{NDCG}_high"]),
                      "catalogue_coverage": (listed["_items"] / catalogue) if listed and catalogue else 0.0,
                      "novelty": _number(listed["novelty"]) if listed else None, "catalogue_items": catalogue})
-    per_list = {(model, task): users.where((F.col(MODEL) == model) & (F.col(TASK) == task)).drop(MODEL, TASK)
-                for model, task in lists}
-    return sorted(rows, key=lambda r: (r[TASK], r[SOURCE], r[MODEL])), per_list
+    pooled = np.full((len(lists), replicates + 1), np.nan)
+    order = {key: n for n, key in enumerate(lists)}
+    for row in replicated.where(F.col(SOURCE) == POOLED).select(MODEL, TASK, REPLICATE, NDCG).collect():
+        if row[NDCG] is not None:   # lists x replicates rows: bounded by the conf, not by users
+            pooled[order[(row[MODEL], row[TASK])], row[REPLICATE] + 1] = row[NDCG]
+    return sorted(rows, key=lambda r: (r[TASK], r[SOURCE], r[MODEL])), {key: pooled[n] for key, n in order.items()}
 
 
 def _number(value) -> float | None:

@@ -14,6 +14,9 @@ aggregated on the executors; one row per group reaches the driver.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+import numpy as np
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -35,55 +38,73 @@ def poisson_weight(user: Column, replicate: Column, seed: int) -> Column:
     return sum((uniform >= F.lit(c)).cast("int") for c in _POISSON_CDF)
 
 
-def bootstrap_means(per_user: DataFrame, values: list[str], by: list[str], *, interval_of: str | None = None,
-                    replicates: int = REPLICATES, confidence: float = CONFIDENCE, seed: int = 0) -> DataFrame:
-    """One row per group of `by`: `users`, the mean of each column of `values`, and for
-    `interval_of` (default: the first of `values`) `<name>_low` and `<name>_high`, the
-    percentile interval of the bootstrap replicate means at `confidence`.
+REPLICATE = "_replicate"   # -1: every user with weight 1 (the means themselves)
 
-    `per_user` has one row per (group, user_id) and is read once: replicate -1 carries weight 1
-    (the means themselves). A replicate in which every user of a group drew weight 0 has no mean
-    and is left out, so a group of one user gets an interval of width 0."""
+
+def replicate_means(per_user: DataFrame, values: list[str], by: list[str], *, replicates: int = REPLICATES,
+                    seed: int = 0) -> DataFrame:
+    """(by..., _replicate, users, values...): per group of `by`, the weighted mean of each column of
+    `values` in every bootstrap replicate 0..replicates-1, and in replicate -1 (weight 1) the mean
+    itself with the group's user count. `per_user` has one row per (group, user_id) and is read
+    once. A replicate in which every user of a group drew weight 0 has a null mean."""
     require_columns(per_user, "per_user", (USER_ID, *by, *values), RecommenderError)
     replicates = require_positive("replicates", replicates)
+    spark = per_user.sparkSession
+    draws = per_user.select(*by, USER_ID, *values).crossJoin(
+        F.broadcast(spark.range(-1, replicates).withColumnRenamed("id", REPLICATE)))
+    point = F.col(REPLICATE) < 0
+    weight = F.when(point, F.lit(1)).otherwise(poisson_weight(F.col(USER_ID), F.col(REPLICATE), seed))
+    return draws.withColumn("_w", weight).groupBy(*by, REPLICATE).agg(
+        F.sum(F.when(point, 1).otherwise(0)).alias("users"),
+        *[(F.sum(F.col("_w") * F.col(v)) / F.sum("_w")).alias(v) for v in values])
+
+
+def summarised(replicated: DataFrame, values: list[str], by: list[str], *, interval_of: str | None = None,
+               confidence: float = CONFIDENCE) -> DataFrame:
+    """One row per group of `by` of `replicate_means`' frame: `users`, the mean of each of
+    `values`, and for `interval_of` (default: the first of `values`) `<name>_low` and
+    `<name>_high`, the percentile interval of its replicate means at `confidence` (replicates
+    without a mean left out, so a group of one user gets an interval of width 0)."""
     if not 0 < confidence < 1:
         raise RecommenderError(f"confidence must be within (0, 1), got {confidence!r}")
     target = interval_of or values[0]
-    spark = per_user.sparkSession
-    draws = per_user.select(*by, USER_ID, *values).crossJoin(
-        F.broadcast(spark.range(-1, replicates).withColumnRenamed("id", "_replicate")))
-    point = F.col("_replicate") < 0
-    weight = F.when(point, F.lit(1)).otherwise(poisson_weight(F.col(USER_ID), F.col("_replicate"), seed))
-    per_replicate = draws.withColumn("_w", weight).groupBy(*by, "_replicate").agg(
-        F.sum(F.when(point, 1).otherwise(0)).alias("users"),
-        *[(F.sum(F.col("_w") * F.col(v)) / F.sum("_w")).alias(v) for v in values])
+    point = F.col(REPLICATE) < 0
     tail = (1 - confidence) / 2
     bounds = F.percentile(F.when(~point, F.col(target)), F.array(F.lit(tail), F.lit(1 - tail)))
-    summary = per_replicate.groupBy(*by).agg(
+    summary = replicated.groupBy(*by).agg(
         F.max(F.when(point, F.col("users"))).alias("users"),
         *[F.max(F.when(point, F.col(v))).alias(v) for v in values], bounds.alias("_bounds"))
     return summary.select(*by, "users", *values, F.col("_bounds")[0].alias(f"{target}_low"),
                           F.col("_bounds")[1].alias(f"{target}_high"))
 
 
-def paired_differences(per_user: DataFrame, value: str, key: str, pairs: list[tuple[str, str]], *,
-                       replicates: int = REPLICATES, confidence: float = CONFIDENCE, seed: int = 0) -> DataFrame:
-    """Per pair (better, baseline) of `key` values: the mean over users of value[key = better] -
-    value[key = baseline] and its paired bootstrap interval (`better`, `baseline`, `users`,
-    `difference`, `difference_low`, `difference_high`), all pairs in one Spark job; users
-    present for both keys only (every model is scored on the same users, so that is all of
-    them). `per_user` has one row per (key, user_id); a pair without a common user has no row."""
-    require_columns(per_user, "per_user", (USER_ID, key, value), RecommenderError)
-    if not pairs:
-        raise RecommenderError("no pairs to compare")
-    names = sorted({name for pair in pairs for name in pair})
-    index = F.create_map(*[F.lit(v) for n, name in enumerate(names) for v in (name, n)])
-    wide = (per_user.where(F.col(key).isin(names)).select(USER_ID, index[F.col(key)].alias("_key"), value)
-            .groupBy(USER_ID).pivot("_key", list(range(len(names)))).agg(F.first(value).cast("double")))
-    column = {name: F.col(f"`{n}`") for n, name in enumerate(names)}
-    stacked = wide.select(USER_ID, F.explode(F.array(*[
-        F.struct(F.lit(better).alias("better"), F.lit(baseline).alias("baseline"),
-                 (column[better] - column[baseline]).alias("difference")) for better, baseline in pairs])).alias("_pair"))
-    differences = stacked.select(USER_ID, "_pair.*").where(F.col("difference").isNotNull())
-    return bootstrap_means(differences, ["difference"], ["better", "baseline"], replicates=replicates,
-                           confidence=confidence, seed=seed)
+def bootstrap_means(per_user: DataFrame, values: list[str], by: list[str], *, interval_of: str | None = None,
+                    replicates: int = REPLICATES, confidence: float = CONFIDENCE, seed: int = 0) -> DataFrame:
+    """`summarised(replicate_means(...))`: per group of `by`, `users`, the means of `values` and
+    the bootstrap percentile interval of `interval_of` (see both)."""
+    return summarised(replicate_means(per_user, values, by, replicates=replicates, seed=seed), values, by,
+                      interval_of=interval_of, confidence=confidence)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """better - baseline: the mean difference and its paired bootstrap interval."""
+    difference: float
+    low: float
+    high: float
+
+
+def paired_difference(better: np.ndarray, baseline: np.ndarray, confidence: float = CONFIDENCE) -> Difference:
+    """The paired bootstrap of better - baseline from two models' `replicate_means` of one value
+    over the same users (index 0: replicate -1, the means; then replicates 0..; NaN: no mean).
+    A user's weight in a replicate depends only on (user, replicate, seed), so both models'
+    replicate r weighs every user alike, and the difference of their weighted means is the
+    weighted mean of the per-user differences: exactly the paired bootstrap, without a Spark job."""
+    if better.shape != baseline.shape or better.ndim != 1 or len(better) < 2:
+        raise RecommenderError(f"replicate means must be two equal vectors of the point and >= 1 replicate, got "
+                               f"{better.shape} and {baseline.shape}")
+    differences = better[1:] - baseline[1:]
+    differences = differences[~np.isnan(differences)]
+    tail = (1 - confidence) / 2
+    low, high = np.percentile(differences, [100 * tail, 100 * (1 - tail)]) if len(differences) else (np.nan, np.nan)
+    return Difference(float(better[0] - baseline[0]), float(low), float(high))

@@ -4,17 +4,14 @@ where a more complex model replaces the current choice only when the paired-boot
 of its NDCG minus the choice's lies above zero. Test figures never reach this module."""
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+import numpy as np
 
 from recsynth.errors import RecommenderError
-from recsynth.rec.columns import USER_ID
 from recsynth.rec.evaluate import MODEL, NDCG, POOLED, TASK
-from recsynth.rec.intervals import paired_differences
+from recsynth.rec.intervals import paired_difference
 from recsynth.rec.rules import NEXT
 
 log = logging.getLogger(__name__)
@@ -49,27 +46,21 @@ def best_setting(rows: list[dict], labels: list[str], task: str) -> str:
     return max(labels, key=lambda label: (scores[label], -labels.index(label)))
 
 
-def champion(per_user: dict[tuple[str, str], DataFrame], candidates: list[str], *, task: str = NEXT,
-             replicates: int, seed: int) -> tuple[str, list[Challenge]]:
+def champion(replicates: dict[tuple[str, str], np.ndarray], candidates: list[str], *, task: str = NEXT
+             ) -> tuple[str, list[Challenge]]:
     """The served model among `candidates` (simplest first), and the challenges that chose it;
-    `per_user` maps (model, task) to its per-user metrics (source, user_id, ndcg_at_k, ...)."""
+    `replicates` maps (model, task) to its pooled NDCG's replicate means (`evaluate`'s)."""
     if not candidates:
         raise RecommenderError("no candidate model to select from")
-    pairs = [(challenger, holder) for n, holder in enumerate(candidates) for challenger in candidates[n + 1:]]
-    scores = functools.reduce(DataFrame.unionByName, [
-        per_user[(name, task)].where(F.col("source") == POOLED).select(F.lit(name).alias(MODEL), USER_ID, NDCG)
-        for name in candidates])
-    compared = {(r["better"], r["baseline"]): r for r in paired_differences(
-        scores, NDCG, MODEL, pairs, replicates=replicates, seed=seed).collect()}   # every pair the challenge may meet
     holder, steps = candidates[0], []
     for challenger in candidates[1:]:
-        row = compared.get((challenger, holder))
-        if row is None or row["users"] == 0:
+        compared = paired_difference(replicates[(challenger, task)], replicates[(holder, task)])
+        if np.isnan(compared.difference) or np.isnan(compared.low):
             raise RecommenderError(f"no validation user scored by both {challenger} and {holder}")
-        won = row["difference_low"] > 0
-        steps.append(Challenge(challenger, holder, row["difference"], row["difference_low"], row["difference_high"], won))
-        log.debug("selection on %s: %s - %s = %.4f [%.4f, %.4f]%s", task, challenger, holder, row["difference"],
-                  row["difference_low"], row["difference_high"], " -> replaces it" if won else "")
+        won = compared.low > 0
+        steps.append(Challenge(challenger, holder, compared.difference, compared.low, compared.high, won))
+        log.debug("selection on %s: %s - %s = %.4f [%.4f, %.4f]%s", task, challenger, holder, compared.difference,
+                  compared.low, compared.high, " -> replaces it" if won else "")
         if won:
             holder = challenger
     return holder, steps

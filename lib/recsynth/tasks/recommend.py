@@ -205,7 +205,7 @@ class Recommend:
                 lists[(label, task)] = by_model[(id(model), task)] = self.cut(then_fill(own, fills[task], conf.k))
                 log.debug("%s on %s: listed in %.1f s", label, task, time.monotonic() - started)
         started = time.monotonic()
-        rows, per_user = evaluate(lists, yardstick, catalogue_items=self.catalogue_items,
+        rows, replicates = evaluate(lists, yardstick, catalogue_items=self.catalogue_items,
                                   popularity=period.popularity, total_users=period.users,
                                   replicates=conf.bootstrap_replicates, seed=conf.seed, keep=self.keep)
         log.debug("%d lists scored with their intervals in %.1f s", len(lists), time.monotonic() - started)
@@ -214,7 +214,7 @@ class Recommend:
                         "/".join(conf.truth_event_types),
                         " and events in the fit periods (recs.evaluate_users: warm)" if conf.evaluate_users == "warm"
                         else "")
-        return rows, per_user
+        return rows, replicates
 
     # --- the models ------------------------------------------------------------------------------
     def _settings(self) -> dict[str, list[dict]]:
@@ -275,14 +275,14 @@ class Recommend:
         models = {(label, task): fitted[label] for name, options in labels.items() for label in options
                   for task in (TASKS if len(options) > 1 else (NEXT,))}
         with self.stage("validation", f"scoring {len(fitted)} settings on the {conf.validation_split} period"):
-            rows, per_user = self._evaluate(models, period)
+            rows, replicates = self._evaluate(models, period)
             best = {name: {task: options[0] if len(options) == 1 else best_setting(rows, options, task)
                            for task in TASKS} for name, options in labels.items()}
             candidates = [best[m.name][NEXT] for m in sorted({fitted[best[n][NEXT]] for n in best},
                                                               key=lambda m: m.complexity)]
             started = time.monotonic()
             served, steps = (conf.serve, []) if conf.serve != "auto" else champion(
-                per_user, candidates, replicates=conf.bootstrap_replicates, seed=conf.seed)
+                replicates, candidates)
             log.debug("selection of the served model: %.1f s", time.monotonic() - started)
         for step in steps:  # the whole challenge in the log file; the console gets the outcome
             log.debug("selection on %s: %s %s %s (NDCG@%d difference %+.4f, 95%% interval [%+.4f, %+.4f])",
