@@ -59,6 +59,16 @@ class Recommender(ABC):
         """(item_id, rank, similar_item_id, score), or None when the model has no item-item scores."""
         return None
 
+    def follows(self) -> "Recommender | None":
+        """The model whose lists this one's build on (None: none); an evaluation that already holds
+        them for the same users, history and exclusions passes them to `recommend_after`."""
+        return None
+
+    def recommend_after(self, lists: DataFrame, users: DataFrame, history: History, k: int,
+                        exclusions: DataFrame | None) -> DataFrame:
+        """`recommend`, given the lists of `follows()` (as it recommends them, or filled up)."""
+        raise NotImplementedError(f"{self.name} follows no other model")
+
 
 class Popularity(Recommender):
     """Nothing of its own: the fallback (each source's most popular items) is the whole list."""
@@ -199,15 +209,16 @@ class RecentThenEase(Recommender):
         return self
 
     def recommend(self, users, history, k, exclusions):
-        return self.after_ease(self.ease.recommend(users, history, k, exclusions), users, history, k, exclusions)
+        return self.recommend_after(self.ease.recommend(users, history, k, exclusions), users, history, k, exclusions)
 
-    def after_ease(self, ease_lists: DataFrame, users: DataFrame, history: History, k: int,
-                   exclusions: DataFrame | None) -> DataFrame:
-        """The user's own items, then `ease_lists`: the EASE model's lists for the same users,
-        history and exclusions, as `recommend` gets them or already filled up from the popular
-        items (an evaluation scores EASE first and reuses its lists: the list is the same)."""
+    def follows(self):
+        return self.ease
+
+    def recommend_after(self, lists, users, history, k, exclusions):
+        """The user's own items, then EASE's `lists` (filled up from the popular items or not: the
+        list is the same)."""
         own = recent(history.pairs, users, k, exclusions=exclusions, items=self.eligible)
-        return then_fill(own, ease_lists, k)
+        return then_fill(own, lists, k)
 
     def similar_items(self, k):
         return self.ease.similar_items(k)

@@ -35,6 +35,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -182,25 +184,25 @@ class Recommend:
         return Period(history, yardstick, popular, keep(item_popularity(history.pairs)), users)
 
     def _evaluate(self, models: dict[tuple[str, str], Recommender], period: Period
-                  ) -> tuple[list[dict], dict[tuple[str, str], DataFrame]]:
+                  ) -> tuple[list[dict], dict[tuple[str, str], np.ndarray]]:
         """Every (label, task)'s lists, filled up per source, scored on `period`'s yardstick.
 
         The fill-up is each user's 2k most popular items of their source that the task does not
         exclude, computed once per task: a list of at most k items followed by the rest of them
         (`then_fill`) is exactly `topn.with_fallback`'s list. A recent_ease model is listed after
-        the others and reuses the lists of its EASE model."""
+        the others and reuses the lists of its EASE model (`Recommender.follows`)."""
         conf, yardstick = self.conf, period.yardstick
         users = {task: self.keep(yardstick.users(task)) for task in TASKS}
         fills = {task: self.cut(topn.popularity_fallback(
             users[task], period.popular, 2 * conf.k, yardstick.exclusions[task], block_rows=conf.top_n.block_rows,
             max_excluded=yardstick.max_excluded[task])) for task in TASKS}
         lists, by_model = {}, {}
-        for (label, task), model in sorted(models.items(), key=lambda entry: isinstance(entry[1], RecentThenEase)):
-            ease_lists = by_model.get((id(model.ease), task)) if isinstance(model, RecentThenEase) else None
+        for (label, task), model in sorted(models.items(), key=lambda entry: entry[1].follows() is not None):
+            followed = by_model.get((id(model.follows()), task)) if model.follows() is not None else None
             with cached_frames() as hold:  # the model's own list, read thrice by the fill-up, computed once
                 own = hold(model.recommend(users[task], period.history, conf.k, yardstick.exclusions[task])
-                           if ease_lists is None else
-                           model.after_ease(ease_lists, users[task], period.history, conf.k, yardstick.exclusions[task]))
+                           if followed is None else
+                           model.recommend_after(followed, users[task], period.history, conf.k, yardstick.exclusions[task]))
                 started = time.monotonic()
                 lists[(label, task)] = by_model[(id(model), task)] = self.cut(then_fill(own, fills[task], conf.k))
                 log.debug("%s on %s: listed in %.1f s", label, task, time.monotonic() - started)
@@ -280,10 +282,7 @@ class Recommend:
                            for task in TASKS} for name, options in labels.items()}
             candidates = [best[m.name][NEXT] for m in sorted({fitted[best[n][NEXT]] for n in best},
                                                               key=lambda m: m.complexity)]
-            started = time.monotonic()
-            served, steps = (conf.serve, []) if conf.serve != "auto" else champion(
-                replicates, candidates)
-            log.debug("selection of the served model: %.1f s", time.monotonic() - started)
+            served, steps = (conf.serve, []) if conf.serve != "auto" else champion(replicates, candidates)
         for step in steps:  # the whole challenge in the log file; the console gets the outcome
             log.debug("selection on %s: %s %s %s (NDCG@%d difference %+.4f, 95%% interval [%+.4f, %+.4f])",
                       conf.validation_split, step.challenger, "replaces" if step.won else "does not replace",
