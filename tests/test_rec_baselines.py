@@ -155,6 +155,18 @@ def test_als_factor_frames(fitted):
     assert sorted(vectors) == [f"{b}{n}" for b in "ij" for n in range(1, 5)] and {len(v) for v in vectors.values()} == {ALS_PARAMS["rank"]}
 
 
+def test_als_blocks_default_to_the_sessions_shuffle_partitions(spark, blocks, fitted):
+    """One MLlib block per shuffle partition unless `blocks` says otherwise: the factor frames
+    keep one partition per block."""
+    train, _ = blocks
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    assert fitted.model.userFactors.rdd.getNumPartitions() == partitions
+    three = fit_als(train, **ALS_PARAMS, blocks=3)
+    assert (three.model.userFactors.rdd.getNumPartitions(), three.model.itemFactors.rdd.getNumPartitions()) == (3, 3)
+    with pytest.raises(RecommenderError, match="blocks must be an integer >= 1"):
+        fit_als(train, **ALS_PARAMS, blocks=0)
+
+
 def test_fold_in_gives_training_users_their_model_factors_and_a_stranger_a_vector(spark, blocks, fitted):
     """Fold-in is ALS's own last half-iteration: each training user gets the factors the model
     holds; a user the fit never saw gets a vector from their items (an unknown item is ignored)

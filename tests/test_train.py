@@ -1,12 +1,13 @@
 """Two real Horovod ranks in Spark tasks, each reading its own Petastorm shard of a Delta table,
 training one Keras model with hvd.DistributedOptimizer."""
+import os
 import sys
 
 import cloudpickle
 import pytest
 
 from recsynth.errors import RecsynthError
-from recsynth.train.launcher import TrainingError, run_on_ranks
+from recsynth.train.launcher import TrainingError, cpu_threads, run_on_ranks
 from recsynth.train.shards import check_shardable, current_files
 
 pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
@@ -31,7 +32,8 @@ def fit_line(files):
     model.fit(np.array(xs).reshape(-1, 1), np.array(ys), batch_size=16, epochs=40, verbose=0,
               callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0)])
     weight, bias = (float(v.numpy().ravel()[0]) for v in model.weights)
-    return {"rank": rank, "size": size, "ids": ids, "weight": weight, "bias": bias}
+    threads = (tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads())
+    return {"rank": rank, "size": size, "ids": ids, "weight": weight, "bias": bias, "threads": threads}
 
 
 def test_two_ranks_train_on_disjoint_shards(spark, lake):
@@ -49,6 +51,13 @@ def test_two_ranks_train_on_disjoint_shards(spark, lake):
     assert results[0]["weight"] == pytest.approx(results[1]["weight"], abs=1e-6)
     assert results[0]["bias"] == pytest.approx(results[1]["bias"], abs=1e-6)
     assert results[0]["weight"] == pytest.approx(2.0, abs=0.3) and results[0]["bias"] == pytest.approx(1.0, abs=0.2)
+    # both ranks run on this host: each takes half its cores as TensorFlow threads, not all of them
+    share = cpu_threads(os.cpu_count(), 2)
+    assert [r["threads"] for r in results] == [(share, share)] * 2
+
+
+def test_a_rank_gets_its_share_of_the_host_cores():
+    assert [cpu_threads(2, 2), cpu_threads(16, 4), cpu_threads(2, 3), cpu_threads(8, 1)] == [1, 4, 1, 8]
 
 
 def die_once(marker):

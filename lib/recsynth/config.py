@@ -422,6 +422,7 @@ class AlsConf(Strict):
     reg_param: float = Field(ge=0)
     alpha: float = Field(ge=0)           # confidence = 1 + alpha * weight
     max_iter: int = Field(ge=1)
+    blocks: int | None = Field(default=None, ge=1)   # MLlib's user and item blocks; None: spark.shuffle_partitions
 
 
 class CooccurrenceConf(Strict):

@@ -259,11 +259,17 @@ def _index(pairs: DataFrame, column: str, index: str) -> tuple[StringIndexerMode
 
 
 def fit_als(train: DataFrame, *, rank: int = 32, reg_param: float = 0.1, alpha: float = 10.0,
-            max_iter: int = 10, seed: int = 42) -> AlsFit:
+            max_iter: int = 10, seed: int = 42, blocks: int | None = None) -> AlsFit:
     """Implicit-feedback ALS (implicitPrefs=True) on the summed weight as confidence, string
-    ids indexed by StringIndexer. Returns the model, its id mappings and factor frames."""
+    ids indexed by StringIndexer. Returns the model, its id mappings and factor frames.
+
+    `blocks` is MLlib's number of user blocks and of item blocks (one task each per iteration);
+    None: the session's shuffle partitions. MLlib's own default, 10, took 23-32 s against 13-15 s
+    with 2 to fit the bundled sample on 2 cores."""
     rank = require_positive("rank", rank)
     max_iter = require_positive("max_iter", max_iter)
+    blocks = int(train.sparkSession.conf.get("spark.sql.shuffle.partitions")) if blocks is None else \
+        require_positive("blocks", blocks)
     for name, value in (("reg_param", reg_param), ("alpha", alpha)):
         if isinstance(value, bool) or not isinstance(value, Real) or value < 0:
             raise RecommenderError(f"{name} must be a number >= 0, got {value!r}")
@@ -273,7 +279,8 @@ def fit_als(train: DataFrame, *, rank: int = 32, reg_param: float = 0.1, alpha: 
     indexed = item_indexer.transform(user_indexer.transform(pairs)).select(
         F.col(_USER_IDX).cast("int").alias(_USER_IDX), F.col(_ITEM_IDX).cast("int").alias(_ITEM_IDX), WEIGHT)
     estimator = ALS(rank=rank, maxIter=max_iter, regParam=float(reg_param), alpha=float(alpha), implicitPrefs=True,
-                    userCol=_USER_IDX, itemCol=_ITEM_IDX, ratingCol=WEIGHT, seed=int(seed), coldStartStrategy="drop")
+                    userCol=_USER_IDX, itemCol=_ITEM_IDX, ratingCol=WEIGHT, seed=int(seed), coldStartStrategy="drop",
+                    numUserBlocks=blocks, numItemBlocks=blocks)
     return AlsFit(model=estimator.fit(indexed), interactions=pairs, users=users, items=items, reg_param=float(reg_param),
                   alpha=float(alpha))
 

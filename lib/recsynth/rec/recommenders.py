@@ -231,8 +231,10 @@ class Als(Recommender):
     name, complexity = "als", 5
     item_to_item = True
 
-    def __init__(self, rank: int, reg_param: float, alpha: float, max_iter: int, seed: int, block_rows: int | None):
-        self.settings = {"rank": rank, "reg_param": reg_param, "alpha": alpha, "max_iter": max_iter, "seed": seed}
+    def __init__(self, rank: int, reg_param: float, alpha: float, max_iter: int, seed: int, block_rows: int | None,
+                 blocks: int | None = None):
+        self.settings = {"rank": rank, "reg_param": reg_param, "alpha": alpha, "max_iter": max_iter, "seed": seed,
+                         "blocks": blocks}
         self.block_rows = block_rows
         self.fitted: AlsFit | None = None
 

@@ -253,7 +253,9 @@ class Recommend:
                              fitted.grams)
             else:
                 model = Als(**section.model_dump(), seed=conf.seed, block_rows=conf.top_n.block_rows)
+        started = time.monotonic()
         fitted.models[label] = model.fit(fitted.history, self.eligible, self.keep)
+        log.debug("%s: fitted in %.1f s", label, time.monotonic() - started)
         return fitted.models[label]
 
     def _select(self) -> dict:
