@@ -47,6 +47,25 @@ def test_per_user_metrics(spark, recs, truth):
     assertDataFrameEqual(per_user_metrics(recs, truth, K), expected)
 
 
+def test_lists_told_apart_by_keys_score_as_if_apart(spark, recs, truth):
+    """`by`: two lists in one frame, each against its own truth, give each list's own rows. List
+    "m" is `recs` against `truth`; list "n" gives u1 only x (a hit at rank 1) and has u2 as its
+    only evaluated user, with e (no hit): its rows do not leak into m's, nor m's into n's."""
+    from pyspark.sql import functions as F
+
+    other_recs = spark.createDataFrame([("u1", 1, "x", 1.0), ("u2", 1, "b", 1.0)], RECS)
+    other_truth = spark.createDataFrame([("u2", "e")], TRUTH)
+    keyed_recs = recs.withColumn("list", F.lit("m")).unionByName(other_recs.withColumn("list", F.lit("n")))
+    keyed_truth = truth.withColumn("list", F.lit("m")).unionByName(other_truth.withColumn("list", F.lit("n")))
+    keyed = per_user_metrics(keyed_recs, keyed_truth, K, by=("list",))
+    assert keyed.columns[:2] == ["list", "user_id"]
+    assertDataFrameEqual(keyed.where("list = 'm'").drop("list"), per_user_metrics(recs, truth, K))
+    expected = spark.createDataFrame([("u2", 1, 0, 0.0, 0.0, 0.0, 0.0, 0.0)], PER_USER)
+    assertDataFrameEqual(keyed.where("list = 'n'").drop("list"), expected)
+    with pytest.raises(RecommenderError, match="list"):
+        per_user_metrics(recs, truth, K, by=("list",))
+
+
 def test_ranking_metrics(spark, recs, truth):
     # popularity: a by 4 of 8 users, b by 2, c by 1; e is absent -> counted as 1 user
     popularity = spark.createDataFrame([("a", 4), ("b", 2), ("c", 1), ("x", 8)], "item_id string, n_users bigint")

@@ -46,13 +46,26 @@ class Yardstick:
         return self.user_sources.join(self.truth[task].select(USER_ID).distinct(), USER_ID, "left_semi")
 
 
-def per_user(recommendations: DataFrame, yardstick: Yardstick, task: str) -> DataFrame:
-    """(source, user_id, metrics...) of one list on `task`: every evaluated user twice, under
-    their source and under source `all`."""
-    if task not in TASKS:
-        raise RecommenderError(f"task must be one of {TASKS}, got {task!r}")
-    scored = per_user_metrics(recommendations, yardstick.truth[task], yardstick.k).select(USER_ID, *MEANS)
-    return _with_pooled(scored.join(yardstick.user_sources, USER_ID))
+def _top_of_lists(lists: dict[tuple[str, str], DataFrame], k: int) -> DataFrame:
+    """(model, task, user_id, rank, item_id): every list's first k places, in one frame."""
+    for _, task in lists:
+        if task not in TASKS:
+            raise RecommenderError(f"task must be one of {TASKS}, got {task!r}")
+    return functools.reduce(DataFrame.unionByName, [
+        recommendations.where(F.col(RANK) <= k).select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), USER_ID, RANK,
+                                                       ITEM_ID)
+        for (model, task), recommendations in lists.items()])
+
+
+def per_user(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick) -> DataFrame:
+    """(model, task, source, user_id, metrics...) of every list ((model, task) -> lists): every user
+    evaluated on the list's task, twice, under their source and under source `all`. One plan for
+    all lists: their shuffles are shared, not repeated per list."""
+    truth = functools.reduce(DataFrame.unionByName, [
+        yardstick.truth[task].select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), USER_ID, ITEM_ID)
+        for model, task in lists])
+    scored = per_user_metrics(_top_of_lists(lists, yardstick.k), truth, yardstick.k, by=(MODEL, TASK))
+    return _with_pooled(scored.select(MODEL, TASK, USER_ID, *MEANS).join(yardstick.user_sources, USER_ID))
 
 
 def _with_pooled(frame: DataFrame) -> DataFrame:
@@ -64,10 +77,9 @@ def _list_level(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, p
                 total_users: int) -> DataFrame:
     """(model, task, source, _items, novelty): distinct items in the evaluated users' top k, and
     the mean self-information -log2 p(item) of the listed pairs (p from the fit period's users)."""
-    listed = functools.reduce(DataFrame.unionByName, [
-        recommendations.where(F.col(RANK) <= yardstick.k).select(USER_ID, ITEM_ID).join(yardstick.users(task), USER_ID)
-        .select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), SOURCE, USER_ID, ITEM_ID)
-        for (model, task), recommendations in lists.items()])
+    users = functools.reduce(DataFrame.unionByName, [
+        yardstick.users(task).select(F.lit(task).alias(TASK), USER_ID, SOURCE) for task in {task for _, task in lists}])
+    listed = _top_of_lists(lists, yardstick.k).join(users, [TASK, USER_ID]).select(MODEL, TASK, SOURCE, USER_ID, ITEM_ID)
     share = F.greatest(F.coalesce(F.col(N_USERS), F.lit(1)), F.lit(1)) / F.lit(float(total_users))
     return (_with_pooled(listed).join(popularity, ITEM_ID, "left").groupBy(MODEL, TASK, SOURCE)
             .agg(F.countDistinct(ITEM_ID).alias("_items"), F.avg(-F.log2(share)).alias("novelty")))
@@ -87,10 +99,8 @@ def evaluate(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, *, c
     require_columns(yardstick.user_sources, "user_sources", (USER_ID, SOURCE), RecommenderError)
     if not lists:
         raise RecommenderError("no lists to evaluate")
-    users = functools.reduce(DataFrame.unionByName, [
-        per_user(recommendations, yardstick, task).select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), "*")
-        for (model, task), recommendations in lists.items()])
-    replicated = keep(replicate_means(users, list(MEANS), [MODEL, TASK, SOURCE], replicates=replicates, seed=seed))
+    replicated = keep(replicate_means(per_user(lists, yardstick), list(MEANS), [MODEL, TASK, SOURCE],
+                                      replicates=replicates, seed=seed))
     means = summarised(replicated, list(MEANS), [MODEL, TASK, SOURCE], interval_of=NDCG)
     level = {(r[MODEL], r[TASK], r[SOURCE]): r for r in _list_level(lists, yardstick, popularity, total_users).collect()}
     rows = []

@@ -37,15 +37,15 @@ def _check_recommendations(recommendations: DataFrame) -> None:
         raise RecommenderError(f"recommendations column {RANK!r} must be an integer type, got {rank_type.simpleString()}")
 
 
-def _top_k(recommendations: DataFrame, k: int) -> DataFrame:
-    """(user_id, item_id, rank): each item once per user, at its best rank within the first k."""
+def _top_k(recommendations: DataFrame, k: int, by: tuple[str, ...]) -> DataFrame:
+    """(by..., user_id, item_id, rank): each item once per user and list, at its best rank within the first k."""
     return (recommendations
             .where((F.col(RANK) >= 1) & (F.col(RANK) <= k) & F.col(USER_ID).isNotNull() & F.col(ITEM_ID).isNotNull())
-            .groupBy(USER_ID, ITEM_ID).agg(F.min(RANK).alias(RANK)))
+            .groupBy(*by, USER_ID, ITEM_ID).agg(F.min(RANK).alias(RANK)))
 
 
-def _distinct_truth(truth: DataFrame) -> DataFrame:
-    return truth.select(USER_ID, ITEM_ID).where(F.col(USER_ID).isNotNull() & F.col(ITEM_ID).isNotNull()).distinct()
+def _distinct_truth(truth: DataFrame, by: tuple[str, ...]) -> DataFrame:
+    return truth.select(*by, USER_ID, ITEM_ID).where(F.col(USER_ID).isNotNull() & F.col(ITEM_ID).isNotNull()).distinct()
 
 
 def _ideal_dcg(relevant: Column) -> Column:
@@ -53,30 +53,37 @@ def _ideal_dcg(relevant: Column) -> Column:
     return F.aggregate(F.sequence(F.lit(1), relevant.cast("int")), F.lit(0.0), lambda acc, i: acc + 1.0 / F.log2(i + 1))
 
 
-def per_user_metrics(recommendations: DataFrame, truth: DataFrame, k: int) -> DataFrame:
+def per_user_metrics(recommendations: DataFrame, truth: DataFrame, k: int, by: tuple[str, ...] = ()) -> DataFrame:
     """One row per user in `truth`: user_id, n_truth (distinct held-out items), n_hits (of them
     in the top k), precision_at_k (n_hits / k), recall_at_k (n_hits / n_truth), ndcg_at_k
     (binary relevance, ideal DCG over min(k, n_truth)), ap_at_k (sum of precision at each hit's
     rank / min(k, n_truth)) and hit_at_k (1.0 if any hit else 0.0). Users without
-    recommendations get zeros. Lazy: nothing runs until the caller acts on it."""
+    recommendations get zeros. Lazy: nothing runs until the caller acts on it.
+
+    `by` names columns of both frames that tell lists apart (e.g. model and task): then each
+    (by..., user_id) of `truth` is scored against the recommendations of the same `by`, so many
+    lists take one plan's shuffles instead of one plan each, and each row starts with them."""
     _check_recommendations(recommendations)
-    require_columns(truth, "truth", (USER_ID, ITEM_ID), RecommenderError)
+    by = tuple(by)
+    require_columns(recommendations, "recommendations", by, RecommenderError)
+    require_columns(truth, "truth", (*by, USER_ID, ITEM_ID), RecommenderError)
     k = require_positive("k", k)
-    relevant = _distinct_truth(truth)
-    hits = _top_k(recommendations, k).join(relevant, [USER_ID, ITEM_ID])
+    user = [*by, USER_ID]
+    relevant = _distinct_truth(truth, by)
+    hits = _top_k(recommendations, k, by).join(relevant, [*user, ITEM_ID])
     # the n-th hit of a user at rank r adds precision@r = n / r to the average precision
-    nth = F.row_number().over(Window.partitionBy(USER_ID).orderBy(RANK, ITEM_ID))
-    per_hit = hits.select(USER_ID, RANK, nth.alias("_nth"))
-    hit_sums = per_hit.groupBy(USER_ID).agg(
+    nth = F.row_number().over(Window.partitionBy(*user).orderBy(RANK, ITEM_ID))
+    per_hit = hits.select(*user, RANK, nth.alias("_nth"))
+    hit_sums = per_hit.groupBy(*user).agg(
         F.count(F.lit(1)).alias("n_hits"),
         F.sum(1.0 / F.log2(F.col(RANK) + 1)).alias("_dcg"),
         F.sum(F.col("_nth") / F.col(RANK)).alias("_ap"),
     )
-    counts = relevant.groupBy(USER_ID).agg(F.count(F.lit(1)).alias("n_truth"))
-    joined = counts.join(hit_sums, USER_ID, "left").fillna(0, ["n_hits", "_dcg", "_ap"])
+    counts = relevant.groupBy(*user).agg(F.count(F.lit(1)).alias("n_truth"))
+    joined = counts.join(hit_sums, user, "left").fillna(0, ["n_hits", "_dcg", "_ap"])
     cut = F.least(F.col("n_truth"), F.lit(k))
     return joined.select(
-        USER_ID, "n_truth", "n_hits",
+        *user, "n_truth", "n_hits",
         (F.col("n_hits") / F.lit(float(k))).alias("precision_at_k"),
         (F.col("n_hits") / F.col("n_truth")).alias("recall_at_k"),
         (F.col("_dcg") / _ideal_dcg(cut)).alias("ndcg_at_k"),
@@ -123,8 +130,8 @@ def ranking_metrics(recommendations: DataFrame, truth: DataFrame, k: int, *, cat
         F.avg("ap_at_k").alias("map_at_k"),
     ).head()
 
-    evaluated = _distinct_truth(truth).select(USER_ID).distinct()
-    listed = _top_k(recommendations, k).join(evaluated, USER_ID, "left_semi")
+    evaluated = _distinct_truth(truth, ()).select(USER_ID).distinct()
+    listed = _top_k(recommendations, k, ()).join(evaluated, USER_ID, "left_semi")
     list_level = [F.countDistinct(ITEM_ID).alias("_items")]
     if item_popularity is not None:
         counts = item_popularity.groupBy(ITEM_ID).agg(F.max(N_USERS).alias(N_USERS))
