@@ -57,14 +57,14 @@ def _top_of_lists(lists: dict[tuple[str, str], DataFrame], k: int) -> DataFrame:
         for (model, task), recommendations in lists.items()])
 
 
-def per_user(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick) -> DataFrame:
-    """(model, task, source, user_id, metrics...) of every list ((model, task) -> lists): every user
-    evaluated on the list's task, twice, under their source and under source `all`. One plan for
-    all lists: their shuffles are shared, not repeated per list."""
+def per_user(top: DataFrame, lists: list[tuple[str, str]], yardstick: Yardstick) -> DataFrame:
+    """(model, task, source, user_id, metrics...) of every list of `top` (`_top_of_lists`; `lists`
+    its (model, task) keys): every user evaluated on the list's task, twice, under their source and
+    under source `all`. One plan for all lists: their shuffles are shared, not repeated per list."""
     truth = functools.reduce(DataFrame.unionByName, [
         yardstick.truth[task].select(F.lit(model).alias(MODEL), F.lit(task).alias(TASK), USER_ID, ITEM_ID)
         for model, task in lists])
-    scored = per_user_metrics(_top_of_lists(lists, yardstick.k), truth, yardstick.k, by=(MODEL, TASK))
+    scored = per_user_metrics(top, truth, yardstick.k, by=(MODEL, TASK))
     return _with_pooled(scored.select(MODEL, TASK, USER_ID, *MEANS).join(yardstick.user_sources, USER_ID))
 
 
@@ -73,13 +73,13 @@ def _with_pooled(frame: DataFrame) -> DataFrame:
     return frame.withColumn(SOURCE, F.explode(F.array(F.col(SOURCE), F.lit(POOLED))))
 
 
-def _list_level(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, popularity: DataFrame,
+def _list_level(top: DataFrame, lists: list[tuple[str, str]], yardstick: Yardstick, popularity: DataFrame,
                 total_users: int) -> DataFrame:
     """(model, task, source, _items, novelty): distinct items in the evaluated users' top k, and
     the mean self-information -log2 p(item) of the listed pairs (p from the fit period's users)."""
     users = functools.reduce(DataFrame.unionByName, [
         yardstick.users(task).select(F.lit(task).alias(TASK), USER_ID, SOURCE) for task in {task for _, task in lists}])
-    listed = _top_of_lists(lists, yardstick.k).join(users, [TASK, USER_ID]).select(MODEL, TASK, SOURCE, USER_ID, ITEM_ID)
+    listed = top.join(users, [TASK, USER_ID]).select(MODEL, TASK, SOURCE, USER_ID, ITEM_ID)
     share = F.greatest(F.coalesce(F.col(N_USERS), F.lit(1)), F.lit(1)) / F.lit(float(total_users))
     return (_with_pooled(listed).join(popularity, ITEM_ID, "left").groupBy(MODEL, TASK, SOURCE)
             .agg(F.countDistinct(ITEM_ID).alias("_items"), F.avg(-F.log2(share)).alias("novelty")))
@@ -99,10 +99,12 @@ def evaluate(lists: dict[tuple[str, str], DataFrame], yardstick: Yardstick, *, c
     require_columns(yardstick.user_sources, "user_sources", (USER_ID, SOURCE), RecommenderError)
     if not lists:
         raise RecommenderError("no lists to evaluate")
-    replicated = keep(replicate_means(per_user(lists, yardstick), list(MEANS), [MODEL, TASK, SOURCE],
+    top = _top_of_lists(lists, yardstick.k)
+    replicated = keep(replicate_means(per_user(top, list(lists), yardstick), list(MEANS), [MODEL, TASK, SOURCE],
                                       replicates=replicates, seed=seed))
     means = summarised(replicated, list(MEANS), [MODEL, TASK, SOURCE], interval_of=NDCG)
-    level = {(r[MODEL], r[TASK], r[SOURCE]): r for r in _list_level(lists, yardstick, popularity, total_users).collect()}
+    level = {(r[MODEL], r[TASK], r[SOURCE]): r
+             for r in _list_level(top, list(lists), yardstick, popularity, total_users).collect()}
     rows = []
     for row in means.collect():
         key = (row[MODEL], row[TASK], row[SOURCE])

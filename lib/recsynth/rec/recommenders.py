@@ -66,8 +66,9 @@ class Recommender(ABC):
 
     def recommend_after(self, lists: DataFrame, users: DataFrame, history: History, k: int,
                         exclusions: DataFrame | None) -> DataFrame:
-        """`recommend`, given the lists of `follows()` (as it recommends them, or filled up)."""
-        raise NotImplementedError(f"{self.name} follows no other model")
+        """`recommend`, given the lists of `follows()` (as it recommends them, or filled up). A model
+        that follows none has nothing to build on, so it recommends as `recommend` does."""
+        return self.recommend(users, history, k, exclusions)
 
 
 class Popularity(Recommender):
