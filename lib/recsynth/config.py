@@ -636,6 +636,8 @@ class ClickstreamSequenceConf(AttentionConf):
     max_items: int = Field(default=20000, ge=1)        # the most-touched shared items the generator can write
     max_categories: int = Field(default=200, ge=1)     # top categories it is conditioned on (the others: "other")
     conditioned: bool = True                           # false: it ignores the planned contexts (to measure them)
+    rare_items: bool = True                            # rare items' steps learnt as a stand-in per category, written as
+                                                       # catalogue items outside the vocabulary (false: left out)
     num_proc: int = Field(default=2, ge=1)             # Horovod ranks (Spark task slots)
     checkpoint_every: int = Field(default=1, ge=1)
 

@@ -47,19 +47,19 @@ _STATE = ["source", "item_id", "event_type"]
 _PRIME = 2_147_483_647
 
 
-def _uniform(seed: int, salt: str, *columns) -> Column:
+def seeded_uniform(seed: int, salt: str, *columns) -> Column:
     """A seeded uniform draw in [0, 1) per row, from a hash of the row's `columns`."""
     return (F.abs(F.xxhash64(F.lit(seed), F.lit(salt), *columns)) % _PRIME) / float(_PRIME)
 
 
-def _indexed(frame: DataFrame, by: list[str], order: list[str]) -> tuple[DataFrame, DataFrame]:
+def indexed(frame: DataFrame, by: list[str], order: list[str]) -> tuple[DataFrame, DataFrame]:
     """`frame` with `_k` = 0..n-1 within each `by` group (in `order`), and (by..., _n) the sizes."""
     window = Window.partitionBy(*by).orderBy(*order)
     return (frame.withColumn("_k", F.row_number().over(window) - 1),
             frame.groupBy(*by).agg(F.count(F.lit(1)).alias("_n")))
 
 
-def _pick(draws: DataFrame, sizes: DataFrame, table: DataFrame, by: list[str], u: Column) -> DataFrame:
+def pick_indexed(draws: DataFrame, sizes: DataFrame, table: DataFrame, by: list[str], u: Column) -> DataFrame:
     """Each row of `draws` joined with the k-th row of `table` in its `by` group, k = floor(u * n)."""
     chosen = draws.join(sizes, by).withColumn("_k", F.floor(u * F.col("_n")).cast("long")).drop("_n")
     return chosen.join(table, [*by, "_k"]).drop("_k")
@@ -163,8 +163,8 @@ def fit_sessions(steps: DataFrame, contexts: DataFrame, *, max_session_events: i
     templates = sessions.join(contexts, ["source", "session_id"]).select(
         "source", "session_id", "length", "start", "duration_s", "top_category", "purchased")
     return RealSessions(
-        templates=_keep(_indexed(templates, ["source"], ["session_id"]), keep),
-        people=_keep(_indexed(people.select("source", "user_id", "sessions"), ["source"], ["user_id"]), keep))
+        templates=_keep(indexed(templates, ["source"], ["session_id"]), keep),
+        people=_keep(indexed(people.select("source", "user_id", "sessions"), ["source"], ["user_id"]), keep))
 
 
 def fit_markov(events: DataFrame, item_categories: DataFrame, *, min_people: int, max_session_events: int, keep,
@@ -242,15 +242,15 @@ def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_e
     starts = real.templates[0].select("source", "session_id", "start", F.date_format("start", "E").alias("day_of_week"),
                                       F.hour("start").alias("start_hour"))
     cell = ["source", "day_of_week", "start_hour"]
-    starts_table, starts_sizes = _indexed(starts, cell, ["start", "session_id"])
+    starts_table, starts_sizes = indexed(starts, cell, ["start", "session_id"])
     rows = behavior.where(F.col("n_events") >= 1).select(
         "source", "day_of_week", "start_hour", F.col("synthetic_id").alias("session_id"),
         F.least(F.col("n_events"), F.lit(max_session_events)).cast("long").alias("length"),
         F.greatest(F.col("duration_s"), F.lit(0.0)).alias("duration_s"), "top_category", "purchased")
-    dated = _pick(rows, starts_sizes, starts_table.select(*cell, "_k", "start"), cell,
-                  _uniform(seed, "start", "session_id"))
-    templates = _keep(_indexed(dated.select("source", "session_id", "length", "start", "duration_s", "top_category",
-                                            "purchased"), ["source"], ["session_id"]), keep)
+    dated = pick_indexed(rows, starts_sizes, starts_table.select(*cell, "_k", "start"), cell,
+                         seeded_uniform(seed, "start", "session_id"))
+    templates = _keep(indexed(dated.select("source", "session_id", "length", "start", "duration_s", "top_category",
+                                           "purchased"), ["source"], ["session_id"]), keep)
     planned = templates[0].select(F.col("session_id").alias("synthetic_id"))   # kept: the pick is not redone
     return RealSessions(templates=templates, people=real.people), behavior.join(planned, "synthetic_id", "left_anti")
 
@@ -262,17 +262,18 @@ def plan_sessions(real: RealSessions, *, users_multiplier: float, seed: int, pre
     and a seeded key for its steps."""
     people, people_sizes = real.people
     whole, fraction = int(users_multiplier), users_multiplier - int(users_multiplier)
-    copies = F.lit(whole) + (_uniform(seed, "copies", "source", "user_id") < fraction).cast("int")
+    copies = F.lit(whole) + (seeded_uniform(seed, "copies", "source", "user_id") < fraction).cast("int")
     slots = (people.select("source", "user_id").withColumn("_copy", F.explode(F.sequence(F.lit(1), copies)))
              .where(copies > 0))
     synthetic_people = slots.select("source", F.concat_ws("-", F.lit(prefix), F.xxhash64(
         F.lit(seed), "source", "user_id", "_copy").cast("string")).alias("user_id"))
-    counted = _pick(synthetic_people, people_sizes, _only(real.people, "sessions")[0], ["source"],
-                    _uniform(seed, "person", "user_id"))
+    counted = pick_indexed(synthetic_people, people_sizes, _only(real.people, "sessions")[0], ["source"],
+                           seeded_uniform(seed, "person", "user_id"))
     sessions = counted.withColumn("_session", F.explode(F.sequence(F.lit(1), F.col("sessions")))).select(
         "source", "user_id", F.concat_ws("-", "user_id", F.col("_session").cast("string")).alias("session_id"))
-    templated = _pick(sessions, real.templates[1], _only(real.templates, "length", "start", "duration_s", "top_category",
-                                                         "purchased")[0], ["source"], _uniform(seed, "template", "session_id"))
+    template_rows = _only(real.templates, "length", "start", "duration_s", "top_category", "purchased")[0]
+    templated = pick_indexed(sessions, real.templates[1], template_rows, ["source"],
+                             seeded_uniform(seed, "template", "session_id"))
     return templated.select("source", "user_id", "session_id", F.col("length").cast("int").alias("length"),
                             F.col("start").cast("double").alias("start_s"), "duration_s", "top_category", "purchased",
                             F.xxhash64(F.lit(seed), F.lit("walk"), "session_id").alias("_key"))

@@ -1,5 +1,6 @@
-"""Training the sequence generator of synthesize-events: the shared items' vocabulary and the
-sessions' top categories, the training people's sequences cut into windows (Parquet under the run's scratch folder, read by
+"""Training the sequence generator of synthesize-events: the vocabulary of the shared items and
+the rare items' stand-ins (`recsynth.synth.rare_items`), the sessions' top categories, the
+training people's sequences cut into windows (Parquet under the run's scratch folder, read by
 each Horovod rank through Petastorm), and a fixed number of epochs on the shared launcher with
 checkpoints and MLflow metrics, as the recommender's sequence model trains."""
 from __future__ import annotations
@@ -17,6 +18,7 @@ from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import Tracker
 from recsynth.synth.clickstream import shared_items
 from recsynth.synth.clickstream_sequences import OTHER_CATEGORY, category_vocabulary, person_sequences
+from recsynth.synth.rare_items import with_stand_ins
 from recsynth.synth.sequence_walker import TrainedGenerator
 from recsynth.tasks.recommend_sequence import item_arrays
 from recsynth.train import checkpoints, progress
@@ -30,25 +32,30 @@ def generator_params(ctx: RunContext, categories: int) -> seq.SequenceParams:
     """clickstream.sequence as the network's parameters (a generator, next step only, conditioned
     on session contexts of `categories` known top categories)."""
     conf = ctx.conf.clickstream
-    values = conf.sequence.model_dump(exclude={"epochs", "max_items", "max_categories", "conditioned", "num_proc",
-                                               "checkpoint_every"})
+    values = conf.sequence.model_dump(exclude={"epochs", "max_items", "max_categories", "conditioned", "rare_items",
+                                               "num_proc", "checkpoint_every"})
     return seq.SequenceParams(**values, max_epochs=conf.sequence.epochs, horizon=1, seed=conf.seed, generator=True,
                               context_categories=OTHER_CATEGORY + 1 + categories if conf.sequence.conditioned else 0)
 
 
-def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, steps: DataFrame, contexts: DataFrame, *,
-                    training_data: list, scratch: str, keep) -> tuple[TrainedGenerator, dict[str, int], DataFrame]:
-    """The generator trained on `steps` (`clickstream.session_steps` of the training people) and
-    their sessions' `contexts` (`clickstream.session_contexts`); the source indices and the
-    category vocabulary it was trained with."""
+def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, real_steps: DataFrame, contexts: DataFrame,
+                    item_categories: DataFrame, *, training_data: list, scratch: str,
+                    keep) -> tuple[TrainedGenerator, dict[str, int], DataFrame]:
+    """The generator trained on `real_steps` (`clickstream.session_steps` of the training
+    people) and their sessions' `contexts` (`clickstream.session_contexts`), rare items' steps
+    on their stand-ins by `item_categories` (`rare_items.with_stand_ins`) or, with
+    `clickstream.sequence.rare_items` off, left out; the source indices and the category
+    vocabulary it was trained with."""
     conf, spark = ctx.conf.clickstream, ctx.spark
     ranks = conf.sequence.num_proc
     with stage("generator_examples", "writing the sequence generator's vocabulary and training windows"):
-        shared = steps.join(shared_items(steps, conf.min_people), ["source", "item_id"], "left_semi")
-        vocabulary = keep(item_vocabulary(shared, conf.sequence.max_items))
+        shared = shared_items(real_steps, conf.min_people)
+        steps = (keep(with_stand_ins(real_steps, shared, item_categories)) if conf.sequence.rare_items
+                 else real_steps.join(shared, ["source", "item_id"], "left_semi"))
+        vocabulary = keep(item_vocabulary(steps, conf.sequence.max_items))
         categories = keep(category_vocabulary(contexts, conf.sequence.max_categories))
         params = generator_params(ctx, categories.count())
-        sources = sf.source_indices([r["source"] for r in steps.select("source").distinct().collect()])
+        sources = sf.source_indices([r["source"] for r in real_steps.select("source").distinct().collect()])
         windows_uri = f"{scratch}/generator_windows"
         sf.training_windows(person_sequences(steps, vocabulary, sources, contexts, categories), params.max_length) \
             .repartition(2 * ranks).write.mode("overwrite").parquet(windows_uri)
@@ -59,7 +66,8 @@ def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, steps: Dat
         for row in vocabulary.collect():   # bounded by clickstream.sequence.max_items
             item_ids[row[ITEM_INDEX]] = row["item_id"]
     check_shardable(files, ranks, "the sequence generator's windows")
-    folder = checkpoints.folder(ctx.lake.root, "clickstream_sequence", training_data, [vocab_size, seq.LAYOUT_VERSION],
+    folder = checkpoints.folder(ctx.lake.root, "clickstream_sequence", training_data,
+                                [vocab_size, seq.LAYOUT_VERSION, conf.sequence.rare_items],
                                 seq.params_dict(params), ranks)
 
     def on_epoch(record: dict) -> None:

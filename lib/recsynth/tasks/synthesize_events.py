@@ -7,7 +7,8 @@ Every generator fills in one plan of synthetic people and sessions drawn from re
 top category and purchase - or, with `clickstream.sessions: gan`, a row of the tabular GAN's
 synthetic.behavior in place of the real template, `clickstream.generated_sessions`): the Markov chain or its independent floor walk it, the sequence
 generator (trained here on Horovod ranks, `tasks.clickstream_generator`) writes it person by
-person, reading each person's earlier sessions and conditioned on each session's context. How
+person, reading each person's earlier sessions and conditioned on each session's context; the
+stand-ins it writes for rare items become catalogue items (`recsynth.synth.rare_items`). How
 often the written sessions have their planned context is measured for every generator.
 
 The generator learns from the training people only: a holdout of people (split by person, the
@@ -32,6 +33,7 @@ from recsynth.synth.clickstream import (as_events, fit_markov, fit_sessions, gen
                                         session_contexts, session_steps, timed, walk_chain)
 from recsynth.synth.person_privacy import assess_people
 from recsynth.synth.privacy import split_by_person
+from recsynth.synth.rare_items import filled_stand_ins, stand_in_pools
 from recsynth.synth.sequence_walker import write_sequences
 from recsynth.tasks.clickstream_generator import train_generator
 
@@ -94,10 +96,15 @@ def synthesize_events(ctx: RunContext) -> Outcome:
             sessions = _gan_sessions(lake, sessions, conf, keep)
         if conf.generator == "sequence":
             generator, sources, categories = train_generator(
-                ctx, tracker, stage, real_steps, contexts, scratch=scratch, keep=keep,
+                ctx, tracker, stage, real_steps, contexts, catalogue, scratch=scratch, keep=keep,
                 training_data=[T.GOLD_SPLITS, data_version, list(ctx.conf.recs.fit_splits), conf.holdout_fraction,
                                conf.min_people, T.GOLD_ITEM_FEATURES, catalogue_version])
             fill = lambda walks: write_sequences(walks, generator, sources, categories)   # noqa: E731
+            if conf.sequence.rare_items:
+                known = spark.createDataFrame([(i,) for i in generator.item_ids if i is not None], "item_id string")
+                pools = tuple(keep(side) for side in stand_in_pools(catalogue, known))
+                fill = lambda walks: filled_stand_ins(write_sequences(walks, generator, sources, categories),  # noqa: E731
+                                                      pools, conf.seed)
         with stage("sample", f"writing the sessions of {conf.users_multiplier:g} synthetic people per training person"):
             walks = keep(plan_sessions(sessions, users_multiplier=conf.users_multiplier, seed=conf.seed,
                                        prefix=f"syn{conf.seed}"))

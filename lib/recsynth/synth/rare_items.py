@@ -1,0 +1,75 @@
+"""Rare items in the sequence generator: learnt as stand-ins, written as catalogue items.
+
+An item that fewer than `clickstream.min_people` real people touched is never replayed: it would
+point at the few people who touched it. Leaving its steps out of training skews what the
+generator learns, though. On the bundled sample such steps are a third of the views but an
+eighth of the carts, so event types learnt on the shared steps alone come out with too many
+carts. So each rare step stays in training as a stand-in item, one per source and top-level
+category (`with_stand_ins`). A stand-in the generator writes becomes a catalogue item of that
+category outside the generator's vocabulary (`filled_stand_ins`), drawn uniformly by a seeded
+hash. A run of consecutive steps on one stand-in gets one item, so a view and then a cart land
+on the same item.
+
+The items are drawn from the catalogue, not from the rare items real people touched, so neither
+the training people's nor the holdout people's items are favoured. A category with no catalogue
+item outside the vocabulary draws from its source's whole catalogue.
+"""
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from recsynth.etl.gold import UNKNOWN_CATEGORY
+from recsynth.synth.clickstream import indexed, pick_indexed, seeded_uniform
+
+STAND_IN = "~rare~"   # item ids of stand-ins start with this; no catalogue id does (checked by the job's tests)
+POOL = "_pool"
+
+
+def stand_in_id(source: Column, category: Column) -> Column:
+    """The stand-in item of a source's category (the unknown category where it is null)."""
+    return F.concat(F.lit(STAND_IN), source, F.lit("~"), F.coalesce(category, F.lit(UNKNOWN_CATEGORY)))
+
+
+def _source_pool(source: Column) -> Column:
+    return F.concat(F.lit(STAND_IN), source)
+
+
+def with_stand_ins(steps: DataFrame, shared: DataFrame, item_categories: DataFrame) -> DataFrame:
+    """`steps` (with source, item_id) where each step on an item not in `shared` (source,
+    item_id) is on its stand-in instead, by its category in `item_categories` (source, item_id,
+    category)."""
+    marked = shared.select("source", "item_id", F.lit(True).alias("_shared"))
+    categories = item_categories.select("source", "item_id", F.col("category").alias("_category"))
+    joined = steps.join(marked, ["source", "item_id"], "left").join(categories, ["source", "item_id"], "left")
+    item = F.when(F.col("_shared"), F.col("item_id")).otherwise(stand_in_id(F.col("source"), F.col("_category")))
+    return joined.select(*[item.alias(c) if c == "item_id" else F.col(c) for c in steps.columns])
+
+
+def stand_in_pools(catalogue: DataFrame, known: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """What stand-ins are drawn from, as an indexed table and its sizes (`clickstream.indexed`,
+    by source and pool): the items of `catalogue` (source, item_id, category) outside `known`
+    (item_id: the generator's vocabulary, bounded) in their category's pool, and every
+    catalogue item of a source in the source's pool."""
+    outside = catalogue.join(F.broadcast(known.select("item_id")), "item_id", "left_anti")
+    pools = outside.select("source", stand_in_id(F.col("source"), F.col("category")).alias(POOL), "item_id") \
+        .unionByName(catalogue.select("source", _source_pool(F.col("source")).alias(POOL), "item_id"))
+    return indexed(pools, ["source", POOL], ["item_id"])
+
+
+def filled_stand_ins(steps: DataFrame, pools: tuple[DataFrame, DataFrame], seed: int) -> DataFrame:
+    """Written `steps` (source, user_id, session_id, position, item_id, ...) with every stand-in
+    replaced by an item of its pool (`stand_in_pools`), its source's pool when its category's is
+    empty; one item per run of a stand-in within a session, drawn by `seed`, the session and the run."""
+    table, sizes = pools
+    session = Window.partitionBy("source", "user_id", "session_id").orderBy("position")
+    opens = F.coalesce(F.lag("item_id").over(session) != F.col("item_id"), F.lit(True))
+    runs = steps.withColumn("_run", F.sum(opens.cast("int")).over(session))
+    stand_in = F.col("item_id").startswith(STAND_IN)
+    filled_pools = F.broadcast(sizes.select("source", F.col(POOL).alias("item_id"), F.lit(True).alias("_filled")))
+    drawn = runs.where(stand_in).join(filled_pools, ["source", "item_id"], "left").withColumn(
+        POOL, F.when(F.col("_filled"), F.col("item_id")).otherwise(_source_pool(F.col("source"))))
+    picked = pick_indexed(drawn.drop("item_id", "_filled"), F.broadcast(sizes),
+                          table.select("source", POOL, "_k", "item_id"), ["source", POOL],
+                          seeded_uniform(seed, "stand_in", "session_id", "_run"))
+    return runs.where(~stand_in).select(*steps.columns).unionByName(picked.select(*steps.columns))
