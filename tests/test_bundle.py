@@ -5,8 +5,9 @@ There is no workspace here, so the bundle is checked the ways that need none:
   schema that the Databricks CLI publishes (vendored in tests/data, see its README);
 - every task runs an entry point the wheel really has, and its parameters parse with recsynth's
   own CLI and conf loader into the catalog, storage root and rank count the bundle passes;
-- the DAG is recsynth's pipeline order, ETL runs on the CPU cluster (15.4 LTS) and training on
-  the GPU ML cluster pinned to 15.4 LTS ML (the last ML runtime that ships Horovod);
+- the DAG is recsynth's pipeline order, then the synthetic clickstream's tasks only when a run's
+  parameter asks for them; ETL runs on the CPU cluster (15.4 LTS) and training on the GPU ML
+  cluster pinned to 15.4 LTS ML (the last ML runtime that ships Horovod);
 - installing the wheel on a cluster pulls neither Spark nor Horovod/TensorFlow, and every module
   a job imports at start is in the wheel's requirements or in the 15.4 LTS runtime.
 No Spark session is started.
@@ -225,19 +226,42 @@ def test_schedule_retries_and_no_overlapping_runs():
         assert job["schedule"]["pause_status"] == pause
         assert job["schedule"]["quartz_cron_expression"].split()[:3] == ["0", "0", "2"]
         assert job["max_concurrent_runs"] == 1
-        assert all(task["max_retries"] >= 1 for task in job["tasks"])
+        assert all(task["max_retries"] >= 1 for task in _job_tasks(job))
     assert _job("prod")["email_notifications"]["on_failure"] == [WORKSPACE_REFS["workspace.current_user.userName"]]
 
 
-def test_dag_is_the_pipeline_order():
-    from recsynth.pipeline import PIPELINE
+def _job_tasks(job: dict) -> list[dict]:
+    """The tasks that run a recsynth job (not the condition that gates the clickstream's)."""
+    return [task for task in job["tasks"] if "condition_task" not in task]
+
+
+def _depends(task: dict) -> list[tuple]:
+    return [(d["task_key"], d.get("outcome")) for d in task.get("depends_on", [])]
+
+
+def test_dag_is_the_pipeline_order_then_the_clickstream_when_a_run_asks_for_it():
+    from recsynth.pipeline import CLICKSTREAM, PIPELINE
 
     tasks = _job("dev")["tasks"]
     order = [job.name for job in PIPELINE]
     assert order == ["ingest", "clean", "gold", "synthesize", "recommend"]
-    assert [t["task_key"] for t in tasks] == order
+    assert [t["task_key"] for t in tasks[:5]] == order
     for previous, task in zip([None, *order], tasks):
-        assert [d["task_key"] for d in task.get("depends_on", [])] == ([previous] if previous else [])
+        assert _depends(task) == ([(previous, None)] if previous else [])
+    # after recommend (the GPU cluster's Horovod slots are free again), only when the run's
+    # synthetic_clickstream parameter is "true" (default "false": a plain run skips the rest)
+    branch = {t["task_key"]: t for t in tasks[5:]}
+    assert set(branch) == {"clickstream_wanted", *[job.name for job in CLICKSTREAM], "synthetic_gold",
+                           "synthetic_recommend"}
+    wanted = branch["clickstream_wanted"]
+    assert _depends(wanted) == [("recommend", None)]
+    assert wanted["condition_task"] == {"op": "EQUAL_TO", "left": "{{job.parameters.synthetic_clickstream}}",
+                                        "right": "true"}
+    assert {p["name"]: p["default"] for p in _job("dev")["parameters"]} == {"synthetic_clickstream": "false"}
+    assert _depends(branch["synthesize_events"]) == [("clickstream_wanted", "true")]
+    assert _depends(branch["evaluate_synthetic"]) == [("synthesize_events", None)]
+    assert _depends(branch["synthetic_gold"]) == [("synthesize_events", None)]
+    assert _depends(branch["synthetic_recommend"]) == [("synthetic_gold", None), ("evaluate_synthetic", None)]
 
 
 def test_etl_on_cpu_standard_runtime_training_on_gpu_ml_runtime_15_4():
@@ -245,15 +269,17 @@ def test_etl_on_cpu_standard_runtime_training_on_gpu_ml_runtime_15_4():
 
     job = _job("dev")
     clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
-    etl_names = {j.name for j in ETL}
-    for task in job["tasks"]:
+    etl_names = {j.name for j in ETL} | {"synthetic_gold"}
+    assert "job_cluster_key" not in job["tasks"][5]   # the condition needs no cluster
+    for task in _job_tasks(job):
         cluster = clusters[task["job_cluster_key"]]
         assert cluster["data_security_mode"] == "SINGLE_USER"  # Horovod and Petastorm need RDDs / local files
         if task["task_key"] in etl_names:
             assert cluster["spark_version"] == ETL_RUNTIME
             assert cluster["node_type_id"] == "i3.xlarge"
         else:
-            assert task["task_key"] in ("synthesize", "recommend")
+            assert task["task_key"] in ("synthesize", "recommend", "synthesize_events", "evaluate_synthetic",
+                                        "synthetic_recommend")
             assert cluster["spark_version"] == TRAINING_RUNTIME
             assert cluster["node_type_id"] == "g5.xlarge"
             assert cluster["spark_env_vars"]["TF_USE_LEGACY_KERAS"] == "1"
@@ -285,7 +311,7 @@ def test_wheel_artifact_is_what_the_tasks_install():
     assert artifact["type"] == "whl" and (ROOT / artifact["path"] / "setup.py").is_file()
     assert "--wheel-dir dist" in artifact["build"]
     resource_dir = ROOT / "resources"
-    for task in resolved["resources"]["jobs"][JOB]["tasks"]:
+    for task in _job_tasks(resolved["resources"]["jobs"][JOB]):
         (library,) = task["libraries"]
         assert set(library) == {"whl"}, "install nothing else: a PyPI pyspark or tensorflow would replace the runtime's"
         assert (resource_dir / library["whl"]).resolve().parent == ROOT / "dist"
@@ -317,18 +343,24 @@ def test_every_task_parses_into_the_conf_the_bundle_passes(target):
     job = resolved["resources"]["jobs"][JOB]
     gpu_workers = next(c["new_cluster"]["num_workers"] for c in job["job_clusters"]
                        if c["new_cluster"]["spark_version"] == TRAINING_RUNTIME)
-    fingerprints = set()
-    for task in job["tasks"]:
+    fingerprints = {"real": set(), "synthetic": set()}
+    for task in _job_tasks(job):
         env, command, conf = _parse_task(task)
+        job_name = command.replace("-", "_")
         assert env == "databricks"
-        assert command == task["task_key"] and command in JOBS
+        assert job_name in JOBS and task["task_key"] in (job_name, f"synthetic_{job_name}")
         assert conf.lake.catalog == variables["catalog"]
         assert conf.lake.root == CLI_VARS[target]["storage_root"]
         assert conf.lake.metastore_dir is None
         assert conf.tracking.uri == "databricks" and conf.tracking.experiment == variables["mlflow_experiment"]
-        assert conf.synth.num_proc == conf.recs.num_proc == gpu_workers  # one Horovod rank per GPU worker
-        fingerprints.add(conf.fingerprint())
-    assert len(fingerprints) == 1, "every task of a run must see the same conf"
+        # one Horovod rank per GPU worker
+        assert conf.synth.num_proc == conf.recs.num_proc == conf.clickstream.sequence.num_proc == gpu_workers
+        on = "synthetic" if task["task_key"].startswith("synthetic_") else "real"
+        assert conf.lake.clickstream == on
+        fingerprints[on].add(conf.fingerprint() if on == "real" else conf.model_copy(update={
+            "lake": conf.lake.model_copy(update={"clickstream": "real"})}).fingerprint())
+    # every task of a run sees the same conf; the synthetic tasks differ only in lake.clickstream
+    assert len(fingerprints["real"]) == 1 and fingerprints["synthetic"] == fingerprints["real"]
     assert variables["catalog"] == {"dev": "recsynth_dev", "prod": "recsynth"}[target]
 
 
