@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from conftest import DATA, ROOT, SMALL_GAN, TRACKED, gold_lake_copy, gold_lake_under, model_job_overrides, settled_epoch
@@ -194,10 +195,11 @@ CANARY_USER = "990000001"
 
 
 def plant_canary(raw: Path) -> None:
-    """The sample slice plus one distinctive real customer: 11 views, 2 carts and a purchase."""
+    """The sample slice plus one distinctive real customer, at the slice's first hour (a training
+    period): 11 views, 2 carts and a purchase."""
     shutil.copytree(DATA / "retailrocket", raw)
     events = (raw / "events.csv").read_text().splitlines()
-    start = int(events[1].split(",")[0])
+    start = min(int(line.split(",")[0]) for line in events[1:])
     items = [line.split(",")[3] for line in events[1:12]]
     lines = [f"{start + 60_000 * k},{CANARY_USER},view,{item}," for k, item in enumerate(items)]
     lines += [f"{start + 60_000 * (11 + k)},{CANARY_USER},addtocart,{items[k]}," for k in range(2)]
@@ -205,15 +207,25 @@ def plant_canary(raw: Path) -> None:
     (raw / "events_canary.csv").write_text("\n".join([events[0], *lines]) + "\n")
 
 
-def test_planted_canaries_never_reach_synthetic_tables(spark, tmp_path, monkeypatch):
-    """Even a generator that memorised its training data word for word (the worst case, put in
-    place of the GAN's sampler) releases no rare real session and no real id."""
-    raw = tmp_path / "raw"
+@pytest.fixture(scope="module")
+def canary_lake(spark, tmp_path_factory):
+    """(conf, lake): the ETL jobs run on the slice with the canary planted in its raw events; the
+    synthesize gates open (what they measure is tested elsewhere), the person-level clickstream
+    gates too."""
+    base = tmp_path_factory.mktemp("canary")
+    raw = base / "raw"
     plant_canary(raw)
     no_gates = "synth.privacy={max_excess_copy_share: 1.0, min_dcr_ratio: 0.0, max_membership_auc: 1.0, query_rows: 500}"
-    conf, lake = gold_lake_under(spark, model_job_overrides(
-        tmp_path, *SMALL_GAN, f"sources.retailrocket.events.path={raw}/events*.csv",
-        f"sources.retailrocket.category_tree.path={raw}/category_tree.csv", no_gates))
+    return gold_lake_under(spark, model_job_overrides(
+        base, *SMALL_GAN, f"sources.retailrocket.events.path={raw}/events*.csv",
+        f"sources.retailrocket.category_tree.path={raw}/category_tree.csv", no_gates,
+        "clickstream.privacy.max_membership_auc=1.0", "clickstream.privacy.max_excess_ngram_share=1.0"))
+
+
+def test_planted_canaries_never_reach_synthetic_tables(spark, canary_lake, monkeypatch):
+    """Even a generator that memorised its training data word for word (the worst case, put in
+    place of the GAN's sampler) releases no rare real session and no real id."""
+    conf, lake = canary_lake
     columns = [*conf.synth.continuous, *conf.synth.categorical]
     behavior = lake.read(T.GOLD_BEHAVIOR)
     canary = behavior.filter(F.col("user_id") == pseudonym(f"retailrocket:{CANARY_USER}", load_key(conf.privacy.pseudonym)))
@@ -248,3 +260,31 @@ def test_planted_canaries_never_reach_synthetic_tables(spark, tmp_path, monkeypa
         for column in (f.name for f in table.schema.fields if f.dataType.simpleString() == "string"):
             values = {r[0] for r in table.select(column).distinct().collect()}
             assert not values & real_ids, (name, column)
+
+
+def test_a_planted_canarys_moves_never_reach_synthetic_events(spark, canary_lake):
+    """The canary planted in the raw events reaches gold.splits' fit periods, among the people the
+    clickstream generator learns from, and of the moves from one item to the next that only the
+    canary took, none is in synthetic.events: the chain replays no move fewer than
+    clickstream.min_people people took."""
+    conf, lake = canary_lake
+    user = pseudonym(f"retailrocket:{CANARY_USER}", load_key(conf.privacy.pseudonym))
+    fit = lake.read(T.GOLD_SPLITS).where(F.col("split").isin(*conf.recs.fit_splits))
+    assert fit.where(F.col("user_id") == user).count() == 14   # 11 views, 2 carts, a purchase
+
+    def moves(events):   # (user_id, item, next item) of consecutive events of a session, items differing
+        after = F.lead("item_id").over(Window.partitionBy("session_id").orderBy("event_time", "item_id"))
+        return events.select("user_id", "item_id", after.alias("next_id")).where(
+            F.col("next_id").isNotNull() & (F.col("item_id") != F.col("next_id"))).select("user_id", "item_id", "next_id")
+
+    real = moves(fit)
+    canary_moves = real.where(F.col("user_id") == user).select("item_id", "next_id").distinct().join(
+        real.where(F.col("user_id") != user).select("item_id", "next_id"), ["item_id", "next_id"], "left_anti")
+    # its 11 items viewed in turn (10 moves), then the first two carted and the first bought (two
+    # more: 10572 -> 355908 and 248676 -> 355908), taken by nobody else
+    assert canary_moves.count() == 12
+    record = run_job(JOBS["synthesize_events"], spark, conf, lake)
+    assert record.status == "succeeded", record.message
+    synthetic = moves(lake.read(T.SYNTHETIC_EVENTS))
+    assert synthetic.count() > 0
+    assert synthetic.join(canary_moves, ["item_id", "next_id"], "left_semi").count() == 0

@@ -8,8 +8,10 @@ session's last step (the next token opens a new session); the context is the ses
 (`clickstream.session_contexts`: top category, purchased) with the steps left after the token
 (`sequence.context_code`). The sequence opens with a begin token (the out-of-vocabulary index,
 "view", + 3, no context), so that the first step of the first session is a target too. Only
-`vocabulary` items are steps: an item fewer than `clickstream.min_people` real people touched is
-left out of the sequence, as the Markov chain leaves it out of its states.
+`vocabulary` items are steps. The generator hands in steps where an item fewer than
+`clickstream.min_people` real people touched is on its category's stand-in
+(`recsynth.synth.rare_items`), or, with `clickstream.sequence.rare_items` off, left out, as the
+Markov chain leaves it out of its states.
 
 Categories are indexed per source (`category_vocabulary`: the `max_categories` with the most
 sessions; 0 is padding, 1 any other), so the network reads a bounded table.
