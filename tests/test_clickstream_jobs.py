@@ -18,7 +18,7 @@ from recsynth import tables as T
 from recsynth.pipeline import JOBS, pipeline_jobs
 from recsynth.errors import JobFailed, LakeError
 from recsynth.lake import Lake
-from recsynth.runtime.runs import run_job
+from recsynth.runtime.runs import last_success, run_job
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -140,7 +140,8 @@ def test_the_sequence_generator_writes_the_same_planned_sessions_through_the_sam
 def test_sessions_planned_from_the_gans_rows_take_their_lengths_and_contexts(spark, gold_lake, published):
     """clickstream.sessions=gan: refused with a clear error until synthetic.behavior exists; then
     every planned session is one of its rows - here every row has 4 events and one top category -
-    dated by a real session of its weekday and hour."""
+    dated by a real session of its weekday and hour. A new version of the GAN's rows re-runs the
+    job under sessions=gan only."""
     conf, lake = gold_lake
     gan_conf = conf.model_copy(update={"clickstream": conf.clickstream.model_copy(update={"sessions": "gan"})})
     assert lake.version(T.SYNTHETIC_BEHAVIOR) is None
@@ -161,6 +162,13 @@ def test_sessions_planned_from_the_gans_rows_take_their_lengths_and_contexts(spa
     quality = lake.read(T.SYNTHETIC_EVENTS_QUALITY).where(F.col("run_id") == record.run_id).head()
     # no catalogue item is in the "planted" category: no session written can have it
     assert quality["planned_category_share"] == 0.0
+    # the GAN's rows are an input of the runs that plan from them only: under sessions=real a
+    # new synthetic.behavior changes nothing, and the run is skipped
+    assert T.SYNTHETIC_BEHAVIOR in last_success(lake, "synthesize_events")["input_versions"]
+    assert run_job(JOBS["synthesize_events"], spark, conf, lake).status == "succeeded"
+    assert T.SYNTHETIC_BEHAVIOR not in last_success(lake, "synthesize_events")["input_versions"]
+    lake.overwrite(T.SYNTHETIC_BEHAVIOR, lake.read(T.SYNTHETIC_BEHAVIOR).limit(5))
+    assert run_job(JOBS["synthesize_events"], spark, conf, lake).status == "skipped"
 
 
 def _planted_splits(lake):

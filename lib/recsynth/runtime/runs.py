@@ -51,7 +51,9 @@ class Outcome:
 @dataclass(frozen=True)
 class Job:
     """A named step of the pipeline: the tables it reads, the tables it writes, the conf keys it
-    reads (dotted, e.g. "gold.event_weights"; config.UNFINGERPRINTED need no mention), its body."""
+    reads (dotted, e.g. "gold.event_weights"; config.UNFINGERPRINTED need no mention), its body.
+    `optional_inputs` are read when they exist; `inputs_under` names the tables read only under
+    some conf, so that a new version of one makes the job re-run only under that conf."""
 
     name: str
     inputs: tuple[str, ...]
@@ -59,6 +61,7 @@ class Job:
     conf_keys: tuple[str, ...]
     body: Callable[[RunContext], Outcome]
     optional_inputs: tuple[str, ...] = ()
+    inputs_under: Callable[[Conf], tuple[str, ...]] = lambda conf: ()
     skip_when_unchanged: bool = True
     runs_on_synthetic: bool = False   # may run with lake.clickstream=synthetic (see Lake.located)
     description: str = ""
@@ -154,7 +157,7 @@ def run_job(job: Job, spark, conf: Conf, lake: Lake, force: bool = False) -> Run
 def _run_locked(job: Job, name: str, spark, conf: Conf, lake: Lake, force: bool, run_id: str,
                 started: dt.datetime) -> RunRecord:
     conf_hash = conf.fingerprint(job.conf_keys)
-    inputs = lake.versions((*job.inputs, *job.optional_inputs))
+    inputs = lake.versions((*job.inputs, *job.optional_inputs, *job.inputs_under(conf)))
     missing = [table for table in job.inputs if inputs[table] is None]
     inputs = {table: version for table, version in inputs.items() if version is not None}
     status, error, outcome = "succeeded", None, Outcome()

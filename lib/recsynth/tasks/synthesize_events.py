@@ -156,7 +156,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
 SYNTHESIZE_EVENTS = Job(
     name="synthesize_events",
     inputs=(T.GOLD_SPLITS, T.GOLD_ITEM_FEATURES),
-    optional_inputs=(T.SYNTHETIC_BEHAVIOR,),   # clickstream.sessions: gan
+    inputs_under=lambda conf: (T.SYNTHETIC_BEHAVIOR,) if conf.clickstream.sessions == "gan" else (),
     outputs=(T.SYNTHETIC_EVENTS, T.SYNTHETIC_EVENTS_QUALITY),
     conf_keys=("clickstream.generator", "clickstream.sessions", "clickstream.sequence", "clickstream.users_multiplier", "clickstream.max_session_events",
                "clickstream.min_people", "clickstream.holdout_fraction", "clickstream.seed",
