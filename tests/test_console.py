@@ -45,17 +45,19 @@ def console_text(tmp_path):
     logs.reset()
 
 
+METRICS = [{"model": model, "task": task, "source": "all", "k": 10, "users": 56666 if task == "next" else 3012,
+            "evaluation_split": "test", "training_data_version": 3, "served": model == "recent",
+            "model_version": "recommend-20261202T072004-3e2360", "ndcg_at_k": 0.2, "ndcg_at_k_low": 0.1234,
+            "ndcg_at_k_high": 0.2345, "catalogue_coverage": 0.5}
+           for model in ("als", "cooccurrence", "ease", "itemknn", "popularity", "recent", "two_tower",
+                         "two_tower_augmented") for task in ("next", "discovery")]
+
+
 def _summary_sections() -> list:
     records = [SimpleNamespace(job="clean", status="succeeded", seconds=81.4, rows_in=4669, rows_out=3000,
                                message="accepted {'category_tree': 1669, 'events': 3000}, quarantined 12, duplicates "
                                        "removed 0; report /a/very/long/path/of/a/lake/models/gan/synthesize-20261202T0716"
                                        "38-68bdac/report.html", output_versions={})]
-    metrics = [{"model": model, "task": task, "source": "all", "k": 10, "users": 56666 if task == "next" else 3012,
-                "evaluation_split": "test", "training_data_version": 3, "served": model == "recent",
-                "model_version": "recommend-20261202T072004-3e2360", "ndcg_at_k": 0.2, "ndcg_at_k_low": 0.1234,
-                "ndcg_at_k_high": 0.2345, "catalogue_coverage": 0.5}
-               for model in ("als", "cooccurrence", "ease", "itemknn", "popularity", "recent", "two_tower",
-                             "two_tower_augmented") for task in ("next", "discovery")]
     quality = {"model_version": "synthesize-20261202T071638-68bdac", "quality_overall": 0.657, "efficacy_auc_ratio": 1.54,
                "dcr_ratio": float("inf"), "membership_auc": 0.49}
     quarantine = [{"source": "retailrocket", "entity": "events", "reason": "unknown_event_type", "rows": 12}]
@@ -63,7 +65,7 @@ def _summary_sections() -> list:
             summary.tables_section([("synthetic.encoded_behavior", 0, 1988), ("recs.similar_items", 12, 7011)]),
             summary.section("Quarantined rows by reason (silver.quarantine)",
                             summary.quarantine_table(quarantine, None, **summary.COMPACT)),
-            summary.synthetic_section(quality), summary.recs_section(metrics)]
+            summary.synthetic_section(quality), summary.recs_section(METRICS)]
 
 
 def test_the_summary_reads_whole_at_80_columns():
@@ -80,6 +82,21 @@ def test_the_summary_reads_whole_at_80_columns():
     assert all(pointer in lines[k] for k, pointer in zip((-2, -1), pointers))  # one line each, copied whole
     assert max(len(line) for line in lines[:-2]) <= 80
     assert foreign_console_lines(text) == []
+
+
+def test_the_summary_of_a_run_on_the_synthetic_clickstream_names_its_own_tables():
+    """Under lake.clickstream=synthetic the recommenders' section and the queries to try point at
+    synthetic_gold.* and synthetic_recs.*, where that run wrote (Lake.located's mapping)."""
+    synthetic = {"gold.splits": "synthetic_gold.splits", "gold.behavior": "synthetic_gold.behavior",
+                 "recs.metrics": "synthetic_recs.metrics", "recs.top_n": "synthetic_recs.top_n"}.__getitem__
+    console = Console(file=io.StringIO(), width=200)
+    console.print(summary.recs_section(METRICS, synthetic))
+    text = " ".join(console.file.getvalue().split())
+    assert "(synthetic_recs.metrics)" in text and "on synthetic_gold.splits v3" in text
+    queries = summary.queries_to_try(synthetic, "recommend-1")
+    assert [q.count("synthetic_recs.top_n") for q in queries] == [2, 0]
+    assert "FROM synthetic_gold.behavior" in queries[1]
+    assert summary.queries_to_try(lambda name: name, None) == [q.replace("synthetic_", "") for q in queries[1:]]
 
 
 def test_records_of_recsynth_reach_the_console_and_others_only_the_file(console_text):

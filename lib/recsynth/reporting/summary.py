@@ -20,7 +20,6 @@ from recsynth import tables as T
 
 # Sections are compact tables without a border of their own: the section's panel draws it.
 COMPACT = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False, "collapse_padding": True}
-GOLD_QUERY = 'recsynth sql "SELECT top_category, count(*) AS sessions, avg(n_events) FROM gold.behavior GROUP BY 1 ORDER BY 2 DESC"'
 
 
 def print_summary(console, lake, records, seconds: float, log_file: Path) -> None:
@@ -36,17 +35,26 @@ def print_summary(console, lake, records, seconds: float, log_file: Path) -> Non
             console.print(section("Quarantined rows by reason (silver.quarantine)", quarantine_table(counts, None, **COMPACT)))
 
     pointers = [f"Finished in {seconds:.0f} s. Warehouse: {lake.root}", f"Full log: {log_file}"]
-    if lake.exists(T.SYNTHETIC_QUALITY):
+    if lake.clickstream == "real" and lake.exists(T.SYNTHETIC_QUALITY):   # the GAN's: not of a synthetic clickstream
         latest = lake.read(T.SYNTHETIC_QUALITY).orderBy(F.desc("measured_at")).head()
         console.print(synthetic_section(latest))
         pointers.append(f"Synthetic data report: {latest['report_uri']}")
     metrics = newest_metrics(lake) if lake.exists(T.RECS_METRICS) else []
     if metrics:
-        console.print(recs_section(metrics))
-        pointers.append(f"Try: recsynth sql \"SELECT rank, item_id, score FROM recs.top_n WHERE model_version = "
-                        f"'{metrics[0]['model_version']}' AND user_id = (SELECT min(user_id) FROM recs.top_n) ORDER BY rank\"")
-    pointers.append(f"Try: {GOLD_QUERY}")
-    print_pointers(console, pointers)
+        console.print(recs_section(metrics, lake.located))
+    print_pointers(console, pointers + queries_to_try(lake.located, metrics[0]["model_version"] if metrics else None))
+
+
+def queries_to_try(located, model_version: str | None) -> list[str]:
+    """Queries on the tables the run wrote (`located`: `Lake.located`, so that a run on the
+    synthetic clickstream points at synthetic_recs.* and synthetic_gold.*): the served model's
+    list for one user, when a recommend run wrote one, and the sessions by top category."""
+    top_n, behavior = located(T.RECS_TOP_N), located(T.GOLD_BEHAVIOR)
+    served = [] if model_version is None else [
+        f"Try: recsynth sql \"SELECT rank, item_id, score FROM {top_n} WHERE model_version = '{model_version}' "
+        f"AND user_id = (SELECT min(user_id) FROM {top_n}) ORDER BY rank\""]
+    return served + [f"Try: recsynth sql \"SELECT top_category, count(*) AS sessions, avg(n_events) FROM {behavior} "
+                     f"GROUP BY 1 ORDER BY 2 DESC\""]
 
 
 def section(title: str, *parts) -> Panel:
@@ -124,10 +132,11 @@ def newest_metrics(lake) -> list:
     return run.where(F.col("evaluation_split") == split).orderBy("model", "task").collect()
 
 
-def recs_section(rows) -> Panel:
+def recs_section(rows, located=lambda name: name) -> Panel:
     """The newest recommend run's NDCG on both tasks (`newest_metrics`), one line per model with
     its 95% interval; short headers, so that the longest model name fits in 80 columns (the
-    other measures are in recs.metrics and notebook 03)."""
+    other measures are in recs.metrics and notebook 03). `located` names the tables where the
+    run's clickstream has them (`Lake.located`)."""
     first, k = rows[0], rows[0]["k"]
     by_model: dict[str, dict[str, dict]] = {}
     for row in rows:
@@ -145,7 +154,8 @@ def recs_section(rows) -> Panel:
         table.add_row(f"{model} *" if served else model, *cells(tasks.get("next")), *cells(tasks.get("discovery")))
     users = {task: next(r["users"] for r in rows if r["task"] == task) for task in ("next", "discovery")
              if any(r["task"] == task for r in rows)}
-    about = Text(f"model {first['model_version']} on gold.splits v{first['training_data_version']}, all sources; "
+    about = Text(f"model {first['model_version']} on {located(T.GOLD_SPLITS)} v{first['training_data_version']}, "
+                 "all sources; "
                  f"NDCG with its 95% interval over users ({', '.join(f'{n} on {task}' for task, n in users.items())});"
                  f" discovery counts only items new to the user; * served (chosen on validation)", style="dim")
-    return section(f"Recommenders on the {first['evaluation_split']} period (recs.metrics)", about, table)
+    return section(f"Recommenders on the {first['evaluation_split']} period ({located(T.RECS_METRICS)})", about, table)
