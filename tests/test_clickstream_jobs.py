@@ -100,6 +100,10 @@ def test_gold_and_recommend_run_on_the_synthetic_clickstream_beside_the_real_tab
     assert top.join(lake.read(T.GOLD_ITEM_FEATURES), "item_id", "left_anti").count() == 0  # real catalogue items
     metrics = on_synthetic.read(T.RECS_METRICS).where(F.col("run_id") == records[1].run_id)
     assert {r["model"] for r in metrics.select("model").distinct().collect()} == {"recent", "ease", "sequence"}
+    # `recsynth sql` under the real clickstream registers the synthetic schemas' tables too
+    spark.sql("DROP TABLE synthetic_recs.metrics")   # external: its files stay
+    lake.register_both_clickstreams(T.ALL)
+    assert spark.table("synthetic_recs.metrics").count() == on_synthetic.read(T.RECS_METRICS).count()
 
     # each clickstream's runs are skipped on their own last success
     assert run_job(JOBS["gold"], spark, synthetic_conf, on_synthetic).status == "skipped"

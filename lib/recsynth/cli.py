@@ -169,7 +169,7 @@ def sql(obj: Context, query: str, limit: int):
     """Run a SQL query on the lake and print the result, e.g. recsynth sql "SELECT * FROM silver.items LIMIT 5"."""
     from recsynth import tables as T
 
-    obj.lake.register_all(T.ALL)
+    obj.lake.register_both_clickstreams(T.ALL)
     frame = obj.spark.sql(query)
     table = Table(*frame.columns, show_lines=False)
     for row in frame.limit(limit).collect():

@@ -8,6 +8,7 @@ block raises, so a failed job leaves every table it touched at its previous vers
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import re
@@ -297,3 +298,11 @@ class Lake:
         for name in names:
             if self.exists(name):
                 self._register(name)
+
+    def register_both_clickstreams(self, names) -> None:
+        """Register `names` as they exist under either clickstream (gold.* and synthetic_gold.*,
+        recs.* and synthetic_recs.*), so SQL sees every table whichever lake.clickstream is set."""
+        self.register_all(names)
+        other = copy.copy(self)
+        other.clickstream, other._registered = ("real" if self.clickstream == "synthetic" else "synthetic"), set()
+        other.register_all(names)
