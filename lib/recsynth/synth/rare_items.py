@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from recsynth.etl.gold import UNKNOWN_CATEGORY
 from recsynth.synth.clickstream import indexed, pick_indexed, seeded_uniform
 
-STAND_IN = "~rare~"   # item ids of stand-ins start with this; no catalogue id does (checked by the job's tests)
+STAND_IN = "~rare~"   # stand-ins' ids start with this; catalogue ids are "<source>:<id>" (silver), so none does
 POOL = "_pool"
 
 
