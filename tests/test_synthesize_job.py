@@ -22,6 +22,7 @@ from recsynth.etl.pseudonyms import load_key, pseudonym
 from recsynth.runtime.runs import run_job
 from recsynth.pipeline import JOBS
 from recsynth.synth import models
+from recsynth.synth.privacy import split_by_person
 from recsynth.train import checkpoints
 from recsynth.tasks import synthesize as synthesize_task
 from recsynth.tasks.sample import sample_job
@@ -271,6 +272,8 @@ def test_a_planted_canarys_moves_never_reach_synthetic_events(spark, canary_lake
     user = pseudonym(f"retailrocket:{CANARY_USER}", load_key(conf.privacy.pseudonym))
     fit = lake.read(T.GOLD_SPLITS).where(F.col("split").isin(*conf.recs.fit_splits))
     assert fit.where(F.col("user_id") == user).count() == 14   # 11 views, 2 carts, a purchase
+    learnt_from, _ = split_by_person(fit, conf.clickstream.holdout_fraction)   # the job's own draw
+    assert learnt_from.where(F.col("user_id") == user).count() == 14   # a training person, not the holdout
 
     def moves(events):   # (user_id, item, next item) of consecutive events of a session, items differing
         after = F.lead("item_id").over(Window.partitionBy("session_id").orderBy("event_time", "item_id"))
