@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsynth.etl.gold import UNKNOWN_CATEGORY
-from recsynth.synth.clickstream import indexed, pick_indexed, seeded_uniform
+from recsynth.synth.clickstream import indexed, seeded_uniform
 
 STAND_IN = "~rare~"   # stand-ins' ids start with this; catalogue ids are "<source>:<id>" (silver), so none does
 POOL = "_pool"
@@ -60,16 +60,21 @@ def stand_in_pools(catalogue: DataFrame, known: DataFrame) -> tuple[DataFrame, D
 def filled_stand_ins(steps: DataFrame, pools: tuple[DataFrame, DataFrame], seed: int) -> DataFrame:
     """Written `steps` (source, user_id, session_id, position, item_id, ...) with every stand-in
     replaced by an item of its pool (`stand_in_pools`), its source's pool when its category's is
-    empty; one item per run of a stand-in within a session, drawn by `seed`, the session and the run."""
+    empty; one item per run of a stand-in within a session, drawn by `seed`, the session and the run.
+    One pass over the steps (the other steps go through the same left joins unchanged), so the
+    written steps are read once, not once per branch of a union."""
     table, sizes = pools
     session = Window.partitionBy("source", "user_id", "session_id").orderBy("position")
     opens = F.coalesce(F.lag("item_id").over(session) != F.col("item_id"), F.lit(True))
     runs = steps.withColumn("_run", F.sum(opens.cast("int")).over(session))
-    stand_in = F.col("item_id").startswith(STAND_IN)
     filled_pools = F.broadcast(sizes.select("source", F.col(POOL).alias("item_id"), F.lit(True).alias("_filled")))
-    drawn = runs.where(stand_in).join(filled_pools, ["source", "item_id"], "left").withColumn(
-        POOL, F.when(F.col("_filled"), F.col("item_id")).otherwise(_source_pool(F.col("source"))))
-    picked = pick_indexed(drawn.drop("item_id", "_filled"), F.broadcast(sizes),
-                          table.select("source", POOL, "_k", "item_id"), ["source", POOL],
-                          seeded_uniform(seed, "stand_in", "session_id", "_run"))
-    return runs.where(~stand_in).select(*steps.columns).unionByName(picked.select(*steps.columns))
+    pool = (F.when(~F.col("item_id").startswith(STAND_IN), F.lit(None))
+            .when(F.col("_filled"), F.col("item_id")).otherwise(_source_pool(F.col("source"))))
+    drawn = (runs.join(filled_pools, ["source", "item_id"], "left").withColumn(POOL, pool)
+             .join(F.broadcast(sizes), ["source", POOL], "left")
+             .withColumn("_k", F.floor(seeded_uniform(seed, "stand_in", "session_id", "_run") * F.col("_n"))
+                         .cast("long")))
+    picked = table.select("source", POOL, "_k", F.col("item_id").alias("_picked"))
+    filled = drawn.join(picked, ["source", POOL, "_k"], "left").select(
+        *[F.coalesce("_picked", "item_id").alias(c) if c == "item_id" else F.col(c) for c in steps.columns])
+    return filled.where(~F.col("item_id").startswith(STAND_IN))   # a source without a catalogue: no item to write
