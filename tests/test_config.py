@@ -217,10 +217,14 @@ def test_an_event_type_is_mapped_or_constant():
 
 def test_synthesizer_rules_are_checked_before_spark_starts():
     synth = load_conf("local", [], CONF).synth
-    assert list(synth.derived) == ["n_purchases", "n_events", "spend", "max_price"]  # applied in this order
+    assert list(synth.derived) == ["n_purchases", "n_views", "n_events", "n_items", "duration_s", "max_price", "spend"]
+    assert list(synth.learned_as) == ["items_share", "seconds_per_step", "price_spread"]
     for override, expected in [
         ("synth.kinds={spend: poisson}", "synth.kinds.spend: Input should be 'mixture', 'zero_inflated' or 'discrete'"),
-        ("synth.kinds={source: discrete}", "kinds names ['source'], which are not continuous columns"),
+        ("synth.kinds={source: discrete}", "kinds names ['source'], which are not continuous or learned_as columns"),
+        ("synth.learned_as={n_views: 'n_events - n_carts'}", "learned_as names ['n_views'], which are published columns"),
+        ("synth.learned_as={gap: 'n_events - n_items'}", "learned_as ['gap']: no derived expression reads it"),
+        ("synth.derived={max_price: null}", "learned_as ['price_spread']: no derived expression reads it"),
         ("synth.derived={basket: 'n_views * 2'}", "derived names ['basket'], which are not continuous or categorical"),
         ("synth.constraints=['  ']", "empty expression(s) for ['  ']"),
         ("synth.quality.rare_shares={paid: {where: 'spend > 0', within: [1.5, 2.0]}}", "low <= 1 <= high"),
@@ -233,12 +237,14 @@ def test_synthesizer_rules_are_checked_before_spark_starts():
 def test_an_overlay_file_replaces_a_table_and_removes_inherited_rules(tmp_path):
     invoices = load_conf("local", [], CONF, ["synth/online_retail_invoices.yaml"]).synth  # found in the conf folder
     assert invoices.rows_where == "source = 'online_retail'"
-    assert list(invoices.derived) == ["spend", "max_price", "n_items", "n_units"]  # n_purchases, n_events: removed
+    assert list(invoices.derived) == ["n_items", "max_price", "spend", "n_units"]  # n_purchases, n_events: removed
+    assert list(invoices.learned_as) == ["items_share", "price_spread"]  # seconds_per_step: removed
     assert "purchase" not in invoices.quality.rare_shares and "single_line" in invoices.quality.rare_shares
     overlay = tmp_path / "mine.yaml"
     overlay.write_text("synth:\n  derived: {spend: null}\n  gan: {epochs: 7}\n")
     mine = load_conf("local", ["synth.gan.epochs=9"], CONF, [str(overlay)]).synth
-    assert list(mine.derived) == ["n_purchases", "n_events", "max_price"] and mine.gan.epochs == 9  # --set wins
+    assert list(mine.derived) == ["n_purchases", "n_views", "n_events", "n_items", "duration_s", "max_price"]
+    assert mine.gan.epochs == 9  # --set wins
     with pytest.raises(ConfigError, match="nowhere.yaml: file not found"):
         load_conf("local", [], CONF, ["nowhere.yaml"])
     overlay.write_text("synth:\n  derived: {basket: 'n_views * 2'}\n")

@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 from recsynth.config import QualityConf, RareShare, load_conf
 from recsynth.synth.constraints import (ConstraintError, apply_derived, check, conditions_of, learned_columns,
-                                        names_itself, validity)
+                                        names_itself, validity, with_helpers)
 from recsynth.tasks.synthesize import learned_rows
 from recsynth.synth.fidelity import assess
 
@@ -90,13 +90,35 @@ def test_a_broken_constraint_fails_the_gate(spark):
 
 def test_the_invoice_tables_rules_repair_every_broken_row(spark):
     synth = load_conf("local", [], CONF, ["synth/online_retail_invoices.yaml"]).synth
-    schema = "n_events bigint, n_items bigint, n_units bigint, mean_price double, max_price double, spend double"
-    raw = spark.createDataFrame([(3, 5, 2, 4.0, 3.0, 100.0),     # more items than lines, fewer units, max < mean, spend > units x max
-                                 (2, 2, 10, 1.5, 2.0, 15.0)], schema)  # valid
-    check(raw, synth.derived, conditions_of(synth))
-    fixed = apply_derived(raw, synth.derived, raw.schema)
-    assert [tuple(r) for r in fixed.collect()] == [(3, 3, 3, 4.0, 4.0, 6.0), (2, 2, 10, 1.5, 2.0, 15.0)]
+    # what the GAN emits for this table: its learned columns, n_items and max_price as their helpers
+    schema = "n_events bigint, n_units bigint, mean_price double, spend double, items_share double, price_spread double"
+    raw = spark.createDataFrame([(3, 2, 4.0, 100.0, 1.7, 0.75),   # share > 1, spread < 1, fewer units, spend > units x max
+                                 (2, 10, 1.5, 15.0, 1.0, 2.0),    # valid
+                                 (2, 4, 5.0, 0.0, 0.2, None)],    # rounds to no item; no spread learned
+                                schema)
+    fixed = apply_derived(raw, synth.derived, spark.createDataFrame([], schema + ", n_items bigint, max_price double").schema)
+    assert [tuple(r) for r in fixed.select("n_events", "n_items", "n_units", "mean_price", "max_price", "spend").collect()] == [
+        (3, 3, 3, 4.0, 4.0, 8.0), (2, 2, 10, 1.5, 3.0, 15.0), (2, 1, 4, 5.0, 5.0, 0.0)]
     assert set(validity(fixed, synth.constraints).values()) == {1.0}
+
+
+def test_helpers_learned_in_place_of_columns_give_those_columns_back(spark):
+    """Real rows -> helpers -> the columns derived from them: the same rows (the round trip the
+    GAN's output goes through), and the helpers are what the conf says."""
+    synth = load_conf("local", [], CONF).synth
+    schema = ("n_views bigint, n_carts bigint, n_purchases bigint, n_events bigint, n_items bigint, duration_s double, "
+              "mean_price double, max_price double, spend double, purchased boolean")
+    real = spark.createDataFrame([(1, 0, 0, 1, 1, 0.0, None, None, 0.0, False),
+                                  (6, 1, 1, 8, 3, 350.0, 4.0, 10.0, 4.0, True),
+                                  (4, 0, 0, 4, 4, 90.5, 2.5, 2.5, 0.0, False)], schema)
+    helpers = with_helpers(real, synth.learned_as)
+    assert [tuple(r) for r in helpers.select(*synth.learned_as).collect()] == [
+        (1.0, 0.0, None), (3 / 8, 50.0, 2.5), (1.0, 90.5 / 3, 1.0)]
+    learned = helpers.drop(*[c for c in real.columns if c not in learned_columns(real.columns, synth.derived)])
+    rebuilt = apply_derived(learned, synth.derived, real.schema).select(*real.columns)
+    assert [tuple(r) for r in rebuilt.collect()] == [tuple(r) for r in real.collect()]
+    with pytest.raises(ConstraintError, match=r"synth.learned_as.items_share cannot be evaluated.*n_itemz"):
+        check(real, {"items_share": "n_itemz / n_events"}, {}, key="synth.learned_as")
 
 
 def test_learned_rows_keep_what_rows_where_names(spark):

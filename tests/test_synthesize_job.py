@@ -81,9 +81,13 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     assert "<img" in report and "pair trends" in report.lower() and record.run_id in report and "Rare shares" in report
     fitted, weights, params, meta = models.load(models.model_uri(lake.root, record.run_id))
     assert meta["training_data_version"] == lake.version(T.GOLD_BEHAVIOR) and len(meta["history"]) == params.epochs
-    # n_events is derived, not learned; a count with few values is a category
+    # n_events is derived, not learned; n_items, duration_s and max_price are learned as their helpers, which are
+    # never published; a count with few values is a category
     assert "n_events" not in fitted.numeric_columns() and meta["derived"] == conf.synth.derived
-    assert set(meta["kinds"]) == set(conf.synth.continuous) - {"n_events"} and meta["kinds"]["n_purchases"] == "discrete"
+    helpers = {"items_share", "seconds_per_step", "price_spread"}
+    assert meta["learned_as"] == conf.synth.learned_as and set(conf.synth.learned_as) == helpers
+    assert set(meta["kinds"]) == set(conf.synth.continuous) - {"n_events", "n_items", "duration_s", "max_price"} | helpers
+    assert meta["kinds"]["n_purchases"] == "discrete" and not helpers & set(synthetic.columns)
     scores = [entry["validation_quality"] for entry in meta["history"]]  # the validation people's column shapes
     assert weights and len(scores) == params.epochs and meta["best_epoch"] == scores.index(max(scores)) + 1
     assert [c.name for c in fitted.categorical if not c.numeric] == list(conf.synth.categorical)

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from recsynth.errors import ConfigError
+from recsynth.synth.expressions import names_itself
 
 ENVIRONMENTS = ("local", "standalone", "databricks")
 ENV_VAR = "RECSYNTH_ENV"
@@ -323,6 +324,13 @@ class QualityConf(Strict):
         return _without_nulls(value)
 
 
+class CalibrationConf(Strict):
+    by: list[str] = []                      # Spark SQL conditions: each combination keeps its share of the training
+                                            # rows in the published table (lib/recsynth/synth/calibration.py)
+    oversample: float = Field(default=2.0, ge=1)  # rows generated per published row, so a stratum the GAN writes
+                                            # below its real share can still be filled
+
+
 class SynthConf(Strict):
     continuous: list[str]
     categorical: list[str] = Field(min_length=1)
@@ -347,11 +355,14 @@ class SynthConf(Strict):
     discrete_max_values: int = Field(default=20, ge=1)          # inferred discrete: whole numbers, at most this many values
     zero_inflated_min_share: float = Field(default=0.5, gt=0, le=1)  # inferred zero-inflated: at least this share of 0s
     rows_where: str | None = None          # Spark SQL condition: the gold.behavior rows learned (null: all)
+    learned_as: dict[str, str | None] = {}  # helper -> Spark SQL over the real row: learned in place of the columns
+                                           # `derived` rebuilds from it, never published (synth/constraints.py)
     derived: dict[str, str | None] = {}    # column -> Spark SQL, computed after sampling (lib/recsynth/synth/constraints.py);
                                            # an overlay's null removes a rule it inherits
     constraints: list[str] = []            # Spark SQL conditions every synthetic row must satisfy (a gate)
+    calibration: CalibrationConf = CalibrationConf()
 
-    @field_validator("derived")
+    @field_validator("derived", "learned_as")
     @classmethod
     def _drop_removed(cls, value):
         return _without_nulls(value)
@@ -360,11 +371,15 @@ class SynthConf(Strict):
     def _columns_known(self):
         columns = [*self.continuous, *self.categorical]
         problems = []
-        if unknown := [c for c in self.kinds if c not in self.continuous]:
-            problems.append(f"kinds names {unknown}, which are not continuous columns")
+        if unknown := [c for c in self.kinds if c not in [*self.continuous, *self.learned_as]]:
+            problems.append(f"kinds names {unknown}, which are not continuous or learned_as columns")
         if unknown := [c for c in self.derived if c not in columns]:
             problems.append(f"derived names {unknown}, which are not continuous or categorical columns")
-        if empty := [c for c, e in self.derived.items() if not e.strip()] + [c for c in self.constraints if not c.strip()]:
+        if clash := [c for c in self.learned_as if c in columns]:
+            problems.append(f"learned_as names {clash}, which are published columns: a helper needs a name of its own")
+        if unused := [h for h in self.learned_as if not any(names_itself(h, e) for e in self.derived.values())]:
+            problems.append(f"learned_as {unused}: no derived expression reads it, so it would be learned for nothing")
+        if empty := [c for c, e in [*self.derived.items(), *self.learned_as.items()] if not e.strip()] + [c for c in self.constraints if not c.strip()]:
             problems.append(f"empty expression(s) for {empty}")
         if problems:
             raise ValueError("; ".join(problems))

@@ -10,7 +10,7 @@ from recsynth import tables as T
 from recsynth.errors import ConfigError
 from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.synth import models
-from recsynth.synth.constraints import apply_derived
+from recsynth.synth.constraints import apply_derived, with_helpers
 from recsynth.synth.privacy import drop_rare_copies
 from recsynth.synth.sampling import synthesize
 from recsynth.synth.schema import match_types
@@ -79,7 +79,8 @@ def sample_job(rows: int, condition: dict[str, str], model: str | None, seed: in
         columns = meta.get("columns", learned)  # with the derived columns the model was trained with
         label = condition_label(condition)
         generated = synthesize(ctx.spark, weights, fitted, params, rows, ctx.conf.synth.sample_partitions, seed, condition)
-        real = ctx.lake.read(T.GOLD_BEHAVIOR, version=training_data_version(ctx, version))
+        real = with_helpers(ctx.lake.read(T.GOLD_BEHAVIOR, version=training_data_version(ctx, version)),
+                            meta.get("learned_as", {}))
         typed = drop_rare_copies(apply_derived(match_types(generated, real.schema, learned), meta.get("derived", {}),
                                                real.schema), real, columns, ctx.conf.synth.privacy.min_copy_support)
         output = typed.select("synthetic_id", *columns, F.lit(version).alias("model_version"),

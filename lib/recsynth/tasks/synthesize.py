@@ -19,7 +19,8 @@ from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy
 from recsynth.synth.metrics import score
-from recsynth.synth.constraints import apply_derived, check, conditions_of, learned_columns
+from recsynth.synth.calibration import calibrated, keep_rates, stratum_counts
+from recsynth.synth.constraints import apply_derived, check, conditions_of, learned_columns, with_helpers
 from recsynth.synth.fidelity import assess as assess_fidelity
 from recsynth.synth.privacy import assess, drop_rare_copies, split_by_person
 from recsynth.synth.report_html import render_report
@@ -83,17 +84,20 @@ def synthesize_behavior(ctx: RunContext) -> Outcome:
 
 def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     conf, lake, spark = ctx.conf.synth, ctx.lake, ctx.spark
-    columns = [*conf.continuous, *conf.categorical]
-    learned = learned_columns(columns, conf.derived)  # derived columns that replace a value are computed, not learned
+    columns, helpers = [*conf.continuous, *conf.categorical], list(conf.learned_as)
+    # derived columns that replace a value are computed, not learned; learned-as helpers are learned in their place
+    learned = learned_columns(columns, conf.derived) + helpers
     data_version = lake.version(T.GOLD_BEHAVIOR)
-    behavior = keep(learned_rows(lake.read(T.GOLD_BEHAVIOR, version=data_version), conf))  # fit, encode, privacy, quality, report
-    check(behavior.select(*columns), conf.derived, conditions_of(conf))
+    real_rows = learned_rows(lake.read(T.GOLD_BEHAVIOR, version=data_version), conf)
+    check(real_rows.select(*columns), conf.learned_as, {}, key="synth.learned_as")
+    behavior = keep(with_helpers(real_rows, conf.learned_as))  # fit, encode, privacy, quality, report
+    check(behavior.select(*columns, *helpers), conf.derived, conditions_of(conf))
     train, holdout = split_by_person(behavior, conf.holdout_fraction)  # the privacy yardstick: people never trained on
     train, validation = split_by_person(train, conf.validation_fraction, salt="validation")  # early stopping's
 
     stage = Stages("synthesize")
     with stage("fit", "fitting the data transformer"):
-        fitted = fit(train, [c for c in conf.continuous if c in learned], [c for c in conf.categorical if c in learned],
+        fitted = fit(train, [c for c in [*conf.continuous, *helpers] if c in learned], [c for c in conf.categorical if c in learned],
                      max_categories=conf.max_categories, max_modes=conf.max_modes, em_iterations=conf.em_iterations,
                      mode_weight_threshold=conf.mode_weight_threshold, sample_rows=conf.fit_sample_rows,
                      stratum=conf.stratify_by, seed=conf.seed, kinds=conf.kinds,
@@ -123,18 +127,24 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
 
     version = ctx.run_id
     rows = max(1, int(training_rows * conf.rows_multiplier))
-    with stage("generate", f"generating {rows} rows on executors"):
-        sampled = match_types(synthesize(spark, chief["generator"], fitted, params, rows, conf.sample_partitions, conf.seed),
+    drawn = max(rows, int(rows * conf.calibration.oversample)) if conf.calibration.by else rows
+    with stage("generate", f"generating {drawn} rows on executors, {rows} kept"):
+        sampled = match_types(synthesize(spark, chief["generator"], fitted, params, drawn, conf.sample_partitions, conf.seed),
                               behavior.schema, learned)
-        generated = keep(apply_derived(sampled, conf.derived, behavior.schema).select("synthetic_id", *columns, "sample_seed"))
+        derived = keep(apply_derived(sampled, conf.derived, behavior.schema)
+                       .select("synthetic_id", *columns, *helpers, "sample_seed"))
+        calibration = keep_rates(stratum_counts(train, conf.calibration.by), stratum_counts(derived, conf.calibration.by), rows)
+        generated = keep(calibrated(derived, conf.calibration.by, calibration, conf.seed))
+    if calibration.short:
+        log.warning("generated below the real share even with every row kept (synth.calibration.oversample %.1f): %s",
+                    conf.calibration.oversample, calibration.describe(conf.calibration.by))
         synthetic = keep(drop_rare_copies(generated, behavior, columns, conf.privacy.min_copy_support))
         rare_copies = generated.count() - (published_rows := synthetic.count())
     if rare_copies:
         log.info("dropped %d generated row(s) equal to a real session that fewer than %d real sessions share "
                  "(synth.privacy.min_copy_support)", rare_copies, conf.privacy.min_copy_support)
     with stage("privacy", "measuring privacy"):
-        report = assess(train.select(*columns), holdout.select(*columns), generated.select(*columns),
-                        synthetic.select(*columns), fitted, min_copy_support=conf.privacy.min_copy_support,
+        report = assess(*[t.select(*columns, *helpers) for t in (train, holdout, generated, synthetic)], fitted, min_copy_support=conf.privacy.min_copy_support,
                         query_rows=conf.privacy.query_rows, seed=conf.seed)
     with stage("quality", "measuring quality (column shapes, pair trends, coverage, constraints, rare shares, ML efficacy)"):
         scores = score(train.select(*columns), synthetic.select(*columns), conf.continuous, conf.categorical)
@@ -157,7 +167,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
             "training_rows": training_rows, "history": chief["history"], "best_epoch": chief["best_epoch"],
             "scores": scores_flat,
             "efficacy_notes": efficacy.notes, "gates_failed": failures, "stage_seconds": stage.seconds,
-            "columns": columns, "derived": conf.derived, "kinds": fitted.kinds(), "fidelity": fidelity.__dict__,
+            "columns": columns, "learned_as": conf.learned_as, "derived": conf.derived, "kinds": fitted.kinds(), "fidelity": fidelity.__dict__,
             "saved_at": dt.datetime.utcnow().isoformat()}
     models.save(model_uri, fitted, chief["generator"], params, meta)
     with stage("report", "writing the HTML report"):
