@@ -22,6 +22,7 @@ from recsynth.etl.pseudonyms import load_key, pseudonym
 from recsynth.runtime.runs import run_job
 from recsynth.pipeline import JOBS
 from recsynth.synth import models
+from recsynth.synth.calibration import stratum_counts
 from recsynth.synth.privacy import split_by_person
 from recsynth.train import checkpoints
 from recsynth.tasks import synthesize as synthesize_task
@@ -63,8 +64,18 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     assert record.status == "succeeded"
     synthetic = lake.read(T.SYNTHETIC_BEHAVIOR)
     quality = lake.read(T.SYNTHETIC_QUALITY).head()
-    # rows_multiplier 1.0: as many generated as trained on, less those equal to rare real sessions
-    assert synthetic.count() == record.rows_out == record.rows_in - quality["rare_copies_dropped"]
+    assert synthetic.count() == record.rows_out == quality["synthetic_rows"]
+    # calibrated: a stratum keeps at most the training people's share of it, and one no training row is in is never
+    # published (rows_multiplier 1.0: the real shares of as many rows as trained on)
+    behavior = lake.read(T.GOLD_BEHAVIOR)
+    train, _ = split_by_person(split_by_person(behavior, conf.synth.holdout_fraction)[0], conf.synth.validation_fraction,
+                               salt="validation")
+    by = conf.synth.calibration.by
+    real, published = stratum_counts(train, by), stratum_counts(synthetic, by)
+    assert train.count() == record.rows_in and set(published) <= set(real), (real, published)
+    # twice the rows are generated: none of the strata is published above its real share (a 2-epoch GAN writes some
+    # far below it, the log names them)
+    assert all(rows < real[s] + 4 * real[s] ** 0.5 + 1 for s, rows in published.items()), (real, published)
     first = synthetic.head()
     assert first["model_version"] == record.run_id and first["training_data_version"] == lake.version(T.GOLD_BEHAVIOR)
     assert "user_id" not in synthetic.columns and "session_id" not in synthetic.columns
@@ -83,7 +94,8 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     assert meta["training_data_version"] == lake.version(T.GOLD_BEHAVIOR) and len(meta["history"]) == params.epochs
     # n_events is derived, not learned; n_items, duration_s and max_price are learned as their helpers, which are
     # never published; a count with few values is a category
-    assert "n_events" not in fitted.numeric_columns() and meta["derived"] == conf.synth.derived
+    assert "n_events" not in fitted.numeric_columns()
+    assert meta["derived"] == [list(rule) for rule in conf.synth.derived.items()]  # in order: a rule reads earlier ones
     helpers = {"items_share", "seconds_per_step", "price_spread"}
     assert meta["learned_as"] == conf.synth.learned_as and set(conf.synth.learned_as) == helpers
     assert set(meta["kinds"]) == set(conf.synth.continuous) - {"n_events", "n_items", "duration_s", "max_price"} | helpers
@@ -117,6 +129,8 @@ def test_conditional_sampling_from_the_published_model(spark, gold_lake, publish
     purchases = samples.filter("condition = 'purchased=true'")
     assert purchases.count() == first.rows_out == again.rows_out <= 120  # less any equal to a rare real session
     assert purchases.filter("purchased").count() == purchases.count() > 0
+    for condition in conf.synth.constraints:  # derived in the model's order, as in synthetic.behavior
+        assert samples.where(f"NOT coalesce({condition}, false)").count() == 0, condition
     assert samples.filter("condition = 'source=retailrocket'").count() == other.rows_out <= 30
     assert {r["model_version"] for r in samples.select("model_version").distinct().collect()} == {published.run_id}
 

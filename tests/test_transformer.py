@@ -79,8 +79,10 @@ def test_a_column_without_values_is_always_null(table):
     empty = table.withColumn("never", table["price"] * None)
     fitted = fit(empty, ["never", "bimodal"], ["day"], **SETTINGS)
     assert (fitted.continuous[0].name, fitted.continuous[0].has_nulls, len(fitted.continuous[0].means)) == ("never", True, 1)
-    decoded = decode({c: v.to_numpy() for c, v in encode(empty, fitted).toPandas().items()}, fitted)
-    assert np.isnan(decoded["never"]).all()
+    codes = {c: v.to_numpy() for c, v in encode(empty, fitted).toPandas().items()}
+    assert np.isnan(decode(codes, fitted)["never"]).all()
+    codes["never__null"] = np.zeros_like(codes["never__null"])  # a generator that says "present" anyway
+    assert np.isnan(decode(codes, fitted)["never"]).all()
 
 
 def test_stratified_sample_is_used(table):

@@ -377,6 +377,8 @@ def decode(codes: dict[str, np.ndarray], fitted: FittedTransformer) -> dict[str,
         if c.zero_inflated:
             value = np.where(codes[f"{c.name}__zero"].astype(bool), 0.0, value)
         nulls = codes.get(f"{c.name}__null")
+        if c.null_share >= 1.0:  # no real row has a value (prices of a source without prices): none is made up
+            nulls = np.ones(len(value))
         out[c.name] = np.where(nulls.astype(bool), np.nan, value) if nulls is not None and c.has_nulls else value
     for c in fitted.categorical:
         if c.numeric:

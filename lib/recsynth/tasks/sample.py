@@ -81,7 +81,7 @@ def sample_job(rows: int, condition: dict[str, str], model: str | None, seed: in
         generated = synthesize(ctx.spark, weights, fitted, params, rows, ctx.conf.synth.sample_partitions, seed, condition)
         real = with_helpers(ctx.lake.read(T.GOLD_BEHAVIOR, version=training_data_version(ctx, version)),
                             meta.get("learned_as", {}))
-        typed = drop_rare_copies(apply_derived(match_types(generated, real.schema, learned), meta.get("derived", {}),
+        typed = drop_rare_copies(apply_derived(match_types(generated, real.schema, learned), dict(meta.get("derived", [])),
                                                real.schema), real, columns, ctx.conf.synth.privacy.min_copy_support)
         output = typed.select("synthetic_id", *columns, F.lit(version).alias("model_version"),
                               F.lit(label).alias("condition"), "sample_seed")

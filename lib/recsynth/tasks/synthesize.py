@@ -167,7 +167,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
             "training_rows": training_rows, "history": chief["history"], "best_epoch": chief["best_epoch"],
             "scores": scores_flat,
             "efficacy_notes": efficacy.notes, "gates_failed": failures, "stage_seconds": stage.seconds,
-            "columns": columns, "learned_as": conf.learned_as, "derived": conf.derived, "kinds": fitted.kinds(), "fidelity": fidelity.__dict__,
+            "columns": columns, "learned_as": conf.learned_as, "derived": list(conf.derived.items()), "kinds": fitted.kinds(), "fidelity": fidelity.__dict__,  # derived: pairs, in order
             "saved_at": dt.datetime.utcnow().isoformat()}
     models.save(model_uri, fitted, chief["generator"], params, meta)
     with stage("report", "writing the HTML report"):
