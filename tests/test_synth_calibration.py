@@ -1,55 +1,69 @@
-"""Calibration (`recsynth.synth.calibration`) on planted frames: each stratum's keep rate gives
-the real strata's shares, a stratum no real row is in is never published, an under-generated
-one is reported, and the kept rows do not depend on partitioning."""
+"""Calibration (`recsynth.synth.calibration`) on planted frames: raking gives the training rows'
+strata and marginals, a stratum or value no training row has is never published, a value the
+GAN under-writes leaves the table short and says so, and the kept rows do not depend on
+partitioning."""
 from __future__ import annotations
 
 import pytest
 
-from recsynth.synth.calibration import calibrated, keep_rates, stratum_counts
+from recsynth.synth.calibration import NULL, STRATUM, calibrate, dimensions, quantile_edges, stratum_counts, value_counts
 
 pytestmark = pytest.mark.spark
 
 CONDITIONS = ["purchased", "n_carts > 0"]
-SCHEMA = "synthetic_id string, purchased boolean, n_carts bigint"
+SCHEMA = "synthetic_id string, purchased boolean, n_carts bigint, hour string, price double"
 
 
-def rows(prefix: str, purchased: bool | None, carts: int | None, count: int) -> list[tuple]:
-    return [(f"{prefix}{k}", purchased, carts) for k in range(count)]
+def rows(prefix: str, count: int, purchased: bool | None, carts: int | None, hour: str = "9", price=None) -> list[tuple]:
+    return [(f"{prefix}{k}", purchased, carts, hour, price) for k in range(count)]
 
 
-def test_strata_are_counted_per_combination_of_conditions(spark):
-    real = spark.createDataFrame(rows("a", False, 0, 8) + rows("b", False, 2, 1) + rows("c", True, 1, 1)
-                                 + rows("d", None, None, 2), SCHEMA)  # unknown counts as not met
+def test_strata_and_bins_are_the_rows_dimensions(spark):
+    real = spark.createDataFrame(rows("a", 8, False, 0, price=1.0) + rows("b", 1, False, 2, price=5.0)
+                                 + rows("c", 1, True, 1, price=9.0) + rows("d", 2, None, None), SCHEMA)  # unknown: not met
     assert stratum_counts(real, CONDITIONS) == {"00": 10, "01": 1, "11": 1}
     assert stratum_counts(real, []) == {"": 12}
+    edges = quantile_edges(real, ["price"], bins=4)
+    assert edges == {"price": [1.0]}  # a spike: 8 of the 10 prices are 1.0, so the quartiles collapse
+    dims = dimensions(real, CONDITIONS, ["hour", "price"], edges)
+    assert list(dims) == [STRATUM, "hour", "price"]
+    bins = value_counts(real.select(dims["price"].alias("bin")), "bin")
+    assert bins == {"1": 10, NULL: 2}  # every price is >= the one edge; no price is its own value
 
 
-def test_keep_rates_give_the_real_shares_and_name_what_falls_short():
-    real = {"00": 800, "01": 100, "11": 100}
-    generated = {"00": 1000, "01": 200, "11": 700, "10": 100}  # a purchase without a cart: no real row is one
-    calibration = keep_rates(real, generated, rows=1000)
-    assert calibration.keep == {"00": 0.8, "01": 0.5, "11": pytest.approx(1 / 7), "10": 0.0}
-    assert calibration.short == {}
-    wider = keep_rates(real, {"00": 1000, "11": 700}, rows=2000)  # 1,600 of 00 wanted; 01 never generated
-    assert wider.keep == {"00": 1.0, "11": pytest.approx(200 / 700)}
-    assert wider.short == {"00": 0.625, "01": 0.0}
-    assert wider.describe(CONDITIONS) == ("NOT (purchased) AND NOT (n_carts > 0): 62% of its real share; "
-                                          "NOT (purchased) AND n_carts > 0: 0% of its real share")
-
-
-def test_calibrated_rows_keep_each_stratum_at_its_rate_whatever_the_partitioning(spark):
-    generated = spark.createDataFrame(rows("n", False, 0, 2000) + rows("c", False, 1, 300) + rows("p", True, 1, 700)
-                                      + rows("x", True, 0, 100), SCHEMA)
-    calibration = keep_rates({"00": 800, "01": 300, "11": 100}, stratum_counts(generated, CONDITIONS), rows=1200)
-    assert calibration.keep == {"00": 0.4, "01": 1.0, "11": pytest.approx(1 / 7), "10": 0.0}
-    kept = calibrated(generated, CONDITIONS, calibration, seed=3)
+def test_raking_gives_the_real_strata_and_marginals(spark):
+    # training rows: 80% no cart, 20% a cart, 10% purchased with a cart; hours 9 and 21 equally often
+    real = spark.createDataFrame(rows("a", 350, False, 0, "9") + rows("b", 350, False, 0, "21")
+                                 + rows("c", 50, False, 1, "9") + rows("d", 50, False, 1, "21")
+                                 + rows("e", 100, True, 1, "9") + rows("x", 100, False, 0, "7"), SCHEMA)
+    # generated: purchases 5x too often, hour 9 three times as often as 21, hour 3 no real row has,
+    # and a purchase without a cart, which no training row is
+    generated = spark.createDataFrame(rows("n", 1500, False, 0, "9") + rows("m", 500, False, 0, "21")
+                                      + rows("c", 300, False, 1, "21") + rows("p", 1000, True, 1, "9")
+                                      + rows("q", 300, True, 0, "9") + rows("h", 200, False, 0, "3")
+                                      + rows("s", 200, False, 0, "7"), SCHEMA).cache()
+    kept, calibration = calibrate(real, generated, CONDITIONS, ["hour"], bins=4, rows=1000, iterations=8, seed=3)
+    assert calibration.factors[STRATUM]["10"] == 0.0 and calibration.factors["hour"]["3"] == 0.0
+    assert max(calibration.gaps.values()) < 1e-3 and not calibration.short  # raking converged, nothing capped
+    assert calibration.expected == pytest.approx(1000)
+    counts = {d: value_counts(kept.select(c.alias("v")), "v") for d, c in dimensions(kept, CONDITIONS, ["hour"], {}).items()}
+    assert "10" not in counts[STRATUM] and "3" not in counts["hour"]  # never published
+    total = kept.count()
+    assert abs(total - 1000) < 4 * 1000 ** 0.5
+    for stratum_, share in {"00": 0.8, "01": 0.1, "11": 0.1}.items():  # binomial: within 4 sd of the real share
+        assert abs(counts[STRATUM][stratum_] / total - share) < 4 * (share * (1 - share) / total) ** 0.5
+    for hour, share in {"9": 0.5, "21": 0.4, "7": 0.1}.items():
+        assert abs(counts["hour"][hour] / total - share) < 4 * (share * (1 - share) / total) ** 0.5
     assert kept.columns == generated.columns
-    counts = stratum_counts(kept, CONDITIONS)
-    assert counts["01"] == 300 and "10" not in counts  # kept whole; never published
-    assert abs(counts["00"] - 800) < 4 * (2000 * 0.4 * 0.6) ** 0.5  # binomial: 800 +- 4 sd (88)
-    assert abs(counts["11"] - 100) < 4 * (700 * 1 / 7 * 6 / 7) ** 0.5  # 100 +- 4 sd (37)
-    again = calibrated(generated.repartition(7), CONDITIONS, calibration, seed=3)
+    again, _ = calibrate(real, generated.repartition(7), CONDITIONS, ["hour"], bins=4, rows=1000, iterations=8, seed=3)
     assert sorted(r[0] for r in again.select("synthetic_id").collect()) == sorted(
         r[0] for r in kept.select("synthetic_id").collect())
-    other = calibrated(generated, CONDITIONS, calibration, seed=4)
-    assert {r[0] for r in other.select("synthetic_id").collect()} != {r[0] for r in kept.select("synthetic_id").collect()}
+
+
+def test_a_value_the_gan_under_writes_leaves_the_table_short(spark):
+    real = spark.createDataFrame(rows("a", 500, False, 0) + rows("p", 500, True, 1), SCHEMA)
+    generated = spark.createDataFrame(rows("n", 1900, False, 0) + rows("p", 100, True, 1), SCHEMA).cache()
+    kept, calibration = calibrate(real, generated, CONDITIONS, [], bins=4, rows=1000, iterations=3, seed=1)
+    # half the published rows should be purchases: all 100 are kept, with 500 others at that share
+    assert calibration.short and calibration.expected == pytest.approx(600)
+    assert stratum_counts(kept, CONDITIONS)["11"] == 100

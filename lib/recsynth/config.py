@@ -327,8 +327,12 @@ class QualityConf(Strict):
 class CalibrationConf(Strict):
     by: list[str] = []                      # Spark SQL conditions: each combination keeps its share of the training
                                             # rows in the published table (lib/recsynth/synth/calibration.py)
-    oversample: float = Field(default=2.0, ge=1)  # rows generated per published row, so a stratum the GAN writes
-                                            # below its real share can still be filled
+    marginals: list[str] = []               # columns whose training-row distribution the published rows keep
+                                            # (numeric ones over `bins` real-quantile bins)
+    bins: int = Field(default=20, ge=2)
+    iterations: int = Field(default=5, ge=1)  # raking passes over the dimensions
+    oversample: float = Field(default=2.0, ge=1)  # rows generated per published row, so a stratum or value the GAN
+                                            # writes below its real share can still be filled
 
 
 class SynthConf(Strict):
@@ -375,6 +379,8 @@ class SynthConf(Strict):
             problems.append(f"kinds names {unknown}, which are not continuous or learned_as columns")
         if unknown := [c for c in self.derived if c not in columns]:
             problems.append(f"derived names {unknown}, which are not continuous or categorical columns")
+        if unknown := [c for c in self.calibration.marginals if c not in columns]:
+            problems.append(f"calibration.marginals names {unknown}, which are not continuous or categorical columns")
         if clash := [c for c in self.learned_as if c in columns]:
             problems.append(f"learned_as names {clash}, which are published columns: a helper needs a name of its own")
         if unused := [h for h in self.learned_as if not any(names_itself(h, e) for e in self.derived.values())]:

@@ -1,24 +1,34 @@
-"""Rows drawn so the published table keeps the real share of each kind of session.
+"""Rows drawn so the published table keeps the real share of each kind of session and each
+column's real distribution.
 
 A GAN trained by sampling sees rare categories often (that is how it learns them at all), and
 writes them too often: 7x the real share of purchase sessions on the bundled sample, which
-ctgan shares (6x). Calibration generates more rows than it publishes and keeps each row with a
-probability set per stratum (one combination of the conf's conditions: purchased, a cart, a
-paid purchase, ...), so every stratum's share of the published rows is its share of the
-training rows. Rows are kept whole, so every identity and every learned relation within a row
-stays as the GAN wrote it. Only the strata's shares of the training rows are read: a few
-counts, the same kind of aggregate as the column shapes.
+ctgan shares (6x). Its marginals drift too (start hours, long sessions). Calibration generates
+more rows than it publishes and keeps each row with a probability proportional to a weight
+fitted by raking (iterative proportional fitting, as survey statisticians post-stratify a
+sample): one factor per value of each dimension, so that the weighted rows match the training
+rows' share of
+- each stratum: one combination of the conf's conditions (purchased, a cart, a paid purchase...);
+- each value of every categorical column named in `marginals`;
+- each real-quantile bin of every numeric column named there.
+
+Rows are kept whole, so every identity and every relation within a row stays as the GAN wrote
+it. Only one-way shares of the training rows are read (and the strata's joint shares): small
+aggregates of the kind the column-shape scores already compare.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import NumericType
 
 from recsynth.synth.clickstream import seeded_uniform
 
 STRATUM = "_stratum"
+NULL = "null"
 
 
 def stratum(conditions: list[str]) -> Column:
@@ -28,40 +38,105 @@ def stratum(conditions: list[str]) -> Column:
 
 def stratum_counts(frame: DataFrame, conditions: list[str]) -> dict[str, int]:
     """Rows per stratum: at most 2^len(conditions) groups, so the result is small."""
-    return {r[STRATUM]: r["rows"] for r in frame.groupBy(stratum(conditions).alias(STRATUM))
-            .agg(F.count(F.lit(1)).alias("rows")).collect()}
+    return value_counts(frame.select(stratum(conditions).alias(STRATUM)), STRATUM)
+
+
+def value_counts(frame: DataFrame, column: str, weight: Column | None = None) -> dict[str, float]:
+    """Rows (or weights) per value of a low-cardinality column (a stratum, a category, a bin)."""
+    total = F.count(F.lit(1)) if weight is None else F.sum(weight)
+    return {r[column]: r["rows"] for r in frame.groupBy(column).agg(total.alias("rows")).collect()}
+
+
+def quantile_edges(table: DataFrame, numeric: list[str], bins: int) -> dict[str, list[float]]:
+    """Per numeric column, the distinct inner edges of `bins` real-quantile bins (a spike, such as
+    77% of sessions with one event, is one bin)."""
+    if not numeric:
+        return {}
+    levels = [k / bins for k in range(1, bins)]
+    row = table.agg(*[F.percentile_approx(c, levels, 10_000).alias(c) for c in numeric]).head()
+    return {c: sorted(set(row[c] or [])) for c in numeric}
+
+
+def dimensions(frame: DataFrame, conditions: list[str], marginals: list[str], edges: dict[str, list[float]]) -> dict[str, Column]:
+    """Dimension -> the row's value in it, as text: the stratum, each categorical marginal's
+    value, each numeric marginal's bin (the number of its edges at or below the value)."""
+    columns = {STRATUM: stratum(conditions)}
+    for c in marginals:
+        if c in edges:
+            value = reduce(lambda a, b: a + b, [(F.col(c) >= F.lit(e)).cast("int") for e in edges[c]], F.lit(0))
+            value = F.when(F.col(c).isNotNull(), value)
+        else:
+            value = F.col(c)
+        columns[c] = F.coalesce(value.cast("string"), F.lit(NULL))
+    return columns
+
+
+def with_dimensions(frame: DataFrame, dims: dict[str, Column]) -> DataFrame:
+    return frame.withColumns({_dim(d): c for d, c in dims.items()})
+
+
+def _dim(name: str) -> str:
+    return f"_dim_{name}"
 
 
 @dataclass
 class Calibration:
-    keep: dict[str, float]    # stratum -> probability that a generated row of it is published
-    short: dict[str, float]   # strata generated below their real share even when all kept: published / wanted
+    factors: dict[str, dict[str, float]]  # dimension -> value -> raking factor (0: no training row has the value)
+    scale: float = 1.0                    # weights -> keep probabilities, for `rows` published rows
+    rows: int = 0                         # rows wanted
+    expected: float = 0.0                 # rows the keep probabilities publish on average (fewer where capped at 1)
+    gaps: dict[str, float] | None = None  # dimension -> largest |weighted share - real share| left after raking
 
-    def describe(self, conditions: list[str]) -> str:
-        def named(s: str) -> str:
-            return " AND ".join(c if bit == "1" else f"NOT ({c})" for c, bit in zip(conditions, s)) or "every row"
-        return "; ".join(f"{named(s)}: {share:.0%} of its real share" for s, share in sorted(self.short.items()))
+    def weight(self) -> Column:
+        """The row's keep weight, from its dimension columns."""
+        terms = [F.coalesce(F.create_map(*[F.lit(x) for v, f in values.items() for x in (v, f)])[F.col(_dim(d))],
+                            F.lit(0.0)) for d, values in self.factors.items()]
+        return reduce(lambda a, b: a * b, terms, F.lit(self.scale))
 
-
-def keep_rates(real: dict[str, int], generated: dict[str, int], rows: int) -> Calibration:
-    """Per stratum, the share of generated rows to keep so that about `rows` are published with
-    the real strata's shares; a stratum no real row is in keeps none."""
-    total = sum(real.values())
-    keep, short = {}, {}
-    for s, count in generated.items():
-        wanted = rows * real.get(s, 0) / total
-        keep[s] = min(1.0, wanted / count)
-        if count < wanted:
-            short[s] = count / wanted
-    short.update({s: 0.0 for s in real if s not in generated})
-    return Calibration(keep, short)
+    @property
+    def short(self) -> bool:
+        """Whether fewer rows than wanted are published on average (by more than 1%): values the
+        GAN writes too rarely for `oversample` to fill."""
+        return self.expected < 0.99 * self.rows
 
 
-def calibrated(generated: DataFrame, conditions: list[str], calibration: Calibration, seed: int,
-               id_column: str = "synthetic_id") -> DataFrame:
-    """The generated rows each stratum keeps, drawn by a seeded hash of the row's id (the same
-    rows whatever the partitioning)."""
-    rates = F.create_map(*[F.lit(x) for s, rate in calibration.keep.items() for x in (s, rate)])
-    return (generated.withColumn(STRATUM, stratum(conditions))
-            .where(seeded_uniform(seed, "calibration", F.col(id_column)) < F.coalesce(rates[F.col(STRATUM)], F.lit(0.0)))
-            .drop(STRATUM))
+def rake(generated: DataFrame, real: dict[str, dict[str, float]], rows: int, iterations: int) -> Calibration:
+    """Raking factors for `generated` (with its dimension columns; cached by the caller) that make
+    its weighted shares the `real` ones (dimension -> value -> training rows), scaled to keep
+    about `rows` rows."""
+    shares = {d: {v: n / sum(counts.values()) for v, n in counts.items()} for d, counts in real.items()}
+    factors = {d: {v: (1.0 if v in shares[d] else 0.0) for v in value_counts(generated, _dim(d))} for d in real}
+    for _ in range(iterations):
+        for d in real:
+            weighted = value_counts(generated, _dim(d), Calibration(factors).weight())
+            total = sum(weighted.values())
+            factors[d] = {v: f * shares[d].get(v, 0.0) * total / weighted[v] if weighted.get(v) else f
+                          for v, f in factors[d].items()}
+    weight = Calibration(factors).weight()
+    total = generated.agg(F.sum(weight)).head()[0] or 0.0
+    gaps = {}
+    for d in real:
+        weighted = value_counts(generated, _dim(d), weight)
+        gaps[d] = max(abs(weighted.get(v, 0.0) / total - s) for v, s in shares[d].items()) if total else 1.0
+    scale = rows / total if total else 0.0
+    expected = generated.agg(F.sum(F.least(F.lit(1.0), weight * F.lit(scale)))).head()[0] or 0.0
+    return Calibration(factors, scale, rows, expected, gaps)
+
+
+def calibrate(train: DataFrame, generated: DataFrame, conditions: list[str], marginals: list[str], *, bins: int,
+              rows: int, iterations: int, seed: int, id_column: str = "synthetic_id") -> tuple[DataFrame, Calibration]:
+    """About `rows` of the `generated` rows with the training rows' strata and marginals: each
+    kept with probability min(1, weight), drawn by a seeded hash of its id (the same rows whatever
+    the partitioning)."""
+    numeric = {f.name for f in train.schema.fields if isinstance(f.dataType, NumericType)}
+    edges = quantile_edges(train, [c for c in marginals if c in numeric], bins)
+    dims = dimensions(train, conditions, marginals, edges)
+    real_rows = with_dimensions(train, dims).select(*[_dim(d) for d in dims]).cache()
+    drawn = with_dimensions(generated, dimensions(generated, conditions, marginals, edges))  # `generated`: cached
+    try:
+        real = {d: value_counts(real_rows, _dim(d)) for d in dims}
+        calibration = rake(drawn.select(*[_dim(d) for d in dims]), real, rows, iterations)
+        kept = drawn.where(seeded_uniform(seed, "calibration", F.col(id_column)) < calibration.weight())
+        return kept.drop(*[_dim(d) for d in dims]), calibration
+    finally:
+        real_rows.unpersist()

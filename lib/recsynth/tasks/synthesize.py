@@ -19,7 +19,7 @@ from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy
 from recsynth.synth.metrics import score
-from recsynth.synth.calibration import calibrated, keep_rates, stratum_counts
+from recsynth.synth.calibration import calibrate
 from recsynth.synth.constraints import apply_derived, check, conditions_of, learned_columns, with_helpers
 from recsynth.synth.fidelity import assess as assess_fidelity
 from recsynth.synth.privacy import assess, drop_rare_copies, split_by_person
@@ -127,19 +127,24 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
 
     version = ctx.run_id
     rows = max(1, int(training_rows * conf.rows_multiplier))
-    drawn = max(rows, int(rows * conf.calibration.oversample)) if conf.calibration.by else rows
-    with stage("generate", f"generating {drawn} rows on executors, {rows} kept"):
+    cal = conf.calibration
+    drawn = max(rows, int(rows * cal.oversample))
+    with stage("generate", f"generating {drawn} rows on executors"):
         sampled = match_types(synthesize(spark, chief["generator"], fitted, params, drawn, conf.sample_partitions, conf.seed),
                               behavior.schema, learned)
         derived = keep(apply_derived(sampled, conf.derived, behavior.schema)
                        .select("synthetic_id", *columns, *helpers, "sample_seed"))
-        calibration = keep_rates(stratum_counts(train, conf.calibration.by), stratum_counts(derived, conf.calibration.by), rows)
-        generated = keep(calibrated(derived, conf.calibration.by, calibration, conf.seed))
-    if calibration.short:
-        log.warning("generated below the real share even with every row kept (synth.calibration.oversample %.1f): %s",
-                    conf.calibration.oversample, calibration.describe(conf.calibration.by))
+    with stage("calibrate", f"keeping {rows} rows with the training rows' strata and marginals"):
+        calibrated, calibration = calibrate(train, derived, cal.by, cal.marginals, bins=cal.bins, rows=rows,
+                                            iterations=cal.iterations, seed=conf.seed)
+        generated = keep(calibrated)
         synthetic = keep(drop_rare_copies(generated, behavior, columns, conf.privacy.min_copy_support))
         rare_copies = generated.count() - (published_rows := synthetic.count())
+    log.info("calibration: %.0f of %d rows expected; largest share gap left per dimension: %s", calibration.expected,
+             rows, ", ".join(f"{d} {g:.4f}" for d, g in calibration.gaps.items()))
+    if calibration.short:
+        log.warning("%.0f of %d rows published: the GAN writes some strata or values too rarely for "
+                    "synth.calibration.oversample %.1f to fill", calibration.expected, rows, cal.oversample)
     if rare_copies:
         log.info("dropped %d generated row(s) equal to a real session that fewer than %d real sessions share "
                  "(synth.privacy.min_copy_support)", rare_copies, conf.privacy.min_copy_support)
