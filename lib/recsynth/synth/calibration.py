@@ -100,26 +100,38 @@ class Calibration:
         return self.expected < 0.99 * self.rows
 
 
+CELL_ROWS = "_rows"
+
+
+def cells(frame: DataFrame, dims: list[str]) -> DataFrame:
+    """Rows per combination of the dimension columns, in one partition: raking reads these a few
+    dozen times, and they are far fewer than the rows (at most the product of the dimensions' sizes)."""
+    return frame.groupBy(*[_dim(d) for d in dims]).agg(F.count(F.lit(1)).alias(CELL_ROWS)).coalesce(1)
+
+
 def rake(generated: DataFrame, real: dict[str, dict[str, float]], rows: int, iterations: int) -> Calibration:
-    """Raking factors for `generated` (with its dimension columns; cached by the caller) that make
-    its weighted shares the `real` ones (dimension -> value -> training rows), scaled to keep
-    about `rows` rows."""
+    """Raking factors for the `generated` cells (`cells`, cached by the caller) that make their
+    weighted shares the `real` ones (dimension -> value -> training rows), scaled to keep about
+    `rows` rows."""
     shares = {d: {v: n / sum(counts.values()) for v, n in counts.items()} for d, counts in real.items()}
     factors = {d: {v: (1.0 if v in shares[d] else 0.0) for v in value_counts(generated, _dim(d))} for d in real}
+
+    def weighted(d: str, calibration: Calibration) -> dict[str, float]:
+        return value_counts(generated, _dim(d), F.col(CELL_ROWS) * calibration.weight())
+
     for _ in range(iterations):
         for d in real:
-            weighted = value_counts(generated, _dim(d), Calibration(factors).weight())
-            total = sum(weighted.values())
-            factors[d] = {v: f * shares[d].get(v, 0.0) * total / weighted[v] if weighted.get(v) else f
-                          for v, f in factors[d].items()}
+            now = weighted(d, Calibration(factors))
+            total = sum(now.values())
+            factors[d] = {v: f * shares[d].get(v, 0.0) * total / now[v] if now.get(v) else f for v, f in factors[d].items()}
     weight = Calibration(factors).weight()
-    total = generated.agg(F.sum(weight)).head()[0] or 0.0
+    total = generated.agg(F.sum(F.col(CELL_ROWS) * weight)).head()[0] or 0.0
     gaps = {}
     for d in real:
-        weighted = value_counts(generated, _dim(d), weight)
-        gaps[d] = max(abs(weighted.get(v, 0.0) / total - s) for v, s in shares[d].items()) if total else 1.0
+        now = weighted(d, Calibration(factors))
+        gaps[d] = max(abs(now.get(v, 0.0) / total - s) for v, s in shares[d].items()) if total else 1.0
     scale = rows / total if total else 0.0
-    expected = generated.agg(F.sum(F.least(F.lit(1.0), weight * F.lit(scale)))).head()[0] or 0.0
+    expected = generated.agg(F.sum(F.col(CELL_ROWS) * F.least(F.lit(1.0), weight * F.lit(scale)))).head()[0] or 0.0
     return Calibration(factors, scale, rows, expected, gaps)
 
 
@@ -127,16 +139,18 @@ def calibrate(train: DataFrame, generated: DataFrame, conditions: list[str], mar
               rows: int, iterations: int, seed: int, id_column: str = "synthetic_id") -> tuple[DataFrame, Calibration]:
     """About `rows` of the `generated` rows with the training rows' strata and marginals: each
     kept with probability min(1, weight), drawn by a seeded hash of its id (the same rows whatever
-    the partitioning)."""
+    the partitioning). `generated` is read twice: cache it."""
     numeric = {f.name for f in train.schema.fields if isinstance(f.dataType, NumericType)}
     edges = quantile_edges(train, [c for c in marginals if c in numeric], bins)
     dims = dimensions(train, conditions, marginals, edges)
-    real_rows = with_dimensions(train, dims).select(*[_dim(d) for d in dims]).cache()
-    drawn = with_dimensions(generated, dimensions(generated, conditions, marginals, edges))  # `generated`: cached
+    real_cells = cells(with_dimensions(train, dims), list(dims)).cache()
+    drawn = with_dimensions(generated, dimensions(generated, conditions, marginals, edges))
+    drawn_cells = cells(drawn, list(dims)).cache()
     try:
-        real = {d: value_counts(real_rows, _dim(d)) for d in dims}
-        calibration = rake(drawn.select(*[_dim(d) for d in dims]), real, rows, iterations)
-        kept = drawn.where(seeded_uniform(seed, "calibration", F.col(id_column)) < calibration.weight())
-        return kept.drop(*[_dim(d) for d in dims]), calibration
+        real = {d: value_counts(real_cells, _dim(d), F.col(CELL_ROWS)) for d in dims}
+        calibration = rake(drawn_cells, real, rows, iterations)
     finally:
-        real_rows.unpersist()
+        real_cells.unpersist()
+        drawn_cells.unpersist()
+    kept = drawn.where(seeded_uniform(seed, "calibration", F.col(id_column)) < calibration.weight())
+    return kept.drop(*[_dim(d) for d in dims]), calibration
