@@ -100,6 +100,8 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     assert meta["learned_as"] == conf.synth.learned_as and set(conf.synth.learned_as) == helpers
     assert set(meta["kinds"]) == set(conf.synth.continuous) - {"n_events", "n_items", "duration_s", "max_price"} | helpers
     assert meta["kinds"]["n_purchases"] == "discrete" and not helpers & set(synthetic.columns)
+    assert meta["calibration"]["drawn"] == 3 * record.rows_in == 3 * meta["calibration"]["wanted"]  # oversample 3
+    assert set(meta["calibration"]["gaps"]) == {"_stratum", *conf.synth.calibration.marginals}
     scores = [entry["validation_quality"] for entry in meta["history"]]  # the validation people's column shapes
     assert weights and len(scores) == params.epochs and meta["best_epoch"] == scores.index(max(scores)) + 1
     assert [c.name for c in fitted.categorical if not c.numeric] == list(conf.synth.categorical)

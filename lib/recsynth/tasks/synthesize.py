@@ -97,7 +97,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
 
     stage = Stages("synthesize")
     with stage("fit", "fitting the data transformer"):
-        fitted = fit(train, [c for c in [*conf.continuous, *helpers] if c in learned], [c for c in conf.categorical if c in learned],
+        fitted = fit(train, [c for c in [*conf.continuous, *helpers] if c in learned],
+                     [c for c in conf.categorical if c in learned],
                      max_categories=conf.max_categories, max_modes=conf.max_modes, em_iterations=conf.em_iterations,
                      mode_weight_threshold=conf.mode_weight_threshold, sample_rows=conf.fit_sample_rows,
                      stratum=conf.stratify_by, seed=conf.seed, kinds=conf.kinds,
@@ -149,7 +150,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
         log.info("dropped %d generated row(s) equal to a real session that fewer than %d real sessions share "
                  "(synth.privacy.min_copy_support)", rare_copies, conf.privacy.min_copy_support)
     with stage("privacy", "measuring privacy"):
-        report = assess(*[t.select(*columns, *helpers) for t in (train, holdout, generated, synthetic)], fitted, min_copy_support=conf.privacy.min_copy_support,
+        report = assess(*[t.select(*columns, *helpers) for t in (train, holdout, generated, synthetic)], fitted,
+                        min_copy_support=conf.privacy.min_copy_support,
                         query_rows=conf.privacy.query_rows, seed=conf.seed)
     with stage("quality", "measuring quality (column shapes, pair trends, coverage, constraints, rare shares, ML efficacy)"):
         scores = score(train.select(*columns), synthetic.select(*columns), conf.continuous, conf.categorical)
@@ -172,7 +174,10 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
             "training_rows": training_rows, "history": chief["history"], "best_epoch": chief["best_epoch"],
             "scores": scores_flat,
             "efficacy_notes": efficacy.notes, "gates_failed": failures, "stage_seconds": stage.seconds,
-            "columns": columns, "learned_as": conf.learned_as, "derived": list(conf.derived.items()), "kinds": fitted.kinds(), "fidelity": fidelity.__dict__,  # derived: pairs, in order
+            "columns": columns, "learned_as": conf.learned_as,
+            "derived": list(conf.derived.items()),  # pairs: a rule may read the ones before it
+            "kinds": fitted.kinds(), "fidelity": fidelity.__dict__,
+            "calibration": {"drawn": drawn, "wanted": rows, "expected": calibration.expected, "gaps": calibration.gaps},
             "saved_at": dt.datetime.utcnow().isoformat()}
     models.save(model_uri, fitted, chief["generator"], params, meta)
     with stage("report", "writing the HTML report"):
