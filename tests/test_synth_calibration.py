@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from recsynth.synth.calibration import NULL, STRATUM, calibrate, dimensions, quantile_edges, stratum_counts, value_counts
+from recsynth.synth.calibration import (NULL, STRATUM, calibrate, dimensions, quantile_edges, shortfalls, stratum_counts,
+                                        value_counts)
 
 pytestmark = pytest.mark.spark
 
@@ -67,3 +68,11 @@ def test_a_value_the_gan_under_writes_leaves_the_table_short(spark):
     # half the published rows should be purchases: all 100 are kept, with 500 others at that share
     assert calibration.short and calibration.expected == pytest.approx(600)
     assert stratum_counts(kept, CONDITIONS)["11"] == 100
+
+
+def test_shortfalls_are_the_rows_to_generate_under_each_under_written_value():
+    real = {"true": 10, "false": 990}  # 1% purchases
+    assert shortfalls(real, {"true": 2, "false": 2998}, drawn=3000) == {"true": 28}  # 30 wanted
+    assert shortfalls(real, {"true": 300, "false": 2700}, drawn=3000) == {"false": 270}  # 2,970 wanted
+    assert shortfalls(real, {"false": 3000}, drawn=3000) == {"true": 30}  # never written
+    assert shortfalls(real, {"true": 30, "false": 2970}, drawn=3000) == {}

@@ -102,6 +102,7 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     assert meta["kinds"]["n_purchases"] == "discrete" and not helpers & set(synthetic.columns)
     assert meta["calibration"]["drawn"] == 3 * record.rows_in == 3 * meta["calibration"]["wanted"]  # oversample 3
     assert set(meta["calibration"]["gaps"]) == {"_stratum", *conf.synth.calibration.marginals}
+    assert set(meta["calibration"]["filled"]) == {"purchased"}  # the values it topped up, if any, under it
     scores = [entry["validation_quality"] for entry in meta["history"]]  # the validation people's column shapes
     assert weights and len(scores) == params.epochs and meta["best_epoch"] == scores.index(max(scores)) + 1
     assert [c.name for c in fitted.categorical if not c.numeric] == list(conf.synth.categorical)

@@ -330,9 +330,11 @@ class CalibrationConf(Strict):
     marginals: list[str] = []               # columns whose training-row distribution the published rows keep
                                             # (numeric ones over `bins` real-quantile bins)
     bins: int = Field(default=20, ge=2)
-    iterations: int = Field(default=5, ge=1)  # raking passes over the dimensions
-    oversample: float = Field(default=2.0, ge=1)  # rows generated per published row, so a stratum or value the GAN
+    iterations: int = Field(default=3, ge=1)  # raking passes over the dimensions
+    oversample: float = Field(default=3.0, ge=1)  # rows generated per published row, so a stratum or value the GAN
                                             # writes below its real share can still be filled
+    fill: list[str] = []                    # categorical columns: a value the GAN writes below its real share is
+                                            # topped up with rows generated under that value
 
 
 class SynthConf(Strict):
@@ -379,6 +381,8 @@ class SynthConf(Strict):
             problems.append(f"kinds names {unknown}, which are not continuous or learned_as columns")
         if unknown := [c for c in self.derived if c not in columns]:
             problems.append(f"derived names {unknown}, which are not continuous or categorical columns")
+        if unknown := [c for c in self.calibration.fill if c not in self.categorical]:
+            problems.append(f"calibration.fill names {unknown}, which are not categorical columns")
         if unknown := [c for c in self.calibration.marginals if c not in columns]:
             problems.append(f"calibration.marginals names {unknown}, which are not continuous or categorical columns")
         if clash := [c for c in self.learned_as if c in columns]:

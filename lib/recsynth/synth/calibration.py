@@ -18,6 +18,7 @@ aggregates of the kind the column-shape scores already compare.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import reduce
 
@@ -109,30 +110,44 @@ def cells(frame: DataFrame, dims: list[str]) -> DataFrame:
     return frame.groupBy(*[_dim(d) for d in dims]).agg(F.count(F.lit(1)).alias(CELL_ROWS)).coalesce(1)
 
 
+def _sums(cells_: DataFrame, factors: dict[str, dict[str, float]], dims: list[str], weight: Column) -> dict[str, dict[str, float]]:
+    """Weighted rows per value of each of `dims`, in one aggregation without a shuffle (raking
+    runs dozens: each Spark job costs far more than the cells it reads)."""
+    weighted = cells_.select(*[_dim(d) for d in dims], (F.col(CELL_ROWS) * weight).alias("_w"))
+    names = {(d, v): f"s{k}" for k, (d, v) in enumerate((d, v) for d in dims for v in factors[d])}
+    row = weighted.agg(*[F.sum(F.when(F.col(_dim(d)) == F.lit(v), F.col("_w"))).alias(n)
+                         for (d, v), n in names.items()]).head()
+    return {d: {v: row[names[(d, v)]] or 0.0 for v in factors[d]} for d in dims}
+
+
 def rake(generated: DataFrame, real: dict[str, dict[str, float]], rows: int, iterations: int) -> Calibration:
     """Raking factors for the `generated` cells (`cells`, cached by the caller) that make their
     weighted shares the `real` ones (dimension -> value -> training rows), scaled to keep about
     `rows` rows."""
+    dims = list(real)
     shares = {d: {v: n / sum(counts.values()) for v, n in counts.items()} for d, counts in real.items()}
-    factors = {d: {v: (1.0 if v in shares[d] else 0.0) for v in value_counts(generated, _dim(d))} for d in real}
-
-    def weighted(d: str, calibration: Calibration) -> dict[str, float]:
-        return value_counts(generated, _dim(d), F.col(CELL_ROWS) * calibration.weight())
-
+    present = generated.agg(*[F.collect_set(_dim(d)).alias(f"d{k}") for k, d in enumerate(dims)]).head()
+    factors = {d: {v: (1.0 if v in shares[d] else 0.0) for v in present[f"d{k}"]} for k, d in enumerate(dims)}
     for _ in range(iterations):
-        for d in real:
-            now = weighted(d, Calibration(factors))
+        for d in dims:  # one dimension at a time (Gauss-Seidel): each step matches d exactly
+            now = _sums(generated, factors, [d], Calibration(factors).weight())[d]
             total = sum(now.values())
             factors[d] = {v: f * shares[d].get(v, 0.0) * total / now[v] if now.get(v) else f for v, f in factors[d].items()}
     weight = Calibration(factors).weight()
-    total = generated.agg(F.sum(F.col(CELL_ROWS) * weight)).head()[0] or 0.0
-    gaps = {}
-    for d in real:
-        now = weighted(d, Calibration(factors))
-        gaps[d] = max(abs(now.get(v, 0.0) / total - s) for v, s in shares[d].items()) if total else 1.0
+    sums = _sums(generated, factors, dims, weight)
+    total = sum(sums[dims[0]].values())
+    gaps = {d: max(abs(sums[d].get(v, 0.0) / total - s) for v, s in shares[d].items()) if total else 1.0 for d in dims}
     scale = rows / total if total else 0.0
     expected = generated.agg(F.sum(F.col(CELL_ROWS) * F.least(F.lit(1.0), weight * F.lit(scale)))).head()[0] or 0.0
     return Calibration(factors, scale, rows, expected, gaps)
+
+
+def shortfalls(real: dict[str, int], generated: dict[str, int], drawn: int) -> dict[str, int]:
+    """Rows to generate under each value (of a categorical column) that the GAN wrote below its
+    share of the training rows: enough for `drawn` rows to hold the real share of it."""
+    total = sum(real.values())
+    wanted = {v: math.ceil(drawn * n / total) for v, n in real.items()}
+    return {v: w - generated.get(v, 0) for v, w in wanted.items() if w > generated.get(v, 0)}
 
 
 def calibrate(train: DataFrame, generated: DataFrame, conditions: list[str], marginals: list[str], *, bins: int,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -19,7 +20,7 @@ from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy
 from recsynth.synth.metrics import score
-from recsynth.synth.calibration import calibrate
+from recsynth.synth.calibration import calibrate, shortfalls, value_counts
 from recsynth.synth.constraints import apply_derived, check, conditions_of, learned_columns, with_helpers
 from recsynth.synth.fidelity import assess as assess_fidelity
 from recsynth.synth.privacy import assess, drop_rare_copies, split_by_person
@@ -130,11 +131,22 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     rows = max(1, int(training_rows * conf.rows_multiplier))
     cal = conf.calibration
     drawn = max(rows, int(rows * cal.oversample))
+
+    def generate(count: int, seed: int, condition: dict[str, str] | None = None) -> DataFrame:
+        sampled = match_types(synthesize(spark, chief["generator"], fitted, params, count, conf.sample_partitions, seed,
+                                         condition), behavior.schema, learned)
+        return apply_derived(sampled, conf.derived, behavior.schema).select("synthetic_id", *columns, *helpers, "sample_seed")
+
     with stage("generate", f"generating {drawn} rows on executors"):
-        sampled = match_types(synthesize(spark, chief["generator"], fitted, params, drawn, conf.sample_partitions, conf.seed),
-                              behavior.schema, learned)
-        derived = keep(apply_derived(sampled, conf.derived, behavior.schema)
-                       .select("synthetic_id", *columns, *helpers, "sample_seed"))
+        derived = keep(generate(drawn, conf.seed))
+        filled = {c: shortfalls(value_counts(train.select(F.col(c).cast("string").alias(c)), c),
+                                value_counts(derived.select(F.col(c).cast("string").alias(c)), c), drawn) for c in cal.fill}
+        extra = [generate(n, conf.seed + 1 + k, {c: v})  # the GAN under that condition, as `recsynth sample` draws
+                 for k, (c, v, n) in enumerate((c, v, n) for c, short in filled.items() for v, n in short.items())]
+        if extra:
+            log.info("generated under a condition, to top up values the GAN writes below their real share: %s",
+                     "; ".join(f"{c}={v}: {n} rows" for c, short in filled.items() for v, n in short.items()))
+            derived = keep(reduce(DataFrame.unionByName, extra, derived))
     with stage("calibrate", f"keeping {rows} rows with the training rows' strata and marginals"):
         calibrated, calibration = calibrate(train, derived, cal.by, cal.marginals, bins=cal.bins, rows=rows,
                                             iterations=cal.iterations, seed=conf.seed)
@@ -177,7 +189,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
             "columns": columns, "learned_as": conf.learned_as,
             "derived": list(conf.derived.items()),  # pairs: a rule may read the ones before it
             "kinds": fitted.kinds(), "fidelity": fidelity.__dict__,
-            "calibration": {"drawn": drawn, "wanted": rows, "expected": calibration.expected, "gaps": calibration.gaps},
+            "calibration": {"drawn": drawn, "filled": filled, "wanted": rows, "expected": calibration.expected, "gaps": calibration.gaps},
             "saved_at": dt.datetime.utcnow().isoformat()}
     models.save(model_uri, fitted, chief["generator"], params, meta)
     with stage("report", "writing the HTML report"):
