@@ -27,7 +27,7 @@ def test_strata_and_bins_are_the_rows_dimensions(spark):
     edges = quantile_edges(real, ["price"], bins=4)
     assert edges == {"price": [1.0]}  # a spike: 8 of the 10 prices are 1.0, so the quartiles collapse
     dims = dimensions(real, CONDITIONS, ["hour", "price"], edges)
-    assert list(dims) == [STRATUM, "hour", "price"]
+    assert list(dims) == ["hour", "price", STRATUM]  # the stratum last: matched exactly at the end of each pass
     bins = value_counts(real.select(dims["price"].alias("bin")), "bin")
     assert bins == {"1": 10, NULL: 2}  # every price is >= the one edge; no price is its own value
 

@@ -59,9 +59,11 @@ def quantile_edges(table: DataFrame, numeric: list[str], bins: int) -> dict[str,
 
 
 def dimensions(frame: DataFrame, conditions: list[str], marginals: list[str], edges: dict[str, list[float]]) -> dict[str, Column]:
-    """Dimension -> the row's value in it, as text: the stratum, each categorical marginal's
-    value, each numeric marginal's bin (the number of its edges at or below the value)."""
-    columns = {STRATUM: stratum(conditions)}
+    """Dimension -> the row's value in it, as text: each categorical marginal's value, each
+    numeric marginal's bin (the number of its edges at or below the value), and the stratum last:
+    raking matches the last dimension of a pass exactly, and the strata hold the rare kinds of
+    session, whose shares small absolute gaps would distort most."""
+    columns = {}
     for c in marginals:
         if c in edges:
             value = reduce(lambda a, b: a + b, [(F.col(c) >= F.lit(e)).cast("int") for e in edges[c]], F.lit(0))
@@ -69,7 +71,7 @@ def dimensions(frame: DataFrame, conditions: list[str], marginals: list[str], ed
         else:
             value = F.col(c)
         columns[c] = F.coalesce(value.cast("string"), F.lit(NULL))
-    return columns
+    return columns | {STRATUM: stratum(conditions)}
 
 
 def with_dimensions(frame: DataFrame, dims: dict[str, Column]) -> DataFrame:
