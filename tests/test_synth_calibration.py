@@ -26,7 +26,7 @@ def test_strata_and_bins_are_the_rows_dimensions(spark):
     assert stratum_counts(real, []) == {"": 12}
     edges = quantile_edges(real, ["price"], bins=4)
     assert edges == {"price": [1.0]}  # a spike: 8 of the 10 prices are 1.0, so the quartiles collapse
-    dims = dimensions(real, CONDITIONS, ["hour", "price"], edges)
+    dims = dimensions(CONDITIONS, ["hour", "price"], edges)
     assert list(dims) == ["hour", "price", STRATUM]  # the stratum last: matched exactly at the end of each pass
     bins = value_counts(real.select(dims["price"].alias("bin")), "bin")
     assert bins == {"1": 10, NULL: 2}  # every price is >= the one edge; no price is its own value
@@ -47,7 +47,7 @@ def test_raking_gives_the_real_strata_and_marginals(spark):
     assert calibration.factors[STRATUM]["10"] == 0.0 and calibration.factors["hour"]["3"] == 0.0
     assert max(calibration.gaps.values()) < 1e-3 and not calibration.short  # raking converged, nothing capped
     assert calibration.expected == pytest.approx(1000)
-    counts = {d: value_counts(kept.select(c.alias("v")), "v") for d, c in dimensions(kept, CONDITIONS, ["hour"], {}).items()}
+    counts = {d: value_counts(kept.select(c.alias("v")), "v") for d, c in dimensions(CONDITIONS, ["hour"], {}).items()}
     assert "10" not in counts[STRATUM] and "3" not in counts["hour"]  # never published
     total = kept.count()
     assert abs(total - 1000) < 4 * 1000 ** 0.5

@@ -58,7 +58,7 @@ def quantile_edges(table: DataFrame, numeric: list[str], bins: int) -> dict[str,
     return {c: sorted(set(row[c] or [])) for c in numeric}
 
 
-def dimensions(frame: DataFrame, conditions: list[str], marginals: list[str], edges: dict[str, list[float]]) -> dict[str, Column]:
+def dimensions(conditions: list[str], marginals: list[str], edges: dict[str, list[float]]) -> dict[str, Column]:
     """Dimension -> the row's value in it, as text: each categorical marginal's value, each
     numeric marginal's bin (the number of its edges at or below the value), and the stratum last:
     raking matches the last dimension of a pass exactly, and the strata hold the rare kinds of
@@ -75,6 +75,7 @@ def dimensions(frame: DataFrame, conditions: list[str], marginals: list[str], ed
 
 
 def with_dimensions(frame: DataFrame, dims: dict[str, Column]) -> DataFrame:
+    """`frame` with one text column per dimension (named apart from the table's own columns)."""
     return frame.withColumns({_dim(d): c for d, c in dims.items()})
 
 
@@ -159,9 +160,9 @@ def calibrate(train: DataFrame, generated: DataFrame, conditions: list[str], mar
     the partitioning). `generated` is read twice: cache it."""
     numeric = {f.name for f in train.schema.fields if isinstance(f.dataType, NumericType)}
     edges = quantile_edges(train, [c for c in marginals if c in numeric], bins)
-    dims = dimensions(train, conditions, marginals, edges)
+    dims = dimensions(conditions, marginals, edges)
     real_cells = cells(with_dimensions(train, dims), list(dims)).cache()
-    drawn = with_dimensions(generated, dimensions(generated, conditions, marginals, edges))
+    drawn = with_dimensions(generated, dims)
     drawn_cells = cells(drawn, list(dims)).cache()
     try:
         real = {d: value_counts(real_cells, _dim(d), F.col(CELL_ROWS)) for d in dims}
