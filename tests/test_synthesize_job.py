@@ -23,6 +23,7 @@ from recsynth.runtime.runs import run_job
 from recsynth.pipeline import JOBS
 from recsynth.synth import models
 from recsynth.synth.calibration import stratum_counts
+from recsynth.synth.constraints import with_helpers
 from recsynth.synth.privacy import split_by_person
 from recsynth.train import checkpoints
 from recsynth.tasks import synthesize as synthesize_task
@@ -254,11 +255,16 @@ def test_planted_canaries_never_reach_synthetic_tables(spark, canary_lake, monke
     assert canary.count() == 1 and canary.first()["n_purchases"] == 1
 
     def memorised(spark, generator_weights, fitted, params, rows, partitions, seed, condition=None):
-        return behavior.select(F.concat(F.lit("syn-"), F.monotonically_increasing_id().cast("string")).alias("synthetic_id"),
-                               *columns, F.lit(seed).alias("sample_seed"))
+        learned = [c.name for c in fitted.continuous] + [c.name for c in fitted.categorical]  # helpers too
+        return with_helpers(behavior, conf.synth.learned_as).select(
+            F.concat(F.lit("syn-"), F.monotonically_increasing_id().cast("string")).alias("synthetic_id"), *learned,
+            F.lit(seed).alias("sample_seed"))
 
     monkeypatch.setattr(synthesize_task, "synthesize", memorised)
-    record = run_job(JOBS["synthesize"], spark, conf, lake)
+    # calibration off: every memorised row reaches the privacy check, none is drawn away
+    uncalibrated = conf.model_copy(update={"synth": conf.synth.model_copy(update={
+        "calibration": conf.synth.calibration.model_copy(update={"by": [], "marginals": []})})})
+    record = run_job(JOBS["synthesize"], spark, uncalibrated, lake)
     published = lake.read(T.SYNTHETIC_BEHAVIOR)
     def released(real):  # published rows equal to a row of `real` on every column, nulls included
         same_row = [F.col(f"p.{c}").eqNullSafe(F.col(f"r.{c}")) for c in columns]

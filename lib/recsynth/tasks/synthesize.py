@@ -20,7 +20,7 @@ from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy
 from recsynth.synth.metrics import score
-from recsynth.synth.calibration import calibrate, shortfalls, value_counts
+from recsynth.synth.calibration import Calibration, calibrate, shortfalls, value_counts
 from recsynth.synth.constraints import apply_derived, check, conditions_of, learned_columns, with_helpers
 from recsynth.synth.fidelity import assess as assess_fidelity
 from recsynth.synth.privacy import assess, drop_rare_copies, split_by_person
@@ -130,7 +130,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     version = ctx.run_id
     rows = max(1, int(training_rows * conf.rows_multiplier))
     cal = conf.calibration
-    drawn = max(rows, int(rows * cal.oversample))
+    calibrating = bool(cal.by or cal.marginals)  # off: the rows are published as generated
+    drawn = max(rows, int(rows * cal.oversample)) if calibrating else rows
 
     def generate(count: int, seed: int, condition: dict[str, str] | None = None) -> DataFrame:
         sampled = match_types(synthesize(spark, chief["generator"], fitted, params, count, conf.sample_partitions, seed,
@@ -140,7 +141,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     with stage("generate", f"generating {drawn} rows on executors"):
         derived = keep(generate(drawn, conf.seed))
         filled = {c: shortfalls(value_counts(train.select(F.col(c).cast("string").alias(c)), c),
-                                value_counts(derived.select(F.col(c).cast("string").alias(c)), c), drawn) for c in cal.fill}
+                                value_counts(derived.select(F.col(c).cast("string").alias(c)), c), drawn)
+                  for c in (cal.fill if calibrating else [])}
         extra = [generate(n, conf.seed + 1 + k, {c: v})  # the GAN under that condition, as `recsynth sample` draws
                  for k, (c, v, n) in enumerate((c, v, n) for c, short in filled.items() for v, n in short.items())]
         if extra:
@@ -148,8 +150,9 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                      "; ".join(f"{c}={v}: {n} rows" for c, short in filled.items() for v, n in short.items()))
             derived = keep(reduce(DataFrame.unionByName, extra, derived))
     with stage("calibrate", f"keeping {rows} rows with the training rows' strata and marginals"):
-        calibrated, calibration = calibrate(train, derived, cal.by, cal.marginals, bins=cal.bins, rows=rows,
-                                            iterations=cal.iterations, seed=conf.seed)
+        calibrated, calibration = (calibrate(train, derived, cal.by, cal.marginals, bins=cal.bins, rows=rows,
+                                             iterations=cal.iterations, seed=conf.seed) if calibrating
+                                   else (derived, Calibration({}, rows=rows, expected=rows, gaps={})))
         generated = keep(calibrated)
         synthetic = keep(drop_rare_copies(generated, behavior, columns, conf.privacy.min_copy_support))
         rare_copies = generated.count() - (published_rows := synthetic.count())
