@@ -24,9 +24,9 @@ from recsynth.pipeline import JOBS
 from recsynth.synth import models
 from recsynth.synth.calibration import stratum_counts
 from recsynth.synth.constraints import with_helpers
+from recsynth.synth import sampling
 from recsynth.synth.privacy import split_by_person
 from recsynth.train import checkpoints
-from recsynth.tasks import synthesize as synthesize_task
 from recsynth.tasks.sample import sample_job
 
 pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
@@ -260,7 +260,7 @@ def test_planted_canaries_never_reach_synthetic_tables(spark, canary_lake, monke
             F.concat(F.lit("syn-"), F.monotonically_increasing_id().cast("string")).alias("synthetic_id"), *learned,
             F.lit(seed).alias("sample_seed"))
 
-    monkeypatch.setattr(synthesize_task, "synthesize", memorised)
+    monkeypatch.setattr(sampling, "synthesize", memorised)  # what the job and `sample` draw from
     # calibration off: every memorised row reaches the privacy check, none is drawn away
     uncalibrated = conf.model_copy(update={"synth": conf.synth.model_copy(update={
         "calibration": conf.synth.calibration.model_copy(update={"by": [], "marginals": []})})})

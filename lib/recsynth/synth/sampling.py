@@ -8,8 +8,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
+from recsynth.synth.constraints import apply_derived
 from recsynth.synth.gan import GanParams, sample_rows
 from recsynth.synth.layout import conditions_like_data
+from recsynth.synth.schema import match_types
 from recsynth.synth.transformer import FittedTransformer
 from recsynth.train.scoring import score_on_executors
 
@@ -66,3 +68,12 @@ def synthesize(spark, generator_weights, fitted: FittedTransformer, params: GanP
     ids = spark.range(partitions, numPartitions=partitions)
     return (score_on_executors(ids, schema, generator_weights, generator, chunk_rows=1)
             .withColumn("sample_seed", F.col("sample_seed").cast("long")))
+
+
+def derived_rows(spark, generator_weights, fitted: FittedTransformer, params: GanParams, rows: int, partitions: int,
+                 seed: int, real: StructType, derived: dict[str, str], condition: dict[str, str] | None = None) -> DataFrame:
+    """`synthesize`'s rows typed as the `real` table's columns, with every derived column computed
+    (in order): what the synthesize job and `recsynth sample` both publish from."""
+    learned = [c.name for c in fitted.continuous] + [c.name for c in fitted.categorical]
+    sampled = synthesize(spark, generator_weights, fitted, params, rows, partitions, seed, condition)
+    return apply_derived(match_types(sampled, real, learned), derived, real)

@@ -10,10 +10,9 @@ from recsynth import tables as T
 from recsynth.errors import ConfigError
 from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.synth import models
-from recsynth.synth.constraints import apply_derived, with_helpers
+from recsynth.synth.constraints import with_helpers
 from recsynth.synth.privacy import drop_rare_copies
-from recsynth.synth.sampling import synthesize
-from recsynth.synth.schema import match_types
+from recsynth.synth.sampling import derived_rows
 
 SHOWN_VALUES = 20
 
@@ -78,11 +77,11 @@ def sample_job(rows: int, condition: dict[str, str], model: str | None, seed: in
         learned = [c.name for c in fitted.continuous] + [c.name for c in fitted.categorical]
         columns = meta.get("columns", learned)  # with the derived columns the model was trained with
         label = condition_label(condition)
-        generated = synthesize(ctx.spark, weights, fitted, params, rows, ctx.conf.synth.sample_partitions, seed, condition)
         real = with_helpers(ctx.lake.read(T.GOLD_BEHAVIOR, version=training_data_version(ctx, version)),
                             meta.get("learned_as", {}))
-        typed = drop_rare_copies(apply_derived(match_types(generated, real.schema, learned), dict(meta.get("derived", [])),
-                                               real.schema), real, columns, ctx.conf.synth.privacy.min_copy_support)
+        generated = derived_rows(ctx.spark, weights, fitted, params, rows, ctx.conf.synth.sample_partitions, seed,
+                                 real.schema, dict(meta.get("derived", [])), condition)
+        typed = drop_rare_copies(generated, real, columns, ctx.conf.synth.privacy.min_copy_support)
         output = typed.select("synthetic_id", *columns, F.lit(version).alias("model_version"),
                               F.lit(label).alias("condition"), "sample_seed")
         replace = f"model_version = {sql_string(version)} AND condition = {sql_string(label)} AND sample_seed = {seed}"

@@ -21,12 +21,11 @@ from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy
 from recsynth.synth.metrics import score
 from recsynth.synth.calibration import Calibration, calibrate, shortfalls, value_counts
-from recsynth.synth.constraints import apply_derived, check, conditions_of, learned_columns, with_helpers
+from recsynth.synth.constraints import check, conditions_of, learned_columns, with_helpers
 from recsynth.synth.fidelity import assess as assess_fidelity
 from recsynth.synth.privacy import assess, drop_rare_copies, split_by_person
 from recsynth.synth.report_html import render_report
-from recsynth.synth.sampling import synthesize
-from recsynth.synth.schema import match_types
+from recsynth.synth.sampling import derived_rows
 from recsynth.synth.transformer import encode, fit
 from recsynth.train import checkpoints, progress
 from recsynth.train.launcher import train_on_ranks
@@ -134,9 +133,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     drawn = max(rows, int(rows * cal.oversample)) if calibrating else rows
 
     def generate(count: int, seed: int, condition: dict[str, str] | None = None) -> DataFrame:
-        sampled = match_types(synthesize(spark, chief["generator"], fitted, params, count, conf.sample_partitions, seed,
-                                         condition), behavior.schema, learned)
-        return apply_derived(sampled, conf.derived, behavior.schema).select("synthetic_id", *columns, *helpers, "sample_seed")
+        return derived_rows(spark, chief["generator"], fitted, params, count, conf.sample_partitions, seed,
+                            behavior.schema, conf.derived, condition).select("synthetic_id", *columns, *helpers, "sample_seed")
 
     with stage("generate", f"generating {drawn} rows on executors"):
         derived = keep(generate(drawn, conf.seed))
