@@ -116,6 +116,7 @@ def main() -> None:
     lines += ["", *[f"- {name}: {value}" for name, value in targets.items()]]
     print("\n".join(lines))
     out = ROOT / "benchmarks" / "results" / f"clickstream_{evaluated.run_id}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)  # ignored by git: absent from a fresh clone
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"runs": {n: r.run_id for n, r in records.items()}, "seconds": seconds,
                                "overrides": args.overrides, "quality": quality, "utility": utility, "targets": targets},

@@ -82,6 +82,7 @@ def main() -> None:
                      f"(target >= 1.10)")
     print("\n".join(lines))
     out = ROOT / "benchmarks" / "results" / f"recommenders_{record.run_id}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)  # ignored by git: absent from a fresh clone
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"run_id": record.run_id, "seconds": seconds, "overrides": args.overrides,
                                "targets": targets, "rows": rows}, default=str, indent=1))

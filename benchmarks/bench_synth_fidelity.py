@@ -116,6 +116,7 @@ def main() -> None:
     table = markdown(results, rare)
     print(f"{os.cpu_count()} cores, {platform.node()}; {TARGETS}\n\n{table}")
     out = ROOT / "benchmarks" / "results" / f"synth_fidelity_{dt.date.today().isoformat()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)  # ignored by git: absent from a fresh clone
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
 
 

@@ -61,6 +61,23 @@ def test_raking_gives_the_real_strata_and_marginals(spark):
         r[0] for r in kept.select("synthetic_id").collect())
 
 
+def test_a_cell_capped_at_one_is_made_up_by_the_other_cells_of_its_values(spark):
+    # half the training rows are purchases, half at hour 9. The GAN writes 100 purchases at hour 21,
+    # so the weights that match both shares (purchases x8 against the rest) ask for 168 of them:
+    # keeping all 100 and 400 of the 500 at hour 9 still gives both real shares, with 1,000 rows
+    real = spark.createDataFrame(rows("a", 250, True, 1, "9") + rows("b", 250, True, 1, "21")
+                                 + rows("c", 250, False, 0, "9") + rows("d", 250, False, 0, "21"), SCHEMA)
+    generated = spark.createDataFrame(rows("p", 500, True, 1, "9") + rows("q", 100, True, 1, "21")
+                                      + rows("n", 1000, False, 0, "9") + rows("m", 1900, False, 0, "21"), SCHEMA).cache()
+    kept, calibration = calibrate(real, generated, CONDITIONS, ["hour"], bins=4, rows=1000, iterations=30, seed=5)
+    assert not calibration.short and calibration.expected == pytest.approx(1000, abs=1)
+    assert max(calibration.gaps.values()) < 1e-3
+    assert kept.where("synthetic_id LIKE 'q%'").count() == 100  # the capped cell: every row kept
+    total = kept.count()
+    assert abs(total - 1000) < 4 * 1000 ** 0.5
+    assert abs(stratum_counts(kept, CONDITIONS)["11"] / total - 0.5) < 4 * (0.25 / total) ** 0.5
+
+
 def test_a_value_the_gan_under_writes_leaves_the_table_short(spark):
     real = spark.createDataFrame(rows("a", 500, False, 0) + rows("p", 500, True, 1), SCHEMA)
     generated = spark.createDataFrame(rows("n", 1900, False, 0) + rows("p", 100, True, 1), SCHEMA).cache()

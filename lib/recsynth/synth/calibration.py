@@ -86,16 +86,16 @@ def _dim(name: str) -> str:
 @dataclass
 class Calibration:
     factors: dict[str, dict[str, float]]  # dimension -> value -> raking factor (0: no training row has the value)
-    scale: float = 1.0                    # weights -> keep probabilities, for `rows` published rows
+    scale: float = 1.0                    # the share of generated rows kept before raking (rows wanted / generated)
     rows: int = 0                         # rows wanted
-    expected: float = 0.0                 # rows the keep probabilities publish on average (fewer where capped at 1)
+    expected: float = 0.0                 # rows the keep probabilities publish on average (fewer where a value is short)
     gaps: dict[str, float] | None = None  # dimension -> largest |weighted share - real share| left after raking
 
-    def weight(self) -> Column:
-        """The row's keep weight, from its dimension columns."""
+    def keep(self) -> Column:
+        """The row's keep probability, min(1, its weight), from its dimension columns."""
         terms = [F.coalesce(F.create_map(*[F.lit(x) for v, f in values.items() for x in (v, f)])[F.col(_dim(d))],
                             F.lit(0.0)) for d, values in self.factors.items()]
-        return reduce(lambda a, b: a * b, terms, F.lit(self.scale))
+        return F.least(F.lit(1.0), reduce(lambda a, b: a * b, terms, F.lit(self.scale)))
 
     @property
     def short(self) -> bool:
@@ -113,10 +113,10 @@ def cells(frame: DataFrame, dims: list[str]) -> DataFrame:
     return frame.groupBy(*[_dim(d) for d in dims]).agg(F.count(F.lit(1)).alias(CELL_ROWS)).coalesce(1)
 
 
-def _sums(cells_: DataFrame, factors: dict[str, dict[str, float]], dims: list[str], weight: Column) -> dict[str, dict[str, float]]:
-    """Weighted rows per value of each of `dims`, in one aggregation without a shuffle (raking
-    runs dozens: each Spark job costs far more than the cells it reads)."""
-    weighted = cells_.select(*[_dim(d) for d in dims], (F.col(CELL_ROWS) * weight).alias("_w"))
+def _sums(cells_: DataFrame, factors: dict[str, dict[str, float]], dims: list[str], keep: Column) -> dict[str, dict[str, float]]:
+    """Rows kept on average per value of each of `dims`, in one aggregation without a shuffle
+    (raking runs dozens: each Spark job costs far more than the cells it reads)."""
+    weighted = cells_.select(*[_dim(d) for d in dims], (F.col(CELL_ROWS) * keep).alias("_w"))
     names = {(d, v): f"s{k}" for k, (d, v) in enumerate((d, v) for d in dims for v in factors[d])}
     row = weighted.agg(*[F.sum(F.when(F.col(_dim(d)) == F.lit(v), F.col("_w"))).alias(n)
                          for (d, v), n in names.items()]).head()
@@ -124,24 +124,28 @@ def _sums(cells_: DataFrame, factors: dict[str, dict[str, float]], dims: list[st
 
 
 def rake(generated: DataFrame, real: dict[str, dict[str, float]], rows: int, iterations: int) -> Calibration:
-    """Raking factors for the `generated` cells (`cells`, cached by the caller) that make their
-    weighted shares the `real` ones (dimension -> value -> training rows), scaled to keep about
-    `rows` rows."""
+    """Raking factors for the `generated` cells (`cells`, cached by the caller) that keep about
+    `rows` rows with the `real` shares (dimension -> value -> training rows).
+
+    Raking runs on the keep probabilities themselves, min(1, weight), towards each value's wanted
+    rows: where a cell's weight passes 1 (it holds fewer rows than its dimensions ask for), the
+    next steps raise the other cells of those values instead, so the table is not left short of
+    rows that were there to keep. Only a value with fewer generated rows than it wants stays short."""
     dims = list(real)
     shares = {d: {v: n / sum(counts.values()) for v, n in counts.items()} for d, counts in real.items()}
-    present = generated.agg(*[F.collect_set(_dim(d)).alias(f"d{k}") for k, d in enumerate(dims)]).head()
+    present = generated.agg(F.sum(CELL_ROWS).alias("rows"),
+                            *[F.collect_set(_dim(d)).alias(f"d{k}") for k, d in enumerate(dims)]).head()
     factors = {d: {v: (1.0 if v in shares[d] else 0.0) for v in present[f"d{k}"]} for k, d in enumerate(dims)}
+    scale = rows / present["rows"] if present["rows"] else 0.0
     for _ in range(iterations):
-        for d in dims:  # one dimension at a time (Gauss-Seidel): each step matches d exactly
-            now = _sums(generated, factors, [d], Calibration(factors).weight())[d]
-            total = sum(now.values())
-            factors[d] = {v: f * shares[d].get(v, 0.0) * total / now[v] if now.get(v) else f for v, f in factors[d].items()}
-    weight = Calibration(factors).weight()
-    sums = _sums(generated, factors, dims, weight)
-    total = sum(sums[dims[0]].values())
-    gaps = {d: max(abs(sums[d].get(v, 0.0) / total - s) for v, s in shares[d].items()) if total else 1.0 for d in dims}
-    scale = rows / total if total else 0.0
-    expected = generated.agg(F.sum(F.col(CELL_ROWS) * F.least(F.lit(1.0), weight * F.lit(scale)))).head()[0] or 0.0
+        for d in dims:  # one dimension at a time (Gauss-Seidel): each step moves d to its wanted rows
+            now = _sums(generated, factors, [d], Calibration(factors, scale).keep())[d]
+            factors[d] = {v: f * rows * shares[d].get(v, 0.0) / now[v] if now.get(v) else f
+                          for v, f in factors[d].items()}
+    sums = _sums(generated, factors, dims, Calibration(factors, scale).keep())
+    expected = sum(sums[dims[0]].values())
+    gaps = {d: max(abs(sums[d].get(v, 0.0) / expected - s) for v, s in shares[d].items()) if expected else 1.0
+            for d in dims}
     return Calibration(factors, scale, rows, expected, gaps)
 
 
@@ -170,5 +174,5 @@ def calibrate(train: DataFrame, generated: DataFrame, conditions: list[str], mar
     finally:
         real_cells.unpersist()
         drawn_cells.unpersist()
-    kept = drawn.where(seeded_uniform(seed, "calibration", F.col(id_column)) < calibration.weight())
+    kept = drawn.where(seeded_uniform(seed, "calibration", F.col(id_column)) < calibration.keep())
     return kept.drop(*[_dim(d) for d in dims]), calibration

@@ -148,12 +148,14 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                      "; ".join(f"{c}={v}: {n} rows" for c, short in filled.items() for v, n in short.items()))
             derived = keep(reduce(DataFrame.unionByName, extra, derived))
     with stage("calibrate", f"keeping {rows} rows with the training rows' strata and marginals"):
-        calibrated, calibration = (calibrate(train, derived, cal.by, cal.marginals, bins=cal.bins, rows=rows,
+        # rare copies go first, so that raking fills their strata and values from rows that may be published
+        publishable = keep(drop_rare_copies(derived, behavior, columns, conf.privacy.min_copy_support))
+        rare_copies = derived.count() - publishable.count()
+        calibrated, calibration = (calibrate(train, publishable, cal.by, cal.marginals, bins=cal.bins, rows=rows,
                                              iterations=cal.iterations, seed=conf.seed) if calibrating
-                                   else (derived, Calibration({}, rows=rows, expected=rows, gaps={})))
-        generated = keep(calibrated)
-        synthetic = keep(drop_rare_copies(generated, behavior, columns, conf.privacy.min_copy_support))
-        rare_copies = generated.count() - (published_rows := synthetic.count())
+                                   else (publishable, Calibration({}, rows=rows, expected=rows, gaps={})))
+        synthetic = keep(calibrated)
+        published_rows = synthetic.count()
     log.info("calibration: %.0f of %d rows expected; largest share gap left per dimension: %s", calibration.expected,
              rows, ", ".join(f"{d} {g:.4f}" for d, g in calibration.gaps.items()))
     if calibration.short:
@@ -163,7 +165,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
         log.info("dropped %d generated row(s) equal to a real session that fewer than %d real sessions share "
                  "(synth.privacy.min_copy_support)", rare_copies, conf.privacy.min_copy_support)
     with stage("privacy", "measuring privacy"):
-        report = assess(*[t.select(*columns, *helpers) for t in (train, holdout, generated, synthetic)], fitted,
+        report = assess(*[t.select(*columns, *helpers) for t in (train, holdout, derived, synthetic)], fitted,
                         min_copy_support=conf.privacy.min_copy_support,
                         query_rows=conf.privacy.query_rows, seed=conf.seed)
     with stage("quality", "measuring quality (column shapes, pair trends, coverage, constraints, rare shares, ML efficacy)"):
