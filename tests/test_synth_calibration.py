@@ -29,7 +29,10 @@ def test_strata_and_bins_are_the_rows_dimensions(spark):
     dims = dimensions(CONDITIONS, ["hour", "price"], edges)
     assert list(dims) == ["hour", "price", STRATUM]  # the stratum last: matched exactly at the end of each pass
     bins = value_counts(real.select(dims["price"].alias("bin")), "bin")
-    assert bins == {"1": 10, NULL: 2}  # every price is >= the one edge; no price is its own value
+    assert bins == {"=1": 10, NULL: 2}  # every price is >= the one edge; no price is its own value
+    spelt_null = spark.createDataFrame(rows("n", 3, False, 0, "null") + rows("m", 2, False, 0, None), SCHEMA)
+    hours = value_counts(spelt_null.select(dims["hour"].alias("v")), "v")
+    assert hours == {"=null": 3, NULL: 2}  # a category spelt "null" is not a missing value
 
 
 def test_raking_gives_the_real_strata_and_marginals(spark):
@@ -44,16 +47,16 @@ def test_raking_gives_the_real_strata_and_marginals(spark):
                                       + rows("q", 300, True, 0, "9") + rows("h", 200, False, 0, "3")
                                       + rows("s", 200, False, 0, "7"), SCHEMA).cache()
     kept, calibration = calibrate(real, generated, CONDITIONS, ["hour"], bins=4, rows=1000, iterations=8, seed=3)
-    assert calibration.factors[STRATUM]["10"] == 0.0 and calibration.factors["hour"]["3"] == 0.0
+    assert calibration.factors[STRATUM]["10"] == 0.0 and calibration.factors["hour"]["=3"] == 0.0
     assert max(calibration.gaps.values()) < 1e-3 and not calibration.short  # raking converged, nothing capped
     assert calibration.expected == pytest.approx(1000)
     counts = {d: value_counts(kept.select(c.alias("v")), "v") for d, c in dimensions(CONDITIONS, ["hour"], {}).items()}
-    assert "10" not in counts[STRATUM] and "3" not in counts["hour"]  # never published
+    assert "10" not in counts[STRATUM] and "=3" not in counts["hour"]  # never published
     total = kept.count()
     assert abs(total - 1000) < 4 * 1000 ** 0.5
     for stratum_, share in {"00": 0.8, "01": 0.1, "11": 0.1}.items():  # binomial: within 4 sd of the real share
         assert abs(counts[STRATUM][stratum_] / total - share) < 4 * (share * (1 - share) / total) ** 0.5
-    for hour, share in {"9": 0.5, "21": 0.4, "7": 0.1}.items():
+    for hour, share in {"=9": 0.5, "=21": 0.4, "=7": 0.1}.items():
         assert abs(counts["hour"][hour] / total - share) < 4 * (share * (1 - share) / total) ** 0.5
     assert kept.columns == generated.columns
     again, _ = calibrate(real, generated.repartition(7), CONDITIONS, ["hour"], bins=4, rows=1000, iterations=8, seed=3)

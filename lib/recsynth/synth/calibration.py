@@ -4,9 +4,9 @@ column's real distribution.
 A GAN trained by sampling sees rare categories often (that is how it learns them at all), and
 writes them too often: 7x the real share of purchase sessions on the bundled sample, which
 ctgan shares (6x). Its marginals drift too (start hours, long sessions). Calibration generates
-more rows than it publishes and keeps each row with a probability proportional to a weight
-fitted by raking (iterative proportional fitting, as survey statisticians post-stratify a
-sample): one factor per value of each dimension, so that the weighted rows match the training
+more rows than it publishes and keeps each row with a probability fitted by raking (iterative
+proportional fitting, as survey statisticians post-stratify a sample, on probabilities capped at
+1): one factor per value of each dimension, so that the rows kept on average match the training
 rows' share of
 - each stratum: one combination of the conf's conditions (purchased, a cart, a paid purchase...);
 - each value of every categorical column named in `marginals`;
@@ -29,7 +29,7 @@ from pyspark.sql.types import NumericType
 from recsynth.synth.clickstream import seeded_uniform
 
 STRATUM = "_stratum"
-NULL = "null"
+NULL = "null"  # a missing value; every present one is written "=value", so a category spelt "null" stays apart
 
 
 def stratum(conditions: list[str]) -> Column:
@@ -70,7 +70,7 @@ def dimensions(conditions: list[str], marginals: list[str], edges: dict[str, lis
             value = F.when(F.col(c).isNotNull(), value)
         else:
             value = F.col(c)
-        columns[c] = F.coalesce(value.cast("string"), F.lit(NULL))
+        columns[c] = F.coalesce(F.concat(F.lit("="), value.cast("string")), F.lit(NULL))
     return columns | {STRATUM: stratum(conditions)}
 
 
