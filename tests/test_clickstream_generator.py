@@ -21,7 +21,7 @@ from recsynth.synth.clickstream import (fit_markov, fit_sessions, plan_sessions,
                                         session_steps)
 from recsynth.synth.clickstream_sequences import category_vocabulary, person_sequences
 from recsynth.synth.sequence_walker import TrainedGenerator, training_window, write_sequences
-from recsynth.tasks.recommend_sequence import item_arrays
+from recsynth.rec.sequence_items import item_arrays
 from recsynth.train.launcher import run_on_ranks
 from recsynth.train.shards import current_files
 

@@ -20,7 +20,7 @@ from recsynth.synth.clickstream import shared_items
 from recsynth.synth.clickstream_sequences import OTHER_CATEGORY, category_vocabulary, person_sequences
 from recsynth.synth.rare_items import with_stand_ins
 from recsynth.synth.sequence_walker import TrainedGenerator
-from recsynth.tasks.recommend_sequence import item_arrays
+from recsynth.rec.sequence_items import item_arrays
 from recsynth.train import checkpoints, progress
 from recsynth.train.launcher import train_on_ranks
 from recsynth.train.shards import check_shardable, current_files

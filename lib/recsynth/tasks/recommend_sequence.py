@@ -16,9 +16,10 @@ from recsynth.errors import RecommenderError
 from recsynth.rec import sequence as seq
 from recsynth.rec import sequence_features as sf
 from recsynth.rec import topn
-from recsynth.rec.columns import ITEM_ID, SOURCE, USER_ID, VECTOR
+from recsynth.rec.columns import ITEM_ID, USER_ID, VECTOR
 from recsynth.rec.features import ITEM_INDEX, item_vocabulary
 from recsynth.rec.recommenders import History, Recommender
+from recsynth.rec.sequence_items import item_arrays
 from recsynth.runtime.runs import RunContext
 from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import Tracker
@@ -135,24 +136,6 @@ class SequenceRecommender(Recommender):
                                                   "training_rows": self.training_rows,
                                                   "saved_at": dt.datetime.utcnow().isoformat()})})
         self.vocabulary.write.mode("overwrite").parquet(f"{uri}/vocabulary")
-
-
-def item_arrays(events: DataFrame, vocabulary: DataFrame, windows: DataFrame,
-                sources: dict[str, int]) -> tuple[int, np.ndarray, np.ndarray]:
-    """The vocabulary's size, each index's source index (-1: padding, OOV) and log share among
-    the training targets of `windows` (bounded by the vocabulary: a few numbers per item reach
-    the driver)."""
-    owners = events.select(ITEM_ID, SOURCE).distinct().join(vocabulary, ITEM_ID)
-    pairs = owners.select(ITEM_INDEX, SOURCE).collect()
-    size = max([r[ITEM_INDEX] for r in pairs], default=seq.OOV) + 1
-    item_sources = np.full(size, -1, dtype=np.int32)
-    for row in pairs:
-        item_sources[row[ITEM_INDEX]] = sources[row[SOURCE]]
-    counts = np.full(size, 0.5, dtype=np.float64)   # an item never a target still gets drawn, rarely
-    for row in sf.target_counts(windows).collect():
-        counts[row[ITEM_INDEX]] += row["n"]
-    counts[:seq.FIRST_KNOWN] = 1e-12
-    return size, item_sources, np.log(counts / counts.sum()).astype(np.float32)
 
 
 def load_model(uri: str) -> tuple[list[np.ndarray], seq.SequenceParams, dict]:
