@@ -227,6 +227,8 @@ def test_synthesizer_rules_are_checked_before_spark_starts():
         ("synth.derived={max_price: null}", "learned_as ['price_spread']: no derived expression reads it"),
         ("synth.derived={basket: 'n_views * 2'}", "derived names ['basket'], which are not continuous or categorical"),
         ("synth.constraints=['  ']", "empty expression(s) for ['  ']"),
+        ("synth.calibration.fill=[basket]", "calibration.fill names ['basket']: each must be a categorical column"),
+        ("synth.kinds={spend: mixture}", "calibration.fill names ['spend']: each must be a categorical column"),
         ("synth.quality.rare_shares={paid: {where: 'spend > 0', within: [1.5, 2.0]}}", "low <= 1 <= high"),
         ("synth.quality.rare_shares={paid: {where: 'spend > 0'}}", "synth.quality.rare_shares.paid.within: missing value"),
         ("synth.zero_inflated_min_share=0", "synth.zero_inflated_min_share: Input should be greater than 0"),

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from recsynth.synth.calibration import (NULL, STRATUM, calibrate, dimensions, quantile_edges, shortfalls, stratum_counts,
-                                        value_counts)
+from recsynth.synth.calibration import (NULL, STRATUM, calibrate, dimensions, fill_value, quantile_edges, shortfalls,
+                                        stratum_counts, value_counts)
 
 pytestmark = pytest.mark.spark
 
@@ -33,6 +33,13 @@ def test_strata_and_bins_are_the_rows_dimensions(spark):
     spelt_null = spark.createDataFrame(rows("n", 3, False, 0, "null") + rows("m", 2, False, 0, None), SCHEMA)
     hours = value_counts(spelt_null.select(dims["hour"].alias("v")), "v")
     assert hours == {"=null": 3, NULL: 2}  # a category spelt "null" is not a missing value
+
+
+def test_a_fill_column_is_its_category_or_its_zero_flag(spark):
+    frame = spark.createDataFrame([(0.0, True), (2.5, True), (None, False), (0.0, False)], "spend double, purchased boolean")
+    assert [r[0] for r in frame.select(fill_value("spend", zero_flagged=True)).collect()] == ["0", "nonzero", None, "0"]
+    assert [r[0] for r in frame.select(fill_value("purchased", zero_flagged=False)).collect()] == ["true", "true", "false",
+                                                                                                  "false"]
 
 
 def test_raking_gives_the_real_strata_and_marginals(spark):
@@ -96,3 +103,4 @@ def test_shortfalls_are_the_rows_to_generate_under_each_under_written_value():
     assert shortfalls(real, {"true": 300, "false": 2700}, drawn=3000) == {"false": 270}  # 2,970 wanted
     assert shortfalls(real, {"false": 3000}, drawn=3000) == {"true": 30}  # never written
     assert shortfalls(real, {"true": 30, "false": 2970}, drawn=3000) == {}
+    assert shortfalls({"true": 30, "false": 2920, None: 50}, {"false": 3000}, drawn=3000) == {"true": 30}  # none as null

@@ -3,7 +3,7 @@ a round trip rows -> codes -> rows that keeps categories exactly and values with
 import numpy as np
 import pytest
 
-from recsynth.synth.layout import blocks, condition_frequencies, conditions_like_data
+from recsynth.synth.layout import blocks, condition_frequencies, conditions_like_data, rows_meeting
 from recsynth.synth.transformer import NULL, OTHER, FittedTransformer, TransformerError, decode, encode, fit
 
 pytestmark = pytest.mark.spark
@@ -189,6 +189,16 @@ def test_zero_flags_and_discrete_columns_are_conditional_blocks(kinds_table):
     # a value of a discrete column can be a sampling condition, as a category can
     vectors = conditions_like_data(fitted, 4, np.random.default_rng(0), {"purchases": "7"})
     assert (vectors[:, 2 + 1 + 3] == 1).all()  # after the zero flag (2) and day (1): value "7" is the fourth
+    # and so can either side of a zero flag: the few rows that spent anything, generated on demand
+    spent = conditions_like_data(fitted, 4, np.random.default_rng(0), {"spend": "nonzero"})
+    assert (spent[:, 0] == 1).all() and (spent.sum(axis=1) == 1).all()
+    assert (conditions_like_data(fitted, 2, np.random.default_rng(0), {"spend": "0"})[:, 1] == 1).all()
+    with pytest.raises(ValueError, match="spend='null'"):  # spend has no nulls, so no null flag
+        conditions_like_data(fitted, 2, np.random.default_rng(0), {"spend": "null"})
+    decoded = {"spend": np.array([0.0, 3.5, np.nan, 0.0]), "day": np.array(["Mon", "Tue", "Mon", "Mon"], dtype=object),
+               "purchases": np.array([0.0, 1.0, 0.0, 7.0])}
+    assert rows_meeting(fitted, decoded, {"spend": "nonzero"}).tolist() == [False, True, False, False]
+    assert rows_meeting(fitted, decoded, {"spend": "0", "day": "Mon"}).tolist() == [True, False, False, True]
 
 
 def test_declared_kinds_win_and_bad_kinds_are_named(kinds_table):

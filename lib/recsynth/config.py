@@ -333,8 +333,8 @@ class CalibrationConf(Strict):
     iterations: int = Field(default=3, ge=1)  # raking passes over the dimensions
     oversample: float = Field(default=3.0, ge=1)  # rows generated per published row, so a stratum or value the GAN
                                             # writes below its real share can still be filled
-    fill: list[str] = []                    # categorical columns: a value the GAN writes below its real share is
-                                            # topped up with rows generated under that value
+    fill: list[str] = []                    # categorical (or zero-inflated: 0 / nonzero) columns: a value the GAN
+                                            # writes below its real share is topped up with rows generated under it
 
 
 class SynthConf(Strict):
@@ -381,8 +381,9 @@ class SynthConf(Strict):
             problems.append(f"kinds names {unknown}, which are not continuous or learned_as columns")
         if unknown := [c for c in self.derived if c not in columns]:
             problems.append(f"derived names {unknown}, which are not continuous or categorical columns")
-        if unknown := [c for c in self.calibration.fill if c not in self.categorical]:
-            problems.append(f"calibration.fill names {unknown}, which are not categorical columns")
+        if unknown := [c for c in self.calibration.fill if c not in columns or self.kinds.get(c) == "mixture"]:
+            problems.append(f"calibration.fill names {unknown}: each must be a categorical column, or a continuous one "
+                            f"whose zeros or few values the GAN learns as a condition (kind zero_inflated or discrete)")
         if unknown := [c for c in self.calibration.marginals if c not in columns]:
             problems.append(f"calibration.marginals names {unknown}, which are not continuous or categorical columns")
         if clash := [c for c in self.learned_as if c in columns]:

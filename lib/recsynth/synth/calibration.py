@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType
 
 from recsynth.synth.clickstream import seeded_uniform
+from recsynth.synth.layout import NONZERO, ZERO
 
 STRATUM = "_stratum"
 NULL = "null"  # a missing value; every present one is written "=value", so a category spelt "null" stays apart
@@ -149,11 +150,18 @@ def rake(generated: DataFrame, real: dict[str, dict[str, float]], rows: int, ite
     return Calibration(factors, scale, rows, expected, gaps)
 
 
+def fill_value(column: str, zero_flagged: bool) -> Column:
+    """A `fill` column's value as the GAN can be generated under it: a category as text, or the
+    zero flag of a zero-inflated column (0 / nonzero: the few sessions that spent anything)."""
+    value = F.col(column)
+    return F.when(value == 0, F.lit(ZERO)).when(value.isNotNull(), F.lit(NONZERO)) if zero_flagged else value.cast("string")
+
+
 def shortfalls(real: dict[str, int], generated: dict[str, int], drawn: int) -> dict[str, int]:
     """Rows to generate under each value (of a categorical column) that the GAN wrote below its
     share of the training rows: enough for `drawn` rows to hold the real share of it."""
     total = sum(real.values())
-    wanted = {v: math.ceil(drawn * n / total) for v, n in real.items()}
+    wanted = {v: math.ceil(drawn * n / total) for v, n in real.items() if v is not None}  # nothing is generated as null
     return {v: w - generated.get(v, 0) for v, w in wanted.items() if w > generated.get(v, 0)}
 
 

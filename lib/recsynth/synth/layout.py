@@ -91,29 +91,67 @@ class ConditionSampler:
 
 
 
+PRESENT, NULL_FLAG = "present", "null"   # the values of a null flag, as a sampling condition
+NONZERO, ZERO = "nonzero", "0"             # the values of a zero flag
+
+
+def _conditionals(fitted: FittedTransformer) -> list[tuple[str, list[str], np.ndarray]]:
+    """(column, values, row shares or counts) of every conditional block, in layout order."""
+    out = []
+    for c in fitted.continuous:
+        out += [(c.name, [PRESENT, NULL_FLAG], np.asarray([1.0 - c.null_share, c.null_share]))] if c.has_nulls else []
+        out += [(c.name, [NONZERO, ZERO], np.asarray([1.0 - c.zero_share, c.zero_share]))] if c.zero_inflated else []
+    return out + [(c.name, list(c.values), np.asarray(c.counts, dtype=float)) for c in fitted.categorical]
+
+
+def condition_values(fitted: FittedTransformer) -> list[tuple[str, list[str]]]:
+    """(column, values) of every conditional block, in layout order: a continuous column's null
+    flag (present, null) and zero flag (nonzero, 0), then each categorical column's values. Any
+    of these can pin the rows sampled (`conditions_like_data`), so the rare side of a flag (a
+    non-zero spend) can be generated on demand, as a rare category can."""
+    return [(name, values) for name, values, _ in _conditionals(fitted)]
+
+
 def condition_frequencies(fitted: FittedTransformer) -> list[np.ndarray]:
     """Row counts (or shares) per value of every conditional block, in layout order."""
-    flags = []
-    for c in fitted.continuous:
-        flags += [np.asarray([1.0 - c.null_share, c.null_share])] if c.has_nulls else []
-        flags += [np.asarray([1.0 - c.zero_share, c.zero_share])] if c.zero_inflated else []
-    return flags + [np.asarray(c.counts, dtype=float) for c in fitted.categorical]
+    return [shares for *_, shares in _conditionals(fitted)]
+
+
+def condition_position(fitted: FittedTransformer, column: str, value: str) -> int:
+    """Where `column`=`value` sits in the condition vector (ValueError: not a condition the model has)."""
+    offset = 0
+    for name, values in condition_values(fitted):
+        if name == column and value in values:
+            return offset + values.index(value)
+        offset += len(values)
+    raise ValueError(f"condition {column}={value!r}: not a categorical value, null flag or zero flag of the model")
+
+
+def rows_meeting(fitted: FittedTransformer, decoded: dict[str, np.ndarray], fixed: dict[str, str] | None) -> np.ndarray:
+    """Which decoded rows meet every condition of `fixed` (what `condition_position` pins)."""
+    keep = np.ones(len(next(iter(decoded.values()))), dtype=bool)
+    numeric = {c.name for c in fitted.continuous}
+    for name, value in (fixed or {}).items():
+        column = decoded[name]
+        if name in numeric:
+            missing = np.isnan(column.astype(float))
+            met = {PRESENT: ~missing, NULL_FLAG: missing, ZERO: column == 0, NONZERO: ~missing & (column != 0)}[value]
+        else:
+            met = column == value
+        keep &= met
+    return keep
 
 
 def conditions_like_data(fitted: FittedTransformer, batch: int, rng: np.random.Generator,
                          fixed: dict[str, str] | None = None) -> np.ndarray:
     """Condition vectors for sampling: one conditional column chosen uniformly per row, its value
-    drawn with the fitted frequencies; `fixed` ({categorical column: value}) pins every row instead."""
+    drawn with the fitted frequencies; `fixed` ({column: value}, `condition_values`) pins every row instead."""
     frequencies = condition_frequencies(fitted)
     offsets = np.cumsum([0] + [len(f) for f in frequencies])[:-1]
     conditions = np.zeros((batch, sum(len(f) for f in frequencies)), dtype=np.float32)
     if fixed:
-        first_categorical = len(frequencies) - len(fitted.categorical)
         for name, value in fixed.items():
-            position = next((k for k, c in enumerate(fitted.categorical) if c.name == name), None)
-            if position is None or value not in fitted.categorical[position].values:
-                raise ValueError(f"condition {name}={value!r}: not a fitted categorical column and value")
-            conditions[:, offsets[first_categorical + position] + fitted.categorical[position].values.index(value)] = 1.0
+            conditions[:, condition_position(fitted, name, value)] = 1.0
         return conditions
     chosen = rng.integers(len(frequencies), size=batch)
     for position, counts in enumerate(frequencies):

@@ -10,7 +10,7 @@ from pyspark.sql.types import DoubleType, LongType, StringType, StructField, Str
 
 from recsynth.synth.constraints import apply_derived
 from recsynth.synth.gan import GanParams, sample_rows
-from recsynth.synth.layout import conditions_like_data
+from recsynth.synth.layout import conditions_like_data, rows_meeting
 from recsynth.synth.schema import match_types
 from recsynth.synth.transformer import FittedTransformer
 from recsynth.train.scoring import score_on_executors
@@ -24,13 +24,6 @@ def output_schema(fitted: FittedTransformer) -> StructType:
         + [StructField(c.name, DoubleType()) for c in fitted.continuous]
         + [StructField(c.name, DoubleType() if c.numeric else StringType()) for c in fitted.categorical]
     )
-
-
-def _matches(decoded: dict, fixed: dict[str, str] | None) -> np.ndarray:
-    keep = np.ones(len(next(iter(decoded.values()))), dtype=bool)
-    for name, value in (fixed or {}).items():
-        keep &= decoded[name] == value
-    return keep
 
 
 def synthesize(spark, generator_weights, fitted: FittedTransformer, params: GanParams, rows: int, partitions: int,
@@ -54,7 +47,7 @@ def synthesize(spark, generator_weights, fitted: FittedTransformer, params: GanP
             while have < wanted and tries < MAX_TRIES:
                 conditions = conditions_like_data(fitted_here, wanted, rng, condition)
                 decoded = sample_rows(weights, fitted_here, params, conditions, seed=int(rng.integers(2**31)))
-                keep = _matches(decoded, condition)
+                keep = rows_meeting(fitted_here, decoded, condition)
                 parts.append(pd.DataFrame({k: v[keep] for k, v in decoded.items()}))
                 have += int(keep.sum())
                 tries += 1

@@ -11,6 +11,7 @@ from recsynth.errors import ConfigError
 from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.synth import models
 from recsynth.synth.constraints import with_helpers
+from recsynth.synth.layout import condition_values
 from recsynth.synth.privacy import drop_rare_copies
 from recsynth.synth.sampling import derived_rows
 
@@ -49,11 +50,15 @@ def published_model(ctx: RunContext, wanted: str | None) -> str:
 
 
 def check_condition(fitted, condition: dict[str, str]) -> None:
-    """Every condition names a categorical column of the model and one of its learned values."""
-    columns = {c.name: c.values for c in fitted.categorical}
+    """Every condition names a categorical column of the model and one of its learned values, or
+    a flag of a continuous one (mean_price=null, spend=nonzero)."""
+    columns: dict[str, list[str]] = {}
+    for name, values in condition_values(fitted):
+        columns.setdefault(name, []).extend(values)
     for column, value in condition.items():
         if column not in columns:
-            raise ConfigError(f"--where {column}=...: not a categorical column of the model; choose from {sorted(columns)}")
+            raise ConfigError(f"--where {column}=...: not a categorical column of the model, nor one with a null or "
+                              f"zero flag; choose from {sorted(columns)}")
         if value not in columns[column]:
             shown = ", ".join(repr(v) for v in columns[column][:SHOWN_VALUES])
             raise ConfigError(f"--where {column}={value}: the model did not learn that value (rare values are folded "

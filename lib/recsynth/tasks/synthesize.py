@@ -20,7 +20,7 @@ from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy
 from recsynth.synth.metrics import score
-from recsynth.synth.calibration import Calibration, calibrate, shortfalls, value_counts
+from recsynth.synth.calibration import Calibration, calibrate, fill_value, shortfalls, value_counts
 from recsynth.synth.constraints import check, conditions_of, learned_columns, with_helpers
 from recsynth.synth.fidelity import assess as assess_fidelity
 from recsynth.synth.privacy import assess, drop_rare_copies, split_by_person
@@ -104,6 +104,11 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                      stratum=conf.stratify_by, seed=conf.seed, kinds=conf.kinds,
                      discrete_max_values=conf.discrete_max_values, zero_inflated_min_share=conf.zero_inflated_min_share)
     log.info("column kinds: %s", ", ".join(f"{c} {k}" for c, k in fitted.kinds().items()))
+    zero_flagged = {c.name for c in fitted.continuous if c.zero_inflated}
+    fill = [c for c in conf.calibration.fill if c in zero_flagged | {c.name for c in fitted.categorical}]
+    if unfillable := [c for c in conf.calibration.fill if c not in fill]:  # these rows have (almost) no zeros, or no others
+        log.warning("synth.calibration.fill: %s fitted as mixtures here, with no zero flag to generate under: not filled",
+                    unfillable)
     with stage("encode", "encoding the training rows"):
         lake.overwrite(T.SYNTHETIC_ENCODED, encode(train, fitted, seed=conf.seed).repartition(max(2 * conf.num_proc, conf.sample_partitions)))
         files = current_files(lake.read(T.SYNTHETIC_ENCODED))
@@ -138,9 +143,9 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
 
     with stage("generate", f"generating {drawn} rows on executors"):
         derived = keep(generate(drawn, conf.seed))
-        filled = {c: shortfalls(value_counts(train.select(F.col(c).cast("string").alias(c)), c),
-                                value_counts(derived.select(F.col(c).cast("string").alias(c)), c), drawn)
-                  for c in (cal.fill if calibrating else [])}
+        filled = {c: shortfalls(*[value_counts(t.select(fill_value(c, c in zero_flagged).alias(c)), c)
+                                  for t in (train, derived)], drawn)
+                  for c in (fill if calibrating else [])}
         extra = [generate(n, conf.seed + 1 + k, {c: v})  # the GAN under that condition, as `recsynth sample` draws
                  for k, (c, v, n) in enumerate((c, v, n) for c, short in filled.items() for v, n in short.items())]
         if extra:
