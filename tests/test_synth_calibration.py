@@ -4,10 +4,12 @@ GAN under-writes leaves the table short and says so, and the kept rows do not de
 partitioning."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from recsynth.synth.calibration import (NULL, STRATUM, calibrate, dimensions, fill_value, quantile_edges, shortfalls,
-                                        stratum_counts, value_counts)
+from recsynth.synth.calibration import (NULL, STRATUM, calibrate, dimensions, fill_condition, fill_value, quantile_edges,
+                                        shortfalls, stratum_counts, value_counts)
 
 pytestmark = pytest.mark.spark
 
@@ -35,11 +37,15 @@ def test_strata_and_bins_are_the_rows_dimensions(spark):
     assert hours == {"=null": 3, NULL: 2}  # a category spelt "null" is not a missing value
 
 
-def test_a_fill_column_is_its_category_or_its_zero_flag(spark):
+def test_a_fill_entry_is_the_condition_its_values_make(spark):
     frame = spark.createDataFrame([(0.0, True), (2.5, True), (None, False), (0.0, False)], "spend double, purchased boolean")
     assert [r[0] for r in frame.select(fill_value("spend", zero_flagged=True)).collect()] == ["0", "nonzero", None, "0"]
     assert [r[0] for r in frame.select(fill_value("purchased", zero_flagged=False)).collect()] == ["true", "true", "false",
                                                                                                   "false"]
+    paid = [r[0] for r in frame.select(fill_condition(["purchased", "spend"], {"spend"})).collect()]
+    assert [None if c is None else json.loads(c) for c in paid] == [
+        {"purchased": "true", "spend": "0"}, {"purchased": "true", "spend": "nonzero"}, None,  # unknown: not filled
+        {"purchased": "false", "spend": "0"}]
 
 
 def test_raking_gives_the_real_strata_and_marginals(spark):

@@ -103,7 +103,8 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     assert meta["kinds"]["n_purchases"] == "discrete" and not helpers & set(synthetic.columns)
     assert meta["calibration"]["drawn"] == 3 * record.rows_in == 3 * meta["calibration"]["wanted"]  # oversample 3
     assert set(meta["calibration"]["gaps"]) == {"_stratum", *conf.synth.calibration.marginals}
-    assert set(meta["calibration"]["filled"]) == {"purchased"}  # the values it topped up, if any, under it
+    topped_up = {tuple(sorted(c.split("=")[0] for c in label.split(","))) for label in meta["calibration"]["filled"]}
+    assert topped_up <= {("purchased",), ("purchased", "spend")}  # the conditions it topped up, if any, with their rows
     scores = [entry["validation_quality"] for entry in meta["history"]]  # the validation people's column shapes
     assert weights and len(scores) == params.epochs and meta["best_epoch"] == scores.index(max(scores)) + 1
     assert [c.name for c in fitted.categorical if not c.numeric] == list(conf.synth.categorical)
@@ -140,6 +141,8 @@ def test_conditional_sampling_from_the_published_model(spark, gold_lake, publish
 
     with pytest.raises(JobFailed, match="did not learn that value"):
         run_job(sample_job(10, {"purchased": "maybe"}, None, seed=5), spark, conf, lake)
+    with pytest.raises(JobFailed, match="basket=...: not a categorical column of the model, nor one with a null or zero"):
+        run_job(sample_job(10, {"basket": "1"}, None, seed=5), spark, conf, lake)
     with pytest.raises(JobFailed, match="passed the privacy gates"):
         run_job(sample_job(10, {}, "synthesize-nope", seed=5), spark, conf, lake)
 

@@ -333,8 +333,13 @@ class CalibrationConf(Strict):
     iterations: int = Field(default=3, ge=1)  # raking passes over the dimensions
     oversample: float = Field(default=3.0, ge=1)  # rows generated per published row, so a stratum or value the GAN
                                             # writes below its real share can still be filled
-    fill: list[str] = []                    # categorical (or zero-inflated: 0 / nonzero) columns: a value the GAN
-                                            # writes below its real share is topped up with rows generated under it
+    fill: list[str | list[str]] = []        # columns (or combinations): a value (or combination of values) the GAN
+                                            # writes below its real share is topped up with rows generated under it;
+                                            # categorical columns, or zero-inflated ones by their zero flag (0, nonzero)
+
+    def fill_columns(self) -> list[list[str]]:
+        """Each `fill` entry as the list of columns whose values are combined."""
+        return [[entry] if isinstance(entry, str) else list(entry) for entry in self.fill]
 
 
 class SynthConf(Strict):
@@ -381,7 +386,8 @@ class SynthConf(Strict):
             problems.append(f"kinds names {unknown}, which are not continuous or learned_as columns")
         if unknown := [c for c in self.derived if c not in columns]:
             problems.append(f"derived names {unknown}, which are not continuous or categorical columns")
-        if unknown := [c for c in self.calibration.fill if c not in columns or self.kinds.get(c) == "mixture"]:
+        if unknown := [c for entry in self.calibration.fill_columns() for c in entry
+                       if c not in columns or self.kinds.get(c) == "mixture"]:
             problems.append(f"calibration.fill names {unknown}: each must be a categorical column, or a continuous one "
                             f"whose zeros or few values the GAN learns as a condition (kind zero_inflated or discrete)")
         if unknown := [c for c in self.calibration.marginals if c not in columns]:

@@ -157,9 +157,17 @@ def fill_value(column: str, zero_flagged: bool) -> Column:
     return F.when(value == 0, F.lit(ZERO)).when(value.isNotNull(), F.lit(NONZERO)) if zero_flagged else value.cast("string")
 
 
+def fill_condition(columns: list[str], zero_flagged: set[str]) -> Column:
+    """A `fill` entry's values in the row, as the JSON of the condition to generate more such rows
+    under ({"purchased": "true", "spend": "nonzero"}); null where any of them is null."""
+    values = {c: fill_value(c, c in zero_flagged) for c in columns}
+    known = reduce(lambda a, b: a & b, [v.isNotNull() for v in values.values()])
+    return F.when(known, F.to_json(F.struct(*[v.alias(c) for c, v in values.items()])))
+
+
 def shortfalls(real: dict[str, int], generated: dict[str, int], drawn: int) -> dict[str, int]:
-    """Rows to generate under each value (of a categorical column) that the GAN wrote below its
-    share of the training rows: enough for `drawn` rows to hold the real share of it."""
+    """Rows to generate under each value (`fill_condition`'s) that the GAN wrote below its share of
+    the training rows: enough for `drawn` rows to hold the real share of it."""
     total = sum(real.values())
     wanted = {v: math.ceil(drawn * n / total) for v, n in real.items() if v is not None}  # nothing is generated as null
     return {v: w - generated.get(v, 0) for v, w in wanted.items() if w > generated.get(v, 0)}

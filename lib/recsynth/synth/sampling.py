@@ -63,6 +63,11 @@ def synthesize(spark, generator_weights, fitted: FittedTransformer, params: GanP
             .withColumn("sample_seed", F.col("sample_seed").cast("long")))
 
 
+def condition_label(condition: dict[str, str]) -> str:
+    """A sampling condition as text (`synthetic.samples.condition`, logs): 'purchased=true,spend=nonzero'."""
+    return ",".join(f"{column}={value}" for column, value in sorted(condition.items())) or "*"
+
+
 def derived_rows(spark, generator_weights, fitted: FittedTransformer, params: GanParams, rows: int, partitions: int,
                  seed: int, real: StructType, derived: dict[str, str], condition: dict[str, str] | None = None) -> DataFrame:
     """`synthesize`'s rows typed as the `real` table's columns, with every derived column computed

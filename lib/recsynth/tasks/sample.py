@@ -13,7 +13,7 @@ from recsynth.synth import models
 from recsynth.synth.constraints import with_helpers
 from recsynth.synth.layout import condition_values
 from recsynth.synth.privacy import drop_rare_copies
-from recsynth.synth.sampling import derived_rows
+from recsynth.synth.sampling import condition_label, derived_rows
 
 SHOWN_VALUES = 20
 
@@ -27,10 +27,6 @@ def parse_condition(pairs: tuple[str, ...]) -> dict[str, str]:
             raise ConfigError(f"--where {pair!r}: expected COLUMN=VALUE")
         condition[column.strip()] = value.strip()
     return condition
-
-
-def condition_label(condition: dict[str, str]) -> str:
-    return ",".join(f"{column}={value}" for column, value in sorted(condition.items())) or "*"
 
 
 def sql_string(value: str) -> str:

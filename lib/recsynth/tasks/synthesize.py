@@ -4,6 +4,7 @@ fails). Scores go to synthetic.quality, MLflow and an HTML report saved with the
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from functools import reduce
 
@@ -20,12 +21,12 @@ from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy
 from recsynth.synth.metrics import score
-from recsynth.synth.calibration import Calibration, calibrate, fill_value, shortfalls, value_counts
+from recsynth.synth.calibration import Calibration, calibrate, fill_condition, shortfalls, value_counts
 from recsynth.synth.constraints import check, conditions_of, learned_columns, with_helpers
 from recsynth.synth.fidelity import assess as assess_fidelity
 from recsynth.synth.privacy import assess, drop_rare_copies, split_by_person
 from recsynth.synth.report_html import render_report
-from recsynth.synth.sampling import derived_rows
+from recsynth.synth.sampling import condition_label, derived_rows
 from recsynth.synth.transformer import encode, fit
 from recsynth.train import checkpoints, progress
 from recsynth.train.launcher import train_on_ranks
@@ -105,10 +106,11 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                      discrete_max_values=conf.discrete_max_values, zero_inflated_min_share=conf.zero_inflated_min_share)
     log.info("column kinds: %s", ", ".join(f"{c} {k}" for c, k in fitted.kinds().items()))
     zero_flagged = {c.name for c in fitted.continuous if c.zero_inflated}
-    fill = [c for c in conf.calibration.fill if c in zero_flagged | {c.name for c in fitted.categorical}]
-    if unfillable := [c for c in conf.calibration.fill if c not in fill]:  # these rows have (almost) no zeros, or no others
-        log.warning("synth.calibration.fill: %s fitted as mixtures here, with no zero flag to generate under: not filled",
-                    unfillable)
+    conditional = zero_flagged | {c.name for c in fitted.categorical}
+    fill = [entry for entry in conf.calibration.fill_columns() if set(entry) <= conditional]
+    if unfillable := [c for entry in conf.calibration.fill_columns() for c in entry if c not in conditional]:
+        log.warning("synth.calibration.fill: %s fitted as mixtures here (these rows have almost no zeros, or no "
+                    "others), with no zero flag to generate under: not filled", unfillable)
     with stage("encode", "encoding the training rows"):
         lake.overwrite(T.SYNTHETIC_ENCODED, encode(train, fitted, seed=conf.seed).repartition(max(2 * conf.num_proc, conf.sample_partitions)))
         files = current_files(lake.read(T.SYNTHETIC_ENCODED))
@@ -143,14 +145,15 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
 
     with stage("generate", f"generating {drawn} rows on executors"):
         derived = keep(generate(drawn, conf.seed))
-        filled = {c: shortfalls(*[value_counts(t.select(fill_value(c, c in zero_flagged).alias(c)), c)
-                                  for t in (train, derived)], drawn)
-                  for c in (fill if calibrating else [])}
-        extra = [generate(n, conf.seed + 1 + k, {c: v})  # the GAN under that condition, as `recsynth sample` draws
-                 for k, (c, v, n) in enumerate((c, v, n) for c, short in filled.items() for v, n in short.items())]
+        short = {condition: n for entry in (fill if calibrating else []) for condition, n in shortfalls(
+            *[value_counts(t.select(fill_condition(entry, zero_flagged).alias("_fill")), "_fill") for t in (train, derived)],
+            drawn).items()}
+        filled = {condition_label(json.loads(condition)): n for condition, n in short.items()}
+        extra = [generate(n, conf.seed + 1 + k, json.loads(condition))  # as `recsynth sample` draws under a condition
+                 for k, (condition, n) in enumerate(short.items())]
         if extra:
             log.info("generated under a condition, to top up values the GAN writes below their real share: %s",
-                     "; ".join(f"{c}={v}: {n} rows" for c, short in filled.items() for v, n in short.items()))
+                     "; ".join(f"{label}: {n} rows" for label, n in filled.items()))
             derived = keep(reduce(DataFrame.unionByName, extra, derived))
     with stage("calibrate", f"keeping {rows} rows with the training rows' strata and marginals"):
         # rare copies go first, so that raking fills their strata and values from rows that may be published
