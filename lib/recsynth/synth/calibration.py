@@ -106,6 +106,7 @@ class Calibration:
 
 
 CELL_ROWS = "_rows"
+REFINE_STEPS, REFINE_ROWS = 10, 1.0  # the last dimension is stepped again until every value is within a row of its want
 
 
 def cells(frame: DataFrame, dims: list[str]) -> DataFrame:
@@ -138,11 +139,18 @@ def rake(generated: DataFrame, real: dict[str, dict[str, float]], rows: int, ite
                             *[F.collect_set(_dim(d)).alias(f"d{k}") for k, d in enumerate(dims)]).head()
     factors = {d: {v: (1.0 if v in shares[d] else 0.0) for v in present[f"d{k}"]} for k, d in enumerate(dims)}
     scale = rows / present["rows"] if present["rows"] else 0.0
+    def step(d: str) -> float:
+        """Move dimension d towards its wanted rows; returns its largest shortfall before the move, in rows."""
+        now = _sums(generated, factors, [d], Calibration(factors, scale).keep())[d]
+        factors[d] = {v: f * rows * shares[d].get(v, 0.0) / now[v] if now.get(v) else f for v, f in factors[d].items()}
+        return max(abs(rows * shares[d].get(v, 0.0) - n) for v, n in now.items())
+
     for _ in range(iterations):
         for d in dims:  # one dimension at a time (Gauss-Seidel): each step moves d to its wanted rows
-            now = _sums(generated, factors, [d], Calibration(factors, scale).keep())[d]
-            factors[d] = {v: f * rows * shares[d].get(v, 0.0) / now[v] if now.get(v) else f
-                          for v, f in factors[d].items()}
+            step(d)
+    for _ in range(REFINE_STEPS):  # the strata, last, again: a step leaves a value short where its cells reach 1
+        if step(dims[-1]) <= REFINE_ROWS:
+            break
     sums = _sums(generated, factors, dims, Calibration(factors, scale).keep())
     expected = sum(sums[dims[0]].values())
     gaps = {d: max(abs(sums[d].get(v, 0.0) / expected - s) for v, s in shares[d].items()) if expected else 1.0
