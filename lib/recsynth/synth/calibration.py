@@ -92,11 +92,15 @@ class Calibration:
     expected: float = 0.0                 # rows the keep probabilities publish on average (fewer where a value is short)
     gaps: dict[str, float] | None = None  # dimension -> largest |weighted share - real share| left after raking
 
-    def keep(self) -> Column:
-        """The row's keep probability, min(1, its weight), from its dimension columns."""
+    def weight(self) -> Column:
+        """The row's weight, from its dimension columns: the product of its values' factors."""
         terms = [F.coalesce(F.create_map(*[F.lit(x) for v, f in values.items() for x in (v, f)])[F.col(_dim(d))],
                             F.lit(0.0)) for d, values in self.factors.items()]
-        return F.least(F.lit(1.0), reduce(lambda a, b: a * b, terms, F.lit(self.scale)))
+        return reduce(lambda a, b: a * b, terms, F.lit(self.scale))
+
+    def keep(self) -> Column:
+        """The row's keep probability: min(1, its weight)."""
+        return F.least(F.lit(1.0), self.weight())
 
     @property
     def short(self) -> bool:
@@ -115,14 +119,19 @@ def cells(frame: DataFrame, dims: list[str]) -> DataFrame:
     return frame.groupBy(*[_dim(d) for d in dims]).agg(F.count(F.lit(1)).alias(CELL_ROWS)).coalesce(1)
 
 
-def _sums(cells_: DataFrame, factors: dict[str, dict[str, float]], dims: list[str], keep: Column) -> dict[str, dict[str, float]]:
-    """Rows kept on average per value of each of `dims`, in one aggregation without a shuffle
-    (raking runs dozens: each Spark job costs far more than the cells it reads)."""
-    weighted = cells_.select(*[_dim(d) for d in dims], (F.col(CELL_ROWS) * keep).alias("_w"))
-    names = {(d, v): f"s{k}" for k, (d, v) in enumerate((d, v) for d in dims for v in factors[d])}
-    row = weighted.agg(*[F.sum(F.when(F.col(_dim(d)) == F.lit(v), F.col("_w"))).alias(n)
-                         for (d, v), n in names.items()]).head()
-    return {d: {v: row[names[(d, v)]] or 0.0 for v in factors[d]} for d in dims}
+def _sums(cells_: DataFrame, factors: dict[str, dict[str, float]], dims: list[str],
+          calibration: Calibration) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per value of each of `dims`: (rows kept on average, the smallest positive weight of its rows), in one
+    aggregation without a shuffle (raking runs dozens: each Spark job costs far more than the
+    cells it reads)."""
+    weighted = cells_.select(*[_dim(d) for d in dims], F.col(CELL_ROWS), calibration.weight().alias("_w"))
+    kept = F.col(CELL_ROWS) * F.least(F.lit(1.0), F.col("_w"))
+    names = {(d, v): k for k, (d, v) in enumerate((d, v) for d in dims for v in factors[d])}
+    weight = F.when(F.col("_w") > 0, F.col("_w"))  # rows another dimension never keeps do not count
+    row = weighted.agg(*[agg(F.when(F.col(_dim(d)) == F.lit(v), value)).alias(f"{prefix}{k}")
+                         for (d, v), k in names.items()
+                         for prefix, agg, value in (("s", F.sum, kept), ("m", F.min, weight))]).head()
+    return {d: {v: (row[f"s{names[(d, v)]}"] or 0.0, row[f"m{names[(d, v)]}"] or 0.0) for v in factors[d]} for d in dims}
 
 
 def rake(generated: DataFrame, real: dict[str, dict[str, float]], rows: int, iterations: int) -> Calibration:
@@ -132,7 +141,9 @@ def rake(generated: DataFrame, real: dict[str, dict[str, float]], rows: int, ite
     Raking runs on the keep probabilities themselves, min(1, weight), towards each value's wanted
     rows: where a cell's weight passes 1 (it holds fewer rows than its dimensions ask for), the
     next steps raise the other cells of those values instead, so the table is not left short of
-    rows that were there to keep. Only a value with fewer generated rows than it wants stays short."""
+    rows that were there to keep. Only a value with fewer generated rows than it wants stays short,
+    and its factor stops where all its rows are kept, so that its rows do not stay pinned at 1
+    against the steps of the other dimensions (the strata, stepped last, are then met)."""
     dims = list(real)
     shares = {d: {v: n / sum(counts.values()) for v, n in counts.items()} for d, counts in real.items()}
     present = generated.agg(F.sum(CELL_ROWS).alias("rows"),
@@ -140,10 +151,10 @@ def rake(generated: DataFrame, real: dict[str, dict[str, float]], rows: int, ite
     factors = {d: {v: (1.0 if v in shares[d] else 0.0) for v in present[f"d{k}"]} for k, d in enumerate(dims)}
     scale = rows / present["rows"] if present["rows"] else 0.0
     def step(d: str) -> float:
-        """Move dimension d towards its wanted rows; returns its largest shortfall before the move, in rows."""
-        now = _sums(generated, factors, [d], Calibration(factors, scale).keep())[d]
-        factors[d] = {v: f * rows * shares[d].get(v, 0.0) / now[v] if now.get(v) else f for v, f in factors[d].items()}
-        return max(abs(rows * shares[d].get(v, 0.0) - n) for v, n in now.items())
+        """Move dimension d towards its wanted rows; returns its largest gap before the move, in rows."""
+        now = _sums(generated, factors, [d], Calibration(factors, scale))[d]
+        factors[d] = {v: f * _move(rows * shares[d].get(v, 0.0), *now[v]) for v, f in factors[d].items()}
+        return max(abs(rows * shares[d].get(v, 0.0) - kept) for v, (kept, _) in now.items())
 
     for _ in range(iterations):
         for d in dims:  # one dimension at a time (Gauss-Seidel): each step moves d to its wanted rows
@@ -151,11 +162,23 @@ def rake(generated: DataFrame, real: dict[str, dict[str, float]], rows: int, ite
     for _ in range(REFINE_STEPS):  # the strata, last, again: a step leaves a value short where its cells reach 1
         if step(dims[-1]) <= REFINE_ROWS:
             break
-    sums = _sums(generated, factors, dims, Calibration(factors, scale).keep())
+    sums = {d: {v: kept for v, (kept, _) in values.items()}
+            for d, values in _sums(generated, factors, dims, Calibration(factors, scale)).items()}
     expected = sum(sums[dims[0]].values())
     gaps = {d: max(abs(sums[d].get(v, 0.0) / expected - s) for v, s in shares[d].items()) if expected else 1.0
             for d in dims}
     return Calibration(factors, scale, rows, expected, gaps)
+
+
+def _move(wanted: float, kept: float, least: float) -> float:
+    """The factor a value's factor is multiplied by: wanted / kept rows, but never past the point
+    where its smallest weight reaches 1 (every row of it kept: more would change nothing here and
+    hold the value's rows at 1 against the other dimensions' steps), after first dropping any
+    excess above that point."""
+    if not kept or not least:
+        return 1.0
+    to_all_kept = 1.0 / least
+    return min(min(1.0, to_all_kept) * wanted / kept, to_all_kept)
 
 
 def fill_value(column: str, zero_flagged: bool) -> Column:
