@@ -10,6 +10,7 @@ import pytest
 
 from recsynth.synth.calibration import (NULL, STRATUM, calibrate, dimensions, fill_condition, fill_value, quantile_edges,
                                         shortfalls, stratum_counts, value_counts)
+from recsynth.synth.layout import NULL_FLAG, ZERO
 
 pytestmark = pytest.mark.spark
 
@@ -38,14 +39,18 @@ def test_strata_and_bins_are_the_rows_dimensions(spark):
 
 
 def test_a_fill_entry_is_the_condition_its_values_make(spark):
-    frame = spark.createDataFrame([(0.0, True), (2.5, True), (None, False), (0.0, False)], "spend double, purchased boolean")
-    assert [r[0] for r in frame.select(fill_value("spend", zero_flagged=True)).collect()] == ["0", "nonzero", None, "0"]
-    assert [r[0] for r in frame.select(fill_value("purchased", zero_flagged=False)).collect()] == ["true", "true", "false",
-                                                                                                  "false"]
-    paid = [r[0] for r in frame.select(fill_condition(["purchased", "spend"], {"spend"})).collect()]
+    frame = spark.createDataFrame([(0.0, True, 2.0), (2.5, True, None), (None, False, 1.0), (0.0, False, None)],
+                                  "spend double, purchased boolean, mean_price double")
+    assert [r[0] for r in frame.select(fill_value("spend", ZERO)).collect()] == ["0", "nonzero", None, "0"]
+    assert [r[0] for r in frame.select(fill_value("mean_price", NULL_FLAG)).collect()] == ["present", "null", "present",
+                                                                                          "null"]
+    assert [r[0] for r in frame.select(fill_value("purchased", None)).collect()] == ["true", "true", "false", "false"]
+    paid = [r[0] for r in frame.select(fill_condition(["purchased", "spend", "mean_price"],
+                                                      {"spend": ZERO, "mean_price": NULL_FLAG})).collect()]
     assert [None if c is None else json.loads(c) for c in paid] == [
-        {"purchased": "true", "spend": "0"}, {"purchased": "true", "spend": "nonzero"}, None,  # unknown: not filled
-        {"purchased": "false", "spend": "0"}]
+        {"purchased": "true", "spend": "0", "mean_price": "present"},
+        {"purchased": "true", "spend": "nonzero", "mean_price": "null"}, None,  # unknown spend: not filled
+        {"purchased": "false", "spend": "0", "mean_price": "null"}]
 
 
 def test_raking_gives_the_real_strata_and_marginals(spark):

@@ -3,7 +3,7 @@ a round trip rows -> codes -> rows that keeps categories exactly and values with
 import numpy as np
 import pytest
 
-from recsynth.synth.layout import blocks, condition_frequencies, conditions_like_data, rows_meeting
+from recsynth.synth.layout import blocks, condition_frequencies, conditions_like_data, flagged_columns, rows_meeting
 from recsynth.synth.transformer import NULL, OTHER, FittedTransformer, TransformerError, decode, encode, fit
 
 pytestmark = pytest.mark.spark
@@ -134,6 +134,7 @@ def test_null_flags_are_conditional_blocks_and_fixed_conditions_land_on_their_co
     layout = blocks(fitted)
     conditional = [b.code for b in layout if b.conditional]
     assert conditional == ["price__null", "item__code", "day__code"]  # training-by-sampling learns rare nulls too
+    assert flagged_columns(fitted) == {"price": "null"}  # what calibration's fill reads price by: present or null
     shares = condition_frequencies(fitted)
     assert shares[0] == pytest.approx([1 - fitted.continuous[1].null_share, fitted.continuous[1].null_share])
     day = fitted.categorical[1]
@@ -186,6 +187,7 @@ def test_zero_flags_and_discrete_columns_are_conditional_blocks(kinds_table):
     assert [b.code for b in blocks(fitted) if b.conditional] == ["spend__zero", "day__code", "purchases__code"]
     zero = fitted.continuous[0].zero_share
     assert condition_frequencies(fitted)[0] == pytest.approx([1 - zero, zero])
+    assert flagged_columns(fitted) == {"spend": "0"}  # by its zero flag: 0 or nonzero
     # a value of a discrete column can be a sampling condition, as a category can
     vectors = conditions_like_data(fitted, 4, np.random.default_rng(0), {"purchases": "7"})
     assert (vectors[:, 2 + 1 + 3] == 1).all()  # after the zero flag (2) and day (1): value "7" is the fourth

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType
 
 from recsynth.synth.clickstream import seeded_uniform
-from recsynth.synth.layout import NONZERO, ZERO
+from recsynth.synth.layout import NONZERO, NULL_FLAG, PRESENT, ZERO
 
 STRATUM = "_stratum"
 NULL = "null"  # a missing value; every present one is written "=value", so a category spelt "null" stays apart
@@ -181,17 +181,22 @@ def _move(wanted: float, kept: float, least: float) -> float:
     return min(min(1.0, to_all_kept) * wanted / kept, to_all_kept)
 
 
-def fill_value(column: str, zero_flagged: bool) -> Column:
+def fill_value(column: str, flag: str | None) -> Column:
     """A `fill` column's value as the GAN can be generated under it: a category as text, or the
-    zero flag of a zero-inflated column (0 / nonzero: the few sessions that spent anything)."""
+    column's flag (`layout.flagged_columns`): a zero flag's 0 / nonzero (the few sessions that
+    spent anything), a null flag's present / null (priced or not)."""
     value = F.col(column)
-    return F.when(value == 0, F.lit(ZERO)).when(value.isNotNull(), F.lit(NONZERO)) if zero_flagged else value.cast("string")
+    if flag == ZERO:
+        return F.when(value == 0, F.lit(ZERO)).when(value.isNotNull(), F.lit(NONZERO))
+    if flag == NULL_FLAG:
+        return F.when(value.isNull(), F.lit(NULL_FLAG)).otherwise(F.lit(PRESENT))
+    return value.cast("string")
 
 
-def fill_condition(columns: list[str], zero_flagged: set[str]) -> Column:
+def fill_condition(columns: list[str], flags: dict[str, str]) -> Column:
     """A `fill` entry's values in the row, as the JSON of the condition to generate more such rows
     under ({"purchased": "true", "spend": "nonzero"}); null where any of them is null."""
-    values = {c: fill_value(c, c in zero_flagged) for c in columns}
+    values = {c: fill_value(c, flags.get(c)) for c in columns}
     known = reduce(lambda a, b: a & b, [v.isNotNull() for v in values.values()])
     return F.when(known, F.to_json(F.struct(*[v.alias(c) for c, v in values.items()])))
 

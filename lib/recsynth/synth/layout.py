@@ -112,6 +112,12 @@ def condition_values(fitted: FittedTransformer) -> list[tuple[str, list[str]]]:
     return [(name, values) for name, values, _ in _conditionals(fitted)]
 
 
+def flagged_columns(fitted: FittedTransformer) -> dict[str, str]:
+    """Continuous column -> the flag a `fill` reads it by: ZERO for a zero-inflated one (its rare
+    side is the non-zero), else NULL_FLAG for one with nulls."""
+    return {c.name: ZERO if c.zero_inflated else NULL_FLAG for c in fitted.continuous if c.zero_inflated or c.has_nulls}
+
+
 def condition_frequencies(fitted: FittedTransformer) -> list[np.ndarray]:
     """Row counts (or shares) per value of every conditional block, in layout order."""
     return [shares for *_, shares in _conditionals(fitted)]

@@ -24,6 +24,7 @@ from recsynth.synth.metrics import score
 from recsynth.synth.calibration import Calibration, calibrate, fill_condition, shortfalls, value_counts
 from recsynth.synth.constraints import check, conditions_of, learned_columns, with_helpers
 from recsynth.synth.fidelity import assess as assess_fidelity
+from recsynth.synth.layout import condition_values, flagged_columns
 from recsynth.synth.privacy import assess, drop_rare_copies, split_by_person
 from recsynth.synth.report_html import render_report
 from recsynth.synth.sampling import condition_label, derived_rows
@@ -105,12 +106,12 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
                      stratum=conf.stratify_by, seed=conf.seed, kinds=conf.kinds,
                      discrete_max_values=conf.discrete_max_values, zero_inflated_min_share=conf.zero_inflated_min_share)
     log.info("column kinds: %s", ", ".join(f"{c} {k}" for c, k in fitted.kinds().items()))
-    zero_flagged = {c.name for c in fitted.continuous if c.zero_inflated}
-    conditional = zero_flagged | {c.name for c in fitted.categorical}
+    flags = flagged_columns(fitted)
+    conditional = {name for name, _ in condition_values(fitted)}
     fill = [entry for entry in conf.calibration.fill_columns() if set(entry) <= conditional]
     if unfillable := [c for entry in conf.calibration.fill_columns() for c in entry if c not in conditional]:
-        log.warning("synth.calibration.fill: %s fitted as mixtures here (these rows have almost no zeros, or no "
-                    "others), with no zero flag to generate under: not filled", unfillable)
+        log.warning("synth.calibration.fill: %s fitted as mixtures here (no nulls, and almost no zeros or no "
+                    "others), with no flag to generate under: not filled", unfillable)
     with stage("encode", "encoding the training rows"):
         lake.overwrite(T.SYNTHETIC_ENCODED, encode(train, fitted, seed=conf.seed).repartition(max(2 * conf.num_proc, conf.sample_partitions)))
         files = current_files(lake.read(T.SYNTHETIC_ENCODED))
@@ -146,7 +147,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     with stage("generate", f"generating {drawn} rows on executors"):
         derived = keep(generate(drawn, conf.seed))
         short = {condition: n for entry in (fill if calibrating else []) for condition, n in shortfalls(
-            *[value_counts(t.select(fill_condition(entry, zero_flagged).alias("_fill")), "_fill") for t in (train, derived)],
+            *[value_counts(t.select(fill_condition(entry, flags).alias("_fill")), "_fill") for t in (train, derived)],
             drawn).items()}
         filled = {condition_label(json.loads(condition)): n for condition, n in short.items()}
         extra = [generate(n, conf.seed + 1 + k, json.loads(condition))  # as `recsynth sample` draws under a condition
