@@ -138,6 +138,8 @@ def test_conditional_sampling_from_the_published_model(spark, gold_lake, publish
         assert samples.where(f"NOT coalesce({condition}, false)").count() == 0, condition
     assert samples.filter("condition = 'source=retailrocket'").count() == other.rows_out <= 30
     assert {r["model_version"] for r in samples.select("model_version").distinct().collect()} == {published.run_id}
+    one = run_job(sample_job(1, {"source": "retailrocket"}, None, seed=6), spark, conf, lake)  # fewer rows than partitions
+    assert one.rows_out == lake.read(T.SYNTHETIC_SAMPLES).filter("condition = 'source=retailrocket' AND sample_seed = 6").count() == 1
 
     with pytest.raises(JobFailed, match="did not learn that value"):
         run_job(sample_job(10, {"purchased": "maybe"}, None, seed=5), spark, conf, lake)

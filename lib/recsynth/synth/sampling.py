@@ -34,6 +34,7 @@ def synthesize(spark, generator_weights, fitted: FittedTransformer, params: GanP
 
     transformer_json = fitted.to_json()
     schema = output_schema(fitted)
+    partitions = max(1, min(partitions, rows))  # no partition without a row to generate (a top-up of 3 rows)
     per_partition = [rows // partitions + (1 if k < rows % partitions else 0) for k in range(partitions)]
 
     def generator(weights):
