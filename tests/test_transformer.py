@@ -201,6 +201,10 @@ def test_zero_flags_and_discrete_columns_are_conditional_blocks(kinds_table):
                "purchases": np.array([0.0, 1.0, 0.0, 7.0])}
     assert rows_meeting(fitted, decoded, {"spend": "nonzero"}).tolist() == [False, True, False, False]
     assert rows_meeting(fitted, decoded, {"spend": "0", "day": "Mon"}).tolist() == [True, False, False, True]
+    # a discrete count decodes as a number: its condition "7" meets 7.0 (as text it met nothing, and a fill
+    # generated under n_carts=0 came back empty)
+    assert rows_meeting(fitted, decoded, {"purchases": "7", "day": "Mon"}).tolist() == [False, False, False, True]
+    assert rows_meeting(fitted, decoded, {"purchases": "0"}).tolist() == [True, False, True, False]
 
 
 def test_declared_kinds_win_and_bad_kinds_are_named(kinds_table):

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from recsynth.synth.transformer import FittedTransformer
+from recsynth.synth.transformer import FittedTransformer, decoded_value
 
 
 @dataclass(frozen=True)
@@ -137,13 +138,15 @@ def rows_meeting(fitted: FittedTransformer, decoded: dict[str, np.ndarray], fixe
     """Which decoded rows meet every condition of `fixed` (what `condition_position` pins)."""
     keep = np.ones(len(next(iter(decoded.values()))), dtype=bool)
     numeric = {c.name for c in fitted.continuous}
+    discrete = {c.name for c in fitted.categorical if c.numeric}
     for name, value in (fixed or {}).items():
         column = decoded[name]
         if name in numeric:
             missing = np.isnan(column.astype(float))
             met = {PRESENT: ~missing, NULL_FLAG: missing, ZERO: column == 0, NONZERO: ~missing & (column != 0)}[value]
-        else:
-            met = column == value
+        else:  # compared as decoded: a discrete count's "0" is the number 0.0
+            wanted = decoded_value(value, name in discrete)
+            met = pd.isna(column) if pd.isna(wanted) else column == wanted
         keep &= met
     return keep
 

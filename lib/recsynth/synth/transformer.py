@@ -381,9 +381,17 @@ def decode(codes: dict[str, np.ndarray], fitted: FittedTransformer) -> dict[str,
             nulls = np.ones(len(value))
         out[c.name] = np.where(nulls.astype(bool), np.nan, value) if nulls is not None and c.has_nulls else value
     for c in fitted.categorical:
-        if c.numeric:
-            values = np.asarray([np.nan if v == NULL else float(v) for v in c.values])
-        else:
-            values = np.asarray([None if v == NULL else v for v in c.values], dtype=object)
-        out[c.name] = values[codes[f"{c.name}__code"].astype(int)]
+        out[c.name] = decoded_values(c)[codes[f"{c.name}__code"].astype(int)]
     return out
+
+
+def decoded_values(column: CategoricalColumn) -> np.ndarray:
+    """A categorical column's values (by code) as `decode` returns them."""
+    return np.asarray([decoded_value(v, column.numeric) for v in column.values], dtype=float if column.numeric else object)
+
+
+def decoded_value(value: str, numeric: bool):
+    """One categorical value as decoded: a float for a discrete column, None (NaN) for NULL, else the text."""
+    if value == NULL:
+        return np.nan if numeric else None
+    return float(value) if numeric else value

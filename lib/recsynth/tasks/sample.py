@@ -4,6 +4,8 @@ whose output passed the privacy gates can be sampled; a re-run with the same mod
 and seed replaces its own rows instead of adding more."""
 from __future__ import annotations
 
+import logging
+
 from pyspark.sql import functions as F
 
 from recsynth import tables as T
@@ -13,9 +15,10 @@ from recsynth.synth import models
 from recsynth.synth.constraints import with_helpers
 from recsynth.synth.layout import condition_values
 from recsynth.synth.privacy import drop_rare_copies
-from recsynth.synth.sampling import condition_label, derived_rows
+from recsynth.synth.sampling import MAX_TRIES, condition_label, derived_rows
 
 SHOWN_VALUES = 20
+log = logging.getLogger(__name__)
 
 
 def parse_condition(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -81,15 +84,21 @@ def sample_job(rows: int, condition: dict[str, str], model: str | None, seed: in
         real = with_helpers(ctx.lake.read(T.GOLD_BEHAVIOR, version=training_data_version(ctx, version)),
                             meta.get("learned_as", {}))
         generated = derived_rows(ctx.spark, weights, fitted, params, rows, ctx.conf.synth.sample_partitions, seed,
-                                 real.schema, dict(meta.get("derived", [])), condition)
+                                 real.schema, dict(meta.get("derived", [])), condition).cache()
+        made = generated.count()  # fewer than asked where the model seldom writes a row meeting every condition
+        if made < rows:
+            log.warning("%d of %d rows generated: the model seldom writes rows where %s (each partition tries %d "
+                        "batches)", made, rows, label, MAX_TRIES)
         typed = drop_rare_copies(generated, real, columns, ctx.conf.synth.privacy.min_copy_support)
         output = typed.select("synthetic_id", *columns, F.lit(version).alias("model_version"),
                               F.lit(label).alias("condition"), "sample_seed")
         replace = f"model_version = {sql_string(version)} AND condition = {sql_string(label)} AND sample_seed = {seed}"
         ctx.lake.overwrite(T.SYNTHETIC_SAMPLES, output, replace_where=replace if ctx.lake.exists(T.SYNTHETIC_SAMPLES) else None)
+        generated.unpersist()
         written = ctx.lake.read(T.SYNTHETIC_SAMPLES).where(replace).count()
         return Outcome(rows_out=written, message=f"{written} rows where {label} from model {version} (seed {seed}; "
-                                                 f"{rows - written} equal to rare real sessions dropped)")
+                                                 f"{rows - made} not generated, {made - written} equal to rare real "
+                                                 f"sessions dropped)")
 
     return Job(name="sample", inputs=(T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY, T.GOLD_BEHAVIOR),
                outputs=(T.SYNTHETIC_SAMPLES,), conf_keys=("synth.sample_partitions", "synth.privacy.min_copy_support"),
