@@ -51,6 +51,11 @@ def test_a_fill_entry_is_the_condition_its_values_make(spark):
         {"purchased": "true", "spend": "0", "mean_price": "present"},
         {"purchased": "true", "spend": "nonzero", "mean_price": "null"}, None,  # unknown spend: not filled
         {"purchased": "false", "spend": "0", "mean_price": "null"}]
+    carts = spark.createDataFrame([(True, 0, 2.0), (True, 3, 1.0)], "purchased boolean, n_carts bigint, spend double")
+    by_count = [json.loads(r[0]) for r in carts.select(fill_condition(["purchased", "n_carts", "spend"], {"spend": ZERO}))
+                .collect()]  # a discrete count by its value, as its category is written ("3", not "3.0")
+    assert by_count == [{"purchased": "true", "n_carts": "0", "spend": "nonzero"},
+                        {"purchased": "true", "n_carts": "3", "spend": "nonzero"}]
 
 
 def test_raking_gives_the_real_strata_and_marginals(spark):
