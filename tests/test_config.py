@@ -240,7 +240,7 @@ def test_an_overlay_file_replaces_a_table_and_removes_inherited_rules(tmp_path):
     invoices = load_conf("local", [], CONF, ["synth/online_retail_invoices.yaml"]).synth  # found in the conf folder
     assert invoices.rows_where == "source = 'online_retail'"
     assert list(invoices.derived) == ["n_items", "max_price", "spend", "n_units"]  # n_purchases, n_events: removed
-    assert list(invoices.learned_as) == ["items_share", "price_spread", "spend_per_unit"]  # seconds_per_step: removed
+    assert list(invoices.learned_as) == ["items_share", "spend_per_unit"]  # seconds_per_step, price_spread: removed
     assert "purchase" not in invoices.quality.rare_shares and "single_line" in invoices.quality.rare_shares
     overlay = tmp_path / "mine.yaml"
     overlay.write_text("synth:\n  derived: {spend: null}\n  gan: {epochs: 7}\n")

@@ -90,13 +90,13 @@ def test_a_broken_constraint_fails_the_gate(spark):
 
 def test_the_invoice_tables_rules_repair_every_broken_row(spark):
     synth = load_conf("local", [], CONF, ["synth/online_retail_invoices.yaml"]).synth
-    # what the GAN emits for this table: its learned columns, n_items, max_price and spend as their helpers
-    schema = "n_events bigint, n_units bigint, mean_price double, spend_per_unit double, items_share double, price_spread double"
-    raw = spark.createDataFrame([(3, 2, 4.0, 50.0, 1.7, 0.75),    # share > 1, spread < 1, fewer units, a unit above max
-                                 (2, 10, 1.5, 1.5, 1.0, 2.0),     # valid
-                                 (2, 4, 5.0, 0.0, 0.2, None)],    # rounds to no item; no spread learned
+    # what the GAN emits for this table: its learned columns (max_price as itself), n_items and spend as their helpers
+    schema = "n_events bigint, n_units bigint, mean_price double, max_price double, spend_per_unit double, items_share double"
+    raw = spark.createDataFrame([(3, 2, 4.0, 3.0, 50.0, 1.7),     # share > 1, max < mean, fewer units, a unit above max
+                                 (2, 10, 1.5, 3.0, 1.5, 1.0),     # valid
+                                 (2, 4, 5.0, 9.0, 0.0, 0.2)],     # rounds to one item, so one price: max is the mean
                                 schema)
-    real = spark.createDataFrame([], schema + ", n_items bigint, max_price double, spend double").schema
+    real = spark.createDataFrame([], schema + ", n_items bigint, spend double").schema
     fixed = apply_derived(raw, synth.derived, real)
     assert [tuple(r) for r in fixed.select("n_events", "n_items", "n_units", "mean_price", "max_price", "spend").collect()] == [
         (3, 3, 3, 4.0, 4.0, 8.0), (2, 2, 10, 1.5, 3.0, 15.0), (2, 1, 4, 5.0, 5.0, 0.0)]
@@ -106,8 +106,8 @@ def test_the_invoice_tables_rules_repair_every_broken_row(spark):
                                      "n_events bigint, n_items bigint, n_units bigint, mean_price double, max_price double, "
                                      "spend double")
     helpers = with_helpers(invoices, synth.learned_as)
-    assert set(synth.learned_as) == {"items_share", "price_spread", "spend_per_unit"}
-    rebuilt = apply_derived(helpers.drop("n_items", "max_price", "spend"), synth.derived, invoices.schema)
+    assert set(synth.learned_as) == {"items_share", "spend_per_unit"}
+    rebuilt = apply_derived(helpers.drop("n_items", "spend"), synth.derived, invoices.schema)
     assert [tuple(r) for r in rebuilt.select(*invoices.columns).collect()] == [tuple(r) for r in invoices.collect()]
 
 
