@@ -140,8 +140,9 @@ def pipeline(obj: Context, force: bool, until: str | None):
 @cli.command()
 @click.option("--rows", type=click.IntRange(min=1), required=True, help="How many rows to generate.")
 @click.option("--where", "where", multiple=True, metavar="COLUMN=VALUE",
-              help="Generate only rows with this categorical value (--where purchased=true) or this flag of a "
-                   "continuous column (--where spend=nonzero, --where mean_price=null); repeatable.")
+              help="Generate only rows with this categorical value (--where purchased=true), this value of a "
+                   "count learned as categories (--where n_carts=1) or this flag of a continuous column "
+                   "(--where spend=nonzero, --where mean_price=null); repeatable.")
 @click.option("--model", default=None, metavar="VERSION",
               help="Model version (a synthesize run id); default: the model behind synthetic.behavior.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same model, condition and seed: same rows.")
