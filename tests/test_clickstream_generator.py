@@ -20,7 +20,7 @@ from recsynth.synth import clickstream_fidelity as shape
 from recsynth.synth.clickstream import (fit_markov, fit_sessions, plan_sessions, sample_clickstream, session_contexts,
                                         session_steps)
 from recsynth.synth.clickstream_sequences import category_vocabulary, person_sequences
-from recsynth.synth.sequence_walker import TrainedGenerator, training_window, write_sequences
+from recsynth.synth.sequence_walker import TrainedGenerator, _draw, training_window, write_sequences
 from recsynth.rec.sequence_items import item_arrays
 from recsynth.train.launcher import run_on_ranks
 from recsynth.train.shards import current_files
@@ -78,6 +78,17 @@ def test_the_writer_reads_each_step_where_training_showed_it(spark):
         assert (gather[0, :slot + 1].tolist(), int(at[0])) == (read, slot)
         assert (gather[0, slot + 1:] == -1).all()   # not yet written: padding, as causal attention reads it
     assert len(shown) == sum(n - 1 for n in sizes)   # every token but the first is a target once
+
+
+def test_a_temperature_below_one_draws_the_likelier_item_more_often():
+    """Scores 0 and ln 3: at temperature 1 the second item has probability 3/4; at 1/2 the
+    weights are 1 and 9 (9/10); at 2 they are 1 and sqrt 3. A -inf score (another source's item)
+    is never drawn at any temperature. 1000 evenly spread uniforms count the shares exactly."""
+    logits = np.tile([[0.0, np.log(3.0), -np.inf]], (1000, 1))
+    u = (np.arange(1000) + 0.5) / 1000
+    picked = {t: np.bincount(_draw(logits, u, t), minlength=3).tolist() for t in (1.0, 0.5, 2.0)}
+    assert picked[1.0] == [250, 750, 0] and picked[0.5] == [100, 900, 0]
+    assert picked[2.0] == [366, 634, 0]   # 1 / (1 + sqrt 3) = 0.366
 
 
 # --- two Horovod ranks on planted sessions -------------------------------------------------------

@@ -93,6 +93,7 @@ CHANGES = {
     "recs.two_tower.epochs=2": {"recommend"},
     "recs.sequence.max_epochs=5": {"recommend"},
     "clickstream.min_people=3": {"synthesize_events"},
+    "clickstream.sequence.temperature=0.7": {"synthesize_events"},
     "clickstream.tstr_models=[ease]": {"evaluate_synthetic"},
     "clickstream.enabled=true": set(),   # which jobs the pipeline runs, not what a job does
     "tracking.recommender_model=other": set(),
@@ -295,3 +296,20 @@ def test_the_sequence_generator_reads_planned_contexts_unless_told_not_to():
                              categories=7)
     assert (conditioned.context_categories, plain.context_categories) == (9, 0)
     assert conditioned.generator and plain.generator and conditioned.max_epochs == 10
+
+
+
+def test_the_generators_temperature_is_a_sampling_setting_not_a_network_parameter():
+    """A new temperature rewrites the clickstream from the same trained network (its checkpoint
+    folder is keyed by the network's parameters), and it must be above 0."""
+    from types import SimpleNamespace
+
+    from recsynth.rec.sequence import params_dict
+    from recsynth.tasks.clickstream_generator import generator_params
+
+    sharp = load_conf("local", ["clickstream.sequence.temperature=0.5"], CONF)
+    assert sharp.clickstream.sequence.temperature == 0.5
+    assert params_dict(generator_params(SimpleNamespace(conf=sharp), categories=7)) == \
+        params_dict(generator_params(SimpleNamespace(conf=load_conf("local", [], CONF)), categories=7))
+    with pytest.raises(ConfigError, match="temperature"):
+        load_conf("local", ["clickstream.sequence.temperature=0"], CONF)

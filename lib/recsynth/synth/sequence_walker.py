@@ -5,8 +5,10 @@ length and context) is filled in one step at a time: the network reads the perso
 far (from the begin token) in the window and at the slot where training showed that step
 (`training_window`), with the context of the session being written (its planned top category
 and purchase, and the steps left in it); it scores every item of the person's source (the
-user's own items through the repeat scorer, as in recommending), and a step's item is drawn from the
-softmax of those scores, then its event type from the type head's softmax given that item. The
+user's own items through the repeat scorer, as in recommending). A step's item is drawn from
+the softmax of those scores divided by `clickstream.sequence.temperature` (below 1, the
+likelier items gain: a sharper draw keeps more of the learnt item-to-item moves and fewer
+one-off pairs), then its event type from the type head's own softmax given that item. The
 token written carries the session end when the plan's session is over, so the next step knows
 it opens a new session; a person's later sessions are conditioned on their earlier ones. Every
 draw is seeded by the person's key and the step. The network's batched arithmetic can round a
@@ -34,12 +36,14 @@ _PEOPLE_CHUNK = 512                   # people written at once in a task: (chunk
 
 @dataclass(frozen=True)
 class TrainedGenerator:
-    """What a task needs to write with the generator: its weights and parameters, and per item
-    index its id and source index (-1: padding, the begin token, never drawn)."""
+    """What a task needs to write with the generator: its weights and parameters, per item
+    index its id and source index (-1: padding, the begin token, never drawn), and the
+    temperature its items are drawn at (`clickstream.sequence.temperature`)."""
     weights: list
     params: dict
     item_ids: np.ndarray
     item_sources: np.ndarray
+    temperature: float = 1.0
 
 
 def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict[str, int],
@@ -55,9 +59,10 @@ def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict
     return score_on_executors(plans, WALKED, generator, writer, _PEOPLE_CHUNK)
 
 
-def _draw(logits: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """One column per row of `logits`, with probability softmax(logits), by u in [0, 1)."""
-    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+def _draw(logits: np.ndarray, u: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """One column per row of `logits`, with probability softmax(logits / temperature), by u in
+    [0, 1): below 1 the likelier columns gain, above 1 the draw flattens."""
+    weights = np.exp((logits - logits.max(axis=1, keepdims=True)) / temperature)
     cumulative = np.cumsum(weights, axis=1)
     picked = (cumulative < (u * cumulative[:, -1])[:, None]).sum(axis=1)
     return np.minimum(picked, logits.shape[1] - 1)
@@ -109,7 +114,7 @@ def writer(generator: TrainedGenerator):
             np.add.at(scores, (np.repeat(np.arange(len(alive)), params.max_length), read_items.reshape(-1)),
                       repeat.reshape(-1))
             scores[generator.item_sources[None, :] != source_idx[alive, None]] = -np.inf
-            item = _draw(scores, step_uniform(keys[alive], step))
+            item = _draw(scores, step_uniform(keys[alive], step), generator.temperature)
             kind = _draw(type_logits(tf.constant(states), tf.constant(item, tf.int32)).numpy(),
                          step_uniform(keys[alive] ^ _TYPE_SALT, step))
             items[alive, step + 1] = item
