@@ -123,7 +123,7 @@ def test_shape_figures_on_planted_tables(spark):
     assert shape.ks_distance({1: 2, 3: 2}, {1: 1, 3: 3}) == pytest.approx(0.25)
 
 
-def test_a_sessions_context_is_its_most_frequent_category_and_whether_it_has_a_purchase(spark):
+def test_a_sessions_context_is_its_most_frequent_category_and_whether_it_has_a_purchase_and_a_cart(spark):
     events = _events(spark, {("u1", "s1"): [("a", "view"), ("b", "view"), ("c", "cart"), ("c", "purchase")],
                              ("u2", "s2"): [("a", "view"), ("b", "view")],        # a tie: the first name wins
                              ("u3", "s3"): [("z", "view"), ("z", "view"), ("a", "cart")]})   # z has no category
@@ -131,12 +131,14 @@ def test_a_sessions_context_is_its_most_frequent_category_and_whether_it_has_a_p
                                        "source string, item_id string, category string")
     contexts = session_contexts(session_steps(events), categories)
     assert sorted(tuple(r) for r in contexts.collect()) == [
-        ("s", "s1", "shoes", True), ("s", "s2", "bags", False), ("s", "s3", "unknown", False)]
-    planned = spark.createDataFrame([("s", "s1", "shoes", False), ("s", "s2", "bags", False),
-                                     ("s", "s3", "shoes", False), ("s", "gone", "bags", True)],
-                                    "source string, session_id string, top_category string, purchased boolean")
-    # of the 3 sessions written, 2 have their planned category and 2 their planned purchase
-    assert shape.context_agreement(planned, contexts) == {"category": 2 / 3, "purchase": 2 / 3}
+        ("s", "s1", "shoes", True, True), ("s", "s2", "bags", False, False), ("s", "s3", "unknown", False, True)]
+    planned = spark.createDataFrame([("s", "s1", "shoes", False, True), ("s", "s2", "bags", False, True),
+                                     ("s", "s3", "shoes", False, False), ("s", "gone", "bags", True, True)],
+                                    "source string, session_id string, top_category string, purchased boolean, "
+                                    "carted boolean")
+    # of the 3 sessions written, 2 have their planned category, 2 their planned purchase and 1
+    # its planned cart
+    assert shape.context_agreement(planned, contexts) == {"category": 2 / 3, "purchase": 2 / 3, "cart": 1 / 3}
 
 
 def test_gan_rows_replace_the_templates_dated_by_a_real_session_of_their_weekday_and_hour(spark, keep):
@@ -147,17 +149,20 @@ def test_gan_rows_replace_the_templates_dated_by_a_real_session_of_their_weekday
     steps = session_steps(real.where("session_id = 's1'").unionByName(later))
     fitted = fit_sessions(steps, session_contexts(steps, _no_categories(spark)), max_session_events=3, keep=keep)
     behavior = spark.createDataFrame([
-        ("g1", "s", 2, 30.0, "shoes", True, 12, "Thu"),
-        ("g2", "s", 9, 80.0, "bags", False, 12, "Fri"),    # longer than max_session_events: cut to 3
-        ("g3", "s", 4, 10.0, "bags", False, 3, "Fri"),     # no real session starts on a Friday at 3: left out
-        ("g4", "s", 0, 0.0, "bags", False, 12, "Thu")],    # no event: left out
+        ("g1", "s", 2, 30.0, "shoes", True, 1, 12, "Thu"),
+        ("g2", "s", 9, 80.0, "bags", False, 0, 12, "Fri"),    # longer than max_session_events: cut to 3
+        ("g3", "s", 4, 10.0, "bags", False, 0, 3, "Fri"),     # no real session starts on a Friday at 3: left out
+        ("g4", "s", 0, 0.0, "bags", False, 0, 12, "Thu")],    # no event: left out
         "synthetic_id string, source string, n_events bigint, duration_s double, top_category string, "
-        "purchased boolean, start_hour int, day_of_week string")
+        "purchased boolean, n_carts bigint, start_hour int, day_of_week string")
     sessions, left_out = generated_sessions(behavior, fitted, max_session_events=3, seed=1, keep=keep)
     table, sizes = sessions.templates
-    assert sorted((r["session_id"], r["length"], r["start"], r["duration_s"], r["top_category"], r["purchased"])
-                  for r in table.collect()) == [
-        ("g1", 2, START, 30.0, "shoes", True), ("g2", 3, START + dt.timedelta(days=1), 80.0, "bags", False)]
+    assert sorted((r["session_id"], r["length"], r["start"], r["duration_s"], r["top_category"], r["purchased"],
+                   r["carted"]) for r in table.collect()) == [
+        ("g1", 2, START, 30.0, "shoes", True, True), ("g2", 3, START + dt.timedelta(days=1), 80.0, "bags", False, False)]
+    # a model that writes no n_carts (an order export's) plans no cart
+    cartless, _ = generated_sessions(behavior.drop("n_carts"), fitted, max_session_events=3, seed=1, keep=keep)
+    assert {r["carted"] for r in cartless.templates[0].collect()} == {False}
     assert [tuple(r) for r in sizes.collect()] == [("s", 2)] and sessions.people is fitted.people
     assert sorted(r["synthetic_id"] for r in left_out.collect()) == ["g3", "g4"]
     # the plan draws its sessions from the GAN's rows: their lengths, durations and contexts

@@ -1,7 +1,7 @@
 """The sequence generator of synthesize-events: its tokens on a tiny frame (exact), then two real
-Horovod ranks learning planted sessions - walks round one of two cycles of items, an item's
-event type fixed by the item, every session of a person on that person's cycle, a session's top
-category set by where its walk starts and a purchase, when it has one, on its last step - and
+Horovod ranks learning planted sessions - walks round one of two cycles of items, every session
+of a person on that person's cycle, a session's top category set by where its walk starts, a
+cart, when it has one, on its second step and a purchase, when it has one, on its last - and
 writing them back into planned sessions: moves, types, a person's cycle across sessions and
 each session's planned context, which the Markov chain cannot keep (it draws each session's
 start alone, and knows no plan)."""
@@ -40,21 +40,23 @@ def test_a_persons_tokens_are_their_sessions_in_start_order_with_session_ends_an
         ("t", "u2", "only", "d", "purchase", at(5)),
     ], SCHEMA)
     vocabulary = spark.createDataFrame([("a", 2), ("b", 3), ("c", 4), ("d", 5)], "item_id string, item_idx int")
-    contexts = spark.createDataFrame([("s", "first", "toys", False), ("s", "later", "food", True),
-                                      ("t", "only", "rare", True)],
-                                     "source string, session_id string, top_category string, purchased boolean")
+    contexts = spark.createDataFrame([("s", "first", "toys", False, False), ("s", "later", "food", True, True),
+                                      ("t", "only", "rare", True, False)],
+                                     "source string, session_id string, top_category string, purchased boolean, "
+                                     "carted boolean")
     categories = category_vocabulary(contexts, max_categories=2)   # one session each: ties by source, then name
     assert sorted(tuple(r) for r in categories.collect()) == [("s", "food", 2), ("s", "toys", 3)]
     rows = {r["user_id"]: (r["source_idx"], [(t["item"], t["type"], t["context"]) for t in r["_sequence"]])
             for r in person_sequences(session_steps(events), vocabulary, {"s": 0, "t": 1}, contexts, categories).collect()}
     # begin (OOV, view + end, no context); the first session a, b, b (its last step + 3), then c
     # view, c cart (+ 3); "rare" is not in the vocabulary: not a step, nor counted in the steps
-    # left. Contexts: category 3 (toys), no purchase, 2, 1, 0 steps left; category 2 (food),
-    # purchase, 1, 0 left; t's category is past max_categories: 1 (other)
-    code = lambda category, purchased, left: category * 32 + purchased * 16 + left   # noqa: E731
-    assert rows["u1"] == (0, [(1, 4, 0), (2, 1, code(3, 0, 2)), (3, 1, code(3, 0, 1)), (3, 4, code(3, 0, 0)),
-                              (4, 1, code(2, 1, 1)), (4, 5, code(2, 1, 0))])
-    assert rows["u2"] == (1, [(1, 4, 0), (5, 6, code(1, 1, 0))])
+    # left. Contexts: category 3 (toys), no purchase, no cart, 2, 1, 0 steps left; category 2
+    # (food), purchase and cart, 1, 0 left; t's category is past max_categories: 1 (other), a
+    # purchase without a cart
+    code = lambda category, purchased, carted, left: category * 64 + carted * 32 + purchased * 16 + left   # noqa: E731
+    assert rows["u1"] == (0, [(1, 4, 0), (2, 1, code(3, 0, 0, 2)), (3, 1, code(3, 0, 0, 1)), (3, 4, code(3, 0, 0, 0)),
+                              (4, 1, code(2, 1, 1, 1)), (4, 5, code(2, 1, 1, 0))])
+    assert rows["u2"] == (1, [(1, 4, 0), (5, 6, code(1, 1, 0, 0))])
 
 
 def test_the_writer_reads_each_step_where_training_showed_it(spark):
@@ -102,8 +104,9 @@ def _item(cycle: str, n: int) -> str:
     return f"{cycle}{n % CYCLE:02d}"
 
 
-def _kind(item: str) -> str:
-    return "cart" if int(item[1:]) % 3 == 2 else "view"
+def _kind(step: int, carted: bool, purchased: bool) -> str:
+    """A planted step's event type: set by the session's planned cart and purchase, not by the item."""
+    return "purchase" if purchased and step == WALK - 1 else "cart" if carted and step == 1 else "view"
 
 
 def _categories(spark):
@@ -116,16 +119,16 @@ def _categories(spark):
 
 def _planted(spark):
     """PEOPLE people, each on cycle a or b: SESSIONS sessions, each WALK steps forward from a
-    random start, an hour apart, half of them ending in a purchase."""
+    random start, an hour apart, half of them with a cart and, drawn alone, half ending in a purchase."""
     rng = np.random.default_rng(11)
     rows = []
     for person in range(PEOPLE):
         cycle = "ab"[person % 2]
         for session in range(SESSIONS):
-            first, purchased = int(rng.integers(CYCLE)), bool(rng.integers(2))
+            first, carted, purchased = int(rng.integers(CYCLE)), bool(rng.integers(2)), bool(rng.integers(2))
             for step in range(WALK):
                 item = _item(cycle, first + step)
-                kind = "purchase" if purchased and step == WALK - 1 else _kind(item)
+                kind = _kind(step, carted, purchased)
                 rows.append(("shop", f"u{person}", f"u{person}-{session}", item, kind,
                              START + dt.timedelta(hours=session, minutes=step)))
     return spark.createDataFrame(rows, SCHEMA)
@@ -174,9 +177,9 @@ def test_two_ranks_learn_planted_moves_types_a_persons_cycle_and_each_sessions_c
     chain = keep(sample_clickstream(fit_markov(_planted(spark), _categories(spark), min_people=2, max_session_events=50,
                                                keep=keep), users_multiplier=1.0, seed=2, prefix="syn"))
     (sessions, cycles), (chain_sessions, chain_cycles) = _sessions(written), _sessions(chain)
-    purchases = {r["session_id"]: r["purchased"] for r in walks.collect()}
-    kinds = [kind == ("purchase" if purchases[session] and step == WALK - 1 else _kind(item))
-             for session, walk in sessions.items() for step, (item, kind) in enumerate(walk)]
+    plans = {r["session_id"]: (r["carted"], r["purchased"]) for r in walks.collect()}
+    kinds = [kind == _kind(step, *plans[session]) for session, walk in sessions.items()
+             for step, (_, kind) in enumerate(walk)]
     one_cycle = {name: sum(len(c) == 1 for c in found.values()) / len(found)
                  for name, found in (("sequence", cycles), ("markov", chain_cycles))}
     kept = {name: shape.context_agreement(walks, session_contexts(found, _categories(spark)))
@@ -189,13 +192,15 @@ def test_two_ranks_learn_planted_moves_types_a_persons_cycle_and_each_sessions_c
     # every person and session of the plan is written, at its planned length
     assert written.count() == PEOPLE * SESSIONS * WALK
     assert {len(walk) for walk in sessions.values()} == {WALK} and len(cycles) == PEOPLE
-    # the planted moves and types (a purchase where the plan has one), learnt; the chain learns
+    # the planted moves and types (a cart and a purchase where the plan has them), learnt; the chain learns
     # the moves too, but not a person's cycle: it draws each session's start alone, so 3
     # sessions share one cycle a quarter of the time
     assert _forward_share(sessions) >= 0.95 and np.mean(kinds) >= 0.95
     assert one_cycle["sequence"] >= 0.9
     assert one_cycle["markov"] < 0.5
-    # the planned top category and purchase: the generator starts its walk where the category
-    # says; the chain knows no plan, so half its sessions have the category by chance
+    # the planned top category, purchase and cart: the generator starts its walk where the
+    # category says and writes a cart where the plan has one; the chain knows no plan, so about
+    # half its sessions have the category, and the cart, by chance
     assert kept["sequence"]["category"] >= 0.9 and kept["sequence"]["purchase"] >= 0.95
-    assert kept["markov"]["category"] < 0.7
+    assert kept["sequence"]["cart"] >= 0.95
+    assert kept["markov"]["category"] < 0.7 and kept["markov"]["cart"] < 0.7

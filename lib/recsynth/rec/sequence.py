@@ -26,8 +26,8 @@ the next token opens a new session - and predicts the next event's type from h_t
 item's embedding (a cross-entropy added to the item loss), so that it can write a session's
 items and events one step at a time. A conditioned generator (`context_categories` > 0) also
 reads, at each position, the context of the session the next token belongs to - its top
-category, whether it has a purchase, and how many of its steps come after that token
-(`context_code`) - so that a planned session's context steers what is written into it.
+category, whether it has a purchase, whether it has a cart, and how many of its steps come
+after that token (`context_code`) - so that a planned session's context steers what is written into it.
 
 `train_rank` is the body of each Horovod rank (the shared launcher and epoch loop): it reads its
 Petastorm shard of the training windows, averages gradients over ranks, and with validation
@@ -42,7 +42,8 @@ import numpy as np
 
 from recsynth.errors import RecommenderError
 
-LAYOUT_VERSION = 2   # part of a checkpoint's key: bumped when the network's variables change (2: positions learnt)
+LAYOUT_VERSION = 3   # part of a checkpoint's key: bumped when the network's variables change (2: positions learnt,
+                     # 3: a generator's contexts read carts)
 PAD, OOV, FIRST_KNOWN = 0, 1, 2          # item indices, as `recsynth.rec.features`' vocabularies
 EVENT_TYPES = ("view", "cart", "purchase")   # type index = position + 1; 0 is padding
 ITEMS, TYPES, CONTEXTS, SOURCE_INDEX = "items", "types", "contexts", "source_idx"
@@ -96,11 +97,11 @@ def type_inputs(params: SequenceParams) -> int:
     return 1 + len(EVENT_TYPES) * (2 if params.generator else 1)
 
 
-def context_code(category, purchased, steps_left):
+def context_code(category, purchased, carted, steps_left):
     """One token's session context as one index (numpy arrays or Spark columns alike):
-    `category` >= 1, `purchased` 0 or 1, `steps_left` already capped at STEPS_LEFT - 1; 0 is
-    padding."""
-    return category * (2 * STEPS_LEFT) + purchased * STEPS_LEFT + steps_left
+    `category` >= 1, `purchased` and `carted` 0 or 1, `steps_left` already capped at
+    STEPS_LEFT - 1; 0 is padding."""
+    return ((category * 2 + carted) * 2 + purchased) * STEPS_LEFT + steps_left
 
 
 def encoder_inputs(network: "SequenceNetwork", items, types, contexts=None) -> dict:
@@ -145,8 +146,9 @@ class SequenceNetwork:
         inputs = {ITEMS: items, TYPES: types}
         if p.context_categories:
             contexts = inputs[CONTEXTS] = tf.keras.Input((length,), dtype="int32", name=CONTEXTS)
-            for name, size, part in (("context_category", p.context_categories, contexts // (2 * STEPS_LEFT)),
+            for name, size, part in (("context_category", p.context_categories, contexts // (4 * STEPS_LEFT)),
                                      ("context_purchased", 2, (contexts // STEPS_LEFT) % 2),
+                                     ("context_carted", 2, (contexts // (2 * STEPS_LEFT)) % 2),
                                      ("context_steps_left", STEPS_LEFT, contexts % STEPS_LEFT)):
                 x = x + tf.keras.layers.Embedding(size, p.embedding_dim, name=name)(part)
         x = tf.keras.layers.Dropout(p.dropout)(x) * real

@@ -9,7 +9,8 @@ A *step* is (item_id, event_type). From the training people's sessions the chain
   membership attacker who was trained on). A step with no kept successor is followed by a
   popular step of its source;
 - whole sessions as templates (`templates`: length, start time, duration, and the context a
-  sequence generator is conditioned on: top category and whether it had a purchase), and people
+  sequence generator is conditioned on, `CONTEXT`: top category and whether it had a purchase
+  and a cart), and people
   (`people`: how many sessions each had).
 
 The chain's item side (its states, their counts and their kept successors) is bounded by the
@@ -43,6 +44,7 @@ from recsynth.etl.gold import UNKNOWN_CATEGORY, session_categories
 from recsynth.train.scoring import score_on_executors
 
 FUNNEL = {"view": 0, "cart": 1, "purchase": 2}   # ties in time: the funnel's order
+CONTEXT = ("top_category", "purchased", "carted")  # a session's context: what a plan asks of it
 _STATE = ["source", "item_id", "event_type"]
 _PRIME = 2_147_483_647
 
@@ -122,7 +124,7 @@ class ItemSide:
 @dataclass(frozen=True)
 class RealSessions:
     """The people side every generator draws from: real sessions as templates (length, start,
-    duration, top category, purchased) and real people's session counts, as indexed tables (see
+    duration and `CONTEXT`) and real people's session counts, as indexed tables (see
     the module doc)."""
     templates: tuple[DataFrame, DataFrame]
     people: tuple[DataFrame, DataFrame]
@@ -141,15 +143,15 @@ def shared_items(steps: DataFrame, min_people: int) -> DataFrame:
 
 
 def session_contexts(steps: DataFrame, item_categories: DataFrame) -> DataFrame:
-    """(source, session_id, top_category, purchased): each session's context, as gold.behavior
-    defines it, from `steps` and `item_categories` (source, item_id, category: an item missing
-    there, or without one, is in the unknown category)."""
+    """(source, session_id, top_category, purchased, carted): each session's `CONTEXT`, as
+    gold.behavior defines it (carted: n_carts > 0), from `steps` and `item_categories` (source,
+    item_id, category: an item missing there, or without one, is in the unknown category)."""
     categorised = steps.join(item_categories.select("source", "item_id", "category"), ["source", "item_id"], "left") \
         .withColumn("category", F.coalesce("category", F.lit(UNKNOWN_CATEGORY)))
-    purchased = steps.groupBy("source", "session_id").agg(
-        F.max((F.col("event_type") == "purchase").cast("int")).cast("boolean").alias("purchased"))
-    return session_categories(categorised, "category").join(purchased, ["source", "session_id"]).select(
-        "source", "session_id", "top_category", "purchased")
+    had = lambda kind: F.max((F.col("event_type") == kind).cast("int")).cast("boolean")   # noqa: E731
+    outcomes = steps.groupBy("source", "session_id").agg(had("purchase").alias("purchased"), had("cart").alias("carted"))
+    return session_categories(categorised, "category").join(outcomes, ["source", "session_id"]).select(
+        "source", "session_id", *CONTEXT)
 
 
 def fit_sessions(steps: DataFrame, contexts: DataFrame, *, max_session_events: int, keep) -> RealSessions:
@@ -161,7 +163,7 @@ def fit_sessions(steps: DataFrame, contexts: DataFrame, *, max_session_events: i
         (F.max("event_time").cast("double") - F.min("event_time").cast("double")).alias("duration_s"))
     people = sessions.groupBy("source", "user_id").agg(F.count(F.lit(1)).alias("sessions"))
     templates = sessions.join(contexts, ["source", "session_id"]).select(
-        "source", "session_id", "length", "start", "duration_s", "top_category", "purchased")
+        "source", "session_id", "length", "start", "duration_s", *CONTEXT)
     return RealSessions(
         templates=_keep(indexed(templates, ["source"], ["session_id"]), keep),
         people=_keep(indexed(people.select("source", "user_id", "sessions"), ["source"], ["user_id"]), keep))
@@ -234,8 +236,9 @@ def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_e
                        keep) -> tuple[RealSessions, DataFrame]:
     """`real` with the tabular GAN's sessions as templates: each row of `behavior`
     (synthetic.behavior: synthetic_id, source, n_events, duration_s, top_category, purchased,
-    start_hour, day_of_week) gives a template's length (at most `max_session_events`), duration
-    and context; its start is a real template's of the same source, weekday and hour (the GAN
+    n_carts, start_hour, day_of_week) gives a template's length (at most `max_session_events`),
+    duration and context (carted: n_carts > 0; false for a model that writes no n_carts, as an
+    order export's, which has no carts); its start is a real template's of the same source, weekday and hour (the GAN
     writes no dates), drawn by a seeded hash. People's session counts stay real. Also returns
     the rows left out: no real session of their source has their weekday and hour, or they have
     no event."""
@@ -246,17 +249,18 @@ def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_e
     rows = behavior.where(F.col("n_events") >= 1).select(
         "source", "day_of_week", "start_hour", F.col("synthetic_id").alias("session_id"),
         F.least(F.col("n_events"), F.lit(max_session_events)).cast("long").alias("length"),
-        F.greatest(F.col("duration_s"), F.lit(0.0)).alias("duration_s"), "top_category", "purchased")
+        F.greatest(F.col("duration_s"), F.lit(0.0)).alias("duration_s"), "top_category", "purchased",
+        (F.coalesce(F.col("n_carts"), F.lit(0)) > 0 if "n_carts" in behavior.columns else F.lit(False)).alias("carted"))
     dated = pick_indexed(rows, starts_sizes, starts_table.select(*cell, "_k", "start"), cell,
                          seeded_uniform(seed, "start", "session_id"))
-    templates = _keep(indexed(dated.select("source", "session_id", "length", "start", "duration_s", "top_category",
-                                           "purchased"), ["source"], ["session_id"]), keep)
+    templates = _keep(indexed(dated.select("source", "session_id", "length", "start", "duration_s", *CONTEXT),
+                              ["source"], ["session_id"]), keep)
     planned = templates[0].select(F.col("session_id").alias("synthetic_id"))   # kept: the pick is not redone
     return RealSessions(templates=templates, people=real.people), behavior.join(planned, "synthetic_id", "left_anti")
 
 
 def plan_sessions(real: RealSessions, *, users_multiplier: float, seed: int, prefix: str) -> DataFrame:
-    """(source, user_id, session_id, length, start_s, duration_s, top_category, purchased, _key):
+    """(source, user_id, session_id, length, start_s, duration_s, top_category, purchased, carted, _key):
     synthetic people (`users_multiplier` per real one, ids `prefix`-...), each with a real
     person's session count, each session a real template's length, start, duration and context,
     and a seeded key for its steps."""
@@ -271,11 +275,11 @@ def plan_sessions(real: RealSessions, *, users_multiplier: float, seed: int, pre
                            seeded_uniform(seed, "person", "user_id"))
     sessions = counted.withColumn("_session", F.explode(F.sequence(F.lit(1), F.col("sessions")))).select(
         "source", "user_id", F.concat_ws("-", "user_id", F.col("_session").cast("string")).alias("session_id"))
-    template_rows = _only(real.templates, "length", "start", "duration_s", "top_category", "purchased")[0]
+    template_rows = _only(real.templates, "length", "start", "duration_s", *CONTEXT)[0]
     templated = pick_indexed(sessions, real.templates[1], template_rows, ["source"],
                              seeded_uniform(seed, "template", "session_id"))
     return templated.select("source", "user_id", "session_id", F.col("length").cast("int").alias("length"),
-                            F.col("start").cast("double").alias("start_s"), "duration_s", "top_category", "purchased",
+                            F.col("start").cast("double").alias("start_s"), "duration_s", *CONTEXT,
                             F.xxhash64(F.lit(seed), F.lit("walk"), "session_id").alias("_key"))
 
 

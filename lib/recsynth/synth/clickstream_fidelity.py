@@ -71,13 +71,16 @@ def shape(events: DataFrame, lengths: dict[int, int]) -> ClickstreamShape:
     return ClickstreamShape(mean_session_events=mean, item_gini=item_gini(events), funnel=funnel(events))
 
 
+AGREEMENT = {"category": "top_category", "purchase": "purchased", "cart": "carted"}   # figure: context column
+
+
 def context_agreement(planned: DataFrame, written: DataFrame) -> dict[str, float]:
-    """Shares of written sessions whose top category, and whether they have a purchase, are those
-    planned: `planned` and `written` are (source, session_id, top_category, purchased), one row per
-    session (`clickstream.plan_sessions`' rows; `clickstream.session_contexts` of the written
-    steps)."""
-    both = planned.select("source", "session_id", F.col("top_category").alias("_category"),
-                          F.col("purchased").alias("_purchased")).join(written, ["source", "session_id"])
-    row = both.agg(F.avg((F.col("top_category") == F.col("_category")).cast("double")).alias("category"),
-                   F.avg((F.col("purchased") == F.col("_purchased")).cast("double")).alias("purchase")).head()
-    return {"category": row["category"] or 0.0, "purchase": row["purchase"] or 0.0}
+    """Shares of written sessions whose top category, and whether they have a purchase and a
+    cart, are those planned: `planned` and `written` are (source, session_id, top_category,
+    purchased, carted), one row per session (`clickstream.plan_sessions`' rows;
+    `clickstream.session_contexts` of the written steps)."""
+    both = planned.select("source", "session_id", *[F.col(c).alias(f"_{c}") for c in AGREEMENT.values()]).join(
+        written, ["source", "session_id"])
+    row = both.agg(*[F.avg((F.col(c) == F.col(f"_{c}")).cast("double")).alias(figure)
+                     for figure, c in AGREEMENT.items()]).head()
+    return {figure: row[figure] or 0.0 for figure in AGREEMENT}

@@ -5,7 +5,7 @@ A person's sequence is every step of every session (`clickstream.session_steps`:
 so sessions keep their real lengths), sessions in the order they started, as (item index, type
 index, context) tokens: the type index is the event type's (1 view, 2 cart, 3 purchase), + 3 on a
 session's last step (the next token opens a new session); the context is the session's
-(`clickstream.session_contexts`: top category, purchased) with the steps left after the token
+(`clickstream.session_contexts`: top category, purchased, carted) with the steps left after the token
 (`sequence.context_code`). The sequence opens with a begin token (the out-of-vocabulary index,
 "view", + 3, no context), so that the first step of the first session is a target too. Only
 `vocabulary` items are steps. The generator hands in steps where an item fewer than
@@ -57,15 +57,17 @@ def person_sequences(steps: DataFrame, vocabulary: DataFrame, sources: dict[str,
     (item_id, item_idx), the sessions' `contexts` and the `categories` they are indexed by."""
     kinds = F.create_map(*[F.lit(x) for index, kind in enumerate(EVENT_TYPES) for x in (kind, index + 1)])
     session = Window.partitionBy("source", "session_id")
-    indexed = with_category_index(contexts, categories).select("source", "session_id", CATEGORY_INDEX, "purchased")
+    indexed = with_category_index(contexts, categories).select("source", "session_id", CATEGORY_INDEX, "purchased",
+                                                               "carted")
     tokens = (steps.join(vocabulary.select("item_id", ITEM_INDEX), "item_id")
               .join(indexed, ["source", "session_id"])
               .select("source", "user_id", "session_id", "position", F.min("event_time").over(session).alias("_opened"),
                       F.col(ITEM_INDEX).cast("int").alias("item"),
                       F.coalesce(kinds[F.col("event_type")], F.lit(1)).cast("int").alias("type"),
-                      F.col(CATEGORY_INDEX), F.col("purchased").cast("int").alias("_purchased"))
+                      F.col(CATEGORY_INDEX), F.col("purchased").cast("int").alias("_purchased"),
+                      F.col("carted").cast("int").alias("_carted"))
               .withColumn("_left", F.count(F.lit(1)).over(session) - F.row_number().over(session.orderBy("position")))
-              .withColumn("context", context_code(F.col(CATEGORY_INDEX), F.col("_purchased"),
+              .withColumn("context", context_code(F.col(CATEGORY_INDEX), F.col("_purchased"), F.col("_carted"),
                                                   F.least(F.col("_left"), F.lit(STEPS_LEFT - 1))).cast("int")))
     ordered = tokens.groupBy("source", "user_id").agg(F.sort_array(F.collect_list(
         F.struct("_opened", "session_id", "position", "item", "type", "context"))).alias("_tokens"))
@@ -80,11 +82,11 @@ def person_sequences(steps: DataFrame, vocabulary: DataFrame, sources: dict[str,
 
 def person_plans(walks: DataFrame, sources: dict[str, int], categories: DataFrame) -> DataFrame:
     """(source, user_id, source_idx, _key, sessions array<struct<start_s, session_id, length,
-    duration_s, category_idx, purchased>>): each synthetic person's planned sessions (`walks`:
+    duration_s, category_idx, purchased, carted>>): each synthetic person's planned sessions (`walks`:
     one row each, with a seeded `_key` and its context) in start order; the person's key is their
     first session's."""
     plan = F.sort_array(F.collect_list(F.struct("start_s", "session_id", "length", "duration_s", CATEGORY_INDEX,
-                                                F.col("purchased").cast("int").alias("purchased"))))
+                                                *[F.col(flag).cast("int").alias(flag) for flag in ("purchased", "carted")])))
     return (with_category_index(walks, categories).groupBy("source", "user_id")
             .agg(plan.alias(PLAN), F.min("_key").alias("_key"))
             .select("source", "user_id", source_index_column(sources).alias(SOURCE_INDEX), "_key", PLAN))

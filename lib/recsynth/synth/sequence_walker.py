@@ -3,8 +3,8 @@
 Each person's plan (`clickstream_sequences.person_plans`: sessions in start order, each with a
 length and context) is filled in one step at a time: the network reads the person's tokens so
 far (from the begin token) in the window and at the slot where training showed that step
-(`training_window`), with the context of the session being written (its planned top category
-and purchase, and the steps left in it); it scores every item of the person's source (the
+(`training_window`), with the context of the session being written (its planned top category,
+purchase and cart, and the steps left in it); it scores every item of the person's source (the
 user's own items through the repeat scorer, as in recommending). A step's item is drawn from
 the softmax of those scores divided by `clickstream.sequence.temperature` (below 1, the
 likelier items gain: a sharper draw keeps more of the learnt item-to-item moves and fewer
@@ -146,8 +146,9 @@ def _planned_contexts(sessions: list, lengths: list, width: int) -> np.ndarray:
             continue
         left = np.concatenate([np.arange(n - 1, -1, -1) for n in ends])
         category = np.repeat([int(s[CATEGORY_INDEX]) for s in plan], ends)
-        purchased = np.repeat([int(s["purchased"]) for s in plan], ends)
-        planned[person, :len(left)] = seq.context_code(category, purchased, np.minimum(left, seq.STEPS_LEFT - 1))
+        purchased, carted = (np.repeat([int(s[flag]) for s in plan], ends) for flag in ("purchased", "carted"))
+        planned[person, :len(left)] = seq.context_code(category, purchased, carted,
+                                                       np.minimum(left, seq.STEPS_LEFT - 1))
     return planned
 
 
