@@ -201,3 +201,17 @@ def test_empty_lake(spark, tmp_path, capsys):
         True, [], list(PIPELINE_JOBS), {"total": 0, "by_reason": []})
     main([*cli_args(overrides), "status"])
     assert EMPTY_LAKE in capsys.readouterr().out
+
+
+@pytest.mark.spark
+def test_a_real_lakes_status_lists_the_tables_the_synthetic_clickstream_wrote(spark, tmp_path):
+    """gold and recommend under lake.clickstream=synthetic write synthetic_gold.* and
+    synthetic_recs.*: the real lake's status lists them after its own tables, by where they are."""
+    lake = Lake(spark, load_conf("local", lake_overrides(tmp_path), ROOT / "conf"))
+    row = ("s", "e1", "u1", "s1", "i1", "view", dt.datetime(2026, 1, 1), 1, "train")
+    lake.other_clickstream().overwrite(T.GOLD_SPLITS, spark.createDataFrame([row, row], T.schema(T.GOLD_SPLITS)))
+    status = collect_status(lake, PIPELINE_JOBS)
+    assert [t.name for t in status.tables[:len(T.ALL)]] == list(T.ALL)
+    assert [(t.name, t.rows) for t in status.tables[len(T.ALL):]] == [("synthetic_gold.splits", 2)]
+    assert not lake.exists(T.GOLD_SPLITS)
+    assert "synthetic_gold.splits" in printed(status)

@@ -303,6 +303,11 @@ class Lake:
         """Register `names` as they exist under either clickstream (gold.* and synthetic_gold.*,
         recs.* and synthetic_recs.*), so SQL sees every table whichever lake.clickstream is set."""
         self.register_all(names)
+        self.other_clickstream().register_all(names)
+
+    def other_clickstream(self) -> "Lake":
+        """This lake with the other lake.clickstream (real <-> synthetic): the same root and
+        catalog, the tables located as that clickstream's jobs write them."""
         other = copy.copy(self)
         other.clickstream, other._registered = ("real" if self.clickstream == "synthetic" else "synthetic"), set()
-        other.register_all(names)
+        return other

@@ -159,7 +159,17 @@ def table_status(lake, name: str) -> TableStatus:
     modified_at = (dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.timezone.utc)
                    if "timestamp" in commit else None)
     rows = lake.read(name, version=version).count()
-    return TableStatus(name, True, version, rows, modified_at, commit.get("operation"))
+    return TableStatus(lake.located(name), True, version, rows, modified_at, commit.get("operation"))
+
+
+def lake_tables(lake, tables: tuple[str, ...] = T.ALL) -> tuple[TableStatus, ...]:
+    """Every table of `tables` where the lake's clickstream keeps it (not yet written ones too),
+    then the ones the other clickstream's gold and recommend jobs wrote (synthetic_gold.*,
+    synthetic_recs.* beside a real lake's gold.* and recs.*), so that no table goes unseen."""
+    own = tuple(table_status(lake, name) for name in tables)
+    listed, other = {t.name for t in own}, lake.other_clickstream()
+    elsewhere = (table_status(other, name) for name in tables if other.located(name) not in listed)
+    return own + tuple(t for t in elsewhere if t.exists)
 
 
 def quarantine_status(lake) -> tuple[QuarantineCount, ...]:
@@ -178,7 +188,7 @@ def collect_status(lake, expected_jobs: tuple[str, ...] = (), tables: tuple[str,
         root=lake.root,
         jobs=jobs,
         never_run=tuple(name for name in expected_jobs if name not in ran),
-        tables=tuple(table_status(lake, name) for name in tables),
+        tables=lake_tables(lake, tables),
         quarantine=quarantine_status(lake),
     )
 
