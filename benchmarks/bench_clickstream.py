@@ -106,9 +106,9 @@ def main() -> None:
         **{f"funnel {key}": value for key, value in funnel.items()},
         "membership AUC": f"{quality['membership_auc']:.3f} ({'met' if quality['membership_auc'] <= 0.55 else 'missed'},"
                           " <= 0.55)",
-        "sessions with their planned top category / purchase / cart (no target)": " / ".join(
-            "n/a" if quality.get(f"planned_{kind}_share") is None else f"{quality[f'planned_{kind}_share']:.3f}"
-            for kind in ("category", "purchase", "cart")),
+        "sessions with their planned top category / purchase / cart / number of purchases / of carts (no target)":
+            " / ".join("n/a" if quality.get(f"planned_{kind}_share") is None else f"{quality[f'planned_{kind}_share']:.3f}"
+                       for kind in ("category", "purchase", "cart", "purchase_count", "cart_count")),
         "distinctive paths found, training / holdout": ", ".join(
             f"{n}: {quality['train_ngram_share'][n]:.4f} / {quality['holdout_ngram_share'][n]:.4f}"
             for n in sorted(quality["train_ngram_share"])),

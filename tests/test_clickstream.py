@@ -123,7 +123,7 @@ def test_shape_figures_on_planted_tables(spark):
     assert shape.ks_distance({1: 2, 3: 2}, {1: 1, 3: 3}) == pytest.approx(0.25)
 
 
-def test_a_sessions_context_is_its_most_frequent_category_and_whether_it_has_a_purchase_and_a_cart(spark):
+def test_a_sessions_context_is_its_most_frequent_category_and_its_numbers_of_purchases_and_carts(spark):
     events = _events(spark, {("u1", "s1"): [("a", "view"), ("b", "view"), ("c", "cart"), ("c", "purchase")],
                              ("u2", "s2"): [("a", "view"), ("b", "view")],        # a tie: the first name wins
                              ("u3", "s3"): [("z", "view"), ("z", "view"), ("a", "cart")]})   # z has no category
@@ -131,14 +131,16 @@ def test_a_sessions_context_is_its_most_frequent_category_and_whether_it_has_a_p
                                        "source string, item_id string, category string")
     contexts = session_contexts(session_steps(events), categories)
     assert sorted(tuple(r) for r in contexts.collect()) == [
-        ("s", "s1", "shoes", True, True), ("s", "s2", "bags", False, False), ("s", "s3", "unknown", False, True)]
-    planned = spark.createDataFrame([("s", "s1", "shoes", False, True), ("s", "s2", "bags", False, True),
-                                     ("s", "s3", "shoes", False, False), ("s", "gone", "bags", True, True)],
-                                    "source string, session_id string, top_category string, purchased boolean, "
-                                    "carted boolean")
-    # of the 3 sessions written, 2 have their planned category, 2 their planned purchase and 1
-    # its planned cart
-    assert shape.context_agreement(planned, contexts) == {"category": 2 / 3, "purchase": 2 / 3, "cart": 1 / 3}
+        ("s", "s1", "shoes", 1, 1), ("s", "s2", "bags", 0, 0), ("s", "s3", "unknown", 0, 1)]
+    planned = spark.createDataFrame([("s", "s1", "shoes", 0, 2), ("s", "s2", "bags", 1, 0),
+                                     ("s", "s3", "shoes", 0, 1), ("s", "gone", "bags", 1, 1)],
+                                    "source string, session_id string, top_category string, n_purchases long, "
+                                    "n_carts long")
+    # of the 3 sessions written: s1 and s2 have their planned category; only s3 a purchase as
+    # planned (none), and so its number of purchases; all three a cart as planned (s1 one of the
+    # two planned); s2 and s3 their number of carts
+    assert shape.context_agreement(planned, contexts) == {"category": 2 / 3, "purchase": 1 / 3, "cart": 1.0,
+                                                          "purchase_count": 1 / 3, "cart_count": 2 / 3}
 
 
 def test_gan_rows_replace_the_templates_dated_by_a_real_session_of_their_weekday_and_hour(spark, keep):
@@ -149,20 +151,22 @@ def test_gan_rows_replace_the_templates_dated_by_a_real_session_of_their_weekday
     steps = session_steps(real.where("session_id = 's1'").unionByName(later))
     fitted = fit_sessions(steps, session_contexts(steps, _no_categories(spark)), max_session_events=3, keep=keep)
     behavior = spark.createDataFrame([
-        ("g1", "s", 2, 30.0, "shoes", True, 1, 12, "Thu"),
-        ("g2", "s", 9, 80.0, "bags", False, 0, 12, "Fri"),    # longer than max_session_events: cut to 3
-        ("g3", "s", 4, 10.0, "bags", False, 0, 3, "Fri"),     # no real session starts on a Friday at 3: left out
-        ("g4", "s", 0, 0.0, "bags", False, 0, 12, "Thu")],    # no event: left out
+        ("g1", "s", 2, 30.0, "shoes", True, 2, 1, 12, "Thu"),
+        ("g2", "s", 9, 80.0, "bags", False, 0, 0, 12, "Fri"),    # longer than max_session_events: cut to 3
+        ("g3", "s", 4, 10.0, "bags", False, 0, 0, 3, "Fri"),     # no real session starts on a Friday at 3: left out
+        ("g4", "s", 0, 0.0, "bags", False, 0, 0, 12, "Thu")],    # no event: left out
         "synthetic_id string, source string, n_events bigint, duration_s double, top_category string, "
-        "purchased boolean, n_carts bigint, start_hour int, day_of_week string")
+        "purchased boolean, n_purchases bigint, n_carts bigint, start_hour int, day_of_week string")
     sessions, left_out = generated_sessions(behavior, fitted, max_session_events=3, seed=1, keep=keep)
     table, sizes = sessions.templates
-    assert sorted((r["session_id"], r["length"], r["start"], r["duration_s"], r["top_category"], r["purchased"],
-                   r["carted"]) for r in table.collect()) == [
-        ("g1", 2, START, 30.0, "shoes", True, True), ("g2", 3, START + dt.timedelta(days=1), 80.0, "bags", False, False)]
-    # a model that writes no n_carts (an order export's) plans no cart
-    cartless, _ = generated_sessions(behavior.drop("n_carts"), fitted, max_session_events=3, seed=1, keep=keep)
-    assert {r["carted"] for r in cartless.templates[0].collect()} == {False}
+    assert sorted((r["session_id"], r["length"], r["start"], r["duration_s"], r["top_category"], r["n_purchases"],
+                   r["n_carts"]) for r in table.collect()) == [
+        ("g1", 2, START, 30.0, "shoes", 2, 1), ("g2", 3, START + dt.timedelta(days=1), 80.0, "bags", 0, 0)]
+    # a model that writes no counts plans no cart, and one purchase where its row says purchased
+    uncounted, _ = generated_sessions(behavior.drop("n_carts", "n_purchases"), fitted, max_session_events=3, seed=1,
+                                      keep=keep)
+    assert sorted((r["session_id"], r["n_purchases"], r["n_carts"]) for r in uncounted.templates[0].collect()) == [
+        ("g1", 1, 0), ("g2", 0, 0)]
     assert [tuple(r) for r in sizes.collect()] == [("s", 2)] and sessions.people is fitted.people
     assert sorted(r["synthetic_id"] for r in left_out.collect()) == ["g3", "g4"]
     # the plan draws its sessions from the GAN's rows: their lengths, durations and contexts

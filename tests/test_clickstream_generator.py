@@ -20,7 +20,8 @@ from recsynth.synth import clickstream_fidelity as shape
 from recsynth.synth.clickstream import (fit_markov, fit_sessions, plan_sessions, sample_clickstream, session_contexts,
                                         session_steps)
 from recsynth.synth.clickstream_sequences import category_vocabulary, person_sequences
-from recsynth.synth.sequence_walker import TrainedGenerator, _draw, training_window, write_sequences
+from recsynth.synth.sequence_walker import (TrainedGenerator, _draw, planned_steps, step_contexts, training_window,
+                                           write_sequences)
 from recsynth.rec.sequence_items import item_arrays
 from recsynth.train.launcher import run_on_ranks
 from recsynth.train.shards import current_files
@@ -40,22 +41,20 @@ def test_a_persons_tokens_are_their_sessions_in_start_order_with_session_ends_an
         ("t", "u2", "only", "d", "purchase", at(5)),
     ], SCHEMA)
     vocabulary = spark.createDataFrame([("a", 2), ("b", 3), ("c", 4), ("d", 5)], "item_id string, item_idx int")
-    contexts = spark.createDataFrame([("s", "first", "toys", False, False), ("s", "later", "food", True, True),
-                                      ("t", "only", "rare", True, False)],
-                                     "source string, session_id string, top_category string, purchased boolean, "
-                                     "carted boolean")
+    contexts = spark.createDataFrame([("s", "first", "toys"), ("s", "later", "food"), ("t", "only", "rare")],
+                                     "source string, session_id string, top_category string")
     categories = category_vocabulary(contexts, max_categories=2)   # one session each: ties by source, then name
     assert sorted(tuple(r) for r in categories.collect()) == [("s", "food", 2), ("s", "toys", 3)]
     rows = {r["user_id"]: (r["source_idx"], [(t["item"], t["type"], t["context"]) for t in r["_sequence"]])
             for r in person_sequences(session_steps(events), vocabulary, {"s": 0, "t": 1}, contexts, categories).collect()}
     # begin (OOV, view + end, no context); the first session a, b, b (its last step + 3), then c
     # view, c cart (+ 3); "rare" is not in the vocabulary: not a step, nor counted in the steps
-    # left. Contexts: category 3 (toys), no purchase, no cart, 2, 1, 0 steps left; category 2
-    # (food), purchase and cart, 1, 0 left; t's category is past max_categories: 1 (other), a
-    # purchase without a cart
-    code = lambda category, purchased, carted, left: category * 64 + carted * 32 + purchased * 16 + left   # noqa: E731
+    # left. Contexts: category 3 (toys), no purchase or cart to come, 2, 1, 0 steps left;
+    # category 2 (food), one cart to come at both steps (the view's and the cart's own), 1, 0
+    # left; t's category is past max_categories: 1 (other), one purchase to come (its own)
+    code = lambda category, purchases, carts, left: category * 256 + carts * 64 + purchases * 16 + left   # noqa: E731
     assert rows["u1"] == (0, [(1, 4, 0), (2, 1, code(3, 0, 0, 2)), (3, 1, code(3, 0, 0, 1)), (3, 4, code(3, 0, 0, 0)),
-                              (4, 1, code(2, 1, 1, 1)), (4, 5, code(2, 1, 1, 0))])
+                              (4, 1, code(2, 0, 1, 1)), (4, 5, code(2, 0, 1, 0))])
     assert rows["u2"] == (1, [(1, 4, 0), (5, 6, code(1, 1, 0, 0))])
 
 
@@ -80,6 +79,24 @@ def test_the_writer_reads_each_step_where_training_showed_it(spark):
         assert (gather[0, :slot + 1].tolist(), int(at[0])) == (read, slot)
         assert (gather[0, slot + 1:] == -1).all()   # not yet written: padding, as causal attention reads it
     assert len(shown) == sum(n - 1 for n in sizes)   # every token but the first is a target once
+
+
+def test_a_planned_sessions_purchases_and_carts_count_down_as_they_are_written():
+    """A person plans a session of 3 steps (category 2, a purchase and 2 carts) and one of 2
+    (category 3, 5 carts: more than EVENTS_LEFT counts, and than its steps). Each step's context
+    holds what the session still asks for, given what was written before it in that session."""
+    plan = [{"category_idx": 2, "n_purchases": 1, "n_carts": 2}, {"category_idx": 3, "n_purchases": 0, "n_carts": 5}]
+    planned = planned_steps([plan], [np.array([3, 2])], 6)
+    assert planned.opens[0].tolist() == [1, 0, 0, 1, 0, 0] and planned.left[0].tolist() == [2, 1, 0, 1, 0, 0]
+    code = lambda category, purchases, carts, left: category * 256 + carts * 64 + purchases * 16 + left   # noqa: E731
+    person = np.array([0])
+    written = lambda view, cart, purchase: np.array([[view, cart, purchase]])   # noqa: E731
+    assert step_contexts(planned, written(0, 0, 0), person, 0).tolist() == [code(2, 1, 2, 2)]
+    assert step_contexts(planned, written(0, 1, 0), person, 1).tolist() == [code(2, 1, 1, 1)]
+    assert step_contexts(planned, written(0, 2, 0), person, 2).tolist() == [code(2, 1, 0, 0)]
+    assert step_contexts(planned, written(0, 3, 1), person, 2).tolist() == [code(2, 0, 0, 0)]   # more than planned: 0
+    assert step_contexts(planned, written(0, 0, 0), person, 3).tolist() == [code(3, 0, 3, 1)]   # 5 carts: capped at 3
+    assert step_contexts(planned, written(0, 1, 0), person, 4).tolist() == [code(3, 0, 3, 0)]
 
 
 def test_a_temperature_below_one_draws_the_likelier_item_more_often():
@@ -177,7 +194,7 @@ def test_two_ranks_learn_planted_moves_types_a_persons_cycle_and_each_sessions_c
     chain = keep(sample_clickstream(fit_markov(_planted(spark), _categories(spark), min_people=2, max_session_events=50,
                                                keep=keep), users_multiplier=1.0, seed=2, prefix="syn"))
     (sessions, cycles), (chain_sessions, chain_cycles) = _sessions(written), _sessions(chain)
-    plans = {r["session_id"]: (r["carted"], r["purchased"]) for r in walks.collect()}
+    plans = {r["session_id"]: (r["n_carts"] > 0, r["n_purchases"] > 0) for r in walks.collect()}
     kinds = [kind == _kind(step, *plans[session]) for session, walk in sessions.items()
              for step, (_, kind) in enumerate(walk)]
     one_cycle = {name: sum(len(c) == 1 for c in found.values()) / len(found)
@@ -202,5 +219,5 @@ def test_two_ranks_learn_planted_moves_types_a_persons_cycle_and_each_sessions_c
     # category says and writes a cart where the plan has one; the chain knows no plan, so about
     # half its sessions have the category, and the cart, by chance
     assert kept["sequence"]["category"] >= 0.9 and kept["sequence"]["purchase"] >= 0.95
-    assert kept["sequence"]["cart"] >= 0.95
+    assert kept["sequence"]["cart"] >= 0.95 and kept["sequence"]["cart_count"] >= 0.95
     assert kept["markov"]["category"] < 0.7 and kept["markov"]["cart"] < 0.7

@@ -26,8 +26,8 @@ the next token opens a new session - and predicts the next event's type from h_t
 item's embedding (a cross-entropy added to the item loss), so that it can write a session's
 items and events one step at a time. A conditioned generator (`context_categories` > 0) also
 reads, at each position, the context of the session the next token belongs to - its top
-category, whether it has a purchase, whether it has a cart, and how many of its steps come
-after that token (`context_code`) - so that a planned session's context steers what is written into it.
+category, how many purchases and carts it has from that token on, and how many of its steps
+come after that token (`context_code`) - so that a planned session's context steers what is written into it.
 
 `train_rank` is the body of each Horovod rank (the shared launcher and epoch loop): it reads its
 Petastorm shard of the training windows, averages gradients over ranks, and with validation
@@ -42,12 +42,13 @@ import numpy as np
 
 from recsynth.errors import RecommenderError
 
-LAYOUT_VERSION = 3   # part of a checkpoint's key: bumped when the network's variables change (2: positions learnt,
-                     # 3: a generator's contexts read carts)
+LAYOUT_VERSION = 4   # part of a checkpoint's key: bumped when the network's variables change (2: positions learnt,
+                     # 4: a generator's contexts count the purchases and carts still to come)
 PAD, OOV, FIRST_KNOWN = 0, 1, 2          # item indices, as `recsynth.rec.features`' vocabularies
 EVENT_TYPES = ("view", "cart", "purchase")   # type index = position + 1; 0 is padding
 ITEMS, TYPES, CONTEXTS, SOURCE_INDEX = "items", "types", "contexts", "source_idx"
 STEPS_LEFT = 16   # context buckets of the steps left in a session: 0 .. 15 (and more)
+EVENTS_LEFT = 4   # context buckets of the purchases (or carts) still to come in a session: 0 .. 3 (and more)
 REPEAT_DECAYS = (0.5, 0.9)
 MASKED = -1e9
 
@@ -97,11 +98,12 @@ def type_inputs(params: SequenceParams) -> int:
     return 1 + len(EVENT_TYPES) * (2 if params.generator else 1)
 
 
-def context_code(category, purchased, carted, steps_left):
+def context_code(category, purchases_left, carts_left, steps_left):
     """One token's session context as one index (numpy arrays or Spark columns alike):
-    `category` >= 1, `purchased` and `carted` 0 or 1, `steps_left` already capped at
-    STEPS_LEFT - 1; 0 is padding."""
-    return ((category * 2 + carted) * 2 + purchased) * STEPS_LEFT + steps_left
+    `category` >= 1; the purchases and carts of the session from this token on (itself
+    included), capped at EVENTS_LEFT - 1; the steps after it, capped at STEPS_LEFT - 1. 0 is
+    padding."""
+    return ((category * EVENTS_LEFT + carts_left) * EVENTS_LEFT + purchases_left) * STEPS_LEFT + steps_left
 
 
 def encoder_inputs(network: "SequenceNetwork", items, types, contexts=None) -> dict:
@@ -146,9 +148,11 @@ class SequenceNetwork:
         inputs = {ITEMS: items, TYPES: types}
         if p.context_categories:
             contexts = inputs[CONTEXTS] = tf.keras.Input((length,), dtype="int32", name=CONTEXTS)
-            for name, size, part in (("context_category", p.context_categories, contexts // (4 * STEPS_LEFT)),
-                                     ("context_purchased", 2, (contexts // STEPS_LEFT) % 2),
-                                     ("context_carted", 2, (contexts // (2 * STEPS_LEFT)) % 2),
+            for name, size, part in (("context_category", p.context_categories,
+                                      contexts // (EVENTS_LEFT * EVENTS_LEFT * STEPS_LEFT)),
+                                     ("context_purchases_left", EVENTS_LEFT, (contexts // STEPS_LEFT) % EVENTS_LEFT),
+                                     ("context_carts_left", EVENTS_LEFT,
+                                      (contexts // (EVENTS_LEFT * STEPS_LEFT)) % EVENTS_LEFT),
                                      ("context_steps_left", STEPS_LEFT, contexts % STEPS_LEFT)):
                 x = x + tf.keras.layers.Embedding(size, p.embedding_dim, name=name)(part)
         x = tf.keras.layers.Dropout(p.dropout)(x) * real

@@ -9,8 +9,8 @@ A *step* is (item_id, event_type). From the training people's sessions the chain
   membership attacker who was trained on). A step with no kept successor is followed by a
   popular step of its source;
 - whole sessions as templates (`templates`: length, start time, duration, and the context a
-  sequence generator is conditioned on, `CONTEXT`: top category and whether it had a purchase
-  and a cart), and people
+  sequence generator is conditioned on, `CONTEXT`: top category and its numbers of purchases
+  and carts), and people
   (`people`: how many sessions each had).
 
 The chain's item side (its states, their counts and their kept successors) is bounded by the
@@ -44,7 +44,7 @@ from recsynth.etl.gold import UNKNOWN_CATEGORY, session_categories
 from recsynth.train.scoring import score_on_executors
 
 FUNNEL = {"view": 0, "cart": 1, "purchase": 2}   # ties in time: the funnel's order
-CONTEXT = ("top_category", "purchased", "carted")  # a session's context: what a plan asks of it
+CONTEXT = ("top_category", "n_purchases", "n_carts")  # a session's context: what a plan asks of it
 _STATE = ["source", "item_id", "event_type"]
 _PRIME = 2_147_483_647
 
@@ -143,13 +143,14 @@ def shared_items(steps: DataFrame, min_people: int) -> DataFrame:
 
 
 def session_contexts(steps: DataFrame, item_categories: DataFrame) -> DataFrame:
-    """(source, session_id, top_category, purchased, carted): each session's `CONTEXT`, as
-    gold.behavior defines it (carted: n_carts > 0), from `steps` and `item_categories` (source,
-    item_id, category: an item missing there, or without one, is in the unknown category)."""
+    """(source, session_id, top_category, n_purchases, n_carts): each session's `CONTEXT`, as
+    gold.behavior defines it, from `steps` and `item_categories` (source, item_id, category: an
+    item missing there, or without one, is in the unknown category)."""
     categorised = steps.join(item_categories.select("source", "item_id", "category"), ["source", "item_id"], "left") \
         .withColumn("category", F.coalesce("category", F.lit(UNKNOWN_CATEGORY)))
-    had = lambda kind: F.max((F.col("event_type") == kind).cast("int")).cast("boolean")   # noqa: E731
-    outcomes = steps.groupBy("source", "session_id").agg(had("purchase").alias("purchased"), had("cart").alias("carted"))
+    counted = lambda kind: F.sum((F.col("event_type") == kind).cast("long"))   # noqa: E731
+    outcomes = steps.groupBy("source", "session_id").agg(counted("purchase").alias("n_purchases"),
+                                                         counted("cart").alias("n_carts"))
     return session_categories(categorised, "category").join(outcomes, ["source", "session_id"]).select(
         "source", "session_id", *CONTEXT)
 
@@ -235,10 +236,9 @@ _WALK_CHUNK = 50_000   # sessions walked at once in a task
 def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_events: int, seed: int,
                        keep) -> tuple[RealSessions, DataFrame]:
     """`real` with the tabular GAN's sessions as templates: each row of `behavior`
-    (synthetic.behavior: synthetic_id, source, n_events, duration_s, top_category, purchased,
+    (synthetic.behavior: synthetic_id, source, n_events, duration_s, top_category, n_purchases,
     n_carts, start_hour, day_of_week) gives a template's length (at most `max_session_events`),
-    duration and context (carted: n_carts > 0; false for a model that writes no n_carts, as an
-    order export's, which has no carts); its start is a real template's of the same source, weekday and hour (the GAN
+    duration and context (`session_counts`); its start is a real template's of the same source, weekday and hour (the GAN
     writes no dates), drawn by a seeded hash. People's session counts stay real. Also returns
     the rows left out: no real session of their source has their weekday and hour, or they have
     no event."""
@@ -249,8 +249,7 @@ def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_e
     rows = behavior.where(F.col("n_events") >= 1).select(
         "source", "day_of_week", "start_hour", F.col("synthetic_id").alias("session_id"),
         F.least(F.col("n_events"), F.lit(max_session_events)).cast("long").alias("length"),
-        F.greatest(F.col("duration_s"), F.lit(0.0)).alias("duration_s"), "top_category", "purchased",
-        (F.coalesce(F.col("n_carts"), F.lit(0)) > 0 if "n_carts" in behavior.columns else F.lit(False)).alias("carted"))
+        F.greatest(F.col("duration_s"), F.lit(0.0)).alias("duration_s"), "top_category", *session_counts(behavior))
     dated = pick_indexed(rows, starts_sizes, starts_table.select(*cell, "_k", "start"), cell,
                          seeded_uniform(seed, "start", "session_id"))
     templates = _keep(indexed(dated.select("source", "session_id", "length", "start", "duration_s", *CONTEXT),
@@ -259,8 +258,20 @@ def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_e
     return RealSessions(templates=templates, people=real.people), behavior.join(planned, "synthetic_id", "left_anti")
 
 
+def session_counts(behavior: DataFrame) -> list[Column]:
+    """n_purchases and n_carts of the GAN's rows: as written; a model without one (an order
+    export's writes no carts) counts none, or one purchase where its row says `purchased`."""
+    def counted(name: str, otherwise: Column) -> Column:
+        value = F.col(name) if name in behavior.columns else otherwise
+        return F.greatest(F.coalesce(F.round(value), F.lit(0)), F.lit(0)).cast("long").alias(name)
+
+    bought = (F.col("purchased").cast("string").isin("true", "True") if "purchased" in behavior.columns
+              else F.lit(False))
+    return [counted("n_purchases", bought.cast("long")), counted("n_carts", F.lit(0))]
+
+
 def plan_sessions(real: RealSessions, *, users_multiplier: float, seed: int, prefix: str) -> DataFrame:
-    """(source, user_id, session_id, length, start_s, duration_s, top_category, purchased, carted, _key):
+    """(source, user_id, session_id, length, start_s, duration_s, top_category, n_purchases, n_carts, _key):
     synthetic people (`users_multiplier` per real one, ids `prefix`-...), each with a real
     person's session count, each session a real template's length, start, duration and context,
     and a seeded key for its steps."""

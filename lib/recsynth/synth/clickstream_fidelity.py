@@ -71,16 +71,15 @@ def shape(events: DataFrame, lengths: dict[int, int]) -> ClickstreamShape:
     return ClickstreamShape(mean_session_events=mean, item_gini=item_gini(events), funnel=funnel(events))
 
 
-AGREEMENT = {"category": "top_category", "purchase": "purchased", "cart": "carted"}   # figure: context column
-
-
 def context_agreement(planned: DataFrame, written: DataFrame) -> dict[str, float]:
-    """Shares of written sessions whose top category, and whether they have a purchase and a
-    cart, are those planned: `planned` and `written` are (source, session_id, top_category,
-    purchased, carted), one row per session (`clickstream.plan_sessions`' rows;
-    `clickstream.session_contexts` of the written steps)."""
-    both = planned.select("source", "session_id", *[F.col(c).alias(f"_{c}") for c in AGREEMENT.values()]).join(
-        written, ["source", "session_id"])
-    row = both.agg(*[F.avg((F.col(c) == F.col(f"_{c}")).cast("double")).alias(figure)
-                     for figure, c in AGREEMENT.items()]).head()
-    return {figure: row[figure] or 0.0 for figure in AGREEMENT}
+    """Shares of written sessions whose top category, whether they have a purchase and a cart,
+    and their numbers of purchases and of carts, are those planned: `planned` and `written` are
+    (source, session_id, top_category, n_purchases, n_carts), one row per session
+    (`clickstream.plan_sessions`' rows; `clickstream.session_contexts` of the written steps)."""
+    compared = {"category": F.col("top_category"), "purchase": F.col("n_purchases") > 0, "cart": F.col("n_carts") > 0,
+                "purchase_count": F.col("n_purchases"), "cart_count": F.col("n_carts")}
+    both = planned.select("source", "session_id", *[value.alias(f"_{figure}") for figure, value in compared.items()]) \
+        .join(written, ["source", "session_id"])
+    row = both.agg(*[F.avg((value == F.col(f"_{figure}")).cast("double")).alias(figure)
+                     for figure, value in compared.items()]).head()
+    return {figure: row[figure] or 0.0 for figure in compared}

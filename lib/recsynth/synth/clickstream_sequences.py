@@ -4,9 +4,10 @@
 A person's sequence is every step of every session (`clickstream.session_steps`: repeats kept,
 so sessions keep their real lengths), sessions in the order they started, as (item index, type
 index, context) tokens: the type index is the event type's (1 view, 2 cart, 3 purchase), + 3 on a
-session's last step (the next token opens a new session); the context is the session's
-(`clickstream.session_contexts`: top category, purchased, carted) with the steps left after the token
-(`sequence.context_code`). The sequence opens with a begin token (the out-of-vocabulary index,
+session's last step (the next token opens a new session); the context is the session's top
+category (`clickstream.session_contexts`), its purchases and carts from the token on (the token
+included) and the steps left after it (`sequence.context_code`): what the writer knows of a
+planned session as it writes it. The sequence opens with a begin token (the out-of-vocabulary index,
 "view", + 3, no context), so that the first step of the first session is a target too. Only
 `vocabulary` items are steps. The generator hands in steps where an item fewer than
 `clickstream.min_people` real people touched is on its category's stand-in
@@ -25,7 +26,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsynth.rec.features import ITEM_INDEX, OOV
-from recsynth.rec.sequence import EVENT_TYPES, SOURCE_INDEX, STEPS_LEFT, context_code
+from recsynth.rec.sequence import EVENT_TYPES, EVENTS_LEFT, SOURCE_INDEX, STEPS_LEFT, context_code
 from recsynth.rec.sequence_features import SEQUENCE, source_index_column
 
 SESSION_END = len(EVENT_TYPES)   # added to a type index on a session's last step
@@ -57,17 +58,18 @@ def person_sequences(steps: DataFrame, vocabulary: DataFrame, sources: dict[str,
     (item_id, item_idx), the sessions' `contexts` and the `categories` they are indexed by."""
     kinds = F.create_map(*[F.lit(x) for index, kind in enumerate(EVENT_TYPES) for x in (kind, index + 1)])
     session = Window.partitionBy("source", "session_id")
-    indexed = with_category_index(contexts, categories).select("source", "session_id", CATEGORY_INDEX, "purchased",
-                                                               "carted")
+    indexed = with_category_index(contexts, categories).select("source", "session_id", CATEGORY_INDEX)
+    from_here = session.orderBy("position").rowsBetween(Window.currentRow, Window.unboundedFollowing)
+    still = lambda kind: F.least(F.sum((F.col("type") == EVENT_TYPES.index(kind) + 1).cast("int")).over(from_here),  # noqa: E731
+                                 F.lit(EVENTS_LEFT - 1))
     tokens = (steps.join(vocabulary.select("item_id", ITEM_INDEX), "item_id")
               .join(indexed, ["source", "session_id"])
               .select("source", "user_id", "session_id", "position", F.min("event_time").over(session).alias("_opened"),
                       F.col(ITEM_INDEX).cast("int").alias("item"),
                       F.coalesce(kinds[F.col("event_type")], F.lit(1)).cast("int").alias("type"),
-                      F.col(CATEGORY_INDEX), F.col("purchased").cast("int").alias("_purchased"),
-                      F.col("carted").cast("int").alias("_carted"))
+                      F.col(CATEGORY_INDEX))
               .withColumn("_left", F.count(F.lit(1)).over(session) - F.row_number().over(session.orderBy("position")))
-              .withColumn("context", context_code(F.col(CATEGORY_INDEX), F.col("_purchased"), F.col("_carted"),
+              .withColumn("context", context_code(F.col(CATEGORY_INDEX), still("purchase"), still("cart"),
                                                   F.least(F.col("_left"), F.lit(STEPS_LEFT - 1))).cast("int")))
     ordered = tokens.groupBy("source", "user_id").agg(F.sort_array(F.collect_list(
         F.struct("_opened", "session_id", "position", "item", "type", "context"))).alias("_tokens"))
@@ -82,11 +84,11 @@ def person_sequences(steps: DataFrame, vocabulary: DataFrame, sources: dict[str,
 
 def person_plans(walks: DataFrame, sources: dict[str, int], categories: DataFrame) -> DataFrame:
     """(source, user_id, source_idx, _key, sessions array<struct<start_s, session_id, length,
-    duration_s, category_idx, purchased, carted>>): each synthetic person's planned sessions (`walks`:
+    duration_s, category_idx, n_purchases, n_carts>>): each synthetic person's planned sessions (`walks`:
     one row each, with a seeded `_key` and its context) in start order; the person's key is their
     first session's."""
     plan = F.sort_array(F.collect_list(F.struct("start_s", "session_id", "length", "duration_s", CATEGORY_INDEX,
-                                                *[F.col(flag).cast("int").alias(flag) for flag in ("purchased", "carted")])))
+                                                *[F.col(n).cast("int").alias(n) for n in ("n_purchases", "n_carts")])))
     return (with_category_index(walks, categories).groupBy("source", "user_id")
             .agg(plan.alias(PLAN), F.min("_key").alias("_key"))
             .select("source", "user_id", source_index_column(sources).alias(SOURCE_INDEX), "_key", PLAN))

@@ -3,8 +3,9 @@
 Each person's plan (`clickstream_sequences.person_plans`: sessions in start order, each with a
 length and context) is filled in one step at a time: the network reads the person's tokens so
 far (from the begin token) in the window and at the slot where training showed that step
-(`training_window`), with the context of the session being written (its planned top category,
-purchase and cart, and the steps left in it); it scores every item of the person's source (the
+(`training_window`), with the context of the session being written (its planned top category, the
+purchases and carts it still asks for - planned minus written so far - and the steps left in
+it); it scores every item of the person's source (the
 user's own items through the repeat scorer, as in recommending). A step's item is drawn from
 the softmax of those scores divided by `clickstream.sequence.temperature` (below 1, the
 likelier items gain: a sharper draw keeps more of the learnt item-to-item moves and fewer
@@ -99,12 +100,13 @@ def writer(generator: TrainedGenerator):
         # each person's tokens (the begin token, then the steps written so far), as in training
         items, types = np.zeros((people, steps + 1), dtype=np.int32), np.zeros((people, steps + 1), dtype=np.int32)
         items[:, 0], types[:, 0] = BEGIN
-        session_ends = np.zeros((people, steps), dtype=np.int32)   # 1 on each session's last step
-        for person, ends in enumerate(lengths):
-            session_ends[person, np.cumsum(ends) - 1] = 1
-        contexts = _planned_contexts(sessions, lengths, steps + 1)   # token t reads the context of token t + 1
+        planned = planned_steps(sessions, lengths, steps)
+        contexts = np.zeros((people, steps + 1), dtype=np.int32)   # token t reads the context of token t + 1
+        written = np.zeros((people, len(seq.EVENT_TYPES)), dtype=np.int64)   # per type, in the session being written
         for step in range(steps):
             alive = np.flatnonzero(totals > step)
+            written[alive[planned.opens[alive, step] == 1]] = 0
+            contexts[alive, step] = step_contexts(planned, written, alive, step)
             gather, slot = training_window(totals[alive] + 1, step + 1, params.max_length)
             window = lambda tokens: np.where(gather >= 0, tokens[alive[:, None], np.maximum(gather, 0)], 0)  # noqa: E731
             read_items = window(items)
@@ -117,8 +119,9 @@ def writer(generator: TrainedGenerator):
             item = _draw(scores, step_uniform(keys[alive], step), generator.temperature)
             kind = _draw(type_logits(tf.constant(states), tf.constant(item, tf.int32)).numpy(),
                          step_uniform(keys[alive] ^ _TYPE_SALT, step))
+            np.add.at(written, (alive, kind), 1)
             items[alive, step + 1] = item
-            types[alive, step + 1] = kind + 1 + SESSION_END * session_ends[alive, step]
+            types[alive, step + 1] = kind + 1 + SESSION_END * (planned.left[alive, step] == 0)
         return _rows(plans, sessions, lengths, items[:, 1:], (types[:, 1:] - 1) % len(seq.EVENT_TYPES),
                      generator.item_ids)
 
@@ -137,19 +140,41 @@ def training_window(tokens: np.ndarray, target: int, length: int) -> tuple[np.nd
     return np.where((gather >= 0) & (gather < target), gather, -1), (target - 1 - first).astype(np.int32)
 
 
-def _planned_contexts(sessions: list, lengths: list, width: int) -> np.ndarray:
-    """(people, width) each person's planned step contexts (`sequence.context_code`), 0 after the
-    last step."""
-    planned = np.zeros((len(sessions), width), dtype=np.int32)
+@dataclass(frozen=True)
+class PlannedSteps:
+    """Per person and step, (people, steps) arrays of what the plan says of the step's session:
+    its category index, purchases and carts, the steps after this one in it, and 1 where the
+    step opens it."""
+    category: np.ndarray
+    purchases: np.ndarray
+    carts: np.ndarray
+    left: np.ndarray
+    opens: np.ndarray
+
+
+def planned_steps(sessions: list, lengths: list, width: int) -> PlannedSteps:
+    """Each person's planned sessions (`person_plans`) spread over their steps, 0 after the last."""
+    arrays = {name: np.zeros((len(sessions), width), dtype=np.int64) for name in PlannedSteps.__dataclass_fields__}
     for person, (plan, ends) in enumerate(zip(sessions, lengths)):
-        if not len(ends):
+        steps = int(ends.sum())
+        if not steps:
             continue
-        left = np.concatenate([np.arange(n - 1, -1, -1) for n in ends])
-        category = np.repeat([int(s[CATEGORY_INDEX]) for s in plan], ends)
-        purchased, carted = (np.repeat([int(s[flag]) for s in plan], ends) for flag in ("purchased", "carted"))
-        planned[person, :len(left)] = seq.context_code(category, purchased, carted,
-                                                       np.minimum(left, seq.STEPS_LEFT - 1))
-    return planned
+        arrays["left"][person, :steps] = np.concatenate([np.arange(n - 1, -1, -1) for n in ends])
+        arrays["opens"][person, np.cumsum(ends) - ends] = 1
+        for name, key in (("category", CATEGORY_INDEX), ("purchases", "n_purchases"), ("carts", "n_carts")):
+            arrays[name][person, :steps] = np.repeat([int(s[key]) for s in plan], ends)
+    return PlannedSteps(**arrays)
+
+
+def step_contexts(planned: PlannedSteps, written: np.ndarray, people: np.ndarray, step: int) -> np.ndarray:
+    """The contexts (`sequence.context_code`) of `people`'s step `step`: its session's category,
+    the purchases and carts the plan still asks of the session (planned minus `written`, each
+    person's event types written so far in it; 0 once met), and the steps after it, as training
+    read them."""
+    still = lambda count, kind: np.clip(count[people, step] - written[people, seq.EVENT_TYPES.index(kind)],  # noqa: E731
+                                        0, seq.EVENTS_LEFT - 1)
+    return seq.context_code(planned.category[people, step], still(planned.purchases, "purchase"),
+                            still(planned.carts, "cart"), np.minimum(planned.left[people, step], seq.STEPS_LEFT - 1))
 
 
 def _rows(plans: pd.DataFrame, sessions: list, lengths: list, items: np.ndarray, types: np.ndarray,

@@ -137,7 +137,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                    ("holdout_person_share", report.paths.holdout_person_share))},
                "membership_auc": report.membership_auc, "gates_passed": not failures, "measured_at": ctx.started_at,
                "planned_category_share": agreement["category"], "planned_purchase_share": agreement["purchase"],
-               "planned_cart_share": agreement["cart"]}
+               **{f"planned_{figure}_share": agreement[figure] for figure in ("cart", "purchase_count", "cart_count")}}
         log.debug("synthetic clickstream %s: %s", ctx.run_id, row)
         tracker.metrics({key: value for key, value in row.items() if isinstance(value, float)})
         tracker.tags({"gates": "; ".join(failures) or "passed"})
@@ -151,8 +151,9 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                    message=f"{produced['events']} events of {produced['people']} synthetic people; sessions "
                            f"{fake.mean_session_events:.1f} events (real {real.mean_session_events:.1f}), item Gini "
                            f"{fake.item_gini:.2f} (real {real.item_gini:.2f}), planned top category kept in "
-                           f"{agreement['category']:.0%} of sessions, purchase in {agreement['purchase']:.0%} and cart in "
-                           f"{agreement['cart']:.0%}, "
+                           f"{agreement['category']:.0%} of sessions, purchase in {agreement['purchase']:.0%} (their number in "
+                           f"{agreement['purchase_count']:.0%}) and cart in {agreement['cart']:.0%} (in "
+                           f"{agreement['cart_count']:.0%}), "
                            f"membership AUC {report.membership_auc:.2f}")
 
 
