@@ -32,6 +32,11 @@ START = dt.datetime(2026, 1, 1, 12)
 SCHEMA = "source string, user_id string, session_id string, item_id string, event_type string, event_time timestamp"
 
 
+def _code(category: int, purchases: int, carts: int, left: int) -> int:
+    """`sequence.context_code` written out: 16 buckets each of carts, purchases and steps left."""
+    return category * 4096 + carts * 256 + purchases * 16 + left
+
+
 def test_a_persons_tokens_are_their_sessions_in_start_order_with_session_ends_and_contexts(spark):
     at = lambda minutes: START + dt.timedelta(minutes=minutes)   # noqa: E731
     events = spark.createDataFrame([
@@ -52,10 +57,9 @@ def test_a_persons_tokens_are_their_sessions_in_start_order_with_session_ends_an
     # left. Contexts: category 3 (toys), no purchase or cart to come, 2, 1, 0 steps left;
     # category 2 (food), one cart to come at both steps (the view's and the cart's own), 1, 0
     # left; t's category is past max_categories: 1 (other), one purchase to come (its own)
-    code = lambda category, purchases, carts, left: category * 256 + carts * 64 + purchases * 16 + left   # noqa: E731
-    assert rows["u1"] == (0, [(1, 4, 0), (2, 1, code(3, 0, 0, 2)), (3, 1, code(3, 0, 0, 1)), (3, 4, code(3, 0, 0, 0)),
-                              (4, 1, code(2, 0, 1, 1)), (4, 5, code(2, 0, 1, 0))])
-    assert rows["u2"] == (1, [(1, 4, 0), (5, 6, code(1, 1, 0, 0))])
+    assert rows["u1"] == (0, [(1, 4, 0), (2, 1, _code(3, 0, 0, 2)), (3, 1, _code(3, 0, 0, 1)), (3, 4, _code(3, 0, 0, 0)),
+                              (4, 1, _code(2, 0, 1, 1)), (4, 5, _code(2, 0, 1, 0))])
+    assert rows["u2"] == (1, [(1, 4, 0), (5, 6, _code(1, 1, 0, 0))])
 
 
 def test_the_writer_reads_each_step_where_training_showed_it(spark):
@@ -83,20 +87,19 @@ def test_the_writer_reads_each_step_where_training_showed_it(spark):
 
 def test_a_planned_sessions_purchases_and_carts_count_down_as_they_are_written():
     """A person plans a session of 3 steps (category 2, a purchase and 2 carts) and one of 2
-    (category 3, 5 carts: more than EVENTS_LEFT counts, and than its steps). Each step's context
+    (category 3, 20 carts: more than EVENTS_LEFT counts, and than its steps). Each step's context
     holds what the session still asks for, given what was written before it in that session."""
-    plan = [{"category_idx": 2, "n_purchases": 1, "n_carts": 2}, {"category_idx": 3, "n_purchases": 0, "n_carts": 5}]
+    plan = [{"category_idx": 2, "n_purchases": 1, "n_carts": 2}, {"category_idx": 3, "n_purchases": 0, "n_carts": 20}]
     planned = planned_steps([plan], [np.array([3, 2])], 6)
     assert planned.opens[0].tolist() == [1, 0, 0, 1, 0, 0] and planned.left[0].tolist() == [2, 1, 0, 1, 0, 0]
-    code = lambda category, purchases, carts, left: category * 256 + carts * 64 + purchases * 16 + left   # noqa: E731
     person = np.array([0])
     written = lambda view, cart, purchase: np.array([[view, cart, purchase]])   # noqa: E731
-    assert step_contexts(planned, written(0, 0, 0), person, 0).tolist() == [code(2, 1, 2, 2)]
-    assert step_contexts(planned, written(0, 1, 0), person, 1).tolist() == [code(2, 1, 1, 1)]
-    assert step_contexts(planned, written(0, 2, 0), person, 2).tolist() == [code(2, 1, 0, 0)]
-    assert step_contexts(planned, written(0, 3, 1), person, 2).tolist() == [code(2, 0, 0, 0)]   # more than planned: 0
-    assert step_contexts(planned, written(0, 0, 0), person, 3).tolist() == [code(3, 0, 3, 1)]   # 5 carts: capped at 3
-    assert step_contexts(planned, written(0, 1, 0), person, 4).tolist() == [code(3, 0, 3, 0)]
+    assert step_contexts(planned, written(0, 0, 0), person, 0).tolist() == [_code(2, 1, 2, 2)]
+    assert step_contexts(planned, written(0, 1, 0), person, 1).tolist() == [_code(2, 1, 1, 1)]
+    assert step_contexts(planned, written(0, 2, 0), person, 2).tolist() == [_code(2, 1, 0, 0)]
+    assert step_contexts(planned, written(0, 3, 1), person, 2).tolist() == [_code(2, 0, 0, 0)]   # more than planned: 0
+    assert step_contexts(planned, written(0, 0, 0), person, 3).tolist() == [_code(3, 0, 15, 1)]   # 20 carts: capped
+    assert step_contexts(planned, written(0, 6, 0), person, 4).tolist() == [_code(3, 0, 14, 0)]
 
 
 def test_a_temperature_below_one_draws_the_likelier_item_more_often():

@@ -48,7 +48,8 @@ PAD, OOV, FIRST_KNOWN = 0, 1, 2          # item indices, as `recsynth.rec.featur
 EVENT_TYPES = ("view", "cart", "purchase")   # type index = position + 1; 0 is padding
 ITEMS, TYPES, CONTEXTS, SOURCE_INDEX = "items", "types", "contexts", "source_idx"
 STEPS_LEFT = 16   # context buckets of the steps left in a session: 0 .. 15 (and more)
-EVENTS_LEFT = 4   # context buckets of the purchases (or carts) still to come in a session: 0 .. 3 (and more)
+EVENTS_LEFT = 16  # context buckets of the purchases (or carts) still to come in a session: 0 .. 15 (and more);
+                  # a retailrocket session with 4 or more purchases holds 30% of them: a smaller cap under-writes them
 REPEAT_DECAYS = (0.5, 0.9)
 MASKED = -1e9
 
