@@ -27,7 +27,8 @@ item's embedding (a cross-entropy added to the item loss), so that it can write 
 items and events one step at a time. A conditioned generator (`context_categories` > 0) also
 reads, at each position, the context of the session the next token belongs to - its top
 category, how many purchases and carts it has from that token on, and how many of its steps
-come after that token (`context_code`) - so that a planned session's context steers what is written into it.
+come after that token (`context_code`) - so that a planned session's context steers what is
+written into it.
 
 `train_rank` is the body of each Horovod rank (the shared launcher and epoch loop): it reads its
 Petastorm shard of the training windows, averages gradients over ranks, and with validation

@@ -7,8 +7,8 @@ index, context) tokens: the type index is the event type's (1 view, 2 cart, 3 pu
 session's last step (the next token opens a new session); the context is the session's top
 category (`clickstream.session_contexts`), its purchases and carts from the token on (the token
 included) and the steps left after it (`sequence.context_code`): what the writer knows of a
-planned session as it writes it. The sequence opens with a begin token (the out-of-vocabulary index,
-"view", + 3, no context), so that the first step of the first session is a target too. Only
+planned session as it writes it. The sequence opens with a begin token (the out-of-vocabulary
+index, "view", + 3, no context), so that the first step of the first session is a target too. Only
 `vocabulary` items are steps. The generator hands in steps where an item fewer than
 `clickstream.min_people` real people touched is on its category's stand-in
 (`recsynth.synth.rare_items`), or, with `clickstream.sequence.rare_items` off, left out, as the
@@ -84,9 +84,9 @@ def person_sequences(steps: DataFrame, vocabulary: DataFrame, sources: dict[str,
 
 def person_plans(walks: DataFrame, sources: dict[str, int], categories: DataFrame) -> DataFrame:
     """(source, user_id, source_idx, _key, sessions array<struct<start_s, session_id, length,
-    duration_s, category_idx, n_purchases, n_carts>>): each synthetic person's planned sessions (`walks`:
-    one row each, with a seeded `_key` and its context) in start order; the person's key is their
-    first session's."""
+    duration_s, category_idx, n_purchases, n_carts>>): each synthetic person's planned sessions
+    (`walks`: one row each, with a seeded `_key` and its context) in start order; the person's
+    key is their first session's."""
     plan = F.sort_array(F.collect_list(F.struct("start_s", "session_id", "length", "duration_s", CATEGORY_INDEX,
                                                 *[F.col(n).cast("int").alias(n) for n in ("n_purchases", "n_carts")])))
     return (with_category_index(walks, categories).groupBy("source", "user_id")
