@@ -239,8 +239,8 @@ def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_e
     (synthetic.behavior: synthetic_id, source, n_events, duration_s, top_category, n_purchases,
     n_carts, start_hour, day_of_week) gives a template's length (at most `max_session_events`),
     duration and context (`session_counts`); its start is a real template's of the same source,
-    weekday and hour (the GAN writes no dates), drawn by a seeded hash. People's session counts stay real. Also returns
-    the rows left out: no real session of their source has their weekday and hour, or they have
+    weekday and hour (the GAN writes no dates), drawn by a seeded hash. People's session counts
+    stay real. Also returns the rows left out: no real session of their source has their weekday and hour, or they have
     no event."""
     starts = real.templates[0].select("source", "session_id", "start", F.date_format("start", "E").alias("day_of_week"),
                                       F.hour("start").alias("start_hour"))
@@ -272,8 +272,8 @@ def session_counts(behavior: DataFrame) -> list[Column]:
 
 def plan_sessions(real: RealSessions, *, users_multiplier: float, seed: int, prefix: str) -> DataFrame:
     """(source, user_id, session_id, length, start_s, duration_s, top_category, n_purchases,
-    n_carts, _key): synthetic people (`users_multiplier` per real one, ids `prefix`-...), each with a real
-    person's session count, each session a real template's length, start, duration and context,
+    n_carts, _key): synthetic people (`users_multiplier` per real one, ids `prefix`-...), each
+    with a real person's session count, each session a real template's length, start, duration and context,
     and a seeded key for its steps."""
     people, people_sizes = real.people
     whole, fraction = int(users_multiplier), users_multiplier - int(users_multiplier)

@@ -136,8 +136,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                    ("train_person_share", report.paths.train_person_share),
                    ("holdout_person_share", report.paths.holdout_person_share))},
                "membership_auc": report.membership_auc, "gates_passed": not failures, "measured_at": ctx.started_at,
-               "planned_category_share": agreement["category"], "planned_purchase_share": agreement["purchase"],
-               **{f"planned_{figure}_share": agreement[figure] for figure in ("cart", "purchase_count", "cart_count")}}
+               **{f"planned_{figure}_share": share for figure, share in agreement.items()}}
         log.debug("synthetic clickstream %s: %s", ctx.run_id, row)
         tracker.metrics({key: value for key, value in row.items() if isinstance(value, float)})
         tracker.tags({"gates": "; ".join(failures) or "passed"})
