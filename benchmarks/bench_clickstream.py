@@ -36,6 +36,38 @@ def _within(synthetic: float | None, real: float | None, tolerance: float) -> st
     return f"{ratio:.2f}x ({'met' if abs(ratio - 1) <= tolerance else 'missed'}, within {tolerance:.0%})"
 
 
+def pooled_rows(utility: list[dict]):
+    """A lookup of synthetic.utility's pooled rows by (model, trained_on, task); None where absent."""
+    def pooled(model: str, trained_on: str, task: str) -> dict | None:
+        return next((r for r in utility if (r["model"], r["trained_on"], r["task"], r["source"])
+                     == (model, trained_on, task, "all")), None)
+    return pooled
+
+
+def utility_table(utility: list[dict], models: list[str], k: int) -> list[str]:
+    """Markdown rows: per task and model, NDCG@k [95% interval] trained on real, synthetic only and both."""
+    pooled = pooled_rows(utility)
+    lines = [f"| model | task | NDCG@{k} real | synthetic only (TSTR) | real + synthetic |", "|---|---|---|---|---|"]
+    for task in ("next", "discovery"):
+        for model in models:
+            cells = []
+            for trained_on in ("real", "synthetic", "real+synthetic"):
+                r = pooled(model, trained_on, task)
+                if r is None or r["ndcg_at_k"] is None:
+                    cells.append("–")
+                    continue
+                ratio = "" if trained_on == "real" or r["ratio_to_real"] is None else f" = {r['ratio_to_real']:.2f}x"
+                cells.append(f"{r['ndcg_at_k']:.4f} [{r['ndcg_at_k_low']:.4f}, {r['ndcg_at_k_high']:.4f}]{ratio}")
+            lines.append(f"| {model} | {task} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def best_tstr(pooled, models: list[str]) -> tuple[str, float | None]:
+    """The issue's yardstick: the best real-trained model on `discovery`, and its TSTR ratio."""
+    best = max(models, key=lambda m: (pooled(m, "real", "discovery") or {}).get("ndcg_at_k") or 0)
+    return best, (pooled(best, "synthetic", "discovery") or {}).get("ratio_to_real")
+
+
 def main() -> None:
     parser = conf_parser(__doc__)
     parser.add_argument("--evaluate-only", action="store_true",
@@ -69,30 +101,14 @@ def main() -> None:
     quality = lake.read(T.SYNTHETIC_EVENTS_QUALITY).where(f"model_version = '{published}'").head().asDict()
     generated_seconds = f"{seconds['synthesize_events']:.0f} s" if "synthesize_events" in seconds else "an earlier run"
     utility = [r.asDict() for r in lake.read(T.SYNTHETIC_UTILITY).where(f"run_id = '{evaluated.run_id}'").collect()]
-    k = conf.recs.k
-
-    def pooled(model, trained_on, task):
-        return next((r for r in utility if (r["model"], r["trained_on"], r["task"], r["source"])
-                     == (model, trained_on, task, "all")), None)
+    pooled = pooled_rows(utility)
 
     lines = [f"synthesize-events {quality['run_id']} ({generated_seconds}), evaluate-synthetic "
              f"{evaluated.run_id} ({seconds['evaluate_synthetic']:.0f} s); {os.cpu_count()} cores, {platform.node()}", "",
              f"people: {quality['training_people']} training, {quality['holdout_people']} holdout, "
              f"{quality['synthetic_people']} synthetic ({quality['synthetic_events']} events)", "",
-             f"| model | task | NDCG@{k} real | synthetic only (TSTR) | real + synthetic |", "|---|---|---|---|---|"]
-    for task in ("next", "discovery"):
-        for model in conf.clickstream.tstr_models:
-            cells = []
-            for trained_on in ("real", "synthetic", "real+synthetic"):
-                r = pooled(model, trained_on, task)
-                if r is None or r["ndcg_at_k"] is None:
-                    cells.append("–")
-                    continue
-                ratio = "" if trained_on == "real" or r["ratio_to_real"] is None else f" = {r['ratio_to_real']:.2f}x"
-                cells.append(f"{r['ndcg_at_k']:.4f} [{r['ndcg_at_k_low']:.4f}, {r['ndcg_at_k_high']:.4f}]{ratio}")
-            lines.append(f"| {model} | {task} | " + " | ".join(cells) + " |")
-    best = max(conf.clickstream.tstr_models, key=lambda m: (pooled(m, "real", "discovery") or {}).get("ndcg_at_k") or 0)
-    tstr = (pooled(best, "synthetic", "discovery") or {}).get("ratio_to_real")
+             *utility_table(utility, conf.clickstream.tstr_models, conf.recs.k)]
+    best, tstr = best_tstr(pooled, conf.clickstream.tstr_models)
     funnel = {key: _within(quality["synthetic_funnel"].get(key), value, 0.2) for key, value in quality["real_funnel"].items()}
     targets = {
         f"TSTR, best real-trained baseline on discovery ({best})": "n/a" if tstr is None else
@@ -117,7 +133,6 @@ def main() -> None:
     print("\n".join(lines))
     out = ROOT / "benchmarks" / "results" / f"clickstream_{evaluated.run_id}.json"
     out.parent.mkdir(parents=True, exist_ok=True)  # ignored by git: absent from a fresh clone
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"runs": {n: r.run_id for n, r in records.items()}, "seconds": seconds,
                                "overrides": args.overrides, "quality": quality, "utility": utility, "targets": targets},
                               default=str, indent=1))

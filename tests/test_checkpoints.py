@@ -34,6 +34,47 @@ def test_a_checkpoint_counts_only_once_latest_names_it(tmp_path):
     assert checkpoints.load_latest(uri).epoch == 3
 
 
+
+def test_a_checkpoint_fits_only_the_shapes_it_was_saved_from():
+    saved = checkpoints.Checkpoint(2, {"model": [np.zeros((4, 64)), np.zeros(3)], "optimizer": [np.zeros(())]}, [])
+    assert checkpoints.fits(saved, {"model": [(4, 64), (3,)], "optimizer": [()]})
+    assert not checkpoints.fits(saved, {"model": [(16, 64), (3,)], "optimizer": [()]})   # an embedding grew
+    assert not checkpoints.fits(saved, {"model": [(4, 64)], "optimizer": [()]})           # a variable fewer
+    assert not checkpoints.fits(saved, {"model": [(4, 64), (3,)]})                        # a group fewer
+
+
+# One Horovod process (size 1) runs the epoch loop over a variable of shape `shape`, from the
+# checkpoint under `uri`; prints the epochs done before it and the variable's first value.
+RESUMING = """
+import sys
+import numpy as np
+import tensorflow as tf
+import horovod.tensorflow as hvd
+from recsynth.train.loop import run_epochs
+hvd.init()
+uri, shape = sys.argv[1], int(sys.argv[2])
+weights = tf.Variable(np.zeros(shape))
+def epoch(n):
+    weights.assign_add(np.ones(shape))
+    return n, {}
+first, history = run_epochs({"model": [weights]}, epoch, 3, 0, uri)
+print(first, float(weights.numpy()[0]), history)
+"""
+
+
+def test_the_epoch_loop_starts_afresh_over_another_networks_checkpoint(tmp_path):
+    uri = str(tmp_path / "ckpt")
+    checkpoints.save(uri, checkpoints.Checkpoint(2, {"model": [np.full(4, 7.0)]}, [1, 2]))   # a layout of 4
+
+    def resumed(shape: int) -> str:
+        done = subprocess.run([sys.executable, "-c", RESUMING, uri, str(shape)], capture_output=True, text=True,
+                              check=True)
+        return done.stdout.strip().splitlines()[-1]
+
+    assert resumed(4) == "2 8.0 [1, 2, 3]"         # the same layout continues: one epoch left, from 7
+    assert resumed(16) == "0 3.0 [1, 2, 3]"        # another layout: the old checkpoint is dropped, 3 epochs
+    assert checkpoints.load_latest(uri).arrays["model"][0].shape == (16,)
+
 # A training process that checkpoints every epoch from `first` on, until it is killed; its history is
 # long so that writing "latest" takes a while (the old pointer was truncated before being rewritten).
 SAVING = """

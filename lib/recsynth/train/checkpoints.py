@@ -61,6 +61,15 @@ def clear(uri: str) -> None:
         fs.rm(root, recursive=True)
 
 
+def fits(checkpoint: Checkpoint, shapes: dict[str, list[tuple[int, ...]]]) -> bool:
+    """Whether `checkpoint` holds one array of each shape in `shapes` ({group: [variable shape]}),
+    group by group: a checkpoint of another network under the same key (written before a layout
+    change that kept the key) does not, and is not loaded."""
+    return checkpoint.arrays.keys() == shapes.keys() and all(
+        [tuple(a.shape) for a in checkpoint.arrays[group]] == [tuple(s) for s in wanted]
+        for group, wanted in shapes.items())
+
+
 def load_latest(uri: str) -> Checkpoint | None:
     """The current checkpoint under `uri`, or None when training has not checkpointed yet."""
     fs, root = filesystem(uri)

@@ -48,12 +48,21 @@ def run_epochs(state: dict[str, list], run_epoch: Callable[[int], EpochResult], 
 
 def _restore(state: dict[str, list], checkpoint_uri: str | None, rank: int) -> tuple[int, list]:
     """Before the first epoch: rank 0 loads the latest checkpoint (if any) into `state`, then
-    every rank takes rank 0's variables. Returns (epochs already done, their history)."""
+    every rank takes rank 0's variables. Returns (epochs already done, their history). A
+    checkpoint whose arrays do not fit `state` is another network's: it is removed, with a
+    warning in the rank's log, and training starts afresh."""
+    import sys
+
     import horovod.tensorflow as hvd
 
-    from recsynth.train.checkpoints import load_latest
+    from recsynth.train.checkpoints import clear, fits, load_latest
 
     restored = load_latest(checkpoint_uri) if checkpoint_uri and rank == 0 else None
+    if restored and not fits(restored, {group: [tuple(v.shape) for v in variables] for group, variables in state.items()}):
+        print(f"recsynth: the checkpoint under {checkpoint_uri} (epoch {restored.epoch}) does not fit this network's "
+              "variables; it is removed and training starts afresh", file=sys.stderr)
+        clear(checkpoint_uri)
+        restored = None
     if restored:
         for group, variables in state.items():
             for variable, value in zip(variables, restored.arrays[group], strict=True):
