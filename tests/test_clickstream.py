@@ -173,3 +173,25 @@ def test_gan_rows_replace_the_templates_dated_by_a_real_session_of_their_weekday
     plan = plan_sessions(sessions, users_multiplier=4.0, seed=3, prefix="syn").collect()
     assert len(plan) == 8 and {(r["length"], r["duration_s"], r["top_category"]) for r in plan} <= {
         (2, 30.0, "shoes"), (3, 80.0, "bags")}
+
+
+def test_the_plan_deals_each_real_session_count_and_template_once_per_copy(spark, keep):
+    """Three people of 1, 2 and 3 sessions, each session of its own length (1..6 steps) with a
+    cart in its last step only for the 6-step one. With 3 synthetic people per real one, each
+    real person's session count comes 3 times and each template 3 times: 18 sessions, 63 steps
+    and 3 carts, whatever the seed (independent draws gave counts like 1 and 5)."""
+    sessions, lengths = {}, iter(range(1, 7))
+    for user, count in (("u1", 1), ("u2", 2), ("u3", 3)):
+        for k in range(count):
+            n = next(lengths)
+            sessions[(user, f"{user}-{k}")] = [(f"i{j}", "cart" if n == 6 and j == 5 else "view") for j in range(n)]
+    steps = session_steps(_events(spark, sessions))
+    fitted = fit_sessions(steps, session_contexts(steps, _no_categories(spark)), max_session_events=50, keep=keep)
+    for seed in (1, 2):
+        plan = plan_sessions(fitted, users_multiplier=3.0, seed=seed, prefix="syn").collect()
+        people = {}
+        for r in plan:
+            people[r["user_id"]] = people.get(r["user_id"], 0) + 1
+        assert sorted(people.values()) == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+        assert sorted(r["length"] for r in plan) == sorted(list(range(1, 7)) * 3)
+        assert sum(r["n_carts"] for r in plan) == 3
