@@ -29,7 +29,6 @@ MAX_EVENTS = 6
 def gold_lake(spark, tmp_path_factory, etl_reference):
     return gold_lake_copy(spark, etl_reference, model_job_overrides(
         tmp_path_factory.mktemp("clickstream"), *SMALL_RECS, f"clickstream.max_session_events={MAX_EVENTS}",
-        "clickstream.users_multiplier=1",   # one synthetic person per training person: the tests count them
         "clickstream.privacy.query_people=300", "clickstream.tstr_models=[itemknn, als]",   # similarities, fold-in
         # the mechanics of publishing; what the gates measure on real data is in BENCHMARKS.md
         "clickstream.privacy.max_membership_auc=1.0", "clickstream.privacy.max_excess_ngram_share=1.0"))
