@@ -62,8 +62,9 @@ def utility_table(utility: list[dict], models: list[str], k: int) -> list[str]:
     return lines
 
 
-def best_tstr(pooled, models: list[str]) -> tuple[str, float | None]:
+def best_tstr(utility: list[dict], models: list[str]) -> tuple[str, float | None]:
     """The issue's yardstick: the best real-trained model on `discovery`, and its TSTR ratio."""
+    pooled = pooled_rows(utility)
     best = max(models, key=lambda m: (pooled(m, "real", "discovery") or {}).get("ndcg_at_k") or 0)
     return best, (pooled(best, "synthetic", "discovery") or {}).get("ratio_to_real")
 
@@ -101,14 +102,12 @@ def main() -> None:
     quality = lake.read(T.SYNTHETIC_EVENTS_QUALITY).where(f"model_version = '{published}'").head().asDict()
     generated_seconds = f"{seconds['synthesize_events']:.0f} s" if "synthesize_events" in seconds else "an earlier run"
     utility = [r.asDict() for r in lake.read(T.SYNTHETIC_UTILITY).where(f"run_id = '{evaluated.run_id}'").collect()]
-    pooled = pooled_rows(utility)
-
     lines = [f"synthesize-events {quality['run_id']} ({generated_seconds}), evaluate-synthetic "
              f"{evaluated.run_id} ({seconds['evaluate_synthetic']:.0f} s); {os.cpu_count()} cores, {platform.node()}", "",
              f"people: {quality['training_people']} training, {quality['holdout_people']} holdout, "
              f"{quality['synthetic_people']} synthetic ({quality['synthetic_events']} events)", "",
              *utility_table(utility, conf.clickstream.tstr_models, conf.recs.k)]
-    best, tstr = best_tstr(pooled, conf.clickstream.tstr_models)
+    best, tstr = best_tstr(utility, conf.clickstream.tstr_models)
     funnel = {key: _within(quality["synthetic_funnel"].get(key), value, 0.2) for key, value in quality["real_funnel"].items()}
     targets = {
         f"TSTR, best real-trained baseline on discovery ({best})": "n/a" if tstr is None else

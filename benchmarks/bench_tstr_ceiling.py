@@ -18,7 +18,7 @@ import os
 import platform
 import time
 
-from bench_clickstream import ROOT, best_tstr, pooled_rows, utility_table
+from bench_clickstream import ROOT, best_tstr, utility_table
 from conf_options import conf_parser, load
 
 
@@ -68,7 +68,7 @@ def main() -> None:
         utility = [r.asDict() for r in lake.read(T.SYNTHETIC_UTILITY).where(f"run_id = '{evaluated.run_id}'").collect()]
     finally:
         logs.reset()
-    best, tstr = best_tstr(pooled_rows(utility), conf.clickstream.tstr_models)
+    best, tstr = best_tstr(utility, conf.clickstream.tstr_models)
     lines = [f"ceiling ({args.items} items): evaluate-synthetic {evaluated.run_id} ({seconds:.0f} s); "
              f"{os.cpu_count()} cores, {platform.node()}", "",
              *utility_table(utility, conf.clickstream.tstr_models, conf.recs.k), "",

@@ -63,8 +63,7 @@ def indexed(frame: DataFrame, by: list[str], order: list[str]) -> tuple[DataFram
 
 def pick_indexed(draws: DataFrame, sizes: DataFrame, table: DataFrame, by: list[str], u: Column) -> DataFrame:
     """Each row of `draws` joined with the k-th row of `table` in its `by` group, k = floor(u * n)."""
-    chosen = draws.join(sizes, by).withColumn("_k", F.floor(u * F.col("_n")).cast("long")).drop("_n")
-    return chosen.join(table, [*by, "_k"]).drop("_k")
+    return _kth(draws.join(sizes, by).withColumn("_k", F.floor(u * F.col("_n")).cast("long")), table, by)
 
 
 def deal_indexed(draws: DataFrame, sizes: DataFrame, table: DataFrame, by: list[str], seed: int, salt: str,
@@ -77,8 +76,13 @@ def deal_indexed(draws: DataFrame, sizes: DataFrame, table: DataFrame, by: list[
     order = Window.partitionBy(*by).orderBy(seeded_uniform(seed, salt, key), key)
     start = F.floor(seeded_uniform(seed, f"{salt} start", *by) * F.col("_n"))
     dealt = draws.withColumn("_r", F.row_number().over(order) - 1).join(sizes, by) \
-        .withColumn("_k", ((F.col("_r") + start) % F.col("_n")).cast("long")).drop("_n", "_r")
-    return dealt.join(table, [*by, "_k"]).drop("_k")
+        .withColumn("_k", ((F.col("_r") + start) % F.col("_n")).cast("long")).drop("_r")
+    return _kth(dealt, table, by)
+
+
+def _kth(chosen: DataFrame, table: DataFrame, by: list[str]) -> DataFrame:
+    """`chosen` (with its group's size `_n` and an index `_k` in it) joined with that row of `table`."""
+    return chosen.drop("_n").join(table, [*by, "_k"]).drop("_k")
 
 
 def session_steps(events: DataFrame) -> DataFrame:

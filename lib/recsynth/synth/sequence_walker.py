@@ -173,10 +173,16 @@ def step_contexts(planned: PlannedSteps, written: np.ndarray, people: np.ndarray
     the purchases and carts the plan still asks of the session (planned minus `written`, each
     person's event types written so far in it; 0 once met), and the steps after it, as training
     read them."""
-    still = lambda count, kind: np.clip(count[people, step] - written[people, seq.EVENT_TYPES.index(kind)],  # noqa: E731
-                                        0, seq.EVENTS_LEFT - 1)
-    return seq.context_code(planned.category[people, step], still(planned.purchases, "purchase"),
-                            still(planned.carts, "cart"), np.minimum(planned.left[people, step], seq.STEPS_LEFT - 1))
+    still = lambda kind: np.minimum(_owed(planned, written, people, step, kind), seq.EVENTS_LEFT - 1)  # noqa: E731
+    return seq.context_code(planned.category[people, step], still("purchase"), still("cart"),
+                            np.minimum(planned.left[people, step], seq.STEPS_LEFT - 1))
+
+
+def _owed(planned: PlannedSteps, written: np.ndarray, people: np.ndarray, step: int, kind: str) -> np.ndarray:
+    """The purchases or carts (`kind`) that `people`'s sessions still owe at step `step`: planned
+    minus written so far in the session, 0 once met."""
+    count = {"purchase": planned.purchases, "cart": planned.carts}[kind]
+    return np.maximum(count[people, step] - written[people, seq.EVENT_TYPES.index(kind)], 0)
 
 
 def planned_types(planned: PlannedSteps, written: np.ndarray, people: np.ndarray, step: int) -> np.ndarray:
@@ -188,8 +194,7 @@ def planned_types(planned: PlannedSteps, written: np.ndarray, people: np.ndarray
     in rare contexts (a retrained generator wrote half the planned purchases of retailrocket's
     sessions, under 1% of which have one). A plan asking for more than its session's length
     gets a session of purchases and carts only."""
-    owed = {kind: np.maximum(getattr(planned, f"{kind}s")[people, step] - written[people, seq.EVENT_TYPES.index(kind)], 0)
-            for kind in ("purchase", "cart")}
+    owed = {kind: _owed(planned, written, people, step, kind) for kind in ("purchase", "cart")}
     allowed = {"view": owed["purchase"] + owed["cart"] <= planned.left[people, step],
                "cart": owed["cart"] > 0, "purchase": owed["purchase"] > 0}
     return np.stack([allowed[kind] for kind in seq.EVENT_TYPES], axis=1)
