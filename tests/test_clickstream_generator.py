@@ -128,6 +128,17 @@ def test_a_temperature_below_one_draws_the_likelier_item_more_often():
     assert picked[2.0] == [366, 634, 0]   # 1 / (1 + sqrt 3) = 0.366
 
 
+def test_min_p_never_draws_an_item_below_its_share_of_the_likeliest_and_keeps_the_others_ratios():
+    """Weights 1, 3 and 9 (1/9, 1/3 and 1 of the likeliest): uncut, 1000 evenly spread uniforms
+    draw them 1/13, 3/13 and 9/13 of the time; a cut at 0.2 drops the first and keeps 3 : 9;
+    a cut at 0.5 leaves the likeliest alone. A -inf score stays undrawn."""
+    logits = np.tile([[0.0, np.log(3.0), np.log(9.0), -np.inf]], (1000, 1))
+    u = (np.arange(1000) + 0.5) / 1000
+    picked = {p: np.bincount(_draw(logits, u, 1.0, p), minlength=4).tolist() for p in (0.0, 0.2, 0.5)}
+    assert picked[0.0] == [77, 231, 692, 0]
+    assert picked[0.2] == [0, 250, 750, 0] and picked[0.5] == [0, 0, 1000, 0]
+
+
 # --- two Horovod ranks on planted sessions -------------------------------------------------------
 CYCLE, WALK, SESSIONS, PEOPLE = 12, 4, 3, 160
 GENERATOR = seq.SequenceParams(max_length=16, embedding_dim=32, heads=2, blocks=1, dropout=0.0, batch_size=32,

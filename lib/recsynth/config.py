@@ -671,6 +671,7 @@ class ClickstreamSequenceConf(AttentionConf):
     rare_items: bool = True                            # rare items' steps learnt as a stand-in per category, written as
                                                        # catalogue items outside the vocabulary (false: left out)
     temperature: float = Field(default=1.0, gt=0)      # items are drawn from softmax(scores / this): below 1 sharper
+    min_p: float = Field(default=0.0, ge=0, lt=1)      # items below this x the likeliest item's probability are cut
     num_proc: int = Field(default=2, ge=1)             # Horovod ranks (Spark task slots)
     checkpoint_every: int = Field(default=1, ge=1)
 

@@ -39,12 +39,14 @@ _PEOPLE_CHUNK = 512                   # people written at once in a task: (chunk
 class TrainedGenerator:
     """What a task needs to write with the generator: its weights and parameters, per item
     index its id and source index (-1: padding, the begin token, never drawn), and the
-    temperature its items are drawn at (`clickstream.sequence.temperature`)."""
+    temperature and min-p cut its items are drawn with (`clickstream.sequence.temperature`,
+    `min_p`)."""
     weights: list
     params: dict
     item_ids: np.ndarray
     item_sources: np.ndarray
     temperature: float = 1.0
+    min_p: float = 0.0
 
 
 def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict[str, int],
@@ -60,10 +62,13 @@ def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict
     return score_on_executors(plans, WALKED, generator, writer, _PEOPLE_CHUNK)
 
 
-def _draw(logits: np.ndarray, u: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+def _draw(logits: np.ndarray, u: np.ndarray, temperature: float = 1.0, min_p: float = 0.0) -> np.ndarray:
     """One column per row of `logits`, with probability softmax(logits / temperature), by u in
-    [0, 1): below 1 the likelier columns gain, above 1 the draw flattens."""
+    [0, 1): below 1 the likelier columns gain, above 1 the draw flattens. A column whose
+    probability is below `min_p` times its row's likeliest is never drawn (min-p sampling: the
+    tail is cut where the row is sure, kept where it is not), and the others keep their ratios."""
     weights = np.exp((logits - logits.max(axis=1, keepdims=True)) / temperature)
+    weights[weights < min_p] = 0.0   # the likeliest column's weight is 1
     cumulative = np.cumsum(weights, axis=1)
     picked = (cumulative < (u * cumulative[:, -1])[:, None]).sum(axis=1)
     return np.minimum(picked, logits.shape[1] - 1)
@@ -116,7 +121,8 @@ def writer(generator: TrainedGenerator):
             np.add.at(scores, (np.repeat(np.arange(len(alive)), params.max_length), read_items.reshape(-1)),
                       repeat.reshape(-1))
             scores[generator.item_sources[None, :] != source_idx[alive, None]] = -np.inf
-            item = _draw(scores, step_uniform(keys[alive], step), generator.temperature)
+            item = _draw(scores, step_uniform(keys[alive], step), generator.temperature,
+                         generator.min_p)
             kinds = type_logits(tf.constant(states), tf.constant(item, tf.int32)).numpy()
             if params.context_categories:   # a conditioned generator writes its plan's purchases and carts
                 kinds = np.where(planned_types(planned, written, alive, step), kinds, -np.inf)
