@@ -72,8 +72,7 @@ def main() -> None:
     lines = [f"ceiling ({args.items} items): evaluate-synthetic {evaluated.run_id} ({seconds:.0f} s); "
              f"{os.cpu_count()} cores, {platform.node()}", "",
              *utility_table(utility, conf.clickstream.tstr_models, conf.recs.k), "",
-             f"- TSTR ceiling, best real-trained baseline on discovery ({best}): "
-             + ("n/a" if tstr is None else f"{tstr:.2f}x")]
+             f"- TSTR ceiling, best real-trained baseline on discovery ({best}): {tstr}"]
     print("\n".join(lines))
     out = ROOT / "benchmarks" / "results" / f"tstr_ceiling_{evaluated.run_id}.json"
     out.parent.mkdir(parents=True, exist_ok=True)  # ignored by git: absent from a fresh clone

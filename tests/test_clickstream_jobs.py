@@ -219,6 +219,9 @@ def test_tstr_of_a_copy_of_the_real_events_is_exactly_real(spark, gold_lake, pub
             real, synthetic = pooled[(model, "real", task)], pooled[(model, "synthetic", task)]
             assert real["users"] == synthetic["users"] == 10, (model, task)
             assert synthetic["ndcg_at_k"] == pytest.approx(real["ndcg_at_k"]) and synthetic["ratio_to_real"] == pytest.approx(1.0)
+            # the same users score alike in every replicate: the paired interval of the ratio is exactly 1
+            assert (synthetic["ratio_to_real_low"], synthetic["ratio_to_real_high"]) == (pytest.approx(1.0),
+                                                                                         pytest.approx(1.0))
     # the planted next items are each user's item's only neighbour: item-kNN finds every one
     assert all(pooled[("itemknn", "real", task)]["ndcg_at_k"] == pytest.approx(1.0) for task in ("next", "discovery"))
     # twice the same people: the cosines stay, so the lists are the real ones

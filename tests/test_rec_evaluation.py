@@ -8,7 +8,8 @@ from pyspark.sql import functions as F
 
 from recsynth.errors import RecommenderError
 from recsynth.rec.evaluate import Yardstick, evaluate
-from recsynth.rec.intervals import REPLICATES, bootstrap_means, paired_difference, poisson_weight, replicate_means
+from recsynth.rec.intervals import (REPLICATES, bootstrap_means, paired_difference, paired_ratio, poisson_weight,
+                                   replicate_means)
 from recsynth.rec.rules import DISCOVERY, NEXT
 from recsynth.rec.select import best_setting, champion
 
@@ -80,6 +81,28 @@ def test_the_difference_of_replicate_means_is_the_bootstrap_of_the_per_user_diff
     assert shortcut.low < shortcut.difference < shortcut.high
     with pytest.raises(RecommenderError, match="two equal vectors"):
         paired_difference(vectors[("b",)], vectors[("a",)][:5])
+
+
+def test_a_paired_ratio_is_exact_when_every_user_scores_the_same_share_of_the_reference(spark):
+    """Every user of b scores 0.6 of a's score, while users differ five-fold: each mean's own
+    interval is wide, the paired ratio's is exactly [0.6, 0.6]. With two unrelated models the
+    ratio interval is wide and holds the ratio of the means; a reference mean of 0 gives NaN."""
+    rows = [(m, f"u{i}", (1 + i % 5) / 10 * (0.6 if m == "b" else 1.0)) for i in range(40) for m in ("a", "b")]
+    frame = spark.createDataFrame(rows, PER_USER)
+    means = {r["model"]: r for r in bootstrap_means(frame, ["value"], ["model"]).collect()}
+    assert means["b"]["value_high"] / means["a"]["value_low"] > 0.7   # unpaired, the share looks uncertain
+    vectors = _replicates(frame, ["model"])
+    share = paired_ratio(vectors[("b",)], vectors[("a",)])
+    assert (share.ratio, share.low, share.high) == (pytest.approx(0.6), pytest.approx(0.6), pytest.approx(0.6))
+    rng = np.random.default_rng(4)
+    noisy = [(m, f"u{i}", float(rng.random())) for i in range(40) for m in ("a", "b")]
+    vectors = _replicates(spark.createDataFrame(noisy, PER_USER), ["model"])
+    loose = paired_ratio(vectors[("b",)], vectors[("a",)])
+    assert loose.ratio == pytest.approx(vectors[("b",)][0] / vectors[("a",)][0])
+    assert loose.low < loose.ratio < loose.high and loose.high - loose.low > 0.2
+    assert np.isnan(paired_ratio(np.array([0.1, 0.1]), np.array([0.0, 0.2])).ratio)
+    with pytest.raises(RecommenderError, match="two equal vectors"):
+        paired_ratio(vectors[("b",)], vectors[("a",)][:5])
 
 
 @pytest.fixture(scope="module")

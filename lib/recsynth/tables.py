@@ -186,7 +186,8 @@ TABLES = (
     Table(SYNTHETIC_UTILITY, "evaluate_synthetic", APPEND, "run_id", schema=(
         "run_id string, synthetic_model_version string, training_data_version bigint, evaluation_split string, "
         "model string, trained_on string, task string, source string, k int, ndcg_at_k double, ndcg_at_k_low double, "
-        "ndcg_at_k_high double, users bigint, ratio_to_real double, measured_at timestamp")),
+        "ndcg_at_k_high double, users bigint, ratio_to_real double, measured_at timestamp, ratio_to_real_low double, "
+        "ratio_to_real_high double")),
     Table(RECS_TRAINING_EXAMPLES, "recommend", OVERWRITE, None, schema=(
         "items array<int>, types array<int>, source_idx int")),
     Table(RECS_METRICS, "recommend", APPEND, "run_id", schema=(

@@ -94,17 +94,45 @@ class Difference:
     high: float
 
 
+@dataclass(frozen=True)
+class Ratio:
+    """model / reference: the ratio of their means and its paired bootstrap interval."""
+    ratio: float
+    low: float
+    high: float
+
+
+def _check_paired(first: np.ndarray, second: np.ndarray) -> None:
+    if first.shape != second.shape or first.ndim != 1 or len(first) < 2:
+        raise RecommenderError(f"replicate means must be two equal vectors of the point and >= 1 replicate, got "
+                               f"{first.shape} and {second.shape}")
+
+
+def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The percentile interval at `confidence` of the replicates' `values` (NaN ones left out)."""
+    values = values[~np.isnan(values)]
+    tail = (1 - confidence) / 2
+    low, high = np.percentile(values, [100 * tail, 100 * (1 - tail)]) if len(values) else (np.nan, np.nan)
+    return float(low), float(high)
+
+
 def paired_difference(better: np.ndarray, baseline: np.ndarray, confidence: float = CONFIDENCE) -> Difference:
     """The paired bootstrap of better - baseline from two models' `replicate_means` of one value
     over the same users (index 0: replicate -1, the means; then replicates 0..; NaN: no mean).
     A user's weight in a replicate depends only on (user, replicate, seed), so both models'
     replicate r weighs every user alike, and the difference of their weighted means is the
     weighted mean of the per-user differences: exactly the paired bootstrap, without a Spark job."""
-    if better.shape != baseline.shape or better.ndim != 1 or len(better) < 2:
-        raise RecommenderError(f"replicate means must be two equal vectors of the point and >= 1 replicate, got "
-                               f"{better.shape} and {baseline.shape}")
-    differences = better[1:] - baseline[1:]
-    differences = differences[~np.isnan(differences)]
-    tail = (1 - confidence) / 2
-    low, high = np.percentile(differences, [100 * tail, 100 * (1 - tail)]) if len(differences) else (np.nan, np.nan)
-    return Difference(float(better[0] - baseline[0]), float(low), float(high))
+    _check_paired(better, baseline)
+    return Difference(float(better[0] - baseline[0]), *_percentiles(better[1:] - baseline[1:], confidence))
+
+
+def paired_ratio(model: np.ndarray, reference: np.ndarray, confidence: float = CONFIDENCE) -> Ratio:
+    """The paired bootstrap of model / reference from `replicate_means` as in `paired_difference`:
+    each replicate's ratio of the two weighted means over the same weighted users. Both models
+    face the same users, so the users' spread of difficulty, which widens each mean's own
+    interval, largely cancels in the ratio (a replicate whose reference mean is 0 is left out)."""
+    _check_paired(model, reference)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(reference[1:] > 0, model[1:] / reference[1:], np.nan)
+    point = float(model[0] / reference[0]) if reference[0] > 0 else np.nan
+    return Ratio(point, *_percentiles(ratios, confidence))

@@ -8,7 +8,9 @@ the real `recs.evaluation_split`, on both tasks of `recsynth recommend` (`next`,
 per source and pooled, with bootstrap intervals (ALS folds each real user into its item
 factors: `rec.als_fold_in`); the same rules, exclusions and fallback as the
 recommend job, through its own code. `recent` has no item side and is left out. Each result's
-ratio to the same model trained on real data goes to synthetic.utility.
+ratio to the same model trained on real data goes to synthetic.utility, pooled with the paired
+bootstrap interval of the ratio (`intervals.paired_ratio`): both models face the same users, so
+the ratio is known far more tightly than either NDCG.
 
 EASE uses the first `recs.ease.l2` for all three: the comparison holds the setting fixed.
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+
+import numpy as np
 
 from pyspark.sql import functions as F
 
@@ -25,6 +29,7 @@ from recsynth.etl.gold import interactions
 from recsynth.frames import spark_settings
 from recsynth.rec.columns import EVENT_TIME, EVENT_TYPE, ITEM_ID, SOURCE, USER_ID
 from recsynth.rec.evaluate import MODEL, NDCG, POOLED, TASK
+from recsynth.rec.intervals import paired_ratio
 from recsynth.rec.recommenders import Ease, History, Recommender
 from recsynth.rec.rules import DISCOVERY, NEXT, TASKS
 from recsynth.runtime.cache import cached_frames, checkpointed_frames
@@ -79,12 +84,12 @@ class SyntheticUtility(Recommend):
                     labels[label] = (name, trained_on)
                     models.update({(label, task): self._baseline(name, setting, fitted) for task in TASKS})
         with self.stage("evaluate", f"scoring {len(models) // len(TASKS)} models on the real {conf.evaluation_split} period"):
-            rows, _ = self._evaluate(models, period)
+            rows, replicates = self._evaluate(models, period)
         measured_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        utility = _utility_rows(rows, labels, run_id=self.ctx.run_id, model_version=first["model_version"],
+        utility = _utility_rows(rows, labels, replicates, run_id=self.ctx.run_id, model_version=first["model_version"],
                                 data_version=self.data_version, split=conf.evaluation_split, k=conf.k,
                                 measured_at=measured_at)
-        lake.append(T.SYNTHETIC_UTILITY, self.ctx.spark.createDataFrame(utility, UTILITY_SCHEMA))
+        lake.append(T.SYNTHETIC_UTILITY, self.ctx.spark.createDataFrame(utility, UTILITY_SCHEMA), add_columns=True)
         self.tracker.tags({"synthetic_data": T.SYNTHETIC_EVENTS, "synthetic_data_version": synthetic_version,
                            "synthetic_model_version": first["model_version"], "training_data_version": self.data_version})
         self.tracker.metrics({f"{r['model']}.{r['trained_on'].replace('+', '_and_')}.{r['task']}.ratio_to_real":
@@ -93,20 +98,29 @@ class SyntheticUtility(Recommend):
         return Outcome(rows_in=synthetic_events, rows_out=len(utility), message=_summary(utility))
 
 
-def _utility_rows(rows: list[dict], labels: dict[str, tuple[str, str]], **common) -> list[dict]:
+def _utility_rows(rows: list[dict], labels: dict[str, tuple[str, str]],
+                  replicates: dict[tuple[str, str], np.ndarray], **common) -> list[dict]:
     """synthetic.utility rows: the scorer's rows relabelled (model, trained_on), each with its
-    ratio to the same model, task and source trained on real data (None where that is 0 or undefined)."""
+    ratio to the same model, task and source trained on real data (None where that is 0 or
+    undefined) and, pooled, the ratio's paired bootstrap interval from the scorer's `replicates`
+    ((label, task) -> the pooled NDCG's replicate means)."""
     real = {(labels[r[MODEL]][0], r[TASK], r[SOURCE]): r[NDCG] for r in rows if labels[r[MODEL]][1] == REAL}
+    real_label = {labels[label]: label for label in labels}
     out = []
     for r in rows:
         model, trained_on = labels[r[MODEL]]
         reference = real.get((model, r[TASK], r[SOURCE]))
         ratio = r[NDCG] / reference if r[NDCG] is not None and reference else None
+        low = high = None
+        if ratio is not None and r[SOURCE] == POOLED:
+            paired = paired_ratio(replicates[(r[MODEL], r[TASK])], replicates[(real_label[(model, REAL)], r[TASK])])
+            low, high = (None if np.isnan(v) else v for v in (paired.low, paired.high))
         out.append({"run_id": common["run_id"], "synthetic_model_version": common["model_version"],
                     "training_data_version": common["data_version"], "evaluation_split": common["split"],
                     "model": model, "trained_on": trained_on, "task": r[TASK], "source": r[SOURCE], "k": common["k"],
                     NDCG: r[NDCG], "ndcg_at_k_low": r.get("ndcg_at_k_low"), "ndcg_at_k_high": r.get("ndcg_at_k_high"),
-                    "users": r["users"], "ratio_to_real": ratio, "measured_at": common["measured_at"]})
+                    "users": r["users"], "ratio_to_real": ratio, "ratio_to_real_low": low, "ratio_to_real_high": high,
+                    "measured_at": common["measured_at"]})
     return out
 
 
