@@ -139,6 +139,22 @@ def test_min_p_never_draws_an_item_below_its_share_of_the_likeliest_and_keeps_th
     assert picked[0.2] == [0, 250, 750, 0] and picked[0.5] == [0, 0, 1000, 0]
 
 
+
+def test_a_sharper_draw_reshapes_the_shared_items_and_leaves_the_stand_ins_their_share():
+    """Weights 1 and 3 on shared items, 9 on a stand-in: 1/13, 3/13 and 9/13 as scored. A cut at
+    0.5 drops the first shared item (1/3 of the likeliest shared one, whatever the stand-in
+    weighs) and gives its share to the second: 4/13 = 308 of 1000; temperature 1/2 splits the
+    shared 4/13 as 1 : 9 (31 and 277). The stand-in keeps its 9/13 = 692 either way, where
+    sharpening all three would have raised it (81/91 = 890 at temperature 1/2)."""
+    logits = np.tile([[0.0, np.log(3.0), np.log(9.0)]], (1000, 1))
+    u = (np.arange(1000) + 0.5) / 1000
+    stand_in = np.array([False, False, True])
+    count = lambda *how: np.bincount(_draw(logits, u, *how), minlength=3).tolist()  # noqa: E731
+    assert count(1.0, 0.5, stand_in) == [0, 308, 692]
+    assert count(0.5, 0.0, stand_in) == [31, 277, 692]
+    assert count(0.5, 0.0) == [11, 99, 890]   # 1, 9 and 81 of 91
+
+
 # --- two Horovod ranks on planted sessions -------------------------------------------------------
 CYCLE, WALK, SESSIONS, PEOPLE = 12, 4, 3, 160
 GENERATOR = seq.SequenceParams(max_length=16, embedding_dim=32, heads=2, blocks=1, dropout=0.0, batch_size=32,
