@@ -22,7 +22,7 @@ from recsynth.etl.pseudonyms import load_key, pseudonym
 from recsynth.runtime.runs import run_job
 from recsynth.pipeline import JOBS
 from recsynth.synth import models
-from recsynth.synth.calibration import stratum_counts
+from recsynth.synth.calibration import marginal_name, stratum_counts
 from recsynth.synth.constraints import with_helpers
 from recsynth.synth import sampling
 from recsynth.synth.privacy import split_by_person
@@ -102,7 +102,7 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     assert set(meta["kinds"]) == set(conf.synth.continuous) - {"n_events", "n_items", "duration_s", "max_price"} | helpers
     assert meta["kinds"]["n_purchases"] == "discrete" and not helpers & set(synthetic.columns)
     assert meta["calibration"]["drawn"] == 3 * record.rows_in == 3 * meta["calibration"]["wanted"]  # oversample 3
-    assert set(meta["calibration"]["gaps"]) == {"_stratum", *conf.synth.calibration.marginals}
+    assert set(meta["calibration"]["gaps"]) == {"_stratum", *map(marginal_name, conf.synth.calibration.marginal_columns())}
     topped_up = {tuple(sorted(c.split("=")[0] for c in label.split(","))) for label in meta["calibration"]["filled"]}
     assert topped_up <= {("mean_price", "n_carts", "purchased", "spend")}  # the conditions it topped up, if any
     scores = [entry["validation_quality"] for entry in meta["history"]]  # the validation people's column shapes

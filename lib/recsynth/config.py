@@ -327,8 +327,9 @@ class QualityConf(Strict):
 class CalibrationConf(Strict):
     by: list[str] = []                      # Spark SQL conditions: each combination keeps its share of the training
                                             # rows in the published table (lib/recsynth/synth/calibration.py)
-    marginals: list[str] = []               # columns whose training-row distribution the published rows keep
-                                            # (numeric ones over `bins` real-quantile bins)
+    marginals: list[str | list[str]] = []   # columns (or combinations) whose training-row distribution the published
+                                            # rows keep (numeric ones over `bins` real-quantile bins); a combination,
+                                            # [source, n_carts], keeps each source's own distribution of carts
     bins: int = Field(default=20, ge=2)
     iterations: int = Field(default=3, ge=1)  # raking passes over the dimensions
     oversample: float = Field(default=3.0, ge=1)  # rows generated per published row, so a stratum or value the GAN
@@ -339,7 +340,15 @@ class CalibrationConf(Strict):
 
     def fill_columns(self) -> list[list[str]]:
         """Each `fill` entry as the list of columns whose values are combined."""
-        return [[entry] if isinstance(entry, str) else list(entry) for entry in self.fill]
+        return _combinations(self.fill)
+
+    def marginal_columns(self) -> list[list[str]]:
+        """Each `marginals` entry as the list of columns whose values are combined."""
+        return _combinations(self.marginals)
+
+
+def _combinations(entries: list[str | list[str]]) -> list[list[str]]:
+    return [[entry] if isinstance(entry, str) else list(entry) for entry in entries]
 
 
 class SynthConf(Strict):
@@ -390,7 +399,7 @@ class SynthConf(Strict):
                        if c not in columns or self.kinds.get(c) == "mixture"]:
             problems.append(f"calibration.fill names {unknown}: each must be a categorical column, or a continuous one "
                             f"whose zeros or few values the GAN learns as a condition (kind zero_inflated or discrete)")
-        if unknown := [c for c in self.calibration.marginals if c not in columns]:
+        if unknown := [c for entry in self.calibration.marginal_columns() for c in entry if c not in columns]:
             problems.append(f"calibration.marginals names {unknown}, which are not continuous or categorical columns")
         if clash := [c for c in self.learned_as if c in columns]:
             problems.append(f"learned_as names {clash}, which are published columns: a helper needs a name of its own")

@@ -59,19 +59,25 @@ def quantile_edges(table: DataFrame, numeric: list[str], bins: int) -> dict[str,
     return {c: sorted(set(row[c] or [])) for c in numeric}
 
 
-def dimensions(conditions: list[str], marginals: list[str], edges: dict[str, list[float]]) -> dict[str, Column]:
-    """Dimension -> the row's value in it, as text: each categorical marginal's value, each
-    numeric marginal's bin (the number of its edges at or below the value), and the stratum last:
-    raking matches the last dimension of a pass exactly, and the strata hold the rare kinds of
-    session, whose shares small absolute gaps would distort most."""
-    columns = {}
-    for c in marginals:
+def marginal_name(columns: list[str]) -> str:
+    """A marginal's dimension name: its column, or its columns joined ("source*n_carts")."""
+    return "*".join(columns)
+
+
+def dimensions(conditions: list[str], marginals: list[list[str]], edges: dict[str, list[float]]) -> dict[str, Column]:
+    """Dimension -> the row's value in it, as text: per marginal, each of its columns' value (a
+    categorical column's value, a numeric one's bin: the number of its edges at or below the
+    value), joined where a marginal combines columns (so that, say, each source keeps its own
+    distribution of carts); and the stratum last: raking matches the last dimension of a pass
+    exactly, and the strata hold the rare kinds of session, whose shares small absolute gaps
+    would distort most."""
+    def value(c: str) -> Column:
         if c in edges:
-            value = reduce(lambda a, b: a + b, [(F.col(c) >= F.lit(e)).cast("int") for e in edges[c]], F.lit(0))
-            value = F.when(F.col(c).isNotNull(), value)
-        else:
-            value = F.col(c)
-        columns[c] = F.coalesce(F.concat(F.lit("="), value.cast("string")), F.lit(NULL))
+            binned = reduce(lambda a, b: a + b, [(F.col(c) >= F.lit(e)).cast("int") for e in edges[c]], F.lit(0))
+            return F.coalesce(F.concat(F.lit("="), F.when(F.col(c).isNotNull(), binned).cast("string")), F.lit(NULL))
+        return F.coalesce(F.concat(F.lit("="), F.col(c).cast("string")), F.lit(NULL))
+
+    columns = {marginal_name(m): F.concat_ws(",", *[value(c) for c in m]) for m in marginals}
     return columns | {STRATUM: stratum(conditions)}
 
 
@@ -81,7 +87,7 @@ def with_dimensions(frame: DataFrame, dims: dict[str, Column]) -> DataFrame:
 
 
 def _dim(name: str) -> str:
-    return f"_dim_{name}"
+    return f"_dim_{name.replace('*', '_x_')}"
 
 
 @dataclass
@@ -209,13 +215,14 @@ def shortfalls(real: dict[str, int], generated: dict[str, int], drawn: int) -> d
     return {v: w - generated.get(v, 0) for v, w in wanted.items() if w > generated.get(v, 0)}
 
 
-def calibrate(train: DataFrame, generated: DataFrame, conditions: list[str], marginals: list[str], *, bins: int,
+def calibrate(train: DataFrame, generated: DataFrame, conditions: list[str], marginals: list[list[str]], *, bins: int,
               rows: int, iterations: int, seed: int, id_column: str = "synthetic_id") -> tuple[DataFrame, Calibration]:
-    """About `rows` of the `generated` rows with the training rows' strata and marginals: each
+    """About `rows` of the `generated` rows with the training rows' strata and marginals (each a
+    list of columns whose values are combined, `dimensions`): each
     kept with probability min(1, weight), drawn by a seeded hash of its id (the same rows whatever
     the partitioning). `generated` is read twice: cache it."""
     numeric = {f.name for f in train.schema.fields if isinstance(f.dataType, NumericType)}
-    edges = quantile_edges(train, [c for c in marginals if c in numeric], bins)
+    edges = quantile_edges(train, sorted({c for m in marginals for c in m if c in numeric}), bins)
     dims = dimensions(conditions, marginals, edges)
     real_cells = cells(with_dimensions(train, dims), list(dims)).cache()
     drawn = with_dimensions(generated, dims)

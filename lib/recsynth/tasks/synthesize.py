@@ -160,7 +160,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
         # rare copies go first, so that raking fills their strata and values from rows that may be published
         publishable = keep(drop_rare_copies(derived, behavior, columns, conf.privacy.min_copy_support))
         rare_copies = derived.count() - publishable.count()
-        calibrated, calibration = (calibrate(train, publishable, cal.by, cal.marginals, bins=cal.bins, rows=rows,
+        calibrated, calibration = (calibrate(train, publishable, cal.by, cal.marginal_columns(), bins=cal.bins, rows=rows,
                                              iterations=cal.iterations, seed=conf.seed) if calibrating
                                    else (publishable, Calibration({}, rows=rows, expected=rows, gaps={})))
         synthetic = keep(calibrated)
