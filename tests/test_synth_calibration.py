@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from recsynth.synth.calibration import (NULL, STRATUM, calibrate, dimensions, fill_condition, fill_value, quantile_edges,
+from recsynth.synth.calibration import (NULL, STRATUM, calibrate, dimensions, bin_edges, fill_condition, fill_value,
                                         shortfalls, stratum_counts, value_counts)
 from recsynth.synth.layout import NULL_FLAG, ZERO
 
@@ -27,8 +27,11 @@ def test_strata_and_bins_are_the_rows_dimensions(spark):
                                  + rows("c", 1, True, 1, price=9.0) + rows("d", 2, None, None), SCHEMA)  # unknown: not met
     assert stratum_counts(real, CONDITIONS) == {"00": 10, "01": 1, "11": 1}
     assert stratum_counts(real, []) == {"": 12}
-    edges = quantile_edges(real, ["price"], bins=4)
-    assert edges == {"price": [1.0]}  # a spike: 8 of the 10 prices are 1.0, so the quartiles collapse
+    assert bin_edges(real, ["price"], bins=4) == {"price": [1.0, 5.0, 9.0]}   # 3 values: each its own bin
+    edges = bin_edges(real, ["price"], bins=2)
+    assert edges == {"price": [1.0]}  # more values than bins: a spike, 8 of the 10 prices are 1.0, is one bin
+    counts = spark.createDataFrame([(v,) for v in [0] * 96 + [1, 2, 2, 7]], "n_carts bigint")
+    assert bin_edges(counts, ["n_carts"], bins=50) == {"n_carts": [0, 1, 2, 7]}   # each count apart, 7 too
     dims = dimensions(CONDITIONS, [["hour"], ["price"]], edges)
     assert list(dims) == ["hour", "price", STRATUM]  # the stratum last: matched exactly at the end of each pass
     bins = value_counts(real.select(dims["price"].alias("bin")), "bin")

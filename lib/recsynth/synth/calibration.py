@@ -10,7 +10,8 @@ proportional fitting, as survey statisticians post-stratify a sample, on probabi
 rows' share of
 - each stratum: one combination of the conf's conditions (purchased, a cart, a paid purchase...);
 - each value of every categorical column named in `marginals`;
-- each real-quantile bin of every numeric column named there.
+- each real-quantile bin of every numeric column named there (each value, for a column of few
+  values such as a count), alone or combined with other columns (each source's own carts).
 
 Rows are kept whole, so every identity and every relation within a row stays as the GAN wrote
 it. Only one-way shares of the training rows are read (and the strata's joint shares): small
@@ -49,14 +50,19 @@ def value_counts(frame: DataFrame, column: str, weight: Column | None = None) ->
     return {r[column]: r["rows"] for r in frame.groupBy(column).agg(total.alias("rows")).collect()}
 
 
-def quantile_edges(table: DataFrame, numeric: list[str], bins: int) -> dict[str, list[float]]:
-    """Per numeric column, the distinct inner edges of `bins` real-quantile bins (a spike, such as
-    77% of sessions with one event, is one bin)."""
+def bin_edges(table: DataFrame, numeric: list[str], bins: int) -> dict[str, list[float]]:
+    """Per numeric column, the distinct inner edges of its bins: each value its own bin where the
+    rows hold at most `bins` distinct values (a count such as carts, 98% zeros, whose quantiles
+    would put every nonzero count in one bin, so that 1 cart and 5 could trade places), else
+    `bins` real-quantile bins (a spike, such as 77% of sessions with one event, is one bin)."""
     if not numeric:
         return {}
     levels = [k / bins for k in range(1, bins)]
-    row = table.agg(*[F.percentile_approx(c, levels, 10_000).alias(c) for c in numeric]).head()
-    return {c: sorted(set(row[c] or [])) for c in numeric}
+    row = table.agg(*[F.percentile_approx(c, levels, 10_000).alias(c) for c in numeric],
+                    *[F.approx_count_distinct(c).alias(f"_n_{k}") for k, c in enumerate(numeric)]).head()
+    few = [c for k, c in enumerate(numeric) if row[f"_n_{k}"] <= bins]
+    values = table.agg(*[F.collect_set(c).alias(c) for c in few]).head() if few else {}
+    return {c: sorted(set(values[c] if c in few else row[c] or [])) for c in numeric}
 
 
 def marginal_name(columns: list[str]) -> str:
@@ -222,7 +228,7 @@ def calibrate(train: DataFrame, generated: DataFrame, conditions: list[str], mar
     kept with probability min(1, weight), drawn by a seeded hash of its id (the same rows whatever
     the partitioning). `generated` is read twice: cache it."""
     numeric = {f.name for f in train.schema.fields if isinstance(f.dataType, NumericType)}
-    edges = quantile_edges(train, sorted({c for m in marginals for c in m if c in numeric}), bins)
+    edges = bin_edges(train, sorted({c for m in marginals for c in m if c in numeric}), bins)
     dims = dimensions(conditions, marginals, edges)
     real_cells = cells(with_dimensions(train, dims), list(dims)).cache()
     drawn = with_dimensions(generated, dims)
