@@ -17,11 +17,13 @@ from recsynth.rec import sequence as seq
 from recsynth.rec import sequence_features as sf
 from recsynth.rec.features import item_vocabulary
 from recsynth.synth import clickstream_fidelity as shape
-from recsynth.synth.clickstream import (fit_markov, fit_sessions, plan_sessions, sample_clickstream, session_contexts,
-                                        session_steps)
+from recsynth.synth.clickstream import (Blocks, fit_markov, fit_sessions, plan_sessions, sample_clickstream,
+                                        session_contexts, session_steps)
+from recsynth.synth import moves as moves_module
 from recsynth.synth.clickstream_sequences import category_vocabulary, person_sequences
-from recsynth.synth.sequence_walker import (TrainedGenerator, _draw, planned_steps, planned_types, step_contexts,
-                                           training_window, write_sequences)
+from recsynth.synth.moves import item_moves, successor_blocks
+from recsynth.synth.sequence_walker import (TrainedGenerator, _draw, planned_steps, planned_types, replays,
+                                           step_contexts, training_window, write_sequences)
 from recsynth.rec.sequence_items import item_arrays
 from recsynth.train.launcher import run_on_ranks
 from recsynth.train.shards import current_files
@@ -209,6 +211,64 @@ def _sessions(steps) -> tuple[dict[str, list[tuple[str, str]]], dict[str, set[st
 def _forward_share(sessions) -> float:
     moves = [(a, b) for walk in sessions.values() for (a, _), (b, _) in zip(walk, walk[1:])]
     return sum(b == _item(a[0], int(a[1:]) + 1) for a, b in moves) / len(moves)
+
+
+def test_the_real_moves_are_those_enough_people_took_within_a_session(spark, monkeypatch):
+    """The planted people walk forward round their cycle: every move taken is n -> n + 1, each
+    by many people (3 moves in each of 480 sessions). One person's own jump a00 -> b05 is
+    replayable only when one person is enough; a session's last item moves nowhere."""
+    jump = spark.createDataFrame([("shop", "odd", "odd-0", item, "view", START + dt.timedelta(minutes=k))
+                                  for k, item in enumerate(["a00", "b05"])], SCHEMA)
+    steps = session_steps(_planted(spark).unionByName(jump))
+    vocabulary = item_vocabulary(steps, 100)
+    ids = {r["item_idx"]: r["item_id"] for r in vocabulary.collect()}
+    found = {(ids[r["item"]], ids[r["next"]]): r["taken"] for r in item_moves(steps, vocabulary, 2).collect()}
+    forward = {(_item(c, n), _item(c, n + 1)) for c in "ab" for n in range(CYCLE)}
+    assert set(found) == forward and sum(found.values()) == PEOPLE * SESSIONS * (WALK - 1)
+    assert set(r[:2] for r in item_moves(steps, vocabulary, 1).collect()) >= {
+        (k, j) for k, a in ids.items() for j, b in ids.items() if (a, b) == ("a00", "b05")}
+    monkeypatch.setattr(moves_module, "MAX_SUCCESSORS", 0)
+    assert item_moves(steps, vocabulary, 2).count() == 0
+
+
+def test_a_replayed_step_follows_a_real_move_where_its_previous_item_has_one():
+    """Blocks of moves 0 -> 1 and 1 -> 2 (item 2 goes nowhere): a step replays when it is within
+    its session, chosen, and after an item with a move."""
+    moves = Blocks.of(3, [(0, 1, 5), (1, 2, 1)])
+    previous = np.array([0, 1, 2, 0, 0])
+    within = np.array([True, True, True, False, True])
+    chosen = np.array([True, True, True, True, False])
+    assert replays(moves, previous, within, chosen).tolist() == [True, True, False, False, False]
+    assert moves.draw(np.array([0, 1]), np.array([0.5, 0.99])).tolist() == [1, 2]
+
+
+def test_with_replay_one_every_step_within_a_session_is_a_real_move_even_from_an_untrained_network(spark, keep):
+    """An untrained network writes items at random (about 1 in 12 of its moves forward); with
+    `replay` 1 every step after a session's first takes a real move, all of which go forward, so
+    every move written is forward; the plan's lengths, purchases and carts still hold."""
+    planted = _planted(spark)
+    steps = keep(session_steps(planted))
+    contexts = keep(session_contexts(steps, _categories(spark)))
+    vocabulary, categories = item_vocabulary(steps, 100), keep(category_vocabulary(contexts, 10))
+    params = dataclasses.replace(GENERATOR, context_categories=2 + categories.count())
+    vocab_size = 2 + vocabulary.count()
+    item_ids = np.array([None] * vocab_size, dtype=object)
+    for row in vocabulary.collect():
+        item_ids[row["item_idx"]] = row["item_id"]
+    untrained = seq.SequenceNetwork(params, vocab_size).get_weights()
+    walks = keep(plan_sessions(fit_sessions(steps, contexts, max_session_events=50, keep=keep), users_multiplier=1.0,
+                               seed=2, prefix="syn"))
+    sources, item_sources = {"shop": 0}, np.array([-1, -1] + [0] * (vocab_size - 2))
+    written = {}
+    for replay in (0.0, 1.0):
+        generator = TrainedGenerator(untrained, seq.params_dict(params), item_ids, item_sources, replay=replay,
+                                     moves=successor_blocks(item_moves(steps, vocabulary, 2), vocab_size))
+        written[replay] = keep(write_sequences(walks, generator, sources, categories))
+    assert _forward_share(_sessions(written[1.0])[0]) == 1.0
+    assert _forward_share(_sessions(written[0.0])[0]) < 0.3
+    kept = shape.context_agreement(walks, session_contexts(written[1.0], _categories(spark)))
+    assert written[1.0].count() == PEOPLE * SESSIONS * WALK
+    assert kept["cart_count"] == 1.0 and kept["purchase_count"] == 1.0
 
 
 @pytest.mark.horovod

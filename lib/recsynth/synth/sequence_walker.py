@@ -27,12 +27,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsynth.rec import sequence as seq
-from recsynth.synth.clickstream import WALKED, step_uniform
+from recsynth.synth.clickstream import WALKED, Blocks, step_uniform
 from recsynth.synth.clickstream_sequences import BEGIN, CATEGORY_INDEX, PLAN, SESSION_END, person_plans
 from recsynth.synth.rare_items import STAND_IN
 from recsynth.train.scoring import score_on_executors
 
 _TYPE_SALT = np.uint64(0x5DEECE66D)   # a second stream of uniforms, for the event types
+_REPLAY_SALT = np.uint64(0x2545F4914F6CDD1D)   # a third, for whether a step replays a real move
 _PEOPLE_CHUNK = 512                   # people written at once in a task: (chunk, items) scores per step
 
 
@@ -41,13 +42,16 @@ class TrainedGenerator:
     """What a task needs to write with the generator: its weights and parameters, per item
     index its id and source index (-1: padding, the begin token, never drawn), and the
     temperature and min-p cut its items are drawn with (`clickstream.sequence.temperature`,
-    `min_p`)."""
+    `min_p`), and the share of steps after a session's first whose item replays a real move out
+    of the previous item (`replay`) by the moves' weighted choices per item index (`moves.item_moves`)."""
     weights: list
     params: dict
     item_ids: np.ndarray
     item_sources: np.ndarray
     temperature: float = 1.0
     min_p: float = 0.0
+    replay: float = 0.0
+    moves: Blocks | None = None
 
 
 def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict[str, int],
@@ -143,8 +147,12 @@ def writer(generator: TrainedGenerator):
             np.add.at(scores, (np.repeat(np.arange(len(alive)), params.max_length), read_items.reshape(-1)),
                       repeat.reshape(-1))
             scores[generator.item_sources[None, :] != source_idx[alive, None]] = -np.inf
-            item = _draw(scores, step_uniform(keys[alive], step), generator.temperature, generator.min_p,
-                         stand_ins)
+            u = step_uniform(keys[alive], step)
+            item = _draw(scores, u, generator.temperature, generator.min_p, stand_ins)
+            if generator.moves is not None:
+                replayed = replays(generator.moves, items[alive, step], planned.opens[alive, step] == 0,
+                                   step_uniform(keys[alive] ^ _REPLAY_SALT, step) < generator.replay)
+                item[replayed] = generator.moves.draw(items[alive, step][replayed], u[replayed])
             kinds = type_logits(tf.constant(states), tf.constant(item, tf.int32)).numpy()
             if params.context_categories:   # a conditioned generator writes its plan's purchases and carts
                 kinds = np.where(planned_types(planned, written, alive, step), kinds, -np.inf)
@@ -156,6 +164,13 @@ def writer(generator: TrainedGenerator):
                      generator.item_ids)
 
     return write
+
+
+def replays(moves: Blocks, previous: np.ndarray, within: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Which steps take their item from the real moves out of their `previous` item: those
+    `within` a session (not its first step), `chosen` by the replay share, whose previous item
+    has a move to replay."""
+    return within & chosen & moves.offers(previous)
 
 
 def training_window(tokens: np.ndarray, target: int, length: int) -> tuple[np.ndarray, np.ndarray]:
