@@ -8,8 +8,10 @@ category, the purchases and carts it still asks for - planned minus written so f
 steps left in it); it scores every item of the person's source (the user's own items through
 the repeat scorer, as in recommending). A step's item is drawn from the softmax of those scores;
 `clickstream.sequence.temperature` and `min_p` reshape the draw among the shared items while
-the rare items' stand-ins keep their scored share (`_sharpened`). Then its event type is drawn
-from the type head's own softmax given that item. The
+the rare items' stand-ins keep their scored share (`_sharpened`). Within a session, a share
+`clickstream.sequence.replay` of the steps takes its item from the real moves out of the
+previous item instead, where it has one (`recsynth.synth.moves`). Then the step's event type is
+drawn from the type head's own softmax given that item. The
 token written carries the session end when the plan's session is over, so the next step knows
 it opens a new session; a person's later sessions are conditioned on their earlier ones. Every
 draw is seeded by the person's key and the step. The network's batched arithmetic can round a
@@ -150,9 +152,10 @@ def writer(generator: TrainedGenerator):
             u = step_uniform(keys[alive], step)
             item = _draw(scores, u, generator.temperature, generator.min_p, stand_ins)
             if generator.moves is not None:
-                replayed = replays(generator.moves, items[alive, step], planned.opens[alive, step] == 0,
+                previous = items[alive, step]
+                replayed = replays(generator.moves, previous, planned.opens[alive, step] == 0,
                                    step_uniform(keys[alive] ^ _REPLAY_SALT, step) < generator.replay)
-                item[replayed] = generator.moves.draw(items[alive, step][replayed], u[replayed])
+                item[replayed] = generator.moves.draw(previous[replayed], u[replayed])
             kinds = type_logits(tf.constant(states), tf.constant(item, tf.int32)).numpy()
             if params.context_categories:   # a conditioned generator writes its plan's purchases and carts
                 kinds = np.where(planned_types(planned, written, alive, step), kinds, -np.inf)
