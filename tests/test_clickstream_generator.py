@@ -21,9 +21,9 @@ from recsynth.synth.clickstream import (Blocks, fit_markov, fit_sessions, plan_s
                                         session_contexts, session_steps)
 from recsynth.synth import moves as moves_module
 from recsynth.synth.clickstream_sequences import category_vocabulary, person_sequences
-from recsynth.synth.moves import item_moves, successor_blocks
-from recsynth.synth.sequence_walker import (TrainedGenerator, _draw, planned_steps, planned_types, replays,
-                                           step_contexts, training_window, write_sequences)
+from recsynth.synth.moves import Replay, item_moves, item_paths, path_code, replay_of
+from recsynth.synth.sequence_walker import (TrainedGenerator, _draw, planned_steps, planned_types, step_contexts,
+                                           training_window, write_sequences)
 from recsynth.rec.sequence_items import item_arrays
 from recsynth.train.launcher import run_on_ranks
 from recsynth.train.shards import current_files
@@ -213,39 +213,53 @@ def _forward_share(sessions) -> float:
     return sum(b == _item(a[0], int(a[1:]) + 1) for a, b in moves) / len(moves)
 
 
-def test_the_real_moves_are_those_enough_people_took_within_a_session(spark, monkeypatch):
-    """The planted people walk forward round their cycle: every move taken is n -> n + 1, each
-    by many people (3 moves in each of 480 sessions). One person's own jump a00 -> b05 is
-    replayable only when one person is enough; a session's last item moves nowhere."""
+def test_the_real_moves_and_paths_are_those_enough_people_took_within_a_session(spark, monkeypatch):
+    """The planted people walk forward round their cycle: every move taken is n -> n + 1 and every
+    3-item path n, n + 1, n + 2, each by many people (480 sessions of 4 steps). One person's own
+    jump a00 -> b05 is replayable only when one person is enough; a session's last item moves
+    nowhere, and a 2-step session holds no path."""
     jump = spark.createDataFrame([("shop", "odd", "odd-0", item, "view", START + dt.timedelta(minutes=k))
                                   for k, item in enumerate(["a00", "b05"])], SCHEMA)
     steps = session_steps(_planted(spark).unionByName(jump))
     vocabulary = item_vocabulary(steps, 100)
     ids = {r["item_idx"]: r["item_id"] for r in vocabulary.collect()}
+    index = {item: k for k, item in ids.items()}
     found = {(ids[r["item"]], ids[r["next"]]): r["taken"] for r in item_moves(steps, vocabulary, 2).collect()}
     forward = {(_item(c, n), _item(c, n + 1)) for c in "ab" for n in range(CYCLE)}
     assert set(found) == forward and sum(found.values()) == PEOPLE * SESSIONS * (WALK - 1)
-    assert set(r[:2] for r in item_moves(steps, vocabulary, 1).collect()) >= {
-        (k, j) for k, a in ids.items() for j, b in ids.items() if (a, b) == ("a00", "b05")}
+    assert (index["a00"], index["b05"]) in {(r["item"], r["next"]) for r in item_moves(steps, vocabulary, 1).collect()}
+    items = 2 + len(ids)
+    paths = {r["path"] for r in item_paths(steps, vocabulary, 2, items).collect()}
+    assert paths == {path_code(index[_item(c, n)], index[_item(c, n + 1)], index[_item(c, n + 2)], items)
+                     for c in "ab" for n in range(CYCLE)}
+    replay = replay_of(steps, vocabulary, 2, items)
+    assert sorted(replay.paths.tolist()) == sorted(paths) and replay.moves.cum[-1] == sum(found.values())
     monkeypatch.setattr(moves_module, "MAX_SUCCESSORS", 0)
     assert item_moves(steps, vocabulary, 2).count() == 0
 
 
-def test_a_replayed_step_follows_a_real_move_where_its_previous_item_has_one():
-    """Blocks of moves 0 -> 1 and 1 -> 2 (item 2 goes nowhere): a step replays when it is within
-    its session, chosen, and after an item with a move."""
-    moves = Blocks.of(3, [(0, 1, 5), (1, 2, 1)])
-    previous = np.array([0, 1, 2, 0, 0])
-    within = np.array([True, True, True, False, True])
+def test_a_replayed_step_follows_a_real_move_and_never_completes_a_path_too_few_people_took():
+    """Moves 0 -> 1, 1 -> 2 and 2 -> 0; the only common path is 0, 1, 2. A chosen step after an
+    item with a move replays it; from a session's third step on, only where the path from the
+    item before is common (0, 1 -> 2 is; 2, 1 -> 2 is not). Without any common path, only a
+    session's second step replays."""
+    moves = Blocks.of(3, [(0, 1, 5), (1, 2, 1), (2, 0, 1)])
+    before, previous = np.array([0, 0, 2, 0, 0]), np.array([0, 1, 1, 2, 0])
     chosen = np.array([True, True, True, True, False])
-    assert replays(moves, previous, within, chosen).tolist() == [True, True, False, False, False]
-    assert moves.draw(np.array([0, 1]), np.array([0.5, 0.99])).tolist() == [1, 2]
+    third = np.array([False, True, True, False, False])
+    u = np.full(5, 0.5)
+    replay = Replay(moves, np.array([path_code(0, 1, 2, 3)]), 3)
+    replayed, item = replay.replayed(before, previous, chosen, third, u)
+    assert replayed.tolist() == [True, True, False, True, False] and item[replayed].tolist() == [1, 2, 0]
+    bare = Replay(moves, np.zeros(0, dtype=np.int64), 3).replayed(before, previous, chosen, third, u)[0]
+    assert bare.tolist() == [True, False, False, True, False]
 
 
 def test_with_replay_one_every_step_within_a_session_is_a_real_move_even_from_an_untrained_network(spark, keep):
     """An untrained network writes items at random (about 1 in 12 of its moves forward); with
-    `replay` 1 every step after a session's first takes a real move, all of which go forward, so
-    every move written is forward; the plan's lengths, purchases and carts still hold."""
+    `replay` 1 every step after a session's first takes a real move, all of which go forward and
+    make common paths, so every move written is forward; the plan's lengths, purchases and carts
+    still hold."""
     planted = _planted(spark)
     steps = keep(session_steps(planted))
     contexts = keep(session_contexts(steps, _categories(spark)))
@@ -262,7 +276,7 @@ def test_with_replay_one_every_step_within_a_session_is_a_real_move_even_from_an
     written = {}
     for replay in (0.0, 1.0):
         generator = TrainedGenerator(untrained, seq.params_dict(params), item_ids, item_sources, replay=replay,
-                                     moves=successor_blocks(item_moves(steps, vocabulary, 2), vocab_size))
+                                     replays=replay_of(steps, vocabulary, 2, vocab_size))
         written[replay] = keep(write_sequences(walks, generator, sources, categories))
     assert _forward_share(_sessions(written[1.0])[0]) == 1.0
     assert _forward_share(_sessions(written[0.0])[0]) < 0.3

@@ -29,8 +29,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsynth.rec import sequence as seq
-from recsynth.synth.clickstream import WALKED, Blocks, step_uniform
+from recsynth.synth.clickstream import WALKED, step_uniform
 from recsynth.synth.clickstream_sequences import BEGIN, CATEGORY_INDEX, PLAN, SESSION_END, person_plans
+from recsynth.synth.moves import Replay
 from recsynth.synth.rare_items import STAND_IN
 from recsynth.train.scoring import score_on_executors
 
@@ -45,7 +46,7 @@ class TrainedGenerator:
     index its id and source index (-1: padding, the begin token, never drawn), and the
     temperature and min-p cut its items are drawn with (`clickstream.sequence.temperature`,
     `min_p`), and the share of steps after a session's first whose item replays a real move out
-    of the previous item (`replay`) by the moves' weighted choices per item index (`moves.item_moves`)."""
+    of the previous item (`replay`), from the training people's moves and paths (`replays`)."""
     weights: list
     params: dict
     item_ids: np.ndarray
@@ -53,7 +54,7 @@ class TrainedGenerator:
     temperature: float = 1.0
     min_p: float = 0.0
     replay: float = 0.0
-    moves: Blocks | None = None
+    replays: Replay | None = None
 
 
 def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict[str, int],
@@ -151,11 +152,13 @@ def writer(generator: TrainedGenerator):
             scores[generator.item_sources[None, :] != source_idx[alive, None]] = -np.inf
             u = step_uniform(keys[alive], step)
             item = _draw(scores, u, generator.temperature, generator.min_p, stand_ins)
-            if generator.moves is not None:
-                previous = items[alive, step]
-                replayed = replays(generator.moves, previous, planned.opens[alive, step] == 0,
-                                   step_uniform(keys[alive] ^ _REPLAY_SALT, step) < generator.replay)
-                item[replayed] = generator.moves.draw(previous[replayed], u[replayed])
+            if generator.replays is not None:   # step 0 opens every person's first session: never chosen
+                chosen = (planned.opens[alive, step] == 0) & (step_uniform(keys[alive] ^ _REPLAY_SALT, step)
+                                                              < generator.replay)
+                earlier = max(step - 1, 0)
+                replayed, moved = generator.replays.replayed(items[alive, earlier], items[alive, step], chosen,
+                                                             planned.opens[alive, earlier] == 0, u)
+                item[replayed] = moved[replayed]
             kinds = type_logits(tf.constant(states), tf.constant(item, tf.int32)).numpy()
             if params.context_categories:   # a conditioned generator writes its plan's purchases and carts
                 kinds = np.where(planned_types(planned, written, alive, step), kinds, -np.inf)
@@ -167,13 +170,6 @@ def writer(generator: TrainedGenerator):
                      generator.item_ids)
 
     return write
-
-
-def replays(moves: Blocks, previous: np.ndarray, within: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Which steps take their item from the real moves out of their `previous` item: those
-    `within` a session (not its first step), `chosen` by the replay share, whose previous item
-    has a move to replay."""
-    return within & chosen & moves.offers(previous)
 
 
 def training_window(tokens: np.ndarray, target: int, length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import Tracker
 from recsynth.synth.clickstream import shared_items
 from recsynth.synth.clickstream_sequences import OTHER_CATEGORY, category_vocabulary, person_sequences
-from recsynth.synth.moves import item_moves, successor_blocks
+from recsynth.synth.moves import replay_of
 from recsynth.synth.rare_items import with_stand_ins
 from recsynth.synth.sequence_walker import TrainedGenerator
 from recsynth.rec.sequence_items import item_arrays
@@ -66,8 +66,7 @@ def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, real_steps
         item_ids = [None] * vocab_size
         for row in vocabulary.collect():   # bounded by clickstream.sequence.max_items
             item_ids[row[ITEM_INDEX]] = row["item_id"]
-        moves = successor_blocks(item_moves(steps, vocabulary, conf.min_people), vocab_size) \
-            if conf.sequence.replay > 0 else None
+        replays = replay_of(steps, vocabulary, conf.min_people, vocab_size) if conf.sequence.replay > 0 else None
     check_shardable(files, ranks, "the sequence generator's windows")
     folder = checkpoints.folder(ctx.lake.root, "clickstream_sequence", training_data,
                                 [vocab_size, seq.LAYOUT_VERSION, conf.sequence.rare_items],
@@ -89,4 +88,4 @@ def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, real_steps
     return TrainedGenerator(weights=chief["weights"], params=seq.params_dict(params),
                             item_ids=np.array(item_ids, dtype=object), item_sources=item_sources,
                             temperature=conf.sequence.temperature, min_p=conf.sequence.min_p,
-                            replay=conf.sequence.replay, moves=moves), sources, categories
+                            replay=conf.sequence.replay, replays=replays), sources, categories
