@@ -681,7 +681,7 @@ class ClickstreamSequenceConf(AttentionConf):
                                                        # catalogue items outside the vocabulary (false: left out)
     temperature: float = Field(default=1.0, gt=0)      # items are drawn from softmax(scores / this): below 1 sharper
     min_p: float = Field(default=0.0, ge=0, lt=1)      # items below this x the likeliest item's probability are cut
-    replay: float = Field(default=0.0, ge=0, le=1)     # share of steps within a session replaying a real move
+    replay: float = Field(default=1.0, ge=0, le=1)     # share of steps within a session replaying a real move
     num_proc: int = Field(default=2, ge=1)             # Horovod ranks (Spark task slots)
     checkpoint_every: int = Field(default=1, ge=1)
 
