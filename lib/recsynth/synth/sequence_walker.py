@@ -92,7 +92,8 @@ def _sharpened(logits: np.ndarray, weights: np.ndarray, temperature: float, min_
     likeliest cut (min-p sampling: the tail is cut where the row is sure, kept where it is not),
     scaled to the total they had. Below 1 the likelier columns gain, above 1 the draw flattens.
     The stand-ins are kept: sharpened with the rest, they are among the likeliest tokens and
-    crowd the shared items out (temperature 0.7 or a cut at 0.05 lowered TSTR and Gini)."""
+    crowd the shared items out (on the sample, a cut at 0.05 over all items gave TSTR 0.32x and
+    Gini 0.89x, against 0.41x and 1.00x uncut)."""
     free = ~kept[None, :]
     scores = np.where(free, logits, -np.inf)
     top = scores.max(axis=1, keepdims=True)
