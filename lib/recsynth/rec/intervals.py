@@ -128,9 +128,8 @@ def paired_difference(better: np.ndarray, baseline: np.ndarray, confidence: floa
 
 def paired_ratio(model: np.ndarray, reference: np.ndarray, confidence: float = CONFIDENCE) -> Ratio:
     """The paired bootstrap of model / reference from `replicate_means` as in `paired_difference`:
-    each replicate's ratio of the two weighted means over the same weighted users. Both models
-    face the same users, so the users' spread of difficulty, which widens each mean's own
-    interval, largely cancels in the ratio (a replicate whose reference mean is 0 is left out)."""
+    each replicate's ratio of the two weighted means over the same weighted users, so that what
+    the users have in common cancels (a replicate whose reference mean is 0 is left out)."""
     _check_paired(model, reference)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(reference[1:] > 0, model[1:] / reference[1:], np.nan)

@@ -9,8 +9,8 @@ per source and pooled, with bootstrap intervals (ALS folds each real user into i
 factors: `rec.als_fold_in`); the same rules, exclusions and fallback as the
 recommend job, through its own code. `recent` has no item side and is left out. Each result's
 ratio to the same model trained on real data goes to synthetic.utility, pooled with the paired
-bootstrap interval of the ratio (`intervals.paired_ratio`): both models face the same users, so
-the ratio is known far more tightly than either NDCG.
+bootstrap interval of the ratio (`intervals.paired_ratio`, over the same resampled users for
+both models): the uncertainty of the ratio itself, which two NDCG intervals do not give.
 
 EASE uses the first `recs.ease.l2` for all three: the comparison holds the setting fixed.
 """
