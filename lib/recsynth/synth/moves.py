@@ -29,18 +29,20 @@ from recsynth.synth.clickstream import Blocks
 MAX_SUCCESSORS = 100   # the most-taken moves kept out of each item: what the writer holds stays bounded
 
 
-def _indexed_steps(steps: DataFrame, vocabulary: DataFrame) -> tuple[DataFrame, Window]:
-    """`steps` with their item index (`_index`), and the window of their session in order."""
+def _neighbours(steps: DataFrame, vocabulary: DataFrame) -> DataFrame:
+    """`steps` by item index (`_index`), with the items before (`_before`) and after (`_next`)
+    each within its session: what both the moves and the paths count."""
     index = vocabulary.select("item_id", F.col(ITEM_INDEX).cast("int").alias("_index"))
-    return steps.join(index, "item_id"), Window.partitionBy("source", "session_id").orderBy("position")
+    session = Window.partitionBy("source", "session_id").orderBy("position")
+    return steps.join(index, "item_id").withColumn("_before", F.lag("_index").over(session)) \
+        .withColumn("_next", F.lead("_index").over(session))
 
 
 def item_moves(steps: DataFrame, vocabulary: DataFrame, min_people: int) -> DataFrame:
     """(item, next, taken): per item index of `vocabulary` (item_id, item_idx), the items taken
     right after it within a session of `steps` (source, user_id, session_id, position, item_id)
     by at least `min_people` people, and how often; the `MAX_SUCCESSORS` most taken per item."""
-    indexed, following = _indexed_steps(steps, vocabulary)
-    pairs = indexed.withColumn("_next", F.lead("_index").over(following)).where(F.col("_next").isNotNull())
+    pairs = _neighbours(steps, vocabulary).where(F.col("_next").isNotNull())
     counted = pairs.groupBy(F.col("_index").alias("item"), F.col("_next").alias("next")).agg(
         F.countDistinct("user_id").alias("_people"), F.count(F.lit(1)).alias("taken")).where(
         F.col("_people") >= min_people)
@@ -52,10 +54,7 @@ def item_moves(steps: DataFrame, vocabulary: DataFrame, min_people: int) -> Data
 def item_paths(steps: DataFrame, vocabulary: DataFrame, min_people: int, items: int) -> DataFrame:
     """(path long): the 3-item paths within a session of `steps` that at least `min_people`
     people took, each as one code of its item indices (`path_code`; `items` indices)."""
-    indexed, following = _indexed_steps(steps, vocabulary)
-    triples = (indexed.withColumn("_before", F.lag("_index").over(following))
-               .withColumn("_next", F.lead("_index").over(following))
-               .where(F.col("_before").isNotNull() & F.col("_next").isNotNull()))
+    triples = _neighbours(steps, vocabulary).where(F.col("_before").isNotNull() & F.col("_next").isNotNull())
     return triples.groupBy(path_code(F.col("_before"), F.col("_index"), F.col("_next"), items).alias("path")).agg(
         F.countDistinct("user_id").alias("_people")).where(F.col("_people") >= min_people).select("path")
 
