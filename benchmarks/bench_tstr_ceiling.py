@@ -7,6 +7,8 @@ ceiling: it publishes the training people's own fit-period events as synthetic.e
 `--items shared`, only their events on the items a generator may write), runs
 `recsynth evaluate-synthetic` on them, prints the TSTR table and restores synthetic.events to the
 version it found. The copy is never a product output: it would fail every privacy gate.
+With `--people sessions`, each copied session is its own person: what the ceiling is without the
+links between one person's sessions (how much of TSTR a generator can owe to them).
 
     .venv/bin/python benchmarks/bench_tstr_ceiling.py --items shared --set lake.root=/tmp/pipe/lake --set lake.metastore_dir=/tmp/pipe/metastore
 Prints a markdown summary and writes benchmarks/results/tstr_ceiling_<run id>.json.
@@ -27,6 +29,9 @@ def main() -> None:
     parser.add_argument("--items", choices=("all", "shared"), default="shared",
                         help="all: every event of the training people; shared (default): only those on items at "
                              "least clickstream.min_people training people touched, as a generator writes")
+    parser.add_argument("--people", choices=("kept", "sessions"), default="kept",
+                        help="kept (default): the training people as they are; sessions: each session its own "
+                             "person, so no item-side model sees two sessions of one person together")
     args = parser.parse_args()
 
     from pyspark.sql import functions as F
@@ -52,7 +57,9 @@ def main() -> None:
         if args.items == "shared":
             copy = copy.join(shared_items(copy, conf.clickstream.min_people).select("source", "item_id"),
                              ["source", "item_id"], "left_semi")
-        stamped = copy.withColumn("model_version", F.lit(f"ceiling-{args.items}")).withColumn(
+        if args.people == "sessions":
+            copy = copy.withColumn("user_id", F.concat_ws(":", "user_id", "session_id"))
+        stamped = copy.withColumn("model_version", F.lit(f"ceiling-{args.items}-{args.people}")).withColumn(
             "training_data_version", F.lit(data_version))
         found = lake.version(T.SYNTHETIC_EVENTS)
         lake.overwrite(T.SYNTHETIC_EVENTS, stamped.select(*[
@@ -69,14 +76,14 @@ def main() -> None:
     finally:
         logs.reset()
     best, tstr = best_tstr(utility, conf.clickstream.tstr_models)
-    lines = [f"ceiling ({args.items} items): evaluate-synthetic {evaluated.run_id} ({seconds:.0f} s); "
+    lines = [f"ceiling ({args.items} items, people {args.people}): evaluate-synthetic {evaluated.run_id} ({seconds:.0f} s); "
              f"{os.cpu_count()} cores, {platform.node()}", "",
              *utility_table(utility, conf.clickstream.tstr_models, conf.recs.k), "",
              f"- TSTR ceiling, best real-trained baseline on discovery ({best}): {tstr}"]
     print("\n".join(lines))
     out = ROOT / "benchmarks" / "results" / f"tstr_ceiling_{evaluated.run_id}.json"
     out.parent.mkdir(parents=True, exist_ok=True)  # ignored by git: absent from a fresh clone
-    out.write_text(json.dumps({"run": evaluated.run_id, "items": args.items, "seconds": seconds,
+    out.write_text(json.dumps({"run": evaluated.run_id, "items": args.items, "people": args.people, "seconds": seconds,
                                "overrides": args.overrides, "utility": utility}, default=str, indent=1))
 
 
