@@ -255,6 +255,32 @@ def test_a_replayed_step_follows_a_real_move_and_never_completes_a_path_too_few_
     assert bare.tolist() == [True, False, False, True, False]
 
 
+def test_a_third_step_draws_among_the_moves_that_close_a_common_path_and_taste_weighs_the_network_in():
+    """Out of item 1: 1 -> 2 taken once, 1 -> 3 three times; the only common path is 0, 1, 2. A
+    second step draws by the counts (u 0.5 of 1 + 3: item 3). A third step after 0, 1 draws among
+    the moves closing a common path only (item 2, where drawing first and checking after would
+    not replay); after 3, 1 none closes one. With the network scoring 2 nine times likelier than
+    3, taste 1 weighs 1 x 9 against 3 x 1 (u 0.5: item 2) and taste 0.5 weighs 3 against 3 (u 0.4:
+    item 2; u 0.6: item 3)."""
+    replay = Replay(Blocks.of(4, [(1, 2, 1), (1, 3, 3)]), np.array([path_code(0, 1, 2, 4)]), 4)
+    before, previous, third = np.array([0, 0, 3]), np.array([1, 1, 1]), np.array([False, True, True])
+    replayed, item = replay.replayed(before, previous, np.ones(3, dtype=bool), third, np.full(3, 0.5))
+    assert replayed.tolist() == [True, True, False] and item[replayed].tolist() == [3, 2]
+    scores = np.log(np.array([[1.0, 1.0, 9.0, 1.0]] * 2)) - 40.0
+    second, chosen = np.zeros(2, dtype=bool), np.ones(2, dtype=bool)
+    at = lambda u, taste: replay.replayed(np.zeros(2, dtype=np.int64), np.ones(2, dtype=np.int64), chosen, second,  # noqa: E731
+                                         np.array(u), scores, taste)[1].tolist()
+    assert at([0.5, 0.5], 0.0) == [3, 3] and at([0.5, 0.5], 1.0) == [2, 2] and at([0.4, 0.6], 0.5) == [2, 3]
+
+
+def test_weighed_draws_follow_count_times_factor_and_a_row_with_no_weight_draws_nothing():
+    blocks = Blocks.of(3, [(0, 10, 1), (0, 11, 1), (2, 20, 2), (2, 21, 2)])
+    factor = lambda rows, choices: np.where(choices == 11, 3.0, np.where(choices == 21, 0.0, 1.0))  # noqa: E731
+    assert blocks.draw_weighed(np.array([0, 0, 2, 2]), np.array([0.2, 0.3, 0.0, 0.999999]), factor).tolist() == \
+        [10, 11, 20, 20]
+    assert blocks.draw_weighed(np.array([2]), np.array([0.5]), lambda rows, choices: np.zeros(len(rows))).tolist() == [-1]
+
+
 def test_with_replay_one_every_step_within_a_session_is_a_real_move_even_from_an_untrained_network(spark, keep):
     """An untrained network writes items at random (about 1 in 12 of its moves forward); with
     `replay` 1 every step after a session's first takes a real move, all of which go forward and

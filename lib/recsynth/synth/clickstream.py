@@ -126,6 +126,23 @@ class Blocks:
         picked = np.searchsorted(self.cum, base + u * (self.cum[hi - 1] - base), side="right")
         return self.choice[np.minimum(picked, hi - 1)]   # u * total can round up to the total
 
+    def draw_weighed(self, block: np.ndarray, u: np.ndarray, weigh) -> np.ndarray:
+        """One choice per row from its (non-empty) block, with probability ~ count x the factor
+        `weigh(rows, choices)` gives each candidate (`rows` index `block`, one entry per
+        candidate, in row order), by u in [0, 1); -1 for a row whose factors are all 0."""
+        lo, sizes = self.offsets[block], self.offsets[block + 1] - self.offsets[block]
+        starts = np.cumsum(sizes) - sizes
+        rows = np.repeat(np.arange(len(block)), sizes)
+        entry = np.arange(sizes.sum()) - np.repeat(starts, sizes) + np.repeat(lo, sizes)
+        choices = self.choice[entry]
+        weight = np.diff(self.cum, prepend=0.0)[entry] * weigh(rows, choices)
+        cum, ends = np.cumsum(weight), starts + sizes - 1
+        base = np.where(starts > 0, cum[np.maximum(starts - 1, 0)], 0.0)
+        total = cum[ends] - base
+        picked = np.minimum(np.searchsorted(cum, base + u * total, side="right"), ends)
+        weighed = np.maximum.accumulate(np.where(weight > 0, np.arange(len(weight)), -1))   # u * total can round up
+        return np.where(total > 0, choices[weighed[picked]], -1)
+
 
 @dataclass(frozen=True)
 class ItemSide:

@@ -11,9 +11,11 @@ writes the rest and every step's event type. Only moves that at least `clickstre
 people took are replayed, so no move points at one person, as the chain's do not. Two common
 moves can still chain into a path only one person took, and on Online Retail's long invoices
 replaying moves alone put training people's distinctive 3-item paths into the output 0.094 of
-the time against the holdout's 0.057 (the gate allows 0.02 more). So a replayed step also never
-completes, with the two steps before it in its session, a 3-item path that fewer than
-`min_people` people took (`Replay.replayed`).
+the time against the holdout's 0.057 (the gate allows 0.02 more). So a replayed step draws only
+among the moves that do not complete, with the two steps before it in its session, a 3-item path
+that fewer than `min_people` people took (`Replay.replayed`). Which of the real moves a person
+takes can follow the crowd (how often each was taken) or also the network's reading of the
+person (`clickstream.sequence.replay_taste`).
 """
 from __future__ import annotations
 
@@ -73,19 +75,39 @@ class Replay:
     paths: np.ndarray
     items: int
 
+    def common(self, codes: np.ndarray) -> np.ndarray:
+        """Whether each 3-item path code is one enough people took."""
+        if not len(self.paths):
+            return np.zeros(len(codes), dtype=bool)
+        return self.paths[np.minimum(np.searchsorted(self.paths, codes), len(self.paths) - 1)] == codes
+
     def replayed(self, before: np.ndarray, previous: np.ndarray, chosen: np.ndarray, third: np.ndarray,
-                 u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which steps replay, and the item each would take (by u): those `chosen` (within a
-        session, by the replay share) whose `previous` item has a move; where the step is at least
-        the session's `third`, only if the path from the item `before` the previous one is in
-        `paths`, so that no replayed step completes a 3-item path fewer people took."""
-        replay = chosen & self.moves.offers(previous)
-        drawn = np.zeros(len(previous), dtype=np.int64)
-        drawn[replay] = self.moves.draw(previous[replay], u[replay])
-        codes = path_code(before.astype(np.int64), previous.astype(np.int64), drawn, self.items)
-        found = np.minimum(np.searchsorted(self.paths, codes), max(len(self.paths) - 1, 0))
-        common = self.paths[found] == codes if len(self.paths) else np.zeros(len(codes), dtype=bool)
-        return replay & (~third | common), drawn
+                 u: np.ndarray, scores: np.ndarray | None = None,
+                 taste: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Which steps replay, and the item each takes (by u): those `chosen` (within a session, by
+        the replay share) whose `previous` item has a move. A step at least its session's `third`
+        draws only among the moves that close, from the item `before` the previous one, a path in
+        `paths` (none: it does not replay), so that no replayed step completes a 3-item path fewer
+        people took. A move is drawn by how often people took it, times its probability under the
+        network's `scores` (a row per step, a column per item) to the power `taste`: at 0 every
+        person takes the crowd's moves; at 1 the network, which has read the person's earlier
+        steps, picks among them (a product of the two)."""
+        rows = np.flatnonzero(chosen & self.moves.offers(previous))
+
+        def weigh(row: np.ndarray, following: np.ndarray) -> np.ndarray:
+            step = rows[row]
+            factor = np.ones(len(row))
+            if taste:
+                logits = scores[step, following]
+                firsts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+                factor = np.exp(taste * (logits - np.maximum.reduceat(logits, firsts)[row]))
+            codes = path_code(before[step].astype(np.int64), previous[step].astype(np.int64), following, self.items)
+            return np.where(~third[step] | self.common(codes), factor, 0.0)
+
+        drawn = np.full(len(previous), -1, dtype=np.int64)
+        if len(rows):
+            drawn[rows] = self.moves.draw_weighed(previous[rows], u[rows], weigh)
+        return drawn >= 0, np.maximum(drawn, 0)
 
 
 def replay_of(steps: DataFrame, vocabulary: DataFrame, min_people: int, items: int) -> Replay:

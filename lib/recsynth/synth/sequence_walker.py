@@ -46,7 +46,8 @@ class TrainedGenerator:
     index its id and source index (-1: padding, the begin token, never drawn), and the
     temperature and min-p cut its items are drawn with (`clickstream.sequence.temperature`,
     `min_p`), and the share of steps after a session's first whose item replays a real move out
-    of the previous item (`replay`), from the training people's moves and paths (`replays`)."""
+    of the previous item (`replay`), from the training people's moves and paths (`replays`), the
+    network's say in which move (`replay_taste`, `moves.Replay.replayed`)."""
     weights: list
     params: dict
     item_ids: np.ndarray
@@ -55,6 +56,7 @@ class TrainedGenerator:
     min_p: float = 0.0
     replay: float = 0.0
     replays: Replay | None = None
+    replay_taste: float = 0.0
 
 
 def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict[str, int],
@@ -158,7 +160,8 @@ def writer(generator: TrainedGenerator):
                                                               < generator.replay)
                 earlier = max(step - 1, 0)
                 replayed, moved = generator.replays.replayed(items[alive, earlier], items[alive, step], chosen,
-                                                             planned.opens[alive, earlier] == 0, u)
+                                                             planned.opens[alive, earlier] == 0, u, scores,
+                                                             generator.replay_taste)
                 item[replayed] = moved[replayed]
             kinds = type_logits(tf.constant(states), tf.constant(item, tf.int32)).numpy()
             if params.context_categories:   # a conditioned generator writes its plan's purchases and carts

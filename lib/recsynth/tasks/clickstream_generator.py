@@ -34,7 +34,7 @@ def generator_params(ctx: RunContext, categories: int) -> seq.SequenceParams:
     on session contexts of `categories` known top categories)."""
     conf = ctx.conf.clickstream
     values = conf.sequence.model_dump(exclude={"epochs", "max_items", "max_categories", "conditioned", "rare_items",
-                                               "temperature", "min_p", "replay", "num_proc", "checkpoint_every"})
+                                               "temperature", "min_p", "replay", "replay_taste", "num_proc", "checkpoint_every"})
     return seq.SequenceParams(**values, max_epochs=conf.sequence.epochs, horizon=1, seed=conf.seed, generator=True,
                               context_categories=OTHER_CATEGORY + 1 + categories if conf.sequence.conditioned else 0)
 
@@ -88,4 +88,5 @@ def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, real_steps
     return TrainedGenerator(weights=chief["weights"], params=seq.params_dict(params),
                             item_ids=np.array(item_ids, dtype=object), item_sources=item_sources,
                             temperature=conf.sequence.temperature, min_p=conf.sequence.min_p,
-                            replay=conf.sequence.replay, replays=replays), sources, categories
+                            replay=conf.sequence.replay, replay_taste=conf.sequence.replay_taste,
+                            replays=replays), sources, categories

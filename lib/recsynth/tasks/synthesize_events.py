@@ -76,7 +76,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
             people = {"training": _people(train), "holdout": _people(holdout)}
         tracker.params({"generator": conf.generator, "sessions": conf.sessions, "users_multiplier": conf.users_multiplier,
                         "temperature": conf.sequence.temperature, "min_p": conf.sequence.min_p,
-                        "replay": conf.sequence.replay,
+                        "replay": conf.sequence.replay, "replay_taste": conf.sequence.replay_taste,
                         "max_session_events": conf.max_session_events, "min_people": conf.min_people,
                         "holdout_fraction": conf.holdout_fraction, "seed": conf.seed,
                         "fit_splits": list(ctx.conf.recs.fit_splits)})
