@@ -8,6 +8,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 
 from recsynth.synth import clickstream_fidelity as shape
 from recsynth.synth.clickstream import (Blocks, as_events, fit_markov, fit_sessions, generated_sessions,
@@ -66,6 +67,14 @@ def test_blocks_draw_each_rows_choice_from_its_own_block_by_count():
     assert drawn.tolist() == [10, 10, 11, 11, 20, 20]
 
 
+def test_weighed_draws_follow_count_times_factor_and_a_row_with_no_weight_draws_nothing():
+    blocks = Blocks.of(3, [(0, 10, 1), (0, 11, 1), (2, 20, 2), (2, 21, 2)])
+    factor = lambda rows, choices: np.where(choices == 11, 3.0, np.where(choices == 21, 0.0, 1.0))  # noqa: E731
+    assert blocks.draw_weighed(np.array([0, 0, 2, 2]), np.array([0.2, 0.3, 0.0, 0.999999]), factor).tolist() == \
+        [10, 11, 20, 20]
+    assert blocks.draw_weighed(np.array([2]), np.array([0.5]), lambda rows, choices: np.zeros(len(rows))).tolist() == [-1]
+
+
 def test_common_steps_are_replayed_and_a_one_person_path_is_not(spark, keep):
     chain = fit_markov(_planted(spark), _no_categories(spark), min_people=2, max_session_events=50, keep=keep)
     steps = sample_clickstream(chain, users_multiplier=3.0, seed=7, prefix="syn")
@@ -74,6 +83,9 @@ def test_common_steps_are_replayed_and_a_one_person_path_is_not(spark, keep):
     assert _walks(steps) == [COMMON] * 21
     users = {r["user_id"] for r in steps.select("user_id").distinct().collect()}
     assert len(users) == 21 and all(u.startswith("syn-") for u in users)
+    # every move the chain took is common; of the real ones, all but the canary's 4
+    real = session_steps(_planted(spark))
+    assert shape.common_move_shares(real, {"chain": steps, "real": real}, 2) == {"chain": 1.0, "real": 24 / 28}
 
 
 def test_the_independent_baseline_draws_each_step_alone_from_the_shared_items(spark, keep):
@@ -121,6 +133,22 @@ def test_shape_figures_on_planted_tables(spark):
     assert figures.item_gini == pytest.approx(2 * 10 / 12 - 1.5)
     assert figures.funnel == {"s.view_to_cart": 0.25, "s.cart_to_purchase": 1.0}
     assert shape.ks_distance({1: 2, 3: 2}, {1: 1, 3: 3}) == pytest.approx(0.25)
+
+
+def test_common_move_shares_count_the_moves_at_least_min_people_training_people_took(spark):
+    """Training: two people walk a, b, c and one a, d; only a -> b and b -> c are common (2
+    people). a, b, d has one common move of two; d, a and a, d none (a -> d only at 1 person); a,
+    b, c both, but not in another source."""
+    training = session_steps(_events(spark, {("u1", "s1"): [("a", "view"), ("b", "view"), ("c", "view")],
+                                             ("u2", "s2"): [("a", "view"), ("b", "view"), ("c", "view")],
+                                             ("u3", "s3"): [("a", "view"), ("d", "view")]}))
+    half = session_steps(_events(spark, {("h", "t1"): [("a", "view"), ("b", "view"), ("d", "view")],
+                                         ("h", "t2"): [("d", "view"), ("a", "view"), ("d", "view")]}))
+    elsewhere = session_steps(_events(spark, {("o", "t3"): [("a", "view"), ("b", "view"), ("c", "view")]})
+                              .withColumn("source", F.lit("other")))
+    assert shape.common_move_shares(training, {"half": half, "elsewhere": elsewhere}, 2) == {
+        "half": 0.25, "elsewhere": 0.0}
+    assert shape.common_move_shares(training, {"half": half}, 1) == {"half": 0.5}
 
 
 def test_a_sessions_context_is_its_most_frequent_category_and_its_numbers_of_purchases_and_carts(spark):

@@ -273,14 +273,6 @@ def test_a_third_step_draws_among_the_moves_that_close_a_common_path_and_taste_w
     assert at([0.5, 0.5], 0.0) == [3, 3] and at([0.5, 0.5], 1.0) == [2, 2] and at([0.4, 0.6], 0.5) == [2, 3]
 
 
-def test_weighed_draws_follow_count_times_factor_and_a_row_with_no_weight_draws_nothing():
-    blocks = Blocks.of(3, [(0, 10, 1), (0, 11, 1), (2, 20, 2), (2, 21, 2)])
-    factor = lambda rows, choices: np.where(choices == 11, 3.0, np.where(choices == 21, 0.0, 1.0))  # noqa: E731
-    assert blocks.draw_weighed(np.array([0, 0, 2, 2]), np.array([0.2, 0.3, 0.0, 0.999999]), factor).tolist() == \
-        [10, 11, 20, 20]
-    assert blocks.draw_weighed(np.array([2]), np.array([0.5]), lambda rows, choices: np.zeros(len(rows))).tolist() == [-1]
-
-
 def test_with_replay_one_every_step_within_a_session_is_a_real_move_even_from_an_untrained_network(spark, keep):
     """An untrained network writes items at random (about 1 in 12 of its moves forward); with
     `replay` 1 every step after a session's first takes a real move, all of which go forward and

@@ -97,6 +97,14 @@ def session_steps(events: DataFrame) -> DataFrame:
     return steps.withColumn("position", F.row_number().over(order)).drop("_funnel")
 
 
+def session_moves(steps: DataFrame) -> DataFrame:
+    """`steps` (`session_steps`) with the step after each in its session (`next_item`,
+    `next_type`): its moves. A session's last step has none and is left out."""
+    following = Window.partitionBy("source", "session_id").orderBy("position")
+    return steps.withColumn("next_item", F.lead("item_id").over(following)).withColumn(
+        "next_type", F.lead("event_type").over(following)).where(F.col("next_item").isNotNull())
+
+
 @dataclass(frozen=True)
 class Blocks:
     """Weighted choices in blocks: block g offers `choice[offsets[g]:offsets[g + 1]]`, weighted by
@@ -214,10 +222,7 @@ def fit_markov(events: DataFrame, item_categories: DataFrame, *, min_people: int
     with the same session lengths, times and people."""
     every_step = keep(session_steps(events))   # read four times: items, steps, moves, sessions
     steps = every_step.join(shared_items(every_step, min_people), ["source", "item_id"], "left_semi")
-    following = Window.partitionBy("source", "session_id").orderBy("position")
-    pairs = every_step.withColumn("next_item", F.lead("item_id").over(following)).withColumn(
-        "next_type", F.lead("event_type").over(following)).where(F.col("next_item").isNotNull())
-    moves = pairs.groupBy(*_STATE, "next_item", "next_type").agg(
+    moves = session_moves(every_step).groupBy(*_STATE, "next_item", "next_type").agg(
         F.countDistinct("user_id").alias("_people"), F.count(F.lit(1)).alias("taken")).where(
         F.col("_people") >= min_people)
     states = steps.groupBy(*_STATE).agg(F.count(F.lit(1)).alias("taken"),

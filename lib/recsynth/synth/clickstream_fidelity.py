@@ -1,15 +1,19 @@
 """How a synthetic clickstream's shape compares with the real one, on the figures a
 recommender team looks at first: session lengths (events per session: mean and the KS
 distance of the two distributions), how concentrated item popularity is (the Gini coefficient
-of events per item) and the funnel (carts per view, purchases per cart, per source); and how
-often a written session has the context it was planned with (`context_agreement`)."""
+of events per item) and the funnel (carts per view, purchases per cart, per source); how often a
+written session has the context it was planned with (`context_agreement`); and how many of its
+moves from one item to the next are moves real people took (`common_move_shares`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from recsynth.synth.clickstream import session_moves
 
 
 @dataclass(frozen=True)
@@ -83,3 +87,19 @@ def context_agreement(planned: DataFrame, written: DataFrame) -> dict[str, float
     row = both.agg(*[F.avg((value == F.col(f"_{figure}")).cast("double")).alias(figure)
                      for figure, value in compared.items()]).head()
     return {figure: row[figure] or 0.0 for figure in compared}
+
+
+def common_move_shares(training: DataFrame, others: dict[str, DataFrame], min_people: int) -> dict[str, float]:
+    """Per name in `others`, the share of its moves within sessions (one item to the next, steps
+    as `clickstream.session_steps`) that at least `min_people` of the `training` people took. A
+    holdout of real people shows how often a person the generator never saw takes such a move; a
+    synthetic clickstream far above it replays the crowd's moves (`clickstream.sequence.replay`),
+    far below it writes moves no one took."""
+    common = session_moves(training).groupBy("source", "item_id", "next_item").agg(
+        F.countDistinct("user_id").alias("_people")).where(F.col("_people") >= min_people).drop("_people")
+    sides = reduce(DataFrame.unionByName, [session_moves(steps).select("source", "item_id", "next_item", F.lit(name).alias("_side"))
+                                          for name, steps in others.items()])
+    shares = sides.join(common.withColumn("_common", F.lit(1.0)), ["source", "item_id", "next_item"], "left") \
+        .groupBy("_side").agg(F.avg(F.coalesce("_common", F.lit(0.0))).alias("share")).collect()
+    found = {r["_side"]: r["share"] for r in shares}
+    return {name: found.get(name, 0.0) for name in others}

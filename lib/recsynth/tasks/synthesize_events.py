@@ -14,7 +14,8 @@ often the written sessions have their planned context is measured for every gene
 The generator learns from the training people only: a holdout of people (split by person, the
 same draw as the tabular GAN's, `clickstream.holdout_fraction`) is the privacy yardstick
 (`recsynth.synth.person_privacy`). The run's figures go to synthetic.events_quality and MLflow:
-session lengths, item popularity (Gini) and the funnel beside the real ones, the distinctive
+session lengths, item popularity (Gini) and the funnel beside the real ones, how many moves
+from one item to the next are moves real people took (beside the holdout's), the distinctive
 paths found per side and the user-level membership AUC."""
 from __future__ import annotations
 
@@ -122,6 +123,8 @@ def synthesize_events(ctx: RunContext) -> Outcome:
             real_lengths, synthetic_lengths = shape_of.session_length_counts(train), shape_of.session_length_counts(synthetic)
             real, fake = shape_of.shape(train, real_lengths), shape_of.shape(synthetic, synthetic_lengths)
             agreement = shape_of.context_agreement(walks, session_contexts(synthetic, catalogue))
+            common_moves = shape_of.common_move_shares(session_steps(train), {
+                "synthetic": session_steps(synthetic), "holdout": session_steps(holdout)}, conf.min_people)
         failures = report.failures(privacy.max_excess_ngram_share, privacy.max_membership_auc)
         row = {"run_id": ctx.run_id, "model_version": ctx.run_id, "generator": conf.generator,
                "training_data_version": data_version, "training_people": people["training"],
@@ -137,7 +140,8 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                    ("train_person_share", report.paths.train_person_share),
                    ("holdout_person_share", report.paths.holdout_person_share))},
                "membership_auc": report.membership_auc, "gates_passed": not failures, "measured_at": ctx.started_at,
-               **{f"planned_{figure}_share": share for figure, share in agreement.items()}}
+               **{f"planned_{figure}_share": share for figure, share in agreement.items()},
+               **{f"{side}_common_move_share": share for side, share in common_moves.items()}}
         log.debug("synthetic clickstream %s: %s", ctx.run_id, row)
         tracker.metrics({key: value for key, value in row.items() if isinstance(value, float)})
         tracker.tags({"gates": "; ".join(failures) or "passed"})
@@ -153,7 +157,8 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                            f"{fake.item_gini:.2f} (real {real.item_gini:.2f}), planned top category kept in "
                            f"{agreement['category']:.0%} of sessions, purchase in {agreement['purchase']:.0%} (their number in "
                            f"{agreement['purchase_count']:.0%}) and cart in {agreement['cart']:.0%} (in "
-                           f"{agreement['cart_count']:.0%}), "
+                           f"{agreement['cart_count']:.0%}), moves real people took "
+                           f"{common_moves['synthetic']:.0%} (a holdout person's: {common_moves['holdout']:.0%}), "
                            f"membership AUC {report.membership_auc:.2f}")
 
 
