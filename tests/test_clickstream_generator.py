@@ -229,13 +229,17 @@ def test_the_real_moves_and_paths_are_those_enough_people_took_within_a_session(
     assert set(found) == forward and sum(found.values()) == PEOPLE * SESSIONS * (WALK - 1)
     assert (index["a00"], index["b05"]) in {(r["item"], r["next"]) for r in item_moves(steps, vocabulary, 1).collect()}
     items = 2 + len(ids)
-    paths = {r["path"] for r in item_paths(steps, vocabulary, 2, items).collect()}
+    paths = {r["path"] for r in item_paths(steps, vocabulary, item_moves(steps, vocabulary, 2), 2, items).collect()}
     assert paths == {path_code(index[_item(c, n)], index[_item(c, n + 1)], index[_item(c, n + 2)], items)
                      for c in "ab" for n in range(CYCLE)}
     replay = replay_of(steps, vocabulary, 2, items)
     assert sorted(replay.paths.tolist()) == sorted(paths) and replay.moves.cum[-1] == sum(found.values())
+    shared_forward = item_moves(steps, vocabulary, 2).where(f"next = {index['a01']}")
+    assert {r["path"] for r in item_paths(steps, vocabulary, shared_forward, 2, items).collect()} == \
+        {path_code(index[_item("a", CYCLE - 1)], index["a00"], index["a01"], items)}
     monkeypatch.setattr(moves_module, "MAX_SUCCESSORS", 0)
     assert item_moves(steps, vocabulary, 2).count() == 0
+    assert item_paths(steps, vocabulary, item_moves(steps, vocabulary, 1), 2, items).count() == 0
 
 
 def test_a_replayed_step_follows_a_real_move_and_never_completes_a_path_too_few_people_took():

@@ -28,7 +28,8 @@ from pyspark.sql import functions as F
 from recsynth.rec.features import ITEM_INDEX
 from recsynth.synth.clickstream import Blocks
 
-MAX_SUCCESSORS = 100   # the most-taken moves kept out of each item: what the writer holds stays bounded
+MAX_SUCCESSORS = 100   # the most-taken moves kept out of each item, and paths into each kept move: what the
+                       # writer holds stays bounded (items x 100 moves, x 100 paths)
 
 
 def _neighbours(steps: DataFrame, vocabulary: DataFrame) -> DataFrame:
@@ -53,12 +54,18 @@ def item_moves(steps: DataFrame, vocabulary: DataFrame, min_people: int) -> Data
         .select("item", "next", "taken")
 
 
-def item_paths(steps: DataFrame, vocabulary: DataFrame, min_people: int, items: int) -> DataFrame:
+def item_paths(steps: DataFrame, vocabulary: DataFrame, moves: DataFrame, min_people: int, items: int) -> DataFrame:
     """(path long): the 3-item paths within a session of `steps` that at least `min_people`
-    people took, each as one code of its item indices (`path_code`; `items` indices)."""
+    people took, each as one code of its item indices (`path_code`; `items` indices). Only the
+    paths a replayed step can ask about: those ending in one of `moves` (`item_moves`), the
+    `MAX_SUCCESSORS` most taken into each."""
     triples = _neighbours(steps, vocabulary).where(F.col("_before").isNotNull() & F.col("_next").isNotNull())
-    return triples.groupBy(path_code(F.col("_before"), F.col("_index"), F.col("_next"), items).alias("path")).agg(
-        F.countDistinct("user_id").alias("_people")).where(F.col("_people") >= min_people).select("path")
+    counted = triples.groupBy("_before", F.col("_index").alias("item"), F.col("_next").alias("next")).agg(
+        F.countDistinct("user_id").alias("_people"), F.count(F.lit(1)).alias("_taken")).where(
+        F.col("_people") >= min_people).join(moves.select("item", "next"), ["item", "next"], "left_semi")
+    ranked = Window.partitionBy("item", "next").orderBy(F.desc("_taken"), "_before")
+    return counted.withColumn("_rank", F.row_number().over(ranked)).where(F.col("_rank") <= MAX_SUCCESSORS).select(
+        path_code(F.col("_before"), F.col("item"), F.col("next"), items).alias("path"))
 
 
 def path_code(before, item, following, items: int):
@@ -112,10 +119,9 @@ class Replay:
 
 def replay_of(steps: DataFrame, vocabulary: DataFrame, min_people: int, items: int) -> Replay:
     """`item_moves` and `item_paths` of the training steps, for the writer: at most
-    `MAX_SUCCESSORS` moves per item and the 3-item paths at least `min_people` people took reach
-    the driver."""
-    moves = Blocks.of(items, [(r["item"], r["next"], r["taken"]) for r in item_moves(steps, vocabulary,
-                                                                                      min_people).collect()])
-    paths = np.sort(np.array([r["path"] for r in item_paths(steps, vocabulary, min_people, items).collect()],
-                             dtype=np.int64))
-    return Replay(moves, paths, items)
+    `MAX_SUCCESSORS` moves per item, and as many 3-item paths into each, reach the driver."""
+    kept = item_moves(steps, vocabulary, min_people).collect()
+    moves = Blocks.of(items, [(r["item"], r["next"], r["taken"]) for r in kept])
+    paths = item_paths(steps, vocabulary, steps.sparkSession.createDataFrame(
+        [(r["item"], r["next"]) for r in kept], "item int, next int"), min_people, items)
+    return Replay(moves, np.sort(np.array([r["path"] for r in paths.collect()], dtype=np.int64)), items)
