@@ -95,13 +95,13 @@ def test_other_sources_padding_and_oov_are_never_scored():
     assert np.isneginf(scores[1, [0, 1, 2, 3]]).all() and np.isfinite(scores[1, [4, 5]]).all()
 
 
-@pytest.mark.parametrize("full_softmax_max_items", [100, 3])
+@pytest.mark.parametrize("full_softmax_max_items,own_items_exact", [(100, False), (3, False), (3, True)])
 @pytest.mark.parametrize("horizon", [1, 3])
-def test_both_losses_are_finite_and_ignore_padding(full_softmax_max_items, horizon):
+def test_both_losses_are_finite_and_ignore_padding(full_softmax_max_items, own_items_exact, horizon):
     import tensorflow as tf
 
     params = seq.SequenceParams(**{**seq.params_dict(SMALL), "full_softmax_max_items": full_softmax_max_items,
-                                   "horizon": horizon})
+                                   "horizon": horizon, "own_items_exact": own_items_exact})
     network = seq.SequenceNetwork(params, 6)
     windows = np.array([[0, 0, 0, 0, 0, 2, 3], [0, 0, 2, 3, 4, 5, 2]], dtype=np.int32)
     item_sources = tf.constant([-1, -1, 0, 0, 0, 0])
@@ -113,6 +113,28 @@ def test_both_losses_are_finite_and_ignore_padding(full_softmax_max_items, horiz
     types = np.where(windows == 0, 3, np.minimum(windows, 1))
     again = seq.sequence_loss(network, windows, types, np.array([0, 0]), item_sources, log_q, tf.random.Generator.from_seed(0))
     assert np.isclose(again.numpy(), loss.numpy())
+
+
+def test_with_own_items_exact_the_sampled_loss_weighs_the_repeat_score_against_the_users_own_items():
+    """A user who never repeats (2, 3, 4, 5, 6), negatives drawn only among items 6 and 7: no own
+    item is ever sampled, so the plain sampled loss cannot see the repeat score (raising it by 100
+    leaves the loss exactly as it was) and a trained repeat score grows unchecked. With
+    `own_items_exact` the own items are candidates at every position, and the loss rises with it."""
+    import tensorflow as tf
+
+    windows = np.array([[0, 0, 2, 3, 4, 5, 6]], dtype=np.int32)
+    item_sources = tf.constant([-1, -1, 0, 0, 0, 0, 0, 0])
+    log_q = tf.math.log(tf.constant([1e-30, 1e-30, 1e-9, 1e-9, 1e-9, 1e-9, 0.5, 0.5]))
+    rises = {}
+    for exact in (False, True):
+        params = seq.SequenceParams(**{**seq.params_dict(SMALL), "full_softmax_max_items": 3, "own_items_exact": exact})
+        network = seq.SequenceNetwork(params, 8)
+        loss = lambda: seq.sequence_loss(network, windows, np.minimum(windows, 1), np.array([0]), item_sources,  # noqa: E731
+                                         log_q, tf.random.Generator.from_seed(0), training=False).numpy()
+        before = loss()
+        network.repeat_out.bias.assign(network.repeat_out.bias + 100.0)
+        rises[exact] = loss() - before
+    assert rises[False] == 0.0 and rises[True] > 50.0
 
 
 def test_a_longer_horizon_adds_the_following_items_as_targets():

@@ -674,6 +674,7 @@ class ClickstreamSequenceConf(AttentionConf):
     epochs: int = Field(default=10, ge=1)
     negatives: int = Field(default=1000, ge=1)         # sampled candidates per step (logQ-corrected)
     full_softmax_max_items: int = Field(default=5000, ge=1)
+    own_items_exact: bool = True                       # sampled softmax: a person's own items are candidates too
     max_items: int = Field(default=20000, ge=1)        # the most-touched shared items the generator can write
     max_categories: int = Field(default=200, ge=1)     # top categories it is conditioned on (the others: "other")
     conditioned: bool = True                           # false: it ignores the planned contexts (to measure them)

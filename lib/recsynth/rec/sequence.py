@@ -18,7 +18,11 @@ action" loss of PinnerFormer, Pancha et al. 2022). Candidates are every item of 
 it has at most `full_softmax_max_items` items, otherwise `negatives` items drawn from the
 targets' distribution q with the logQ correction (logit - log q) and accidental hits masked.
 Items of another source than the sequence's, padding and the out-of-vocabulary index are never
-candidates.
+candidates. The user's own items are rarely among the sampled candidates, so the repeat score is
+seldom weighed against them and grows until, over the full vocabulary, they crowd out every
+other item; with `own_items_exact` they are candidates at every position, each counted once and
+uncorrected (it is drawn with probability 1), against the sampled others corrected by log(n q)
+(n draws: their expected count), as a sampled softmax over two proposals.
 
 As a generator (`generator`: the synthetic clickstream's, `recsynth.synth.sequence_walker`) the
 same network also reads where sessions end - a token's type index is its event type's + 3 when
@@ -70,6 +74,7 @@ class SequenceParams:
     full_softmax_max_items: int = 5000   # at most this many items: every item is a candidate
     horizon: int = 1                     # the following events whose items are each position's targets
     logq_correction: bool = True
+    own_items_exact: bool = False        # sampled softmax: the user's own items are candidates at every step
     k: int = 10                          # the NDCG@k of early stopping
     seed: int = 0
     generator: bool = False              # read session ends, predict event types (see the module doc)
@@ -199,25 +204,40 @@ class SequenceNetwork:
         for variable, value in zip(self.variables, weights, strict=True):
             variable.assign(value)
 
-    def repeat_scores(self, items):
-        """(batch, t, j): the repeat score of the item at slot j after position t, on the first
-        slot of each distinct known item with j <= t (0 elsewhere, so each item counts once)."""
+    @staticmethod
+    def _same_known(items):
+        """(batch, j, k): whether slots j and k hold the same known item."""
+        import tensorflow as tf
+
+        known = items >= FIRST_KNOWN
+        return tf.equal(items[:, :, None], items[:, None, :]) & known[:, :, None] & known[:, None, :]
+
+    def own_slots(self, items):
+        """(batch, t, j): whether slot j holds, by position t, one of the user's own items: the
+        first slot of each distinct known item with j <= t (so each item counts once)."""
         import tensorflow as tf
 
         length = self.params.max_length
-        known = items >= FIRST_KNOWN
-        same = tf.equal(items[:, :, None], items[:, None, :]) & known[:, :, None] & known[:, None, :]
-        earlier = tf.linalg.band_part(tf.ones((length, length), tf.bool), -1, 0) & ~tf.eye(length, dtype=tf.bool)
-        first = known & ~tf.reduce_any(same & earlier[None], axis=2)               # no same item at an earlier slot
+        same = self._same_known(items)
+        up_to = tf.linalg.band_part(tf.ones((length, length), tf.bool), -1, 0)   # [j, k]: k <= j
+        first = (items >= FIRST_KNOWN) & ~tf.reduce_any(same & (up_to & ~tf.eye(length, dtype=tf.bool))[None], axis=2)
+        return first[:, None, :] & up_to[None]   # [t, j]: j <= t
+
+    def repeat_scores(self, items):
+        """(batch, t, j): the repeat score of the item at slot j after position t, on the user's
+        own slots (`own_slots`; 0 elsewhere)."""
+        import tensorflow as tf
+
+        length = self.params.max_length
+        same = self._same_known(items)
         k, t = np.arange(length)[:, None], np.arange(length)[None, :]
         gap = np.where(k <= t, t - k, -1)
         weights = np.stack([(gap >= 0), *[np.where(gap >= 0, d ** np.maximum(gap, 0), 0) for d in REPEAT_DECAYS],
                             (gap == 0)], axis=-1).astype(np.float32)               # (k, t, features)
         used = tf.einsum("bjk,ktf->btjf", tf.cast(same, tf.float32), tf.constant(weights))
         features = tf.concat([tf.math.log1p(used[..., :1]), used[..., 1:]], axis=-1)
-        valid = first[:, None, :] & tf.constant(k.T <= t.T)[None]                 # slot j seen by t: j <= t
         scores = self.repeat_out(self.repeat_hidden(features))[..., 0]
-        return tf.where(valid, scores, 0.0)
+        return tf.where(self.own_slots(items), scores, 0.0)
 
     def candidate_logits(self, states, items, repeat, candidates):
         """(batch, t, c): the scores of `candidates` ((c,) item indices) after each position."""
@@ -275,12 +295,28 @@ def sequence_loss(network: SequenceNetwork, windows, types, sources, item_source
         negatives = network.candidate_logits(states, items, repeat, candidates)
         positives = tf.stack([network.target_logits(states, items, repeat, targets[:, :, h])
                               for h in range(p.horizon)], axis=-1)
+        shift = float(np.log(p.negatives)) if p.own_items_exact else 0.0
         if p.logq_correction:
-            negatives -= tf.gather(log_q, candidates)[None, None, :]
-            positives -= tf.gather(log_q, targets)
+            negatives -= tf.gather(log_q, candidates)[None, None, :] + shift
+            corrected = positives - tf.gather(log_q, targets) - shift
         same_source = tf.equal(tf.gather(item_sources, candidates)[None, :], sources[:, None])[:, None, :]
         hit = tf.reduce_any(tf.equal(candidates[None, None, None, :], targets[:, :, :, None]), axis=2)
         negatives = tf.where(same_source & ~hit, negatives, MASKED)   # no positive is also a negative
+        if p.own_items_exact:
+            own = network.own_slots(items)
+            slot_of = lambda ids: tf.equal(ids[..., None], items[:, None, None, :])   # noqa: E731  (b, t, ..., j)
+            owned_target = tf.reduce_any(slot_of(targets) & own[:, :, None, :], axis=-1)   # (b, t, h)
+            if p.logq_correction:   # an own target is drawn with probability 1: not corrected
+                positives = tf.where(owned_target, positives, corrected)
+            owned = tf.cast(own, tf.float32)
+            sampled_own = tf.einsum("btj,bjc->btc", owned, tf.cast(tf.equal(items[:, :, None], candidates[None, None, :]),
+                                                                    tf.float32)) > 0
+            own_logits = (tf.einsum("btd,bjd->btj", states, network.item_embedding(items))
+                          + tf.gather(network.item_bias, items)[:, None, :] + repeat)
+            own_logits = tf.where(own & ~tf.reduce_any(slot_of(targets), axis=2), own_logits, MASKED)
+            negatives = tf.concat([tf.where(sampled_own, MASKED, negatives), own_logits], axis=-1)
+        elif p.logq_correction:
+            positives = corrected
         losses = tf.math.softplus(tf.reduce_logsumexp(negatives, axis=-1)[:, :, None] - positives)
     weights = tf.cast(real, losses.dtype)
     loss = tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
