@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from recsynth.synth.rare_items import filled_stand_ins, stand_in_pools, with_stand_ins
+from recsynth.synth.rare_items import filled_stand_ins, same_item_shares, stand_in_pools, with_stand_ins
 
 pytestmark = pytest.mark.spark
 
 STEPS = "source string, user_id string, session_id string, position int, item_id string, event_type string"
 CATALOGUE = "source string, item_id string, category string"
+SAME = "source string, _type_before string, event_type string, _same double"
 
 
 def test_steps_on_rare_items_move_to_their_categorys_stand_in(spark):
@@ -46,7 +47,7 @@ def test_written_stand_ins_become_catalogue_items_outside_the_vocabulary_one_per
                  ("s", f"p{n}", f"x{n}", 3, "a", "view"), ("s", f"p{n}", f"x{n}", 4, toys, "view")]
     rows += [("s", "q", "y", 1, food, "view"), ("t", "r", "z", 1, "~rare~t~unknown", "purchase")]
     written = spark.createDataFrame(rows, STEPS)
-    filled = filled_stand_ins(written, (table, sizes), seed=7)
+    filled = filled_stand_ins(written, (table, sizes), spark.createDataFrame([], SAME), seed=7)
     assert filled.columns == written.columns
     got = {(r["session_id"], r["position"]): (r["item_id"], r["event_type"]) for r in filled.collect()}
     assert len(got) == len(rows)   # every step kept, at its position, with its type
@@ -59,5 +60,31 @@ def test_written_stand_ins_become_catalogue_items_outside_the_vocabulary_one_per
     assert got[("y", 1)][0] in {"a", "b", "c", "d"}   # food has nothing outside: the source's catalogue
     assert got[("z", 1)][0] == "e"
     # seeded: the same stand-ins are filled the same way, however the rows arrive
-    again = filled_stand_ins(written.repartition(3), (table, sizes), seed=7)
+    again = filled_stand_ins(written.repartition(3), (table, sizes), spark.createDataFrame([], SAME), seed=7)
     assert filled.exceptAll(again).count() == 0 and again.exceptAll(filled).count() == 0
+
+
+def test_a_stand_in_after_itself_stays_on_the_item_as_often_as_real_people_stayed(spark):
+    """Real: a cart after a view of the same rare toy (the same item), a view after a view of a
+    rare toy once the same toy and once another, a toy after a shared item (not a run): shares 1
+    and 0.5. Written: with (view, cart) at 1 every cart keeps the viewed item; with (view, view)
+    at 0 every second view draws again (from two toys: another item about half the time)."""
+    steps = spark.createDataFrame([
+        ("s", "u1", "s1", 1, "toy1", "view"), ("s", "u1", "s1", 2, "toy1", "cart"),
+        ("s", "u2", "s2", 1, "toy1", "view"), ("s", "u2", "s2", 2, "toy2", "view"),
+        ("s", "u3", "s3", 1, "toy1", "view"), ("s", "u3", "s3", 2, "toy1", "view"),
+        ("s", "u4", "s4", 1, "a", "view"), ("s", "u4", "s4", 2, "toy1", "view")], STEPS)
+    shared = spark.createDataFrame([("s", "a", 2)], "source string, item_id string, _people long")
+    catalogue = spark.createDataFrame([("s", "a", "toys"), ("s", "toy1", "toys"), ("s", "toy2", "toys")], CATALOGUE)
+    assert sorted(tuple(r) for r in same_item_shares(steps, shared, catalogue).collect()) == [
+        ("s", "view", "cart", 1.0), ("s", "view", "view", 0.5)]
+
+    pools = stand_in_pools(catalogue, spark.createDataFrame([("a",)], "item_id string"))
+    toys = "~rare~s~toys"
+    written = spark.createDataFrame([row for n in range(40) for row in (
+        ("s", f"p{n}", f"x{n}", 1, toys, "view"), ("s", f"p{n}", f"x{n}", 2, toys, "cart"),
+        ("s", f"p{n}", f"y{n}", 1, toys, "view"), ("s", f"p{n}", f"y{n}", 2, toys, "view"))], STEPS)
+    same = spark.createDataFrame([("s", "view", "cart", 1.0), ("s", "view", "view", 0.0)], SAME)
+    got = {(r["session_id"], r["position"]): r["item_id"] for r in filled_stand_ins(written, pools, same, seed=7).collect()}
+    assert all(got[(f"x{n}", 1)] == got[(f"x{n}", 2)] for n in range(40))
+    assert 5 < sum(got[(f"y{n}", 1)] != got[(f"y{n}", 2)] for n in range(40)) < 35

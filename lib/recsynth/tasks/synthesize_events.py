@@ -31,10 +31,10 @@ from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import tracked_run
 from recsynth.synth import clickstream_fidelity as shape_of
 from recsynth.synth.clickstream import (as_events, fit_markov, fit_sessions, generated_sessions, plan_sessions,
-                                        session_contexts, session_steps, timed, walk_chain)
+                                        session_contexts, session_steps, shared_items, timed, walk_chain)
 from recsynth.synth.person_privacy import assess_people
 from recsynth.synth.privacy import split_by_person
-from recsynth.synth.rare_items import filled_stand_ins, stand_in_pools
+from recsynth.synth.rare_items import filled_stand_ins, same_item_shares, stand_in_pools
 from recsynth.synth.sequence_walker import write_sequences
 from recsynth.tasks.clickstream_generator import train_generator
 
@@ -106,8 +106,9 @@ def synthesize_events(ctx: RunContext) -> Outcome:
             if conf.sequence.rare_items:
                 known = spark.createDataFrame([(i,) for i in generator.item_ids if i is not None], "item_id string")
                 pools = tuple(keep(side) for side in stand_in_pools(catalogue, known))
+                same = keep(same_item_shares(real_steps, shared_items(real_steps, conf.min_people), catalogue))
                 fill = lambda walks: filled_stand_ins(write_sequences(walks, generator, sources, categories),  # noqa: E731
-                                                      pools, conf.seed)
+                                                      pools, same, conf.seed)
         with stage("sample", f"writing the sessions of {conf.users_multiplier:g} synthetic people per training person"):
             walks = keep(plan_sessions(sessions, users_multiplier=conf.users_multiplier, seed=conf.seed,
                                        prefix=f"syn{conf.seed}"))
