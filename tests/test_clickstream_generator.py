@@ -21,7 +21,8 @@ from recsynth.synth.clickstream import (Blocks, fit_markov, fit_sessions, plan_s
                                         session_contexts, session_steps)
 from recsynth.synth import moves as moves_module
 from recsynth.synth.clickstream_sequences import category_vocabulary, person_sequences
-from recsynth.synth.moves import Replay, item_moves, item_paths, path_code, replay_of
+from recsynth.synth.moves import (Replay, closes_distinctive, distinctive_paths, item_moves, item_paths, path_code,
+                                  replay_of)
 from recsynth.synth.sequence_walker import (TrainedGenerator, _draw, planned_steps, planned_types, step_contexts,
                                            training_window, write_sequences)
 from recsynth.rec.sequence_items import item_arrays
@@ -305,6 +306,50 @@ def test_with_replay_one_every_step_within_a_session_is_a_real_move_even_from_an
     kept = shape.context_agreement(walks, session_contexts(written[1.0], _categories(spark)))
     assert written[1.0].count() == PEOPLE * SESSIONS * WALK
     assert kept["cart_count"] == 1.0 and kept["purchase_count"] == 1.0
+    # the same writer told that every forward 3-item path is distinctive: no person's path
+    # (across sessions, a repeat collapsed) completes one, though every replayed move went forward
+    index = {item: k for k, item in enumerate(item_ids) if item is not None}
+    forward = np.sort(np.array([path_code(index[_item(c, n)], index[_item(c, n + 1)], index[_item(c, n + 2)], vocab_size)
+                                for c in "ab" for n in range(CYCLE)], dtype=np.int64))
+    careful = keep(write_sequences(walks, TrainedGenerator(untrained, seq.params_dict(params), item_ids, item_sources,
+                                                           replay=1.0, replays=replay_of(steps, vocabulary, 2, vocab_size),
+                                                           distinctive=forward), sources, categories))
+    assert _person_path_codes(written[1.0], index, vocab_size) & set(forward.tolist())
+    assert not _person_path_codes(careful, index, vocab_size) & set(forward.tolist())
+    assert careful.count() == PEOPLE * SESSIONS * WALK
+
+
+def _person_path_codes(steps, index: dict, items: int) -> set[int]:
+    """The 3-item path codes of each written person's items in the order written (sessions by
+    start, then id), a repeat collapsed."""
+    paths: dict[str, list[int]] = {}
+    for r in steps.orderBy("user_id", "start_s", "session_id", "position").collect():
+        path = paths.setdefault(r["user_id"], [])
+        if not path or path[-1] != index[r["item_id"]]:
+            path.append(index[r["item_id"]])
+    return {path_code(*path[k:k + 3], items) for path in paths.values() for k in range(len(path) - 2)}
+
+
+def test_distinctive_paths_are_a_persons_collapsed_3_item_paths_fewer_people_took(spark):
+    """u1 walks a, b, c then (next session) c, d: collapsed a, b, c, d; u2 walks a, b, c; u3 a
+    rare item (its stand-in), b, c. With support 2: a, b, c is two people's, b, c, d one's, and
+    the stand-in's path is no one's; with support 3 a, b, c is distinctive too."""
+    walks = {("u1", "s1"): "abc", ("u1", "s2"): "cd", ("u2", "s3"): "abc", ("u3", "s4"): ["~rare~shop~x", "b", "c"]}
+    steps = spark.createDataFrame([("shop", user, session, k + 1, item, "view", START + dt.timedelta(hours=h, minutes=k))
+                                   for h, ((user, session), items) in enumerate(walks.items())
+                                   for k, item in enumerate(items)],
+                                  "source string, user_id string, session_id string, position int, item_id string, "
+                                  "event_type string, event_time timestamp")
+    vocabulary = spark.createDataFrame([("a", 2), ("b", 3), ("c", 4), ("d", 5), ("~rare~shop~x", 6)],
+                                       "item_id string, item_idx int")
+    assert distinctive_paths(steps, vocabulary, 2, 7).tolist() == [path_code(3, 4, 5, 7)]
+    assert distinctive_paths(steps, vocabulary, 3, 7).tolist() == sorted([path_code(2, 3, 4, 7), path_code(3, 4, 5, 7)])
+
+
+def test_a_step_completing_a_distinctive_path_is_flagged_after_two_items_and_not_on_a_repeat():
+    distinctive = np.array([path_code(1, 2, 3, 5)])
+    second, last = np.array([1, 1, -1, 1]), np.array([2, 2, 2, 2])
+    assert closes_distinctive(distinctive, second, last, np.array([3, 4, 3, 2]), 5).tolist() == [True, False, False, False]
 
 
 @pytest.mark.horovod

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 
 from recsynth.rec.features import ITEM_INDEX
 from recsynth.synth.clickstream import Blocks
+from recsynth.synth.rare_items import STAND_IN
 
 MAX_SUCCESSORS = 100   # the most-taken moves kept out of each item, and paths into each kept move: what the
                        # writer holds stays bounded (items x 100 moves, x 100 paths)
@@ -68,6 +69,41 @@ def item_paths(steps: DataFrame, vocabulary: DataFrame, moves: DataFrame, min_pe
         path_code(F.col("_before"), F.col("item"), F.col("next"), items).alias("path"))
 
 
+def distinctive_paths(steps: DataFrame, vocabulary: DataFrame, min_support: int, items: int) -> np.ndarray:
+    """The sorted codes (`path_code`) of the 3-item paths of `steps`' people that fewer than
+    `min_support` of them took: each person's items in time order across their sessions, a
+    repeat of the item before collapsed (as `person_privacy.paths` cuts the paths whose
+    exposure the privacy gate measures), over the items of `vocabulary` but its stand-ins (a
+    written stand-in becomes a catalogue item at random, no one's path)."""
+    person = Window.partitionBy("source", "user_id").orderBy("event_time", "session_id", "position")
+    collapsed = steps.withColumn("_before", F.lag("item_id").over(person)).where(
+        F.col("_before").isNull() | (F.col("_before") != F.col("item_id")))
+    grams = collapsed.select("source", "user_id", F.col("item_id").alias("_a"),
+                             F.lead("item_id", 1).over(person).alias("_b"), F.lead("item_id", 2).over(person).alias("_c"))
+    index = vocabulary.where(~F.col("item_id").startswith(STAND_IN)).select("item_id", F.col(ITEM_INDEX).cast("long"))
+    for name in ("_a", "_b", "_c"):
+        grams = grams.join(F.broadcast(index.withColumnRenamed("item_id", name).withColumnRenamed(ITEM_INDEX, f"{name}i")),
+                           name)
+    rare = grams.groupBy("_ai", "_bi", "_ci").agg(F.countDistinct("source", "user_id").alias("_people")).where(
+        F.col("_people") < min_support).select(path_code(F.col("_ai"), F.col("_bi"), F.col("_ci"), items).alias("path"))
+    return np.sort(np.array([r["path"] for r in rare.collect()], dtype=np.int64))
+
+
+def closes_distinctive(distinctive: np.ndarray, second: np.ndarray, last: np.ndarray, item: np.ndarray,
+                       items: int) -> np.ndarray:
+    """Whether writing `item` after a person's path ends in `second`, `last` (its last two items,
+    a repeat collapsed; -1: none yet) completes one of the `distinctive` 3-item paths (sorted codes)."""
+    codes = path_code(np.maximum(second, 0), np.maximum(last, 0), item.astype(np.int64), items)
+    return (second >= 0) & (item != last) & sorted_member(distinctive, codes)
+
+
+def sorted_member(codes: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Whether each of `found` is in the sorted array `codes`."""
+    if not len(codes):
+        return np.zeros(len(found), dtype=bool)
+    return codes[np.minimum(np.searchsorted(codes, found), len(codes) - 1)] == found
+
+
 def path_code(before, item, following, items: int):
     """A 3-item path as one number (item indices below `items`, so distinct paths differ); works
     on Spark columns and on numpy arrays alike."""
@@ -81,12 +117,6 @@ class Replay:
     moves: Blocks
     paths: np.ndarray
     items: int
-
-    def common(self, codes: np.ndarray) -> np.ndarray:
-        """Whether each 3-item path code is one enough people took."""
-        if not len(self.paths):
-            return np.zeros(len(codes), dtype=bool)
-        return self.paths[np.minimum(np.searchsorted(self.paths, codes), len(self.paths) - 1)] == codes
 
     def replayed(self, before: np.ndarray, previous: np.ndarray, chosen: np.ndarray, third: np.ndarray,
                  u: np.ndarray, scores: np.ndarray | None = None,
@@ -109,7 +139,7 @@ class Replay:
                 firsts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
                 factor = np.exp(taste * (logits - np.maximum.reduceat(logits, firsts)[row]))
             codes = path_code(before[step].astype(np.int64), previous[step].astype(np.int64), following, self.items)
-            return np.where(~third[step] | self.common(codes), factor, 0.0)
+            return np.where(~third[step] | sorted_member(self.paths, codes), factor, 0.0)
 
         drawn = np.full(len(previous), -1, dtype=np.int64)
         if len(rows):

@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 from recsynth.rec import sequence as seq
 from recsynth.synth.clickstream import WALKED, step_uniform
 from recsynth.synth.clickstream_sequences import BEGIN, CATEGORY_INDEX, PLAN, SESSION_END, person_plans
-from recsynth.synth.moves import Replay
+from recsynth.synth.moves import Replay, closes_distinctive
 from recsynth.synth.rare_items import STAND_IN
 from recsynth.train.scoring import score_on_executors
 
@@ -47,7 +47,9 @@ class TrainedGenerator:
     temperature and min-p cut its items are drawn with (`clickstream.sequence.temperature`,
     `min_p`), and the share of steps after a session's first whose item replays a real move out
     of the previous item (`replay`), from the training people's moves and paths (`replays`), the
-    network's say in which move (`replay_taste`, `moves.Replay.replayed`)."""
+    network's say in which move (`replay_taste`, `moves.Replay.replayed`), and the training
+    people's distinctive 3-item paths that no written step may complete (`distinctive`,
+    `moves.distinctive_paths`)."""
     weights: list
     params: dict
     item_ids: np.ndarray
@@ -57,6 +59,7 @@ class TrainedGenerator:
     replay: float = 0.0
     replays: Replay | None = None
     replay_taste: float = 0.0
+    distinctive: np.ndarray | None = None
 
 
 def write_sequences(walks: DataFrame, generator: TrainedGenerator, sources: dict[str, int],
@@ -140,6 +143,7 @@ def writer(generator: TrainedGenerator):
         planned = planned_steps(sessions, lengths, steps)
         contexts = np.zeros((people, steps + 1), dtype=np.int32)   # token t reads the context of token t + 1
         written = np.zeros((people, len(seq.EVENT_TYPES)), dtype=np.int64)   # per type, in the session being written
+        path = np.full((people, 2), -1, dtype=np.int64)   # each person's last two items, a repeat collapsed
         for step in range(steps):
             alive = np.flatnonzero(totals > step)
             written[alive[planned.opens[alive, step] == 1]] = 0
@@ -163,17 +167,37 @@ def writer(generator: TrainedGenerator):
                                                              planned.opens[alive, earlier] == 0, u, scores,
                                                              generator.replay_taste)
                 item[replayed] = moved[replayed]
+            if generator.distinctive is not None:
+                item = _avoiding(generator.distinctive, path[alive], item, scores, u, generator, stand_ins)
             kinds = type_logits(tf.constant(states), tf.constant(item, tf.int32)).numpy()
             if params.context_categories:   # a conditioned generator writes its plan's purchases and carts
                 kinds = np.where(planned_types(planned, written, alive, step), kinds, -np.inf)
             kind = _draw(kinds, step_uniform(keys[alive] ^ _TYPE_SALT, step))
             np.add.at(written, (alive, kind), 1)
             items[alive, step + 1] = item
+            moved_on = alive[item != path[alive, 1]]
+            path[moved_on, 0], path[moved_on, 1] = path[moved_on, 1], items[moved_on, step + 1]
             types[alive, step + 1] = kind + 1 + SESSION_END * (planned.left[alive, step] == 0)
         return _rows(plans, sessions, lengths, items[:, 1:], (types[:, 1:] - 1) % len(seq.EVENT_TYPES),
                      generator.item_ids)
 
     return write
+
+
+def _avoiding(distinctive: np.ndarray, path: np.ndarray, item: np.ndarray, scores: np.ndarray, u: np.ndarray,
+              generator: TrainedGenerator, stand_ins: np.ndarray) -> np.ndarray:
+    """`item` where no step completes a distinctive path after its person's `path` (last two
+    items): a step that would draws again from the network's `scores` without that item, until
+    none does or the step has no item left to draw (a stand-in never completes one)."""
+    item = item.copy()
+    blocked = np.flatnonzero(closes_distinctive(distinctive, path[:, 0], path[:, 1], item, len(generator.item_ids)))
+    while len(blocked):
+        scores[blocked, item[blocked]] = -np.inf
+        blocked = blocked[np.isfinite(scores[blocked]).any(axis=1)]
+        item[blocked] = _draw(scores[blocked], u[blocked], generator.temperature, generator.min_p, stand_ins)
+        blocked = blocked[closes_distinctive(distinctive, path[blocked, 0], path[blocked, 1], item[blocked],
+                                             len(generator.item_ids))]
+    return item
 
 
 def training_window(tokens: np.ndarray, target: int, length: int) -> tuple[np.ndarray, np.ndarray]:

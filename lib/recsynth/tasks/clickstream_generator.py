@@ -18,7 +18,7 @@ from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import Tracker
 from recsynth.synth.clickstream import shared_items
 from recsynth.synth.clickstream_sequences import OTHER_CATEGORY, category_vocabulary, person_sequences
-from recsynth.synth.moves import replay_of
+from recsynth.synth.moves import distinctive_paths, replay_of
 from recsynth.synth.rare_items import with_stand_ins
 from recsynth.synth.sequence_walker import TrainedGenerator
 from recsynth.rec.sequence_items import item_arrays
@@ -34,7 +34,7 @@ def generator_params(ctx: RunContext, categories: int) -> seq.SequenceParams:
     on session contexts of `categories` known top categories)."""
     conf = ctx.conf.clickstream
     values = conf.sequence.model_dump(exclude={"epochs", "max_items", "max_categories", "conditioned", "rare_items",
-                                               "temperature", "min_p", "replay", "replay_taste", "num_proc", "checkpoint_every"})
+                                               "temperature", "min_p", "replay", "replay_taste", "avoid_distinctive_paths", "num_proc", "checkpoint_every"})
     return seq.SequenceParams(**values, max_epochs=conf.sequence.epochs, horizon=1, seed=conf.seed, generator=True,
                               context_categories=OTHER_CATEGORY + 1 + categories if conf.sequence.conditioned else 0)
 
@@ -67,6 +67,8 @@ def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, real_steps
         for row in vocabulary.collect():   # bounded by clickstream.sequence.max_items
             item_ids[row[ITEM_INDEX]] = row["item_id"]
         replays = replay_of(steps, vocabulary, conf.min_people, vocab_size) if conf.sequence.replay > 0 else None
+        distinctive = (distinctive_paths(steps, vocabulary, conf.privacy.min_ngram_support, vocab_size)
+                       if conf.sequence.avoid_distinctive_paths else None)
     check_shardable(files, ranks, "the sequence generator's windows")
     folder = checkpoints.folder(ctx.lake.root, "clickstream_sequence", training_data,
                                 [vocab_size, seq.LAYOUT_VERSION, conf.sequence.rare_items],
@@ -89,4 +91,4 @@ def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, real_steps
                             item_ids=np.array(item_ids, dtype=object), item_sources=item_sources,
                             temperature=conf.sequence.temperature, min_p=conf.sequence.min_p,
                             replay=conf.sequence.replay, replay_taste=conf.sequence.replay_taste,
-                            replays=replays), sources, categories
+                            replays=replays, distinctive=distinctive), sources, categories

@@ -78,6 +78,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
         tracker.params({"generator": conf.generator, "sessions": conf.sessions, "users_multiplier": conf.users_multiplier,
                         "temperature": conf.sequence.temperature, "min_p": conf.sequence.min_p,
                         "replay": conf.sequence.replay, "replay_taste": conf.sequence.replay_taste,
+                        "avoid_distinctive_paths": conf.sequence.avoid_distinctive_paths,
                         "max_session_events": conf.max_session_events, "min_people": conf.min_people,
                         "holdout_fraction": conf.holdout_fraction, "seed": conf.seed,
                         "fit_splits": list(ctx.conf.recs.fit_splits)})
