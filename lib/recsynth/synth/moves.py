@@ -16,6 +16,12 @@ among the moves that do not complete, with the two steps before it in its sessio
 that fewer than `min_people` people took (`Replay.replayed`). Which of the real moves a person
 takes can follow the crowd (how often each was taken) or also the network's reading of the
 person (`clickstream.sequence.replay_taste`).
+
+The network itself can write a training person's own path back. Whatever writes a step, it
+never completes a 3-item path that fewer than `clickstream.privacy.min_ngram_support` training
+people took (`distinctive_paths`, read as the privacy gate reads a person: their items across
+sessions, a repeat collapsed); the writer draws again from the network without that item
+(`clickstream.sequence.avoid_distinctive_paths`).
 """
 from __future__ import annotations
 
