@@ -309,7 +309,8 @@ def test_the_generators_temperature_min_p_and_replay_are_sampling_settings_not_n
     from recsynth.tasks.clickstream_generator import generator_params
 
     sharp = load_conf("local", ["clickstream.sequence.temperature=0.5", "clickstream.sequence.min_p=0.05",
-                                "clickstream.sequence.replay=0.5", "clickstream.sequence.replay_taste=1"], CONF)
+                                "clickstream.sequence.replay=0.5", "clickstream.sequence.replay_taste=1",
+                                "clickstream.sequence.avoid_distinctive_paths=false"], CONF)
     assert (sharp.clickstream.sequence.temperature, sharp.clickstream.sequence.min_p) == (0.5, 0.05)
     assert params_dict(generator_params(SimpleNamespace(conf=sharp), categories=7)) == \
         params_dict(generator_params(SimpleNamespace(conf=load_conf("local", [], CONF)), categories=7))
