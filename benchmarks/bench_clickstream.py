@@ -135,9 +135,10 @@ def main() -> None:
         "sessions with their planned top category / purchase / cart / number of purchases / of carts (no target)":
             " / ".join("n/a" if quality.get(f"planned_{kind}_share") is None else f"{quality[f'planned_{kind}_share']:.3f}"
                        for kind in ("category", "purchase", "cart", "purchase_count", "cart_count")),
-        "moves from one item to the next that min_people training people took, synthetic / a holdout person's "
-        "(no target)": " / ".join("n/a" if quality.get(f"{side}_common_move_share") is None
-                                  else f"{quality[f'{side}_common_move_share']:.3f}" for side in ("synthetic", "holdout")),
+        **{f"moves from one item to the next {what}, synthetic / a holdout person's (no target)": " / ".join(
+            "n/a" if quality.get(f"{side}_{kind}_move_share") is None else f"{quality[f'{side}_{kind}_move_share']:.3f}"
+            for side in ("synthetic", "holdout"))
+           for kind, what in (("common", "that min_people training people took"), ("repeat", "to the same item"))},
         "distinctive paths found, training / holdout": ", ".join(
             f"{n}: {quality['train_ngram_share'][n]:.4f} / {quality['holdout_ngram_share'][n]:.4f}"
             for n in sorted(quality["train_ngram_share"])),

@@ -85,7 +85,8 @@ def test_common_steps_are_replayed_and_a_one_person_path_is_not(spark, keep):
     assert len(users) == 21 and all(u.startswith("syn-") for u in users)
     # every move the chain took is common; of the real ones, all but the canary's 4
     real = session_steps(_planted(spark))
-    assert shape.common_move_shares(real, {"chain": steps, "real": real}, 2) == {"chain": 1.0, "real": 24 / 28}
+    assert shape.move_shares(real, {"chain": steps, "real": real}, 2) == {
+        "chain": {"common": 1.0, "repeat": 0.0}, "real": {"common": 24 / 28, "repeat": 0.0}}
 
 
 def test_the_independent_baseline_draws_each_step_alone_from_the_shared_items(spark, keep):
@@ -135,20 +136,20 @@ def test_shape_figures_on_planted_tables(spark):
     assert shape.ks_distance({1: 2, 3: 2}, {1: 1, 3: 3}) == pytest.approx(0.25)
 
 
-def test_common_move_shares_count_the_moves_at_least_min_people_training_people_took(spark):
+def test_move_shares_count_the_moves_at_least_min_people_training_people_took_and_the_repeats(spark):
     """Training: two people walk a, b, c and one a, d; only a -> b and b -> c are common (2
-    people). a, b, d has one common move of two; d, a and a, d none (a -> d only at 1 person); a,
-    b, c both, but not in another source."""
+    people). Of a, b, d and d, d, a, d's five moves a -> b is common (a -> d too with one person
+    enough) and d -> d a repeat; a, b, c's are both common, but not in another source."""
     training = session_steps(_events(spark, {("u1", "s1"): [("a", "view"), ("b", "view"), ("c", "view")],
                                              ("u2", "s2"): [("a", "view"), ("b", "view"), ("c", "view")],
                                              ("u3", "s3"): [("a", "view"), ("d", "view")]}))
     half = session_steps(_events(spark, {("h", "t1"): [("a", "view"), ("b", "view"), ("d", "view")],
-                                         ("h", "t2"): [("d", "view"), ("a", "view"), ("d", "view")]}))
+                                         ("h", "t2"): [("d", "view"), ("d", "view"), ("a", "view"), ("d", "view")]}))
     elsewhere = session_steps(_events(spark, {("o", "t3"): [("a", "view"), ("b", "view"), ("c", "view")]})
                               .withColumn("source", F.lit("other")))
-    assert shape.common_move_shares(training, {"half": half, "elsewhere": elsewhere}, 2) == {
-        "half": 0.25, "elsewhere": 0.0}
-    assert shape.common_move_shares(training, {"half": half}, 1) == {"half": 0.5}
+    assert shape.move_shares(training, {"half": half, "elsewhere": elsewhere}, 2) == {
+        "half": {"common": 0.2, "repeat": 0.2}, "elsewhere": {"common": 0.0, "repeat": 0.0}}
+    assert shape.move_shares(training, {"half": half}, 1) == {"half": {"common": 0.4, "repeat": 0.2}}
 
 
 def test_a_sessions_context_is_its_most_frequent_category_and_its_numbers_of_purchases_and_carts(spark):

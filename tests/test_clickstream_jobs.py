@@ -20,7 +20,7 @@ from recsynth.errors import JobFailed, LakeError
 from recsynth.lake import Lake
 from recsynth.runtime.runs import last_success, run_job
 from recsynth.synth.clickstream import session_steps
-from recsynth.synth.clickstream_fidelity import common_move_shares
+from recsynth.synth.clickstream_fidelity import move_shares
 from recsynth.synth.privacy import split_by_person
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -60,9 +60,9 @@ def test_synthetic_events_are_catalogue_items_of_synthetic_people(gold_lake, pub
     assert set(quality[0]["train_ngram_share"]) == {"3", "4", "5"}
     fit = lake.read(T.GOLD_SPLITS).where(F.col("split").isin(*conf.recs.fit_splits))
     train, holdout = (session_steps(side) for side in split_by_person(fit, conf.clickstream.holdout_fraction))
-    assert common_move_shares(train, {"synthetic": session_steps(events), "holdout": holdout},
-                              conf.clickstream.min_people) == {
-        side: quality[0][f"{side}_common_move_share"] for side in ("synthetic", "holdout")}
+    assert move_shares(train, {"synthetic": session_steps(events), "holdout": holdout}, conf.clickstream.min_people) == {
+        side: {kind: quality[0][f"{side}_{kind}_move_share"] for kind in ("common", "repeat")}
+        for side in ("synthetic", "holdout")}
 
 
 def test_an_unchanged_rerun_is_skipped(spark, gold_lake, published):

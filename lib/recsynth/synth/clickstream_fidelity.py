@@ -2,8 +2,9 @@
 recommender team looks at first: session lengths (events per session: mean and the KS
 distance of the two distributions), how concentrated item popularity is (the Gini coefficient
 of events per item) and the funnel (carts per view, purchases per cart, per source); how often a
-written session has the context it was planned with (`context_agreement`); and how many of its
-moves from one item to the next are moves real people took (`common_move_shares`)."""
+written session has the context it was planned with (`context_agreement`); and of its moves from
+one item to the next, how many are moves real people took and how many stay on the item
+(`move_shares`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -89,17 +90,20 @@ def context_agreement(planned: DataFrame, written: DataFrame) -> dict[str, float
     return {figure: row[figure] or 0.0 for figure in compared}
 
 
-def common_move_shares(training: DataFrame, others: dict[str, DataFrame], min_people: int) -> dict[str, float]:
-    """Per name in `others`, the share of its moves within sessions (one item to the next, steps
-    as `clickstream.session_steps`) that at least `min_people` of the `training` people took. A
-    holdout of real people shows how often a person the generator never saw takes such a move; a
-    synthetic clickstream far above it replays the crowd's moves (`clickstream.sequence.replay`),
-    far below it writes moves no one took."""
+def move_shares(training: DataFrame, others: dict[str, DataFrame], min_people: int) -> dict[str, dict[str, float]]:
+    """Per name in `others`, of its moves within sessions (one item to the next, steps as
+    `clickstream.session_steps`): the share that at least `min_people` of the `training` people
+    took (`common`), and the share that stay on the same item (`repeat`). A holdout of real people
+    shows how often a person the generator never saw takes such a move: a synthetic clickstream
+    far above it replays the crowd's moves (`clickstream.sequence.replay`), far below it writes
+    moves no one took; one that repeats far more often than real people lists the same item over
+    and over (the sequence generator did, before its own items were candidates in training)."""
     common = session_moves(training).groupBy("source", "item_id", "next_item").agg(
         F.countDistinct("user_id").alias("_people")).where(F.col("_people") >= min_people).drop("_people")
     sides = reduce(DataFrame.unionByName, [session_moves(steps).select("source", "item_id", "next_item", F.lit(name).alias("_side"))
                                           for name, steps in others.items()])
     shares = sides.join(common.withColumn("_common", F.lit(1.0)), ["source", "item_id", "next_item"], "left") \
-        .groupBy("_side").agg(F.avg(F.coalesce("_common", F.lit(0.0))).alias("share")).collect()
-    found = {r["_side"]: r["share"] for r in shares}
-    return {name: found.get(name, 0.0) for name in others}
+        .groupBy("_side").agg(F.avg(F.coalesce("_common", F.lit(0.0))).alias("common"),
+                              F.avg((F.col("item_id") == F.col("next_item")).cast("double")).alias("repeat")).collect()
+    found = {r["_side"]: {"common": r["common"], "repeat": r["repeat"]} for r in shares}
+    return {name: found.get(name, {"common": 0.0, "repeat": 0.0}) for name in others}

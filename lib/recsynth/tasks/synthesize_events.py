@@ -15,7 +15,8 @@ The generator learns from the training people only: a holdout of people (split b
 same draw as the tabular GAN's, `clickstream.holdout_fraction`) is the privacy yardstick
 (`recsynth.synth.person_privacy`). The run's figures go to synthetic.events_quality and MLflow:
 session lengths, item popularity (Gini) and the funnel beside the real ones, how many moves
-from one item to the next are moves real people took (beside the holdout's), the distinctive
+from one item to the next are moves real people took and how many stay on the item (beside a
+holdout person's), the distinctive
 paths found per side and the user-level membership AUC."""
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
             real_lengths, synthetic_lengths = shape_of.session_length_counts(train), shape_of.session_length_counts(synthetic)
             real, fake = shape_of.shape(train, real_lengths), shape_of.shape(synthetic, synthetic_lengths)
             agreement = shape_of.context_agreement(walks, session_contexts(synthetic, catalogue))
-            common_moves = shape_of.common_move_shares(session_steps(train), {
+            moves = shape_of.move_shares(session_steps(train), {
                 "synthetic": session_steps(synthetic), "holdout": session_steps(holdout)}, conf.min_people)
         failures = report.failures(privacy.max_excess_ngram_share, privacy.max_membership_auc)
         row = {"run_id": ctx.run_id, "model_version": ctx.run_id, "generator": conf.generator,
@@ -143,7 +144,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                    ("holdout_person_share", report.paths.holdout_person_share))},
                "membership_auc": report.membership_auc, "gates_passed": not failures, "measured_at": ctx.started_at,
                **{f"planned_{figure}_share": share for figure, share in agreement.items()},
-               **{f"{side}_common_move_share": share for side, share in common_moves.items()}}
+               **{f"{side}_{kind}_move_share": share for side, shares in moves.items() for kind, share in shares.items()}}
         log.debug("synthetic clickstream %s: %s", ctx.run_id, row)
         tracker.metrics({key: value for key, value in row.items() if isinstance(value, float)})
         tracker.tags({"gates": "; ".join(failures) or "passed"})
@@ -160,7 +161,8 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                            f"{agreement['category']:.0%} of sessions, purchase in {agreement['purchase']:.0%} (their number in "
                            f"{agreement['purchase_count']:.0%}) and cart in {agreement['cart']:.0%} (in "
                            f"{agreement['cart_count']:.0%}), moves real people took "
-                           f"{common_moves['synthetic']:.0%} (a holdout person's: {common_moves['holdout']:.0%}), "
+                           f"{moves['synthetic']['common']:.0%} and to the same item {moves['synthetic']['repeat']:.0%} "
+                           f"(a holdout person's: {moves['holdout']['common']:.0%} and {moves['holdout']['repeat']:.0%}), "
                            f"membership AUC {report.membership_auc:.2f}")
 
 
