@@ -10,8 +10,10 @@ the repeat scorer, as in recommending). A step's item is drawn from the softmax 
 `clickstream.sequence.temperature` and `min_p` reshape the draw among the shared items while
 the rare items' stand-ins keep their scored share (`_sharpened`). Within a session, a share
 `clickstream.sequence.replay` of the steps takes its item from the real moves out of the
-previous item instead, where it has one (`recsynth.synth.moves`). Then the step's event type is
-drawn from the type head's own softmax given that item. The
+previous item instead, where it has one (`recsynth.synth.moves`). A step, replayed or drawn,
+that would complete one of the training people's distinctive 3-item paths (each person's last
+two items, a repeat collapsed, then this one) draws again from the network without that item
+(`_avoiding`). Then the step's event type is drawn from the type head's own softmax given that item. The
 token written carries the session end when the plan's session is over, so the next step knows
 it opens a new session; a person's later sessions are conditioned on their earlier ones. Every
 draw is seeded by the person's key and the step. The network's batched arithmetic can round a

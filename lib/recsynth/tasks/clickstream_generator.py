@@ -34,7 +34,8 @@ def generator_params(ctx: RunContext, categories: int) -> seq.SequenceParams:
     on session contexts of `categories` known top categories)."""
     conf = ctx.conf.clickstream
     values = conf.sequence.model_dump(exclude={"epochs", "max_items", "max_categories", "conditioned", "rare_items",
-                                               "temperature", "min_p", "replay", "replay_taste", "avoid_distinctive_paths", "num_proc", "checkpoint_every"})
+                                               "temperature", "min_p", "replay", "replay_taste",
+                                               "avoid_distinctive_paths", "num_proc", "checkpoint_every"})
     return seq.SequenceParams(**values, max_epochs=conf.sequence.epochs, horizon=1, seed=conf.seed, generator=True,
                               context_categories=OTHER_CATEGORY + 1 + categories if conf.sequence.conditioned else 0)
 
