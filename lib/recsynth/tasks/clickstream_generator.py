@@ -16,7 +16,6 @@ from recsynth.rec.features import ITEM_INDEX, item_vocabulary
 from recsynth.runtime.runs import RunContext
 from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import Tracker
-from recsynth.synth.clickstream import shared_items
 from recsynth.synth.clickstream_sequences import OTHER_CATEGORY, category_vocabulary, person_sequences
 from recsynth.synth.moves import distinctive_paths, replay_of
 from recsynth.synth.rare_items import with_stand_ins
@@ -41,17 +40,17 @@ def generator_params(ctx: RunContext, categories: int) -> seq.SequenceParams:
 
 
 def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, real_steps: DataFrame, contexts: DataFrame,
-                    item_categories: DataFrame, *, training_data: list, scratch: str,
+                    item_categories: DataFrame, shared: DataFrame, *, training_data: list, scratch: str,
                     keep) -> tuple[TrainedGenerator, dict[str, int], DataFrame]:
     """The generator trained on `real_steps` (`clickstream.session_steps` of the training
     people) and their sessions' `contexts` (`clickstream.session_contexts`), rare items' steps
-    on their stand-ins by `item_categories` (`rare_items.with_stand_ins`) or, with
+    (those not on the `shared` items, `clickstream.shared_items`) on their stand-ins by
+    `item_categories` (`rare_items.with_stand_ins`) or, with
     `clickstream.sequence.rare_items` off, left out; the source indices and the category
     vocabulary it was trained with."""
     conf, spark = ctx.conf.clickstream, ctx.spark
     ranks = conf.sequence.num_proc
     with stage("generator_examples", "writing the sequence generator's vocabulary and training windows"):
-        shared = shared_items(real_steps, conf.min_people)
         steps = (keep(with_stand_ins(real_steps, shared, item_categories)) if conf.sequence.rare_items
                  else real_steps.join(shared, ["source", "item_id"], "left_semi"))
         vocabulary = keep(item_vocabulary(steps, conf.sequence.max_items))

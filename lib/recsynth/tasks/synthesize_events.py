@@ -90,6 +90,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
         with stage("fit", f"counting the steps of {people['training']} training people's sessions"):
             if conf.generator == "sequence":
                 real_steps = keep(session_steps(train))
+                shared = keep(shared_items(real_steps, conf.min_people))   # the generator's items; the fill's rare ones
                 contexts = keep(session_contexts(real_steps, catalogue))
                 sessions = fit_sessions(real_steps, contexts, max_session_events=conf.max_session_events, keep=keep)
             else:
@@ -101,14 +102,14 @@ def synthesize_events(ctx: RunContext) -> Outcome:
             sessions = _gan_sessions(lake, sessions, conf, keep)
         if conf.generator == "sequence":
             generator, sources, categories = train_generator(
-                ctx, tracker, stage, real_steps, contexts, catalogue, scratch=scratch, keep=keep,
+                ctx, tracker, stage, real_steps, contexts, catalogue, shared, scratch=scratch, keep=keep,
                 training_data=[T.GOLD_SPLITS, data_version, list(ctx.conf.recs.fit_splits), conf.holdout_fraction,
                                conf.min_people, T.GOLD_ITEM_FEATURES, catalogue_version])
             fill = lambda walks: write_sequences(walks, generator, sources, categories)   # noqa: E731
             if conf.sequence.rare_items:
                 known = spark.createDataFrame([(i,) for i in generator.item_ids if i is not None], "item_id string")
                 pools = tuple(keep(side) for side in stand_in_pools(catalogue, known))
-                same = keep(same_item_shares(real_steps, shared_items(real_steps, conf.min_people), catalogue))
+                same = keep(same_item_shares(real_steps, shared, catalogue))
                 fill = lambda walks: filled_stand_ins(write_sequences(walks, generator, sources, categories),  # noqa: E731
                                                       pools, same, conf.seed)
         with stage("sample", f"writing the sessions of {conf.users_multiplier:g} synthetic people per training person"):
