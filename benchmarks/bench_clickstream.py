@@ -6,7 +6,8 @@ and prints them beside the targets:
 - TSTR: NDCG@K of each item-side model trained on synthetic events only, tested on real users,
   as a ratio to the same model trained on real events; the target is >= 0.7x for the best
   real-trained baseline on `discovery`;
-- item popularity (Gini) and mean events per session within 10% of real; the funnel (carts per
+- item popularity (Gini, on as many synthetic people as real ones) and mean events per session
+  within 10% of real; the funnel (carts per
   view, purchases per cart) within 20% of real where a source has views and carts;
 - user-level membership AUC <= 0.55; distinctive paths of training people found no more often
   than the holdout's.
@@ -123,7 +124,7 @@ def main() -> None:
     funnel = {key: _within(quality["synthetic_funnel"].get(key), value, 0.2) for key, value in quality["real_funnel"].items()}
     targets = {
         f"TSTR, best real-trained baseline on discovery ({best})": tstr,
-        "item Gini": f"{quality['synthetic_item_gini']:.3f} vs {quality['real_item_gini']:.3f}: "
+        "item Gini, at the same number of people": f"{quality['synthetic_item_gini']:.3f} vs {quality['real_item_gini']:.3f}: "
                      + _within(quality["synthetic_item_gini"], quality["real_item_gini"], 0.1),
         "events per session": f"{quality['synthetic_mean_session_events']:.2f} vs "
                               f"{quality['real_mean_session_events']:.2f}: "

@@ -136,6 +136,26 @@ def test_shape_figures_on_planted_tables(spark):
     assert shape.ks_distance({1: 2, 3: 2}, {1: 1, 3: 3}) == pytest.approx(0.25)
 
 
+def test_the_gini_compares_a_share_of_the_people_each_whole_and_a_larger_share_keeps_the_smaller(spark):
+    events = _events(spark, {(f"u{k}", f"s{k}"): [("a", "view"), (f"i{k}", "view")] for k in range(40)})
+    assert shape.people_sample(events, 1.0, seed=3).count() == 80
+
+    def kept(fraction):
+        rows = shape.people_sample(events, fraction, seed=3).groupBy("user_id").count().collect()
+        assert {r["count"] for r in rows} <= {2}   # a person is kept whole or not at all
+        return {r["user_id"] for r in rows}
+
+    quarter, half = kept(0.25), kept(0.5)
+    assert quarter < half < {f"u{k}" for k in range(40)} and kept(0.0) == set()
+    assert kept(0.5) == half   # seeded: the same draw again
+    # the Gini over the half: a has one event per kept person, each i_k one
+    n = len(half)
+    assert shape.shape(events, shape.session_length_counts(events), 0.5, seed=3).item_gini == pytest.approx(
+        shape.item_gini(events.where(F.col("user_id").isin(*half))))
+    assert shape.item_gini(events.where(F.col("user_id").isin(*half))) == pytest.approx(
+        2 * (n * (n + 1) / 2 + n * (n + 1)) / ((n + 1) * 2 * n) - (n + 2) / (n + 1))
+
+
 def test_move_shares_count_the_moves_at_least_min_people_training_people_took_and_the_repeats(spark):
     """Training: two people walk a, b, c and one a, d; only a -> b and b -> c are common (2
     people). Of a, b, d and d, d, a, d's five moves a -> b is common (a -> d too with one person

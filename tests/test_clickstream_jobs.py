@@ -20,7 +20,7 @@ from recsynth.errors import JobFailed, LakeError
 from recsynth.lake import Lake
 from recsynth.runtime.runs import last_success, run_job
 from recsynth.synth.clickstream import session_steps
-from recsynth.synth.clickstream_fidelity import move_shares
+from recsynth.synth.clickstream_fidelity import item_gini, move_shares, people_sample
 from recsynth.synth.privacy import split_by_person
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -32,6 +32,7 @@ MAX_EVENTS = 6
 def gold_lake(spark, tmp_path_factory, etl_reference):
     return gold_lake_copy(spark, etl_reference, model_job_overrides(
         tmp_path_factory.mktemp("clickstream"), *SMALL_RECS, f"clickstream.max_session_events={MAX_EVENTS}",
+        "clickstream.users_multiplier=2",   # the Gini is compared on half the synthetic people
         "clickstream.privacy.query_people=300", "clickstream.tstr_models=[itemknn, als]",   # similarities, fold-in
         # the mechanics of publishing; what the gates measure on real data is in BENCHMARKS.md
         "clickstream.privacy.max_membership_auc=1.0", "clickstream.privacy.max_excess_ngram_share=1.0"))
@@ -63,6 +64,10 @@ def test_synthetic_events_are_catalogue_items_of_synthetic_people(gold_lake, pub
     assert move_shares(train, {"synthetic": session_steps(events), "holdout": holdout}, conf.clickstream.min_people) == {
         side: {kind: quality[0][f"{side}_{kind}_move_share"] for kind in ("common", "repeat")}
         for side in ("synthetic", "holdout")}
+    people = quality[0]["synthetic_people"] / quality[0]["training_people"]
+    assert people == 2.0   # every training person dealt twice
+    assert quality[0]["synthetic_item_gini"] == pytest.approx(item_gini(people_sample(events, 1 / people, conf.clickstream.seed)))
+    assert quality[0]["real_item_gini"] == pytest.approx(item_gini(train))
 
 
 def test_an_unchanged_rerun_is_skipped(spark, gold_lake, published):

@@ -1,7 +1,7 @@
 """How a synthetic clickstream's shape compares with the real one, on the figures a
 recommender team looks at first: session lengths (events per session: mean and the KS
 distance of the two distributions), how concentrated item popularity is (the Gini coefficient
-of events per item) and the funnel (carts per view, purchases per cart, per source); how often a
+of events per item, at the same number of people on both sides: `people_sample`) and the funnel (carts per view, purchases per cart, per source); how often a
 written session has the context it was planned with (`context_agreement`); and of its moves from
 one item to the next, how many are moves real people took and how many stay on the item
 (`move_shares`)."""
@@ -56,6 +56,17 @@ def item_gini(events: DataFrame) -> float:
     return float(2.0 * weighted / (n * total) - (n + 1.0) / n)
 
 
+def people_sample(events: DataFrame, fraction: float, seed: int) -> DataFrame:
+    """The events of a seeded share `fraction` of the people (each person whole, by a hash of
+    their key: a larger share keeps everyone a smaller one kept). Events per item grow with the
+    people, and with them the Gini (fewer items seen once): a clickstream of 3x the training
+    people, compared whole, read 0.54 where a third of it reads 0.48 (the sample, slice 10)."""
+    if fraction >= 1.0:
+        return events
+    drawn = F.pmod(F.xxhash64("source", "user_id", F.lit(seed)), F.lit(1 << 30)) / float(1 << 30)
+    return events.where(drawn < fraction)
+
+
 def funnel(events: DataFrame) -> dict[str, float]:
     """Per source, carts per view and purchases per cart (a source without views or carts has no
     such rate)."""
@@ -70,10 +81,14 @@ def funnel(events: DataFrame) -> dict[str, float]:
     return rates
 
 
-def shape(events: DataFrame, lengths: dict[int, int]) -> ClickstreamShape:
+def shape(events: DataFrame, lengths: dict[int, int], people_fraction: float = 1.0, seed: int = 0) -> ClickstreamShape:
+    """The figures of `events` (`lengths`: their `session_length_counts`); the Gini over a share
+    `people_fraction` of their people (`people_sample`), so that two sides of unequal size
+    are compared at the size of the smaller."""
     sessions = sum(lengths.values())
     mean = sum(length * n for length, n in lengths.items()) / sessions if sessions else 0.0
-    return ClickstreamShape(mean_session_events=mean, item_gini=item_gini(events), funnel=funnel(events))
+    return ClickstreamShape(mean_session_events=mean, item_gini=item_gini(people_sample(events, people_fraction, seed)),
+                            funnel=funnel(events))
 
 
 def context_agreement(planned: DataFrame, written: DataFrame) -> dict[str, float]:

@@ -125,7 +125,9 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                                    seed=conf.seed, keep=keep)
         with stage("shape", "session lengths, item popularity and the funnel beside the real ones"):
             real_lengths, synthetic_lengths = shape_of.session_length_counts(train), shape_of.session_length_counts(synthetic)
-            real, fake = shape_of.shape(train, real_lengths), shape_of.shape(synthetic, synthetic_lengths)
+            size = produced["people"] / max(people["training"], 1)   # Gini at the smaller side's number of people
+            real = shape_of.shape(train, real_lengths, min(1.0, size), conf.seed)
+            fake = shape_of.shape(synthetic, synthetic_lengths, min(1.0, 1.0 / size) if size else 1.0, conf.seed)
             agreement = shape_of.context_agreement(walks, session_contexts(synthetic, catalogue))
             moves = shape_of.move_shares(session_steps(train), {
                 "synthetic": session_steps(synthetic), "holdout": session_steps(holdout)}, conf.min_people)
