@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import types
 
 import numpy as np
 import pytest
@@ -278,13 +279,10 @@ def test_a_third_step_draws_among_the_moves_that_close_a_common_path_and_taste_w
     assert at([0.5, 0.5], 0.0) == [3, 3] and at([0.5, 0.5], 1.0) == [2, 2] and at([0.4, 0.6], 0.5) == [2, 3]
 
 
-def test_with_replay_one_every_step_within_a_session_is_a_real_move_even_from_an_untrained_network(spark, keep):
-    """An untrained network writes items at random (about 1 in 12 of its moves forward); with
-    `replay` 1 every step after a session's first takes a real move, all of which go forward and
-    make common paths, so every move written is forward; the plan's lengths, purchases and carts
-    still hold."""
-    planted = _planted(spark)
-    steps = keep(session_steps(planted))
+def _untrained_writer(spark, keep):
+    """An untrained network over the planted sessions, ready to write their plan: it writes items
+    at random (about 1 in 12 of its moves forward)."""
+    steps = keep(session_steps(_planted(spark)))
     contexts = keep(session_contexts(steps, _categories(spark)))
     vocabulary, categories = item_vocabulary(steps, 100), keep(category_vocabulary(contexts, 10))
     params = dataclasses.replace(GENERATOR, context_categories=2 + categories.count())
@@ -292,31 +290,59 @@ def test_with_replay_one_every_step_within_a_session_is_a_real_move_even_from_an
     item_ids = np.array([None] * vocab_size, dtype=object)
     for row in vocabulary.collect():
         item_ids[row["item_idx"]] = row["item_id"]
-    untrained = seq.SequenceNetwork(params, vocab_size).get_weights()
     walks = keep(plan_sessions(fit_sessions(steps, contexts, max_session_events=50, keep=keep), users_multiplier=1.0,
                                seed=2, prefix="syn"))
-    sources, item_sources = {"shop": 0}, np.array([-1, -1] + [0] * (vocab_size - 2))
-    written = {}
-    for replay in (0.0, 1.0):
-        generator = TrainedGenerator(untrained, seq.params_dict(params), item_ids, item_sources, replay=replay,
-                                     replays=replay_of(steps, vocabulary, 2, vocab_size))
-        written[replay] = keep(write_sequences(walks, generator, sources, categories))
+
+    def write(**settings):
+        generator = TrainedGenerator(seq.SequenceNetwork(params, vocab_size).get_weights(), seq.params_dict(params),
+                                     item_ids, np.array([-1, -1] + [0] * (vocab_size - 2)), **settings)
+        return keep(write_sequences(walks, generator, {"shop": 0}, categories))
+
+    return types.SimpleNamespace(steps=steps, vocabulary=vocabulary, vocab_size=vocab_size, item_ids=item_ids,
+                                 walks=walks, write=write)
+
+
+def test_with_replay_one_every_step_within_a_session_is_a_real_move_even_from_an_untrained_network(spark, keep):
+    """With `replay` 1 every step after a session's first takes a real move, all of which go
+    forward and make common paths, so every move written is forward; the plan's lengths,
+    purchases and carts still hold."""
+    untrained = _untrained_writer(spark, keep)
+    replays = replay_of(untrained.steps, untrained.vocabulary, 2, untrained.vocab_size)
+    written = {replay: untrained.write(replay=replay, replays=replays) for replay in (0.0, 1.0)}
     assert _forward_share(_sessions(written[1.0])[0]) == 1.0
     assert _forward_share(_sessions(written[0.0])[0]) < 0.3
-    kept = shape.context_agreement(walks, session_contexts(written[1.0], _categories(spark)))
+    kept = shape.context_agreement(untrained.walks, session_contexts(written[1.0], _categories(spark)))
     assert written[1.0].count() == PEOPLE * SESSIONS * WALK
     assert kept["cart_count"] == 1.0 and kept["purchase_count"] == 1.0
     # the same writer told that every forward 3-item path is distinctive: no person's path
     # (across sessions, a repeat collapsed) completes one, though every replayed move went forward
-    index = {item: k for k, item in enumerate(item_ids) if item is not None}
-    forward = np.sort(np.array([path_code(index[_item(c, n)], index[_item(c, n + 1)], index[_item(c, n + 2)], vocab_size)
-                                for c in "ab" for n in range(CYCLE)], dtype=np.int64))
-    careful = keep(write_sequences(walks, TrainedGenerator(untrained, seq.params_dict(params), item_ids, item_sources,
-                                                           replay=1.0, replays=replay_of(steps, vocabulary, 2, vocab_size),
-                                                           distinctive=forward), sources, categories))
-    assert _person_path_codes(written[1.0], index, vocab_size) & set(forward.tolist())
-    assert not _person_path_codes(careful, index, vocab_size) & set(forward.tolist())
+    index = {item: k for k, item in enumerate(untrained.item_ids) if item is not None}
+    forward = np.sort(np.array([path_code(index[_item(c, n)], index[_item(c, n + 1)], index[_item(c, n + 2)],
+                                          untrained.vocab_size) for c in "ab" for n in range(CYCLE)], dtype=np.int64))
+    careful = untrained.write(replay=1.0, replays=replays, distinctive=forward)
+    assert _person_path_codes(written[1.0], index, untrained.vocab_size) & set(forward.tolist())
+    assert not _person_path_codes(careful, index, untrained.vocab_size) & set(forward.tolist())
     assert careful.count() == PEOPLE * SESSIONS * WALK
+
+
+def test_the_item_just_written_is_shifted_within_a_session_and_not_across_sessions(spark, keep):
+    """`same_item_shift`: far above 0 every step after a session's first stays on the item just
+    written, far below 0 none does; a session's first step is never shifted, so the untrained
+    network opens the next session elsewhere (most of the time, of 24 items)."""
+    untrained = _untrained_writer(spark, keep)
+
+    def stays(shift):
+        sessions = _sessions(untrained.write(same_item_shift=shift))[0]
+        within = [a == b for walk in sessions.values() for (a, _), (b, _) in zip(walk, walk[1:])]
+        people = {}
+        for session, walk in sorted(sessions.items()):
+            people.setdefault(session.rsplit("-", 1)[0], []).append(walk)
+        across = [s[-1][0] == t[0][0] for walks in people.values() for s, t in zip(walks, walks[1:])]
+        return np.mean(within), np.mean(across)
+
+    (sticky, sticky_across), (restless, _), (plain, _) = stays(50.0), stays(-50.0), stays(0.0)
+    assert (sticky, restless) == (1.0, 0.0) and 0.0 < plain < 1.0
+    assert sticky_across < 0.5
 
 
 def _person_path_codes(steps, index: dict, items: int) -> set[int]:

@@ -300,7 +300,7 @@ def test_the_sequence_generator_reads_planned_contexts_unless_told_not_to():
 
 
 def test_the_generators_temperature_min_p_and_replay_are_sampling_settings_not_network_parameters():
-    """A new temperature, min-p cut or replay rewrites the clickstream from the same trained
+    """A new temperature, min-p cut, replay or same-item shift rewrites the clickstream from the same trained
     network (its checkpoint folder is keyed by the network's parameters); the temperature must be
     above 0, the cut in [0, 1), the replay's taste at least 0."""
     from types import SimpleNamespace
@@ -310,7 +310,8 @@ def test_the_generators_temperature_min_p_and_replay_are_sampling_settings_not_n
 
     sharp = load_conf("local", ["clickstream.sequence.temperature=0.5", "clickstream.sequence.min_p=0.05",
                                 "clickstream.sequence.replay=0.5", "clickstream.sequence.replay_taste=1",
-                                "clickstream.sequence.avoid_distinctive_paths=false"], CONF)
+                                "clickstream.sequence.avoid_distinctive_paths=false",
+                                "clickstream.sequence.same_item_shift=-1"], CONF)
     assert (sharp.clickstream.sequence.temperature, sharp.clickstream.sequence.min_p) == (0.5, 0.05)
     assert params_dict(generator_params(SimpleNamespace(conf=sharp), categories=7)) == \
         params_dict(generator_params(SimpleNamespace(conf=load_conf("local", [], CONF)), categories=7))

@@ -684,6 +684,7 @@ class ClickstreamSequenceConf(AttentionConf):
     min_p: float = Field(default=0.0, ge=0, lt=1)      # items below this x the likeliest item's probability are cut
     replay: float = Field(default=1.0, ge=0, le=1)     # share of steps within a session replaying a real move
     replay_taste: float = Field(default=0.0, ge=0)     # a replayed move's weight x the network's probability ** this
+    same_item_shift: float = 0.0                       # added to the score of the item just written, within a session
     avoid_distinctive_paths: bool = True               # no written step completes a training person's rare 3-item path
     num_proc: int = Field(default=2, ge=1)             # Horovod ranks (Spark task slots)
     checkpoint_every: int = Field(default=1, ge=1)

@@ -10,7 +10,8 @@ the repeat scorer, as in recommending). A step's item is drawn from the softmax 
 `clickstream.sequence.temperature` and `min_p` reshape the draw among the shared items while
 the rare items' stand-ins keep their scored share (`_sharpened`). Within a session, a share
 `clickstream.sequence.replay` of the steps takes its item from the real moves out of the
-previous item instead, where it has one (`recsynth.synth.moves`). A step, replayed or drawn,
+previous item instead, where it has one (`recsynth.synth.moves`); `same_item_shift` is added to
+the score of the item just written, within a session. A step, replayed or drawn,
 that would complete one of the training people's distinctive 3-item paths (each person's last
 two items, a repeat collapsed, then this one) draws again from the network without that item
 (`_avoiding`). Then the step's event type is drawn from the type head's own softmax given that item. The
@@ -49,7 +50,9 @@ class TrainedGenerator:
     temperature and min-p cut its items are drawn with (`clickstream.sequence.temperature`,
     `min_p`), and the share of steps after a session's first whose item replays a real move out
     of the previous item (`replay`), from the training people's moves and paths (`replays`), the
-    network's say in which move (`replay_taste`, `moves.Replay.replayed`), and the training
+    network's say in which move (`replay_taste`, `moves.Replay.replayed`), what is added to the
+    score of the item just written when the next step of its session is drawn (`same_item_shift`:
+    below 0 a person moves on to another item more often), and the training
     people's distinctive 3-item paths that no written step may complete (`distinctive`,
     `moves.distinctive_paths`)."""
     weights: list
@@ -61,6 +64,7 @@ class TrainedGenerator:
     replay: float = 0.0
     replays: Replay | None = None
     replay_taste: float = 0.0
+    same_item_shift: float = 0.0
     distinctive: np.ndarray | None = None
 
 
@@ -158,6 +162,9 @@ def writer(generator: TrainedGenerator):
             scores = states @ embeddings.T + bias[None, :]
             np.add.at(scores, (np.repeat(np.arange(len(alive)), params.max_length), read_items.reshape(-1)),
                       repeat.reshape(-1))
+            if generator.same_item_shift:   # the item just written, where this step is of its session
+                within = np.flatnonzero(planned.opens[alive, step] == 0)
+                scores[within, items[alive[within], step]] += generator.same_item_shift
             scores[generator.item_sources[None, :] != source_idx[alive, None]] = -np.inf
             u = step_uniform(keys[alive], step)
             item = _draw(scores, u, generator.temperature, generator.min_p, stand_ins)

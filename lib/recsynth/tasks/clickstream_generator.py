@@ -28,13 +28,18 @@ from recsynth.train.shards import check_shardable, current_files
 log = logging.getLogger(__name__)
 
 
+WRITING_SETTINGS = ("temperature", "min_p", "replay", "replay_taste", "same_item_shift")
+"""clickstream.sequence's settings of how the trained network writes (`TrainedGenerator`), not of
+the network: a new value rewrites the clickstream from the same checkpoint."""
+
+
 def generator_params(ctx: RunContext, categories: int) -> seq.SequenceParams:
     """clickstream.sequence as the network's parameters (a generator, next step only, conditioned
     on session contexts of `categories` known top categories)."""
     conf = ctx.conf.clickstream
     values = conf.sequence.model_dump(exclude={"epochs", "max_items", "max_categories", "conditioned", "rare_items",
-                                               "temperature", "min_p", "replay", "replay_taste",
-                                               "avoid_distinctive_paths", "num_proc", "checkpoint_every"})
+                                               *WRITING_SETTINGS, "avoid_distinctive_paths", "num_proc",
+                                               "checkpoint_every"})
     return seq.SequenceParams(**values, max_epochs=conf.sequence.epochs, horizon=1, seed=conf.seed, generator=True,
                               context_categories=OTHER_CATEGORY + 1 + categories if conf.sequence.conditioned else 0)
 
@@ -89,6 +94,5 @@ def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, real_steps
     tracker.metrics({"generator.training_windows": rows, "generator.items": vocab_size - seq.FIRST_KNOWN})
     return TrainedGenerator(weights=chief["weights"], params=seq.params_dict(params),
                             item_ids=np.array(item_ids, dtype=object), item_sources=item_sources,
-                            temperature=conf.sequence.temperature, min_p=conf.sequence.min_p,
-                            replay=conf.sequence.replay, replay_taste=conf.sequence.replay_taste,
+                            **{name: getattr(conf.sequence, name) for name in WRITING_SETTINGS},
                             replays=replays, distinctive=distinctive), sources, categories

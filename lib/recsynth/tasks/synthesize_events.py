@@ -37,7 +37,7 @@ from recsynth.synth.person_privacy import assess_people
 from recsynth.synth.privacy import split_by_person
 from recsynth.synth.rare_items import filled_stand_ins, same_item_shares, stand_in_pools
 from recsynth.synth.sequence_walker import write_sequences
-from recsynth.tasks.clickstream_generator import train_generator
+from recsynth.tasks.clickstream_generator import WRITING_SETTINGS, train_generator
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
             train, holdout = (keep(side) for side in split_by_person(fit, conf.holdout_fraction))
             people = {"training": _people(train), "holdout": _people(holdout)}
         tracker.params({"generator": conf.generator, "sessions": conf.sessions, "users_multiplier": conf.users_multiplier,
-                        "temperature": conf.sequence.temperature, "min_p": conf.sequence.min_p,
-                        "replay": conf.sequence.replay, "replay_taste": conf.sequence.replay_taste,
+                        **{name: getattr(conf.sequence, name) for name in WRITING_SETTINGS},
                         "avoid_distinctive_paths": conf.sequence.avoid_distinctive_paths,
                         "max_session_events": conf.max_session_events, "min_people": conf.min_people,
                         "holdout_fraction": conf.holdout_fraction, "seed": conf.seed,
