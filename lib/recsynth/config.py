@@ -673,7 +673,7 @@ class ClickstreamSequenceConf(AttentionConf):
     learning_rate: float = Field(default=0.002, gt=0)
     epochs: int = Field(default=10, ge=1)
     negatives: int = Field(default=1000, ge=1)         # sampled candidates per step (logQ-corrected)
-    full_softmax_max_items: int = Field(default=5000, ge=1)
+    full_softmax_max_items: int = Field(default=20000, ge=1)
     own_items_exact: bool = True                       # sampled softmax: a person's own items are candidates too
     max_items: int = Field(default=20000, ge=1)        # the most-touched shared items the generator can write
     max_categories: int = Field(default=200, ge=1)     # top categories it is conditioned on (the others: "other")
@@ -684,7 +684,7 @@ class ClickstreamSequenceConf(AttentionConf):
     min_p: float = Field(default=0.0, ge=0, lt=1)      # items below this x the likeliest item's probability are cut
     replay: float = Field(default=1.0, ge=0, le=1)     # share of steps within a session replaying a real move
     replay_taste: float = Field(default=0.0, ge=0)     # a replayed move's weight x the network's probability ** this
-    same_item_shift: float = 0.0                       # added to the score of the item just written, within a session
+    same_item_shift: float = -2.0                      # added to the score of the item just written, within a session
     avoid_distinctive_paths: bool = True               # no written step completes a training person's rare 3-item path
     num_proc: int = Field(default=2, ge=1)             # Horovod ranks (Spark task slots)
     checkpoint_every: int = Field(default=1, ge=1)
