@@ -1,10 +1,10 @@
 """How a synthetic clickstream's shape compares with the real one, on the figures a
 recommender team looks at first: session lengths (events per session: mean and the KS
 distance of the two distributions), how concentrated item popularity is (the Gini coefficient
-of events per item, at the same number of people on both sides: `people_sample`) and the funnel (carts per view, purchases per cart, per source); how often a
-written session has the context it was planned with (`context_agreement`); and of its moves from
-one item to the next, how many are moves real people took and how many stay on the item
-(`move_shares`)."""
+of events per item, at the same number of people on both sides: `people_sample`) and the
+funnel (carts per view, purchases per cart, per source); how often a written session has the
+context it was planned with (`context_agreement`); and of its moves from one item to the next,
+how many are moves real people took and how many stay on the item (`move_shares`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
