@@ -137,6 +137,31 @@ def test_with_own_items_exact_the_sampled_loss_weighs_the_repeat_score_against_t
     assert rises[False] == 0.0 and rises[True] > 50.0
 
 
+def test_under_a_full_softmax_the_sampled_candidates_settings_neither_change_the_loss_nor_the_checkpoint_key():
+    """Over 6 items with a full softmax, other negatives, thresholds, own items or logQ give the
+    very same loss from the same weights, and so the same checkpoint key; past the threshold
+    they are part of the key."""
+    import tensorflow as tf
+
+    windows = np.array([[0, 0, 0, 0, 0, 2, 3], [0, 0, 2, 3, 4, 5, 2]], dtype=np.int32)
+    item_sources = tf.constant([-1, -1, 0, 0, 0, 0])
+    log_q = tf.math.log(tf.constant([1e-9, 1e-9, 0.1, 0.2, 0.3, 0.4]))
+    weights = seq.SequenceNetwork(SMALL, 6).get_weights()
+    variants = [dataclasses.replace(SMALL, full_softmax_max_items=100),
+                dataclasses.replace(SMALL, full_softmax_max_items=6, negatives=2, own_items_exact=True,
+                                    logq_correction=False)]
+    losses, keys = [], []
+    for params in variants:
+        network = seq.SequenceNetwork(params, 6)
+        network.set_weights(weights)
+        losses.append(seq.sequence_loss(network, windows, np.minimum(windows, 1), np.array([0, 0]), item_sources, log_q,
+                                        tf.random.Generator.from_seed(0), training=False).numpy())
+        keys.append(seq.checkpoint_params(params, 6))
+    assert losses[0] == losses[1] and keys[0] == keys[1]
+    assert seq.checkpoint_params(variants[0], 200) != seq.checkpoint_params(variants[1], 200)
+    assert seq.checkpoint_params(variants[1], 200) == seq.params_dict(variants[1])
+
+
 def test_a_longer_horizon_adds_the_following_items_as_targets():
     """Full softmax, horizon 2: the loss is the mean, over real positions t and h = 1, 2, of the
     cross-entropy of the item at t + h (computed here by hand from the network's logits)."""

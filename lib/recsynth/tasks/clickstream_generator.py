@@ -77,7 +77,7 @@ def train_generator(ctx: RunContext, tracker: Tracker, stage: Stages, real_steps
     check_shardable(files, ranks, "the sequence generator's windows")
     folder = checkpoints.folder(ctx.lake.root, "clickstream_sequence", training_data,
                                 [vocab_size, seq.LAYOUT_VERSION, conf.sequence.rare_items],
-                                seq.params_dict(params), ranks)
+                                seq.checkpoint_params(params, vocab_size), ranks)
 
     def on_epoch(record: dict) -> None:
         log.log(progress.console_level(record["epoch"], record["epochs"]), "sequence generator epoch %d/%d: loss %.4f "

@@ -70,7 +70,8 @@ class SequenceRecommender(Recommender):
         check_shardable(files, conf.num_proc, T.RECS_TRAINING_EXAMPLES)
         self.checkpoint_uri = checkpoints.folder(lake.root, "sequence", self.training_data,
                                                  [self.vocab_size, seq.LAYOUT_VERSION],
-                                                 {**seq.params_dict(p), "fixed_epochs": self.epochs}, conf.num_proc)
+                                                 {**seq.checkpoint_params(p, self.vocab_size), "fixed_epochs": self.epochs},
+                                                 conf.num_proc)
         how = f"{self.epochs} epochs" if self.epochs else f"at most {p.max_epochs} epochs, stopping early on validation"
         with self.stage(f"train_{self.label}", f"training the sequence model on {conf.num_proc} Horovod rank(s), {how}"):
             chief, self.training_rows = train_on_ranks(
