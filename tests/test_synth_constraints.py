@@ -5,6 +5,7 @@ import pytest
 
 from conftest import ROOT
 from recsynth.config import QualityConf, RareShare, load_conf
+from recsynth.errors import ConfigError
 from recsynth.synth.constraints import (ConstraintError, apply_derived, check, conditions_of, learned_columns,
                                         names_itself, validity, with_helpers)
 from recsynth.tasks.synthesize import learned_rows
@@ -137,3 +138,30 @@ def test_learned_rows_keep_what_rows_where_names(spark):
     assert learned_rows(behavior, load_conf("local", [], CONF).synth) is behavior
     with pytest.raises(ConstraintError, match=r"synth.rows_where \(nope = 1\) cannot be evaluated"):
         learned_rows(behavior, load_conf("local", ["synth.rows_where=nope = 1"], CONF).synth)
+
+
+def test_the_gan_learns_the_sessions_wholly_inside_its_periods(spark):
+    """By default the models' fit periods: a session with one event in `test` is not learned, so
+    that the clickstream planned from the GAN's rows is never tested on a period the GAN has seen."""
+    behavior = spark.createDataFrame([("a", "s1", 1), ("a", "s2", 2), ("a", "s3", 3), ("b", "s1", 4), ("b", "s4", 5)],
+                                     "source string, session_id string, n_events int")
+    splits = spark.createDataFrame([("a", "s1", "train"), ("a", "s2", "train"), ("a", "s2", "test"),
+                                    ("a", "s3", "validation"), ("b", "s1", "test"), ("b", "s4", "train")],
+                                   "source string, session_id string, split string")  # ("b", "s1") is not ("a", "s1")
+    conf = load_conf("local", [], CONF)
+    assert conf.synth_periods == ["train", "validation"]
+
+    def kept(periods, synth=conf.synth):
+        return sorted(tuple(r)[:2] for r in learned_rows(behavior, synth, splits, periods).collect())
+
+    assert kept(conf.synth_periods) == [("a", "s1"), ("a", "s3"), ("b", "s4")]
+    assert kept(["train"]) == [("a", "s1"), ("b", "s4")]
+    assert learned_rows(behavior, conf.synth, splits, ["test", "train", "validation"]) is behavior
+    assert kept(["train"], load_conf("local", ["synth.rows_where=source = 'a'"], CONF).synth) == [("a", "s1")]
+    assert load_conf("local", ["synth.periods=[train]"], CONF).synth_periods == ["train"]
+
+
+def test_gan_planned_sessions_refuse_a_gan_that_learns_the_test_period():
+    with pytest.raises(ConfigError, match=r"clickstream.sessions .gan. plans sessions from a GAN that learns the 'test'"):
+        load_conf("local", ["clickstream.sessions=gan", "synth.periods=[train, validation, test]"], CONF)
+    assert load_conf("local", ["clickstream.sessions=gan"], CONF).synth_periods == ["train", "validation"]

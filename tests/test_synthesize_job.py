@@ -28,6 +28,7 @@ from recsynth.synth import sampling
 from recsynth.synth.privacy import split_by_person
 from recsynth.train import checkpoints
 from recsynth.tasks.sample import sample_job
+from recsynth.tasks.synthesize import learned_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.horovod, pytest.mark.slow]
 
@@ -68,7 +69,9 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     assert synthetic.count() == record.rows_out == quality["synthetic_rows"]
     # calibrated: a stratum keeps at most the training people's share of it, and one no training row is in is never
     # published (rows_multiplier 1.0: the real shares of as many rows as trained on)
-    behavior = lake.read(T.GOLD_BEHAVIOR)
+    everyone = lake.read(T.GOLD_BEHAVIOR)
+    behavior = learned_rows(everyone, conf.synth, lake.read(T.GOLD_SPLITS), conf.synth_periods)  # no test period
+    assert 0 < behavior.count() < everyone.count()
     train, _ = split_by_person(split_by_person(behavior, conf.synth.holdout_fraction)[0], conf.synth.validation_fraction,
                                salt="validation")
     by = conf.synth.calibration.by

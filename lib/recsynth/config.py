@@ -375,6 +375,8 @@ class SynthConf(Strict):
     discrete_max_values: int = Field(default=20, ge=1)          # inferred discrete: whole numbers, at most this many values
     zero_inflated_min_share: float = Field(default=0.5, gt=0, le=1)  # inferred zero-inflated: at least this share of 0s
     rows_where: str | None = None          # Spark SQL condition: the gold.behavior rows learned (null: all)
+    periods: list[Literal["train", "validation", "test"]] | None = Field(default=None, min_length=1)  # the
+                                           # gold.splits periods whose sessions are learned (null: recs.fit_splits)
     learned_as: dict[str, str | None] = {}  # helper -> Spark SQL over the real row: learned in place of the columns
                                            # `derived` rebuilds from it, never published (synth/constraints.py)
     derived: dict[str, str | None] = {}    # column -> Spark SQL, computed after sampling (lib/recsynth/synth/constraints.py);
@@ -735,7 +737,18 @@ class Conf(Strict):
                 raise ValueError(f"gold.splits.mode 'absolute' needs gold.splits.cutoffs for {missing}")
         if not self.enabled_sources:
             raise ValueError("sources: at least one source must be enabled")
+        if self.clickstream.sessions == "gan" and self.recs.evaluation_split in self.synth_periods:
+            raise ValueError(f"clickstream.sessions 'gan' plans sessions from a GAN that learns the "
+                             f"{self.recs.evaluation_split!r} period (synth.periods {self.synth_periods}), the period "
+                             f"the synthetic clickstream is tested on: leave {self.recs.evaluation_split!r} out of "
+                             f"synth.periods, or set clickstream.sessions: real")
         return self
+
+    @property
+    def synth_periods(self) -> list[str]:
+        """The gold.splits periods whose sessions the GAN learns: synth.periods, else the models' fit
+        periods, so that nothing trained on synthetic rows has seen the period it is tested on."""
+        return list(self.synth.periods or self.recs.fit_splits)
 
     @property
     def enabled_sources(self) -> dict[str, SourceConf]:

@@ -21,6 +21,7 @@ GOLD_USER_FEATURES = "gold.user_features"
 GOLD_ITEM_FEATURES = "gold.item_features"
 GOLD_BEHAVIOR = "gold.behavior"
 GOLD_SPLITS = "gold.splits"
+PERIODS = ("train", "validation", "test")  # the values of gold.splits.split, in time order
 OPS_JOB_RUNS = "ops.job_runs"
 OPS_DATA_QUALITY = "ops.data_quality"
 OPS_INGESTED_FILES = "ops.ingested_files"

@@ -71,8 +71,12 @@ def _validation_rows(validation, fitted, rows: int, seed: int) -> dict | None:
     return {c: frame[c].to_numpy(dtype=float if c in numeric else object) for c in columns}
 
 
-def learned_rows(behavior: DataFrame, conf) -> DataFrame:
-    """The gold.behavior rows the GAN learns: those `synth.rows_where` keeps (all when null)."""
+def learned_rows(behavior: DataFrame, conf, splits: DataFrame | None = None, periods: tuple | list = T.PERIODS) -> DataFrame:
+    """The gold.behavior rows the GAN learns: the sessions with every event of `splits` (gold.splits)
+    in `periods` (`Conf.synth_periods`), of those the ones `synth.rows_where` keeps (all when null)."""
+    if splits is not None and set(T.PERIODS) - set(periods):
+        elsewhere = splits.where(~F.col("split").isin(*periods)).select(T.SOURCE, "session_id").distinct()
+        behavior = behavior.join(elsewhere, [T.SOURCE, "session_id"], "left_anti")
     if not conf.rows_where:
         return behavior
     check(behavior, {}, {"synth.rows_where": conf.rows_where})
@@ -89,8 +93,9 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     columns, helpers = [*conf.continuous, *conf.categorical], list(conf.learned_as)
     # derived columns that replace a value are computed, not learned; learned-as helpers are learned in their place
     learned = learned_columns(columns, conf.derived) + helpers
-    data_version = lake.version(T.GOLD_BEHAVIOR)
-    real_rows = learned_rows(lake.read(T.GOLD_BEHAVIOR, version=data_version), conf)
+    data_version, splits_version, periods = lake.version(T.GOLD_BEHAVIOR), lake.version(T.GOLD_SPLITS), ctx.conf.synth_periods
+    everyone = lake.read(T.GOLD_BEHAVIOR, version=data_version)
+    real_rows = learned_rows(everyone, conf, lake.read(T.GOLD_SPLITS, version=splits_version), periods)
     check(real_rows.select(*columns), conf.learned_as, {}, key="synth.learned_as")
     behavior = keep(with_helpers(real_rows, conf.learned_as))  # fit, encode, privacy, quality, report
     check(behavior.select(*columns, *helpers), conf.derived, conditions_of(conf))
@@ -120,11 +125,11 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     params = GanParams(**conf.gan.model_dump(), seed=conf.seed)
     tracker.params({**params_dict(params), "num_proc": conf.num_proc, "rows_multiplier": conf.rows_multiplier,
                     "holdout_fraction": conf.holdout_fraction, "max_categories": conf.max_categories,
-                    "max_modes": conf.max_modes, "fit_sample_rows": conf.fit_sample_rows})
+                    "max_modes": conf.max_modes, "fit_sample_rows": conf.fit_sample_rows, "periods": periods})
     tracker.tags({"training_data": T.GOLD_BEHAVIOR, "training_data_version": data_version,
                   "model_version": ctx.run_id, "conf_hash": ctx.fingerprint})
     training_data = [lake.path(T.GOLD_BEHAVIOR), data_version, conf.rows_where, conf.holdout_fraction,
-                     conf.validation_fraction]
+                     conf.validation_fraction, splits_version, sorted(periods)]
     checkpoint_uri = checkpoints.folder(lake.root, "gan", training_data, fitted.to_json(), params_dict(params),
                                         conf.num_proc)
     validation_rows = _validation_rows(validation, fitted, conf.validation_rows, conf.seed) if params.patience else None
@@ -158,7 +163,7 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
             derived = keep(reduce(DataFrame.unionByName, extra, derived))
     with stage("calibrate", f"keeping {rows} rows with the training rows' strata and marginals"):
         # rare copies go first, so that raking fills their strata and values from rows that may be published
-        publishable = keep(drop_rare_copies(derived, behavior, columns, conf.privacy.min_copy_support))
+        publishable = keep(drop_rare_copies(derived, everyone, columns, conf.privacy.min_copy_support))  # every session
         rare_copies = derived.count() - publishable.count()
         calibrated, calibration = (calibrate(train, publishable, cal.by, cal.marginal_columns(), bins=cal.bins, rows=rows,
                                              iterations=cal.iterations, seed=conf.seed) if calibrating
@@ -237,9 +242,9 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
 
 SYNTHESIZE = Job(
     name="synthesize",
-    inputs=(T.GOLD_BEHAVIOR,),
+    inputs=(T.GOLD_BEHAVIOR, T.GOLD_SPLITS),
     outputs=(T.SYNTHETIC_ENCODED, T.SYNTHETIC_BEHAVIOR, T.SYNTHETIC_QUALITY),
-    conf_keys=("synth",),
+    conf_keys=("synth", "recs.fit_splits"),  # recs.fit_splits: the periods learned when synth.periods is null
     body=synthesize_behavior,
     description="gold.behavior -> GAN on Horovod ranks -> synthetic.behavior (privacy-gated)",
 )
