@@ -98,6 +98,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
     real_rows = learned_rows(everyone, conf, lake.read(T.GOLD_SPLITS, version=splits_version), periods)
     check(real_rows.select(*columns), conf.learned_as, {}, key="synth.learned_as")
     behavior = keep(with_helpers(real_rows, conf.learned_as))  # fit, encode, privacy, quality, report
+    log.info("learning %d of the %d sessions of %s: those wholly inside the periods %s%s", behavior.count(),
+             everyone.count(), T.GOLD_BEHAVIOR, "+".join(periods), f" where {conf.rows_where}" if conf.rows_where else "")
     check(behavior.select(*columns, *helpers), conf.derived, conditions_of(conf))
     train, holdout = split_by_person(behavior, conf.holdout_fraction)  # the privacy yardstick: people never trained on
     train, validation = split_by_person(train, conf.validation_fraction, salt="validation")  # early stopping's
