@@ -231,6 +231,7 @@ def test_synthesizer_rules_are_checked_before_spark_starts():
         ("synth.constraints=['  ']", "empty expression(s) for ['  ']"),
         ("synth.calibration.fill=[basket]", "calibration.fill names ['basket']: each must be a categorical column"),
         ("synth.kinds={spend: mixture}", "calibration.fill names ['spend']: each must be a categorical column"),
+        ("synth.calibration.draw_order=[source, basket]", "calibration.draw_order names ['basket'], which are not"),
         ("synth.quality.rare_shares={paid: {where: 'spend > 0', within: [1.5, 2.0]}}", "low <= 1 <= high"),
         ("synth.quality.rare_shares={paid: {where: 'spend > 0'}}", "synth.quality.rare_shares.paid.within: missing value"),
         ("synth.zero_inflated_min_share=0", "synth.zero_inflated_min_share: Input should be greater than 0"),
@@ -244,6 +245,7 @@ def test_an_overlay_file_replaces_a_table_and_removes_inherited_rules(tmp_path):
     assert list(invoices.derived) == ["n_items", "max_price", "spend", "n_units"]  # n_purchases, n_events: removed
     assert list(invoices.learned_as) == ["items_share", "spend_per_unit"]  # seconds_per_step, price_spread: removed
     assert "purchase" not in invoices.quality.rare_shares and "single_line" in invoices.quality.rare_shares
+    assert invoices.calibration.draw_order == []   # no source or carts learnt there
     overlay = tmp_path / "mine.yaml"
     overlay.write_text("synth:\n  derived: {spend: null}\n  gan: {epochs: 7}\n")
     mine = load_conf("local", ["synth.gan.epochs=9"], CONF, [str(overlay)]).synth

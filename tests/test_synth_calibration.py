@@ -73,6 +73,7 @@ def test_raking_gives_the_real_strata_and_marginals(spark):
                                       + rows("q", 300, True, 0, "9") + rows("h", 200, False, 0, "3")
                                       + rows("s", 200, False, 0, "7"), SCHEMA).cache()
     kept, calibration = calibrate(real, generated, CONDITIONS, [["hour"]], bins=4, rows=1000, iterations=8, seed=3)
+    assert calibration.passes == 4   # of at most 8: the fourth found every value within a row of its want
     assert calibration.factors[STRATUM]["10"] == 0.0 and calibration.factors["hour"]["=3"] == 0.0
     assert max(calibration.gaps.values()) < 1e-3 and not calibration.short  # raking converged, nothing capped
     assert calibration.expected == pytest.approx(1000)
@@ -153,3 +154,37 @@ def test_shortfalls_are_the_rows_to_generate_under_each_under_written_value():
     assert shortfalls(real, {"false": 3000}, drawn=3000) == {"true": 30}  # never written
     assert shortfalls(real, {"true": 30, "false": 2970}, drawn=3000) == {}
     assert shortfalls({"true": 30, "false": 2920, None: 50}, {"false": 3000}, drawn=3000) == {"true": 30}  # none as null
+
+
+def test_each_run_of_the_draw_order_keeps_its_expected_rows(spark, monkeypatch):
+    """Twelve hours of 60 cart and 540 other generated rows, all at the real shares, so every row is
+    kept with probability 1/6: drawn along the hours within each stratum, every hour keeps exactly
+    10 cart rows and 90 others (independent draws would give each hour's carts 10 +- 3)."""
+    hours = [f"h{h:02d}" for h in range(12)]
+    real = spark.createDataFrame([r for h in hours for r in rows(f"c{h}", 20, False, 1, h) + rows(f"n{h}", 180, False, 0, h)],
+                                 SCHEMA)
+    generated = spark.createDataFrame([r for h in hours for r in rows(f"c{h}", 60, False, 1, h)
+                                       + rows(f"n{h}", 540, False, 0, h)], SCHEMA).cache()
+
+    def per_hour(kept):
+        return {(r["hour"], r["n_carts"]): r["rows"] for r in kept.groupBy("hour", "n_carts").count()
+                .withColumnRenamed("count", "rows").collect()}
+
+    kept, calibration = calibrate(real, generated, CONDITIONS, [["hour"]], bins=4, rows=1200, iterations=30, seed=4,
+                                  draw_order=["hour"])
+    assert calibration.passes == 1 and calibration.expected == pytest.approx(1200)   # nothing to rake: one pass
+    assert per_hour(kept) == {**{(h, 1): 10 for h in hours}, **{(h, 0): 90 for h in hours}}
+    again, _ = calibrate(real, generated.repartition(5), CONDITIONS, [["hour"]], bins=4, rows=1200, iterations=30,
+                         seed=4, draw_order=["hour"])
+    assert sorted(r[0] for r in again.select("synthetic_id").collect()) == sorted(
+        r[0] for r in kept.select("synthetic_id").collect())
+    # along the hash alone, each stratum still keeps its count, but the hours within it do not
+    unordered = per_hour(calibrate(real, generated, CONDITIONS, [["hour"]], bins=4, rows=1200, iterations=30, seed=4)[0])
+    assert sum(n for (_, carts), n in unordered.items() if carts) == 120 and sum(unordered.values()) == 1200
+    assert any(unordered[(h, 1)] != 10 for h in hours)
+    # a stratum past SYSTEMATIC_ROWS is walked in hash buckets: within a row of its count per bucket
+    monkeypatch.setattr("recsynth.synth.calibration.SYSTEMATIC_ROWS", 1000)   # 6,480 others: 7 buckets
+    bucketed = per_hour(calibrate(real, generated, CONDITIONS, [["hour"]], bins=4, rows=1200, iterations=30, seed=4,
+                                  draw_order=["hour"])[0])
+    assert abs(sum(n for (_, carts), n in bucketed.items() if not carts) - 1080) <= 7
+    assert {bucketed[(h, 1)] for h in hours} == {10}   # 720 cart rows: one bucket

@@ -331,7 +331,11 @@ class CalibrationConf(Strict):
                                             # rows keep (numeric ones over `bins` real-quantile bins); a combination,
                                             # [source, n_carts], keeps each source's own distribution of carts
     bins: int = Field(default=20, ge=2)
-    iterations: int = Field(default=3, ge=1)  # raking passes over the dimensions
+    iterations: int = Field(default=3, ge=1)  # raking passes over the dimensions at most (fewer once every value is
+                                            # within a row of its want)
+    draw_order: list[str] = []              # columns the kept rows are drawn along, within each stratum
+                                            # (`calibration.systematic_draw`): each run of their leading values keeps
+                                            # its raked count to within a row
     oversample: float = Field(default=3.0, ge=1)  # rows generated per published row, so a stratum or value the GAN
                                             # writes below its real share can still be filled
     fill: list[str | list[str]] = []        # columns (or combinations): a value (or combination of values) the GAN
@@ -403,6 +407,8 @@ class SynthConf(Strict):
                             f"whose zeros or few values the GAN learns as a condition (kind zero_inflated or discrete)")
         if unknown := [c for entry in self.calibration.marginal_columns() for c in entry if c not in columns]:
             problems.append(f"calibration.marginals names {unknown}, which are not continuous or categorical columns")
+        if unknown := [c for c in self.calibration.draw_order if c not in columns]:
+            problems.append(f"calibration.draw_order names {unknown}, which are not continuous or categorical columns")
         if clash := [c for c in self.learned_as if c in columns]:
             problems.append(f"learned_as names {clash}, which are published columns: a helper needs a name of its own")
         if unused := [h for h in self.learned_as if not any(names_itself(h, e) for e in self.derived.values())]:

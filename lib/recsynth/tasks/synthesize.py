@@ -168,12 +168,13 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
         publishable = keep(drop_rare_copies(derived, everyone, columns, conf.privacy.min_copy_support))  # every session
         rare_copies = derived.count() - publishable.count()
         calibrated, calibration = (calibrate(train, publishable, cal.by, cal.marginal_columns(), bins=cal.bins, rows=rows,
-                                             iterations=cal.iterations, seed=conf.seed) if calibrating
+                                             iterations=cal.iterations, seed=conf.seed, draw_order=cal.draw_order)
+                                   if calibrating
                                    else (publishable, Calibration({}, rows=rows, expected=rows, gaps={})))
         synthetic = keep(calibrated)
         published_rows = synthetic.count()
-    log.info("calibration: %.0f of %d rows expected; largest share gap left per dimension: %s", calibration.expected,
-             rows, ", ".join(f"{d} {g:.4f}" for d, g in calibration.gaps.items()))
+    log.info("calibration: %.0f of %d rows expected after %d raking pass(es); largest share gap left per dimension: %s",
+             calibration.expected, rows, calibration.passes, ", ".join(f"{d} {g:.4f}" for d, g in calibration.gaps.items()))
     if calibration.short:
         log.warning("%.0f of %d rows published: the GAN writes some strata or values too rarely for "
                     "synth.calibration.oversample %.1f to fill", calibration.expected, rows, cal.oversample)
@@ -208,7 +209,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
             "columns": columns, "learned_as": conf.learned_as,
             "derived": list(conf.derived.items()),  # pairs: a rule may read the ones before it
             "kinds": fitted.kinds(), "fidelity": fidelity.__dict__,
-            "calibration": {"drawn": drawn, "filled": filled, "wanted": rows, "expected": calibration.expected, "gaps": calibration.gaps},
+            "calibration": {"drawn": drawn, "filled": filled, "wanted": rows, "expected": calibration.expected,
+                            "passes": calibration.passes, "gaps": calibration.gaps},
             "saved_at": dt.datetime.utcnow().isoformat()}
     models.save(model_uri, fitted, chief["generator"], params, meta)
     with stage("report", "writing the HTML report"):
