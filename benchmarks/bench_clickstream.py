@@ -37,6 +37,16 @@ def _within(synthetic: float | None, real: float | None, tolerance: float) -> st
     return f"{ratio:.2f}x ({'met' if abs(ratio - 1) <= tolerance else 'missed'}, within {tolerance:.0%})"
 
 
+def _real_side(quality: dict, key: str) -> str:
+    """The ratio's interval from the real rate's own interval over people (`funnel_intervals`): how
+    far a second draw of as many real people could stand from this one."""
+    low, high = ((quality.get(f"real_funnel_{end}") or {}).get(key) for end in ("low", "high"))
+    synthetic = quality["synthetic_funnel"].get(key)
+    if not (low and high and synthetic):
+        return ""
+    return f"; [{synthetic / high:.2f}, {synthetic / low:.2f}] over the real people (real {low:.4f}-{high:.4f})"
+
+
 def pooled_rows(utility: list[dict]):
     """A lookup of synthetic.utility's pooled rows by (model, trained_on, task); None where absent."""
     def pooled(model: str, trained_on: str, task: str) -> dict | None:
@@ -121,7 +131,8 @@ def main() -> None:
              f"{quality['synthetic_people']} synthetic ({quality['synthetic_events']} events)", "",
              *utility_table(utility, conf.clickstream.tstr_models, conf.recs.k)]
     best, tstr = best_tstr(utility, conf.clickstream.tstr_models)
-    funnel = {key: _within(quality["synthetic_funnel"].get(key), value, 0.2) for key, value in quality["real_funnel"].items()}
+    funnel = {key: _within(quality["synthetic_funnel"].get(key), value, 0.2) + _real_side(quality, key)
+              for key, value in quality["real_funnel"].items()}
     targets = {
         f"TSTR, best real-trained baseline on discovery ({best})": tstr,
         "item Gini, at the same number of people": f"{quality['synthetic_item_gini']:.3f} vs {quality['real_item_gini']:.3f}: "

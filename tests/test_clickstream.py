@@ -136,6 +136,22 @@ def test_shape_figures_on_planted_tables(spark):
     assert shape.ks_distance({1: 2, 3: 2}, {1: 1, 3: 3}) == pytest.approx(0.25)
 
 
+def test_a_funnel_rates_interval_is_over_people(spark):
+    """Twenty people alike (4 views, a cart): every replicate reads 0.25, an interval of width 0.
+    Ten who cart once per view and thirty who view ten times and never cart read 10 / 310, but a
+    draw of people moves it; no purchase after the carts: a cart-to-purchase rate of 0 in every draw."""
+    alike = _events(spark, {(f"u{k}", f"s{k}"): [("a", "view")] * 4 + [("a", "cart")] for k in range(20)})
+    assert shape.funnel_intervals(alike, seed=1, replicates=50) == {"s.view_to_cart": (0.25, 0.25),
+                                                                    "s.cart_to_purchase": (0.0, 0.0)}
+    unlike = _events(spark, {**{(f"c{k}", f"c{k}"): [("a", "view"), ("a", "cart")] for k in range(10)},
+                             **{(f"v{k}", f"v{k}"): [("a", "view")] * 10 for k in range(30)}})
+    assert shape.funnel(unlike) == {"s.view_to_cart": 10 / 310, "s.cart_to_purchase": 0.0}
+    intervals = shape.funnel_intervals(unlike, seed=1, replicates=200)
+    low, high = intervals["s.view_to_cart"]
+    assert 0.01 < low < 10 / 310 < high < 0.07 and intervals["s.cart_to_purchase"] == (0.0, 0.0)
+    assert shape.funnel_intervals(unlike, seed=1, replicates=200) == intervals   # seeded
+
+
 def test_the_gini_compares_a_share_of_the_people_each_whole_and_a_larger_share_keeps_the_smaller(spark):
     events = _events(spark, {(f"u{k}", f"s{k}"): [("a", "view"), (f"i{k}", "view")] for k in range(40)})
     assert shape.people_sample(events, 1.0, seed=3).count() == 80

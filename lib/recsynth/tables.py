@@ -185,7 +185,7 @@ TABLES = (
         "gates_passed boolean, measured_at timestamp, planned_category_share double, planned_purchase_share double, "
         "planned_cart_share double, planned_purchase_count_share double, planned_cart_count_share double, "
         "synthetic_common_move_share double, synthetic_repeat_move_share double, holdout_common_move_share double, "
-        "holdout_repeat_move_share double")),
+        "holdout_repeat_move_share double, real_funnel_low map<string,double>, real_funnel_high map<string,double>")),
     Table(SYNTHETIC_UTILITY, "evaluate_synthetic", APPEND, "run_id", schema=(
         "run_id string, synthetic_model_version string, training_data_version bigint, evaluation_split string, "
         "model string, trained_on string, task string, source string, k int, ndcg_at_k double, ndcg_at_k_low double, "

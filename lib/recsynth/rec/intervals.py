@@ -108,7 +108,7 @@ def _check_paired(first: np.ndarray, second: np.ndarray) -> None:
                                f"{first.shape} and {second.shape}")
 
 
-def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+def percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
     """The percentile interval at `confidence` of the replicates' `values` (NaN ones left out)."""
     values = values[~np.isnan(values)]
     tail = (1 - confidence) / 2
@@ -123,7 +123,7 @@ def paired_difference(better: np.ndarray, baseline: np.ndarray, confidence: floa
     replicate r weighs every user alike, and the difference of their weighted means is the
     weighted mean of the per-user differences: exactly the paired bootstrap, without a Spark job."""
     _check_paired(better, baseline)
-    return Difference(float(better[0] - baseline[0]), *_percentiles(better[1:] - baseline[1:], confidence))
+    return Difference(float(better[0] - baseline[0]), *percentiles(better[1:] - baseline[1:], confidence))
 
 
 def paired_ratio(model: np.ndarray, reference: np.ndarray, confidence: float = CONFIDENCE) -> Ratio:
@@ -134,4 +134,4 @@ def paired_ratio(model: np.ndarray, reference: np.ndarray, confidence: float = C
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(reference[1:] > 0, model[1:] / reference[1:], np.nan)
     point = float(model[0] / reference[0]) if reference[0] > 0 else np.nan
-    return Ratio(point, *_percentiles(ratios, confidence))
+    return Ratio(point, *percentiles(ratios, confidence))

@@ -126,6 +126,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
             real_lengths, synthetic_lengths = shape_of.session_length_counts(train), shape_of.session_length_counts(synthetic)
             size = produced["people"] / max(people["training"], 1)   # Gini at the smaller side's number of people
             real = shape_of.shape(train, real_lengths, min(1.0, size), conf.seed)
+            real_funnel_interval = shape_of.funnel_intervals(train, conf.seed)
             fake = shape_of.shape(synthetic, synthetic_lengths, min(1.0, 1.0 / size) if size else 1.0, conf.seed)
             agreement = shape_of.context_agreement(walks, session_contexts(synthetic, catalogue))
             moves = shape_of.move_shares(session_steps(train), {
@@ -139,6 +140,8 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                "session_events_ks": shape_of.ks_distance(real_lengths, synthetic_lengths),
                "real_item_gini": real.item_gini, "synthetic_item_gini": fake.item_gini,
                "real_funnel": real.funnel, "synthetic_funnel": fake.funnel,
+               "real_funnel_low": {k: low for k, (low, _) in real_funnel_interval.items()},
+               "real_funnel_high": {k: high for k, (_, high) in real_funnel_interval.items()},
                **{column: {str(n): v for n, v in shares.items()} for column, shares in (
                    ("train_ngram_share", report.paths.train_gram_share),
                    ("holdout_ngram_share", report.paths.holdout_gram_share),
