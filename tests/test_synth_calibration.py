@@ -188,3 +188,25 @@ def test_each_run_of_the_draw_order_keeps_its_expected_rows(spark, monkeypatch):
                                   draw_order=["hour"])[0])
     assert abs(sum(n for (_, carts), n in bucketed.items() if not carts) - 1080) <= 7
     assert {bucketed[(h, 1)] for h in hours} == {10}   # 720 cart rows: one bucket
+
+
+def test_strata_within_a_column_keep_each_values_own_share(spark):
+    """Source A: 10% of its training rows carry a cart; the small source B: 2 of 100. The GAN gives
+    B 5%. Strata within the source keep exactly 2 of B's 100 rows with a cart (drawn along the
+    strata, to the row); strata over both sources meet the 9.2% overall but hand B its GAN share."""
+    real = spark.createDataFrame(rows("a", 90, False, 1, "A") + rows("b", 810, False, 0, "A")
+                                 + rows("c", 2, False, 1, "B") + rows("d", 98, False, 0, "B"), SCHEMA)
+    generated = spark.createDataFrame(rows("p", 270, False, 1, "A") + rows("q", 2430, False, 0, "A")
+                                      + rows("r", 15, False, 1, "B") + rows("s", 285, False, 0, "B"), SCHEMA).cache()
+    assert value_counts(real.select(dimensions(["n_carts > 0"], [], {}, ["hour"])[STRATUM].alias("v")), "v") == {
+        "A|1": 90, "A|0": 810, "B|1": 2, "B|0": 98}
+
+    def kept_by_hour(within):
+        kept, calibration = calibrate(real, generated, ["n_carts > 0"], [["hour"]], bins=4, rows=1000, iterations=3,
+                                      seed=6, within=within)
+        assert not calibration.short
+        return {(r["hour"], r["n_carts"]): r["count"] for r in kept.groupBy("hour", "n_carts").count().collect()}
+
+    assert kept_by_hour(["hour"]) == {("A", 1): 90, ("A", 0): 810, ("B", 1): 2, ("B", 0): 98}
+    across = kept_by_hour([])
+    assert across[("A", 1)] + across[("B", 1)] == 92 and across[("B", 1)] == 6   # seeded: about 92 x 15 / 285 = 4.8

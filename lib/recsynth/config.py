@@ -333,6 +333,8 @@ class CalibrationConf(Strict):
     bins: int = Field(default=20, ge=2)
     iterations: int = Field(default=3, ge=1)  # raking passes over the dimensions at most (fewer once every value is
                                             # within a row of its want)
+    within: list[str] = []                  # categorical columns each value of which holds its own strata (each
+                                            # source its own share of each combination of `by`)
     draw_order: list[str] = []              # columns the kept rows are drawn along, within each stratum
                                             # (`calibration.systematic_draw`): each run of their leading values keeps
                                             # its raked count to within a row
@@ -409,6 +411,8 @@ class SynthConf(Strict):
             problems.append(f"calibration.marginals names {unknown}, which are not continuous or categorical columns")
         if unknown := [c for c in self.calibration.draw_order if c not in columns]:
             problems.append(f"calibration.draw_order names {unknown}, which are not continuous or categorical columns")
+        if unknown := [c for c in self.calibration.within if c not in self.categorical]:
+            problems.append(f"calibration.within names {unknown}, which are not categorical columns")
         if clash := [c for c in self.learned_as if c in columns]:
             problems.append(f"learned_as names {clash}, which are published columns: a helper needs a name of its own")
         if unused := [h for h in self.learned_as if not any(names_itself(h, e) for e in self.derived.values())]:

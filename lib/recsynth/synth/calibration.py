@@ -19,6 +19,7 @@ aggregates of the kind the column-shape scores already compare.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from functools import reduce
@@ -30,18 +31,22 @@ from pyspark.sql.types import NumericType
 from recsynth.synth.clickstream import seeded_uniform
 from recsynth.synth.layout import NONZERO, NULL_FLAG, PRESENT, ZERO
 
+log = logging.getLogger(__name__)
+
 STRATUM = "_stratum"
 NULL = "null"  # a missing value; every present one is written "=value", so a category spelt "null" stays apart
 
 
-def stratum(conditions: list[str]) -> Column:
-    """The row's stratum: one 0/1 digit per condition (unknown counts as 0), e.g. '101'."""
-    return F.concat(F.lit(""), *[F.coalesce(F.expr(c), F.lit(False)).cast("int").cast("string") for c in conditions])
+def stratum(conditions: list[str], within: list[str] = ()) -> Column:
+    """The row's stratum: its values of the `within` columns, then one 0/1 digit per condition
+    (unknown counts as 0), e.g. '101', or 'rees46|101' within source."""
+    digits = F.concat(F.lit(""), *[F.coalesce(F.expr(c), F.lit(False)).cast("int").cast("string") for c in conditions])
+    return F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit(NULL)) for c in within], digits)
 
 
-def stratum_counts(frame: DataFrame, conditions: list[str]) -> dict[str, int]:
-    """Rows per stratum: at most 2^len(conditions) groups, so the result is small."""
-    return value_counts(frame.select(stratum(conditions).alias(STRATUM)), STRATUM)
+def stratum_counts(frame: DataFrame, conditions: list[str], within: list[str] = ()) -> dict[str, int]:
+    """Rows per stratum: at most 2^len(conditions) groups per value of `within`, so the result is small."""
+    return value_counts(frame.select(stratum(conditions, within).alias(STRATUM)), STRATUM)
 
 
 def value_counts(frame: DataFrame, column: str, weight: Column | None = None) -> dict[str, float]:
@@ -70,7 +75,8 @@ def marginal_name(columns: list[str]) -> str:
     return "*".join(columns)
 
 
-def dimensions(conditions: list[str], marginals: list[list[str]], edges: dict[str, list[float]]) -> dict[str, Column]:
+def dimensions(conditions: list[str], marginals: list[list[str]], edges: dict[str, list[float]],
+               within: list[str] = ()) -> dict[str, Column]:
     """Dimension -> the row's value in it, as text: per marginal, each of its columns' value (a
     categorical column's value, a numeric one's bin: the number of its edges at or below the
     value), joined where a marginal combines columns (so that, say, each source keeps its own
@@ -84,7 +90,7 @@ def dimensions(conditions: list[str], marginals: list[list[str]], edges: dict[st
         return F.coalesce(F.concat(F.lit("="), F.col(c).cast("string")), F.lit(NULL))
 
     columns = {marginal_name(m): F.concat_ws(",", *[value(c) for c in m]) for m in marginals}
-    return columns | {STRATUM: stratum(conditions)}
+    return columns | {STRATUM: stratum(conditions, within)}
 
 
 def with_dimensions(frame: DataFrame, dims: dict[str, Column]) -> DataFrame:
@@ -175,7 +181,10 @@ def rake(generated: DataFrame, real: dict[str, dict[str, float]], rows: int, ite
     passes = 0
     while passes < iterations:  # one dimension at a time (Gauss-Seidel): each step moves d to its wanted rows,
         passes += 1
-        if max([step(d) for d in dims]) <= REFINE_ROWS:   # until a whole pass finds every value within a row
+        gaps = {d: step(d) for d in dims}
+        log.debug("raking pass %d: largest gap in rows per dimension before its step: %s", passes,
+                  ", ".join(f"{d} {g:.1f}" for d, g in gaps.items()))
+        if max(gaps.values()) <= REFINE_ROWS:   # until a whole pass finds every value within a row
             break
     for _ in range(REFINE_STEPS):  # the strata, last, again: a step leaves a value short where its cells reach 1
         if step(dims[-1]) <= REFINE_ROWS:
@@ -252,15 +261,16 @@ def systematic_draw(frame: DataFrame, keep: Column, groups: dict[str, int], orde
 
 
 def calibrate(train: DataFrame, generated: DataFrame, conditions: list[str], marginals: list[list[str]], *, bins: int,
-              rows: int, iterations: int, seed: int, draw_order: list[str] = (),
+              rows: int, iterations: int, seed: int, within: list[str] = (), draw_order: list[str] = (),
               id_column: str = "synthetic_id") -> tuple[DataFrame, Calibration]:
-    """About `rows` of the `generated` rows with the training rows' strata and marginals (each a
-    list of columns whose values are combined, `dimensions`): each kept with probability
+    """About `rows` of the `generated` rows with the training rows' strata (within each value of
+    the `within` columns) and marginals (each a list of columns whose values are combined,
+    `dimensions`): each kept with probability
     min(1, weight), drawn systematically within its stratum along `draw_order` (`systematic_draw`:
     the same rows whatever the partitioning). `generated` is read twice: cache it."""
     numeric = {f.name for f in train.schema.fields if isinstance(f.dataType, NumericType)}
     edges = bin_edges(train, sorted({c for m in marginals for c in m if c in numeric}), bins)
-    dims = dimensions(conditions, marginals, edges)
+    dims = dimensions(conditions, marginals, edges, within)
     real_cells = cells(with_dimensions(train, dims), list(dims)).cache()
     drawn = with_dimensions(generated, dims)
     drawn_cells = cells(drawn, list(dims)).cache()

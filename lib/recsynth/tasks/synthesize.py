@@ -168,7 +168,8 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
         publishable = keep(drop_rare_copies(derived, everyone, columns, conf.privacy.min_copy_support))  # every session
         rare_copies = derived.count() - publishable.count()
         calibrated, calibration = (calibrate(train, publishable, cal.by, cal.marginal_columns(), bins=cal.bins, rows=rows,
-                                             iterations=cal.iterations, seed=conf.seed, draw_order=cal.draw_order)
+                                             iterations=cal.iterations, seed=conf.seed, within=cal.within,
+                                             draw_order=cal.draw_order)
                                    if calibrating
                                    else (publishable, Calibration({}, rows=rows, expected=rows, gaps={})))
         synthetic = keep(calibrated)
