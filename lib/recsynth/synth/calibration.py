@@ -8,10 +8,14 @@ more rows than it publishes and keeps each row with a probability fitted by raki
 proportional fitting, as survey statisticians post-stratify a sample, on probabilities capped at
 1): one factor per value of each dimension, so that the rows kept on average match the training
 rows' share of
-- each stratum: one combination of the conf's conditions (purchased, a cart, a paid purchase...);
+- each stratum: one combination of the conf's conditions (purchased, a cart, a paid purchase...),
+  within each value of the `within` columns (each source its own);
 - each value of every categorical column named in `marginals`;
 - each real-quantile bin of every numeric column named there (each value, for a column of few
   values such as a count), alone or combined with other columns (each source's own carts).
+
+The rows are drawn systematically within each stratum (`systematic_draw`), so that a small cell
+keeps its expected count to within a row instead of missing it by its square root.
 
 Rows are kept whole, so every identity and every relation within a row stays as the GAN wrote
 it. Only one-way shares of the training rows are read (and the strata's joint shares): small
@@ -277,9 +281,9 @@ def calibrate(train: DataFrame, generated: DataFrame, conditions: list[str], mar
     try:
         real = {d: value_counts(real_cells, _dim(d), F.col(CELL_ROWS)) for d in dims}
         calibration = rake(drawn_cells, real, rows, iterations)
+        strata = value_counts(drawn_cells, _dim(STRATUM), F.col(CELL_ROWS))
     finally:
         real_cells.unpersist()
         drawn_cells.unpersist()
-    kept = systematic_draw(drawn, calibration.keep(), value_counts(drawn_cells, _dim(STRATUM), F.col(CELL_ROWS)),
-                           list(draw_order), seed, id_column)
+    kept = systematic_draw(drawn, calibration.keep(), strata, list(draw_order), seed, id_column)
     return kept.drop(*[_dim(d) for d in dims]), calibration
