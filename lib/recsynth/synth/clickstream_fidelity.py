@@ -2,9 +2,10 @@
 recommender team looks at first: session lengths (events per session: mean and the KS
 distance of the two distributions), how concentrated item popularity is (the Gini coefficient
 of events per item, at the same number of people on both sides: `people_sample`) and the
-funnel (carts per view, purchases per cart, per source); how often a written session has the
-context it was planned with (`context_agreement`); and of its moves from one item to the next,
-how many are moves real people took and how many stay on the item (`move_shares`)."""
+funnel (carts per view, purchases per cart, per source; each real rate's interval over people);
+how often a written session has the context it was planned with (`context_agreement`); and of
+its moves from one item to the next, how many are moves real people took and how many stay on
+the item (`move_shares`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,6 +67,10 @@ def people_sample(events: DataFrame, fraction: float, seed: int) -> DataFrame:
     return events if fraction >= 1.0 else split_by_person(events, fraction, salt=f"gini-{seed}")[1]
 
 
+FUNNEL_STEPS = ("view", "cart", "purchase")
+FUNNEL_RATES = {"view_to_cart": ("cart", "view"), "cart_to_purchase": ("purchase", "cart")}
+
+
 def funnel(events: DataFrame) -> dict[str, float]:
     """Per source, carts per view and purchases per cart (a source without views or carts has no
     such rate)."""
@@ -74,17 +79,13 @@ def funnel(events: DataFrame) -> dict[str, float]:
             for row in counts.collect() for rate, (top, bottom) in FUNNEL_RATES.items() if row[bottom]}   # a row per source
 
 
-FUNNEL_STEPS = ("view", "cart", "purchase")
-FUNNEL_RATES = {"view_to_cart": ("cart", "view"), "cart_to_purchase": ("purchase", "cart")}
-
-
 def funnel_intervals(events: DataFrame, seed: int, replicates: int = REPLICATES,
                      confidence: float = CONFIDENCE) -> dict[str, tuple[float, float]]:
     """Per `funnel` rate, its percentile interval over people (`rec.intervals.replicate_means`: each
     person weighed by a seeded Poisson(1) draw per replicate, a rate being the ratio of two weighted
-    means). A source with few carts cannot be judged within 20%: the sample's rees46, 35 carts in
-    `train`, has an interval of about a third either side. One row per source and replicate
-    reaches the driver."""
+    means). A source with few carts cannot be judged within 20%: the sample's rees46, some 35
+    carts, spans 0.59-1.76x of its own carts per view. One row per source and replicate reaches
+    the driver."""
     per_person = events.groupBy("source", "user_id").agg(
         *[F.count(F.when(F.col("event_type") == t, 1)).cast("double").alias(t) for t in FUNNEL_STEPS])
     replicated = replicate_means(per_person, list(FUNNEL_STEPS), ["source"], replicates=replicates, seed=seed)
