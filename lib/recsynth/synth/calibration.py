@@ -48,9 +48,9 @@ def stratum(conditions: list[str], within: list[str] = ()) -> Column:
     return F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit(NULL)) for c in within], digits)
 
 
-def stratum_counts(frame: DataFrame, conditions: list[str], within: list[str] = ()) -> dict[str, int]:
-    """Rows per stratum: at most 2^len(conditions) groups per value of `within`, so the result is small."""
-    return value_counts(frame.select(stratum(conditions, within).alias(STRATUM)), STRATUM)
+def stratum_counts(frame: DataFrame, conditions: list[str]) -> dict[str, int]:
+    """Rows per stratum: at most 2^len(conditions) groups, so the result is small."""
+    return value_counts(frame.select(stratum(conditions).alias(STRATUM)), STRATUM)
 
 
 def value_counts(frame: DataFrame, column: str, weight: Column | None = None) -> dict[str, float]:
