@@ -188,6 +188,34 @@ def test_sessions_planned_from_the_gans_rows_take_their_lengths_and_contexts(spa
     assert run_job(JOBS["synthesize_events"], spark, conf, lake).status == "skipped"
 
 
+def test_a_new_draw_seed_writes_another_clickstream_of_the_same_people(spark, gold_lake, published):
+    """clickstream.draw_seed re-draws the plan and the writing only: the same training and holdout
+    people and real figures, as many synthetic people, other sessions; set to the seed itself it
+    writes the very events of the seed's run."""
+    conf, lake = gold_lake
+    def drawn(draw_seed):
+        record = run_job(JOBS["synthesize_events"], spark, conf.model_copy(update={
+            "clickstream": conf.clickstream.model_copy(update={"draw_seed": draw_seed})}), lake)
+        assert record.status == "succeeded", record.message
+        quality = lake.read(T.SYNTHETIC_EVENTS_QUALITY).where(F.col("run_id") == record.run_id).head()
+        return lake.read(T.SYNTHETIC_EVENTS).drop("model_version"), quality
+
+    def paths(events):
+        return sorted(tuple(r["items"]) for r in events.groupBy("session_id").agg(
+            F.sort_array(F.collect_list(F.struct("event_time", "item_id"))).alias("items")).collect())
+
+    before = lake.read(T.SYNTHETIC_EVENTS, version=lake.version(T.SYNTHETIC_EVENTS)).drop("model_version")
+    first = lake.read(T.SYNTHETIC_EVENTS_QUALITY).orderBy(F.desc("measured_at")).head()   # the seed's run
+    other, quality = drawn(7)
+    assert [quality[k] for k in ("training_people", "holdout_people", "synthetic_people", "real_item_gini")] == [
+        first[k] for k in ("training_people", "holdout_people", "synthetic_people", "real_item_gini")]
+    assert other.where(~F.col("user_id").startswith("syn7-")).count() == 0
+    assert paths(other) != paths(before)
+    again, _ = drawn(conf.clickstream.seed)
+    assert paths(again) == paths(before) and again.select("user_id").distinct().count() == \
+        before.select("user_id").distinct().count()
+
+
 def _planted_splits(lake):
     """gold.splits replaced by planted views of catalogue items: 30 people view A_k and B_k
     (k = n mod 10) in `train`; 10 more view A_k in `train` and B_k in `test`, so every item-side

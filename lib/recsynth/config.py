@@ -713,9 +713,16 @@ class ClickstreamConf(Strict):
     min_people: int = Field(default=2, ge=1)    # an item or move fewer real people took is never replayed
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)  # people the generator never sees: the privacy yardstick
     seed: int = 42
+    draw_seed: int | None = None              # the plan's and the writing's draws (null: seed); a new one writes another
+                                              # clickstream from the same people split and trained generator
     privacy: PeoplePrivacyGates = PeoplePrivacyGates()
     tstr_models: list[Literal["cooccurrence", "itemknn", "ease", "als"]] = Field(
         default=["cooccurrence", "itemknn", "ease", "als"], min_length=1)
+
+    @property
+    def draws(self) -> int:
+        """The seed of the plan's and the writing's draws; the people split and the network keep `seed`."""
+        return self.seed if self.draw_seed is None else self.draw_seed
 
 
 class PrivacyConf(Strict):

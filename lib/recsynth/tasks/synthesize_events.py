@@ -56,7 +56,7 @@ def _gan_sessions(lake, real, conf, keep):
         raise ConfigError(f"clickstream.sessions: gan plans sessions from {T.SYNTHETIC_BEHAVIOR}, which does not exist "
                           "yet: run `recsynth synthesize` first, or set clickstream.sessions: real")
     sessions, left_out = generated_sessions(lake.read(T.SYNTHETIC_BEHAVIOR), real,
-                                            max_session_events=conf.max_session_events, seed=conf.seed, keep=keep)
+                                            max_session_events=conf.max_session_events, seed=conf.draws, keep=keep)
     dropped = left_out.count()
     if dropped:
         log.warning("%d rows of %s are not planned: no event, or no real session of their source has their weekday "
@@ -80,7 +80,7 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                         **{name: getattr(conf.sequence, name) for name in WRITING_SETTINGS},
                         "avoid_distinctive_paths": conf.sequence.avoid_distinctive_paths,
                         "max_session_events": conf.max_session_events, "min_people": conf.min_people,
-                        "holdout_fraction": conf.holdout_fraction, "seed": conf.seed,
+                        "holdout_fraction": conf.holdout_fraction, "seed": conf.seed, "draw_seed": conf.draws,
                         "fit_splits": list(ctx.conf.recs.fit_splits)})
         tracker.tags({"training_data": T.GOLD_SPLITS, "training_data_version": data_version})
         catalogue_version = lake.version(T.GOLD_ITEM_FEATURES)
@@ -110,10 +110,10 @@ def synthesize_events(ctx: RunContext) -> Outcome:
                 pools = tuple(keep(side) for side in stand_in_pools(catalogue, known))
                 same = keep(same_item_shares(real_steps, shared, catalogue))
                 fill = lambda walks: filled_stand_ins(write_sequences(walks, generator, sources, categories),  # noqa: E731
-                                                      pools, same, conf.seed)
+                                                      pools, same, conf.draws)
         with stage("sample", f"writing the sessions of {conf.users_multiplier:g} synthetic people per training person"):
-            walks = keep(plan_sessions(sessions, users_multiplier=conf.users_multiplier, seed=conf.seed,
-                                       prefix=f"syn{conf.seed}"))
+            walks = keep(plan_sessions(sessions, users_multiplier=conf.users_multiplier, seed=conf.draws,
+                                       prefix=f"syn{conf.draws}"))
             synthetic = cut(as_events(timed(fill(walks)), catalogue.select("source", "item_id", "price")))
             produced = synthetic.agg(F.count(F.lit(1)).alias("events"),
                                      F.countDistinct("source", "user_id").alias("people")).head()
@@ -177,7 +177,7 @@ SYNTHESIZE_EVENTS = Job(
     inputs_under=lambda conf: (T.SYNTHETIC_BEHAVIOR,) if conf.clickstream.sessions == "gan" else (),
     outputs=(T.SYNTHETIC_EVENTS, T.SYNTHETIC_EVENTS_QUALITY),
     conf_keys=("clickstream.generator", "clickstream.sessions", "clickstream.sequence", "clickstream.users_multiplier", "clickstream.max_session_events",
-               "clickstream.min_people", "clickstream.holdout_fraction", "clickstream.seed",
+               "clickstream.min_people", "clickstream.holdout_fraction", "clickstream.seed", "clickstream.draw_seed",
                "clickstream.privacy", "recs.fit_splits"),
     body=synthesize_events,
     description="gold.splits' fit periods -> a clickstream generator -> synthetic.events (privacy-gated per person)",
