@@ -705,7 +705,7 @@ class ClickstreamSequenceConf(AttentionConf):
 class ClickstreamConf(Strict):
     """The synthetic clickstream (recsynth synthesize-events, evaluate-synthetic)."""
     enabled: bool = False                     # the pipeline runs both jobs too
-    generator: Literal["markov", "independent", "sequence"] = "markov"
+    generator: Literal["markov", "independent", "sequence"] = "sequence"
     sessions: Literal["real", "gan"] = "real"   # the plan's sessions: real templates, or synthetic.behavior's rows
     sequence: ClickstreamSequenceConf = ClickstreamSequenceConf()
     users_multiplier: float = Field(default=1.0, gt=0)    # synthetic users = training people x this
