@@ -227,7 +227,8 @@ def test_gan_rows_replace_the_templates_dated_by_a_real_session_of_their_weekday
     assert sorted((r["session_id"], r["length"], r["start"], r["duration_s"], r["top_category"], r["n_purchases"],
                    r["n_carts"]) for r in table.collect()) == [
         ("g1", 2, START, 30.0, "shoes", 2, 1), ("g2", 3, START + dt.timedelta(days=1), 80.0, "bags", 0, 0)]
-    # a model that writes no counts plans no cart, and one purchase where its row says purchased
+    # a model that writes no counts plans one purchase where its row says purchased, and the
+    # carts of the real session dating it (none)
     uncounted, _ = generated_sessions(behavior.drop("n_carts", "n_purchases"), fitted, max_session_events=3, seed=1,
                                       keep=keep)
     assert sorted((r["session_id"], r["n_purchases"], r["n_carts"]) for r in uncounted.templates[0].collect()) == [
@@ -238,6 +239,25 @@ def test_gan_rows_replace_the_templates_dated_by_a_real_session_of_their_weekday
     plan = plan_sessions(sessions, users_multiplier=4.0, seed=3, prefix="syn").collect()
     assert len(plan) == 8 and {(r["length"], r["duration_s"], r["top_category"]) for r in plan} <= {
         (2, 30.0, "shoes"), (3, 80.0, "bags")}
+
+
+def test_what_an_order_exports_gan_does_not_learn_comes_from_the_real_session_dating_its_row(spark, keep):
+    """An invoice table learns lines only (no duration, category, carts or purchases): each GAN row
+    takes the duration and top category of the real session that dates it, and that session's
+    purchases and carts per event times its own length. Thursday 12:00's real invoice has 4 lines
+    over 3 minutes, all bought; Friday's, 2 lines: a cart and a purchase."""
+    thursday = _events(spark, {("u1", "s1"): [(item, "purchase") for item in "abcd"]})
+    friday = _events(spark, {("u2", "s2"): [("a", "cart"), ("a", "purchase")]}).selectExpr(
+        "source", "user_id", "session_id", "item_id", "event_type", "event_time + interval 1 day as event_time")
+    steps = session_steps(thursday.unionByName(friday))
+    fitted = fit_sessions(steps, session_contexts(steps, _no_categories(spark)), max_session_events=50, keep=keep)
+    lines = spark.createDataFrame([("g1", "s", 2, 12, "Thu"), ("g2", "s", 7, 12, "Thu"), ("g3", "s", 6, 12, "Fri")],
+                                  "synthetic_id string, source string, n_events bigint, start_hour int, day_of_week string")
+    sessions, left_out = generated_sessions(lines, fitted, max_session_events=50, seed=1, keep=keep)
+    assert sorted((r["session_id"], r["length"], r["duration_s"], r["top_category"], r["n_purchases"], r["n_carts"])
+                  for r in sessions.templates[0].collect()) == [
+        ("g1", 2, 180.0, "unknown", 2, 0), ("g2", 7, 180.0, "unknown", 7, 0), ("g3", 6, 60.0, "unknown", 3, 3)]
+    assert left_out.count() == 0
 
 
 def test_the_plan_deals_each_real_session_count_and_template_once_per_copy(spark, keep):

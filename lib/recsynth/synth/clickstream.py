@@ -276,38 +276,47 @@ _WALK_CHUNK = 50_000   # sessions walked at once in a task
 def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_events: int, seed: int,
                        keep) -> tuple[RealSessions, DataFrame]:
     """`real` with the tabular GAN's sessions as templates: each row of `behavior`
-    (synthetic.behavior: synthetic_id, source, n_events, duration_s, top_category, n_purchases,
-    n_carts, start_hour, day_of_week) gives a template's length (at most `max_session_events`),
-    duration and context (`session_counts`); its start is a real template's of the same source,
-    weekday and hour (the GAN writes no dates), drawn by a seeded hash. People's session counts
-    stay real. Also returns the rows left out: no real session of their source has their weekday and hour, or they have
-    no event."""
-    starts = real.templates[0].select("source", "session_id", "start", F.date_format("start", "E").alias("day_of_week"),
-                                      F.hour("start").alias("start_hour"))
+    (synthetic.behavior: synthetic_id, source, n_events, start_hour, day_of_week, and what the GAN
+    learnt of duration_s, top_category, n_purchases, n_carts, purchased) gives a template's length
+    (at most `max_session_events`) and context. Its start is a real template's of the same source,
+    weekday and hour (the GAN writes no dates), drawn by a seeded hash, and what the GAN did not
+    learn comes from that real session too (`learnt_or_dated`). People's session counts stay real.
+    Also returns the rows left out: no real session of their source has their weekday and hour, or
+    they have no event."""
     cell = ["source", "day_of_week", "start_hour"]
+    starts = real.templates[0].select(
+        "source", "start", F.date_format("start", "E").alias("day_of_week"), F.hour("start").alias("start_hour"),
+        "session_id", *[F.col(c).alias(f"_dated_{c}") for c in ("length", "duration_s", *CONTEXT)])
     starts_table, starts_sizes = indexed(starts, cell, ["start", "session_id"])
+    learnt = [c for c in ("duration_s", *CONTEXT, "purchased") if c in behavior.columns]
     rows = behavior.where(F.col("n_events") >= 1).select(
-        "source", "day_of_week", "start_hour", F.col("synthetic_id").alias("session_id"),
-        F.least(F.col("n_events"), F.lit(max_session_events)).cast("long").alias("length"),
-        F.greatest(F.col("duration_s"), F.lit(0.0)).alias("duration_s"), "top_category", *session_counts(behavior))
-    dated = pick_indexed(rows, starts_sizes, starts_table.select(*cell, "_k", "start"), cell,
+        *cell, F.col("synthetic_id").alias("session_id"),
+        F.least(F.col("n_events"), F.lit(max_session_events)).cast("long").alias("length"), *learnt)
+    dated = pick_indexed(rows, starts_sizes, starts_table.drop("session_id"), cell,
                          seeded_uniform(seed, "start", "session_id"))
-    templates = _keep(indexed(dated.select("source", "session_id", "length", "start", "duration_s", *CONTEXT),
+    templates = _keep(indexed(dated.select("source", "session_id", "length", "start", *learnt_or_dated(learnt)),
                               ["source"], ["session_id"]), keep)
     planned = templates[0].select(F.col("session_id").alias("synthetic_id"))   # kept: the pick is not redone
     return RealSessions(templates=templates, people=real.people), behavior.join(planned, "synthetic_id", "left_anti")
 
 
-def session_counts(behavior: DataFrame) -> list[Column]:
-    """n_purchases and n_carts of the GAN's rows: as written; a model without one (an order
-    export's writes no carts) counts none, or one purchase where its row says `purchased`."""
-    def counted(name: str, otherwise: Column) -> Column:
-        value = F.col(name) if name in behavior.columns else otherwise
-        return F.greatest(F.coalesce(F.round(value), F.lit(0)), F.lit(0)).cast("long").alias(name)
+def learnt_or_dated(learnt: list[str]) -> list[Column]:
+    """duration_s and the `CONTEXT` of a GAN row dated by a real session (its columns `_dated_*`):
+    as the GAN wrote them where it learnt them (`learnt`); otherwise the real session's duration
+    and top category, and its purchases and carts per event times the row's length (an order
+    export's invoice table learns lines only: every line a purchase, as in the real invoice). A
+    table with `purchased` but no `n_purchases` plans one purchase where it says purchased."""
+    def count(name: str) -> Column:
+        if name in learnt:
+            return F.greatest(F.coalesce(F.round(F.col(name)), F.lit(0)), F.lit(0))
+        if name == "n_purchases" and "purchased" in learnt:
+            return F.col("purchased").cast("string").isin("true", "True").cast("long")
+        return F.round(F.col(f"_dated_{name}") * F.col("length") / F.col("_dated_length"))
 
-    bought = (F.col("purchased").cast("string").isin("true", "True") if "purchased" in behavior.columns
-              else F.lit(False))
-    return [counted("n_purchases", bought.cast("long")), counted("n_carts", F.lit(0))]
+    duration = F.greatest(F.col("duration_s"), F.lit(0.0)) if "duration_s" in learnt else F.col("_dated_duration_s")
+    category = F.col("top_category") if "top_category" in learnt else F.col("_dated_top_category")
+    return [duration.cast("double").alias("duration_s"), category.alias("top_category"),
+            *[count(name).cast("long").alias(name) for name in ("n_purchases", "n_carts")]]
 
 
 def plan_sessions(real: RealSessions, *, users_multiplier: float, seed: int, prefix: str) -> DataFrame:
