@@ -302,16 +302,17 @@ def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_e
 
 def learnt_or_dated(learnt: list[str]) -> list[Column]:
     """duration_s and the `CONTEXT` of a GAN row dated by a real session (its columns `_dated_*`):
-    as the GAN wrote them where it learnt them (`learnt`); otherwise the real session's duration
-    and top category, and its purchases and carts per event times the row's length (an order
-    export's invoice table learns lines only: every line a purchase, as in the real invoice). A
-    table with `purchased` but no `n_purchases` plans one purchase where it says purchased."""
+    as the GAN wrote them where it learnt them (`learnt`). Otherwise the real session's duration
+    and top category, and its purchases and carts per event times the row's length, at most the
+    length (a cut session keeps all its counts). An order export's invoice table learns lines
+    only, so its rows plan every line a purchase, as the real invoices have. A table with
+    `purchased` but no `n_purchases` plans one purchase where it says purchased."""
     def count(name: str) -> Column:
         if name in learnt:
             return F.greatest(F.coalesce(F.round(F.col(name)), F.lit(0)), F.lit(0))
         if name == "n_purchases" and "purchased" in learnt:
             return F.col("purchased").cast("string").isin("true", "True").cast("long")
-        return F.round(F.col(f"_dated_{name}") * F.col("length") / F.col("_dated_length"))
+        return F.least(F.round(F.col(f"_dated_{name}") * F.col("length") / F.col("_dated_length")), F.col("length"))
 
     duration = F.greatest(F.col("duration_s"), F.lit(0.0)) if "duration_s" in learnt else F.col("_dated_duration_s")
     category = F.col("top_category") if "top_category" in learnt else F.col("_dated_top_category")
