@@ -242,21 +242,22 @@ def test_gan_rows_replace_the_templates_dated_by_a_real_session_of_their_weekday
 
 
 def test_what_an_order_exports_gan_does_not_learn_comes_from_the_real_session_dating_its_row(spark, keep):
-    """An invoice table learns lines only (no duration, category, carts or purchases): each GAN row
-    takes the duration and top category of the real session that dates it, and that session's
-    purchases and carts per event times its own length. Thursday 12:00's real invoice has 4 lines
+    """An invoice table learns lines only (no source, duration, category, carts or purchases): each
+    GAN row takes the source, duration and top category of the real session that dates it, and
+    that session's purchases and carts per event times its own length. Thursday 12:00's real invoice has 4 lines
     over 3 minutes, all bought; Friday's, 2 lines: a cart and a purchase."""
     thursday = _events(spark, {("u1", "s1"): [(item, "purchase") for item in "abcd"]})
     friday = _events(spark, {("u2", "s2"): [("a", "cart"), ("a", "purchase")]}).selectExpr(
         "source", "user_id", "session_id", "item_id", "event_type", "event_time + interval 1 day as event_time")
     steps = session_steps(thursday.unionByName(friday))
     fitted = fit_sessions(steps, session_contexts(steps, _no_categories(spark)), max_session_events=50, keep=keep)
-    lines = spark.createDataFrame([("g1", "s", 2, 12, "Thu"), ("g2", "s", 7, 12, "Thu"), ("g3", "s", 6, 12, "Fri")],
-                                  "synthetic_id string, source string, n_events bigint, start_hour int, day_of_week string")
+    lines = spark.createDataFrame([("g1", 2, 12, "Thu"), ("g2", 7, 12, "Thu"), ("g3", 6, 12, "Fri")],
+                                  "synthetic_id string, n_events bigint, start_hour int, day_of_week string")
     sessions, left_out = generated_sessions(lines, fitted, max_session_events=50, seed=1, keep=keep)
-    assert sorted((r["session_id"], r["length"], r["duration_s"], r["top_category"], r["n_purchases"], r["n_carts"])
-                  for r in sessions.templates[0].collect()) == [
-        ("g1", 2, 180.0, "unknown", 2, 0), ("g2", 7, 180.0, "unknown", 7, 0), ("g3", 6, 60.0, "unknown", 3, 3)]
+    assert sorted((r["source"], r["session_id"], r["length"], r["duration_s"], r["top_category"], r["n_purchases"],
+                   r["n_carts"]) for r in sessions.templates[0].collect()) == [
+        ("s", "g1", 2, 180.0, "unknown", 2, 0), ("s", "g2", 7, 180.0, "unknown", 7, 0),
+        ("s", "g3", 6, 60.0, "unknown", 3, 3)]
     assert left_out.count() == 0
 
 

@@ -280,10 +280,12 @@ def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_e
     learnt of duration_s, top_category, n_purchases, n_carts, purchased) gives a template's length
     (at most `max_session_events`) and context. Its start is a real template's of the same source,
     weekday and hour (the GAN writes no dates), drawn by a seeded hash, and what the GAN did not
-    learn comes from that real session too (`learnt_or_dated`). People's session counts stay real.
-    Also returns the rows left out: no real session of their source has their weekday and hour, or
-    they have no event."""
-    cell = ["source", "day_of_week", "start_hour"]
+    learn comes from that real session too (`learnt_or_dated`); so does the source, where the GAN
+    learnt one source's rows without the column (`synth.rows_where`): those are dated among every
+    source's sessions of their weekday and hour. People's session counts stay real. Also returns
+    the rows left out: no real session of their source has their weekday and hour, or they have no
+    event."""
+    cell = [*(["source"] if "source" in behavior.columns else []), "day_of_week", "start_hour"]
     starts = real.templates[0].select(
         "source", "start", F.date_format("start", "E").alias("day_of_week"), F.hour("start").alias("start_hour"),
         "session_id", *[F.col(c).alias(f"_dated_{c}") for c in ("length", "duration_s", *CONTEXT)])

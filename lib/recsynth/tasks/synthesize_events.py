@@ -55,8 +55,14 @@ def _gan_sessions(lake, real, conf, keep):
     if lake.version(T.SYNTHETIC_BEHAVIOR) is None:
         raise ConfigError(f"clickstream.sessions: gan plans sessions from {T.SYNTHETIC_BEHAVIOR}, which does not exist "
                           "yet: run `recsynth synthesize` first, or set clickstream.sessions: real")
-    sessions, left_out = generated_sessions(lake.read(T.SYNTHETIC_BEHAVIOR), real,
-                                            max_session_events=conf.max_session_events, seed=conf.draws, keep=keep)
+    behavior = lake.read(T.SYNTHETIC_BEHAVIOR)
+    sources = real.templates[1].count()   # a row per source
+    if "source" not in behavior.columns and sources > 1:
+        raise ConfigError(f"clickstream.sessions: gan plans sessions from {T.SYNTHETIC_BEHAVIOR}, whose GAN learnt no "
+                          f"source column (synth.rows_where keeps one source's rows), but the fit periods hold {sources} "
+                          "sources: run the clickstream on that source's lake, or learn `source` in synth.categorical")
+    sessions, left_out = generated_sessions(behavior, real, max_session_events=conf.max_session_events,
+                                            seed=conf.draws, keep=keep)
     dropped = left_out.count()
     if dropped:
         log.warning("%d rows of %s are not planned: no event, or no real session of their source has their weekday "
