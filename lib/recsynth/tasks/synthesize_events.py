@@ -56,8 +56,7 @@ def _gan_sessions(lake, real, conf, keep):
         raise ConfigError(f"clickstream.sessions: gan plans sessions from {T.SYNTHETIC_BEHAVIOR}, which does not exist "
                           "yet: run `recsynth synthesize` first, or set clickstream.sessions: real")
     behavior = lake.read(T.SYNTHETIC_BEHAVIOR)
-    sources = real.templates[1].count()   # a row per source
-    if "source" not in behavior.columns and sources > 1:
+    if "source" not in behavior.columns and (sources := real.templates[1].count()) > 1:   # a row per source
         raise ConfigError(f"clickstream.sessions: gan plans sessions from {T.SYNTHETIC_BEHAVIOR}, whose GAN learnt no "
                           f"source column (synth.rows_where keeps one source's rows), but the fit periods hold {sources} "
                           "sources: run the clickstream on that source's lake, or learn `source` in synth.categorical")
