@@ -708,7 +708,7 @@ class ClickstreamConf(Strict):
     generator: Literal["markov", "independent", "sequence"] = "sequence"
     sessions: Literal["real", "gan"] = "real"   # the plan's sessions: real templates, or synthetic.behavior's rows
     sequence: ClickstreamSequenceConf = ClickstreamSequenceConf()
-    users_multiplier: float = Field(default=1.0, gt=0)    # synthetic users = training people x this
+    users_multiplier: float = Field(default=3.0, gt=0)    # synthetic users = training people x this
     max_session_events: int = Field(default=50, ge=1)     # longer sessions are cut (counted in the run's details)
     min_people: int = Field(default=2, ge=1)    # an item or move fewer real people took is never replayed
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)  # people the generator never sees: the privacy yardstick
