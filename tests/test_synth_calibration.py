@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from recsynth.synth.calibration import (NULL, STRATUM, calibrate, dimensions, bin_edges, fill_condition, fill_value,
-                                        shortfalls, stratum_counts, value_counts)
+from recsynth.synth.calibration import (NULL, STRATUM, calibrate, conditions_kept, dimensions, bin_edges, fill_condition,
+                                        fill_value, shortfalls, stratum_counts, value_counts)
 from recsynth.synth.layout import NULL_FLAG, ZERO
 
 pytestmark = pytest.mark.spark
@@ -145,6 +145,21 @@ def test_a_value_the_gan_under_writes_leaves_the_table_short(spark):
     # half the published rows should be purchases: all 100 are kept, with 500 others at that share
     assert calibration.short and calibration.expected == pytest.approx(600)
     assert stratum_counts(kept, CONDITIONS)["11"] == 100
+
+
+def test_rows_a_derived_rule_moved_off_their_condition_are_counted_per_sample_seed(spark):
+    """The top-up rows of each sample seed against the condition they were generated under, after
+    the derived rules: a count filled without its flag is set to 0 where the row is not purchased."""
+    derived = spark.createDataFrame(
+        [(43, True, 2), (43, True, 2), (43, False, 0),   # generated under n_purchases=2: one was drawn not purchased
+         (44, True, 2), (44, True, 2),                    # under purchased and n_purchases=2: both kept it
+         (42, False, 0)],                                 # the main draw: not generated under a condition
+        "sample_seed long, purchased boolean, n_purchases bigint")
+    under = {43: json.dumps({"n_purchases": "2"}, separators=(",", ":")),
+             44: json.dumps({"purchased": "true", "n_purchases": "2"}, separators=(",", ":")),
+             45: json.dumps({"n_purchases": "3"}, separators=(",", ":"))}   # generated no row
+    assert conditions_kept(derived, under, {}) == {43: (3, 2), 44: (2, 2), 45: (0, 0)}
+    assert conditions_kept(derived, {}, {}) == {}
 
 
 def test_shortfalls_are_the_rows_to_generate_under_each_under_written_value():

@@ -107,7 +107,7 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     assert meta["calibration"]["drawn"] == 3 * record.rows_in == 3 * meta["calibration"]["wanted"]  # oversample 3
     assert set(meta["calibration"]["gaps"]) == {"_stratum", *map(marginal_name, conf.synth.calibration.marginal_columns())}
     topped_up = {tuple(sorted(c.split("=")[0] for c in label.split(","))) for label in meta["calibration"]["filled"]}
-    assert topped_up <= {("mean_price", "n_carts", "purchased", "spend")}  # the conditions it topped up, if any
+    assert topped_up <= {tuple(sorted(entry)) for entry in conf.synth.calibration.fill_columns()}  # those topped up, if any
     scores = [entry["validation_quality"] for entry in meta["history"]]  # the validation people's column shapes
     assert weights and len(scores) == params.epochs and meta["best_epoch"] == scores.index(max(scores)) + 1
     assert [c.name for c in fitted.categorical if not c.numeric] == list(conf.synth.categorical)

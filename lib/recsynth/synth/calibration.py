@@ -23,6 +23,7 @@ aggregates of the kind the column-shape scores already compare.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -230,6 +231,19 @@ def fill_condition(columns: list[str], flags: dict[str, str]) -> Column:
     values = {c: fill_value(c, flags.get(c)) for c in columns}
     known = reduce(lambda a, b: a & b, [v.isNotNull() for v in values.values()])
     return F.when(known, F.to_json(F.struct(*[v.alias(c) for c, v in values.items()])))
+
+
+def conditions_kept(frame: DataFrame, generated: dict[int, str], flags: dict[str, str]) -> dict[int, tuple[int, int]]:
+    """Per `sample_seed` of `generated` (seed -> the `fill_condition` JSON its rows were generated
+    under), its rows in `frame` and how many of them still meet the condition: a derived rule can
+    undo it (a count generated as 2 in a row drawn not purchased is set to 0). One pass."""
+    counts = []
+    for seed, condition in generated.items():
+        of_seed = F.col("sample_seed") == seed
+        meets = fill_condition(list(json.loads(condition)), flags) == condition
+        counts += [F.count(F.when(of_seed, 1)), F.count(F.when(of_seed & meets, 1))]
+    row = frame.agg(*counts).head() if counts else []
+    return {seed: (row[2 * k], row[2 * k + 1]) for k, seed in enumerate(generated)}
 
 
 def shortfalls(real: dict[str, int], generated: dict[str, int], drawn: int) -> dict[str, int]:

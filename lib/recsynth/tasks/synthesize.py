@@ -21,7 +21,7 @@ from recsynth.synth import models
 from recsynth.synth.gan import GanParams, params_dict, train_rank
 from recsynth.synth.efficacy import ml_efficacy
 from recsynth.synth.metrics import score
-from recsynth.synth.calibration import Calibration, calibrate, fill_condition, shortfalls, value_counts
+from recsynth.synth.calibration import Calibration, calibrate, conditions_kept, fill_condition, shortfalls, value_counts
 from recsynth.synth.constraints import check, conditions_of, learned_columns, with_helpers
 from recsynth.synth.fidelity import assess as assess_fidelity
 from recsynth.synth.layout import condition_values, flagged_columns
@@ -157,12 +157,19 @@ def _synthesize(ctx: RunContext, tracker: Tracker, keep) -> Outcome:
             *[value_counts(t.select(fill_condition(entry, flags).alias("_fill")), "_fill") for t in (train, derived)],
             drawn).items()}
         filled = {condition_label(json.loads(condition)): n for condition, n in short.items()}
-        extra = [generate(n, conf.seed + 1 + k, json.loads(condition))  # as `recsynth sample` draws under a condition
-                 for k, (condition, n) in enumerate(short.items())]
+        under = {conf.seed + 1 + k: condition for k, condition in enumerate(short)}   # sample seed -> its condition
+        extra = [generate(short[condition], seed, json.loads(condition))  # as `recsynth sample` draws under a condition
+                 for seed, condition in under.items()]
         if extra:
             log.info("generated under a condition, to top up values the GAN writes below their real share: %s",
                      "; ".join(f"{label}: {n} rows" for label, n in filled.items()))
             derived = keep(reduce(DataFrame.unionByName, extra, derived))
+            undone = {condition_label(json.loads(under[seed])): counts
+                      for seed, counts in conditions_kept(derived, under, flags).items() if counts[1] < counts[0]}
+            if undone:
+                log.warning("rows generated under a condition that synth.derived changed so that they no longer meet "
+                            "it (a fill entry that names a count without the flag its rule reads): %s",
+                            "; ".join(f"{label}: {n - met} of {n}" for label, (n, met) in undone.items()))
     with stage("calibrate", f"keeping {rows} rows with the training rows' strata and marginals"):
         # rare copies go first, so that raking fills their strata and values from rows that may be published
         publishable = keep(drop_rare_copies(derived, everyone, columns, conf.privacy.min_copy_support))  # every session
