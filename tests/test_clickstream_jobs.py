@@ -33,6 +33,7 @@ def gold_lake(spark, tmp_path_factory, etl_reference):
     return gold_lake_copy(spark, etl_reference, model_job_overrides(
         tmp_path_factory.mktemp("clickstream"), *SMALL_RECS, f"clickstream.max_session_events={MAX_EVENTS}",
         "clickstream.generator=markov",   # the chain: the network's own test below trains it
+        "clickstream.sessions=real",   # plans from real sessions: the GAN's rows are planted by the test that plans them
         "clickstream.users_multiplier=2",   # the Gini is compared on half the synthetic people
         "clickstream.privacy.query_people=300", "clickstream.tstr_models=[itemknn, als]",   # similarities, fold-in
         # the mechanics of publishing; what the gates measure on real data is in BENCHMARKS.md

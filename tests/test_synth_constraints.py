@@ -5,7 +5,6 @@ import pytest
 
 from conftest import ROOT
 from recsynth.config import QualityConf, RareShare, load_conf
-from recsynth.errors import ConfigError
 from recsynth.synth.constraints import (ConstraintError, apply_derived, check, conditions_of, learned_columns,
                                         names_itself, validity, with_helpers)
 from recsynth.tasks.synthesize import learned_rows
@@ -162,6 +161,13 @@ def test_the_gan_learns_the_sessions_wholly_inside_its_periods(spark):
 
 
 def test_gan_planned_sessions_refuse_a_gan_that_learns_the_test_period():
-    with pytest.raises(ConfigError, match=r"clickstream.sessions .gan. plans sessions from a GAN that learns the 'test'"):
-        load_conf("local", ["clickstream.sessions=gan", "synth.periods=[train, validation, test]"], CONF)
-    assert load_conf("local", ["clickstream.sessions=gan"], CONF).synth_periods == ["train", "validation"]
+    """The conf loads (the GAN may learn every period for a release of its rows); the clickstream
+    planned from it is refused, and planned from real sessions it is not."""
+    learns_all = load_conf("local", ["synth.periods=[train, validation, test]"], CONF)
+    assert learns_all.clickstream.sessions == "gan"
+    assert learns_all.gan_plans_refusal.startswith(
+        "clickstream.sessions 'gan' plans sessions from a GAN that learns the 'test' period")
+    assert load_conf("local", ["clickstream.sessions=real", "synth.periods=[train, validation, test]"],
+                     CONF).gan_plans_refusal is None
+    assert load_conf("local", [], CONF).gan_plans_refusal is None
+    assert load_conf("local", [], CONF).synth_periods == ["train", "validation"]

@@ -253,7 +253,7 @@ def canary_lake(spark, tmp_path_factory):
         "clickstream.privacy.max_membership_auc=1.0", "clickstream.privacy.max_excess_ngram_share=1.0",
         # the chain: it replays only moves min_people took; in a lake this small the network's
         # stand-ins may draw any catalogue item of a category, a canary's among them
-        "clickstream.generator=markov"))
+        "clickstream.generator=markov", "clickstream.sessions=real"))
 
 
 def test_planted_canaries_never_reach_synthetic_tables(spark, canary_lake, monkeypatch):

@@ -706,7 +706,7 @@ class ClickstreamConf(Strict):
     """The synthetic clickstream (recsynth synthesize-events, evaluate-synthetic)."""
     enabled: bool = False                     # the pipeline runs both jobs too
     generator: Literal["markov", "independent", "sequence"] = "sequence"
-    sessions: Literal["real", "gan"] = "real"   # the plan's sessions: real templates, or synthetic.behavior's rows
+    sessions: Literal["real", "gan"] = "gan"   # the plan's sessions: synthetic.behavior's rows, or real templates
     sequence: ClickstreamSequenceConf = ClickstreamSequenceConf()
     users_multiplier: float = Field(default=3.0, gt=0)    # synthetic users = training people x this
     max_session_events: int = Field(default=50, ge=1)     # longer sessions are cut (counted in the run's details)
@@ -754,12 +754,19 @@ class Conf(Strict):
                 raise ValueError(f"gold.splits.mode 'absolute' needs gold.splits.cutoffs for {missing}")
         if not self.enabled_sources:
             raise ValueError("sources: at least one source must be enabled")
-        if self.clickstream.sessions == "gan" and self.recs.evaluation_split in self.synth_periods:
-            raise ValueError(f"clickstream.sessions 'gan' plans sessions from a GAN that learns the "
-                             f"{self.recs.evaluation_split!r} period (synth.periods {self.synth_periods}), the period "
-                             f"the synthetic clickstream is tested on: leave {self.recs.evaluation_split!r} out of "
-                             f"synth.periods, or set clickstream.sessions: real")
         return self
+
+    @property
+    def gan_plans_refusal(self) -> str | None:
+        """Why the clickstream may not be planned from the GAN's rows, if it may not: the GAN learns
+        the period it is tested on. Refused by synthesize-events, not when the conf loads: a GAN that
+        learns every period (a release of synthetic.behavior) is refused only to that clickstream."""
+        if self.clickstream.sessions == "gan" and self.recs.evaluation_split in self.synth_periods:
+            return (f"clickstream.sessions 'gan' plans sessions from a GAN that learns the "
+                    f"{self.recs.evaluation_split!r} period (synth.periods {self.synth_periods}), the period the "
+                    f"synthetic clickstream is tested on: leave {self.recs.evaluation_split!r} out of synth.periods, "
+                    f"or set clickstream.sessions: real")
+        return None
 
     @property
     def synth_periods(self) -> list[str]:

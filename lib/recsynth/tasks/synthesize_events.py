@@ -71,6 +71,8 @@ def _gan_sessions(lake, real, conf, keep):
 
 def synthesize_events(ctx: RunContext) -> Outcome:
     conf, lake, spark = ctx.conf.clickstream, ctx.lake, ctx.spark
+    if refusal := ctx.conf.gan_plans_refusal:
+        raise ConfigError(refusal)
     stage = Stages("synthesize_events")
     data_version = lake.version(T.GOLD_SPLITS)
     scratch = f"{lake.root}/_scratch/synthesize_events/{ctx.run_id}"
@@ -183,7 +185,7 @@ SYNTHESIZE_EVENTS = Job(
     outputs=(T.SYNTHETIC_EVENTS, T.SYNTHETIC_EVENTS_QUALITY),
     conf_keys=("clickstream.generator", "clickstream.sessions", "clickstream.sequence", "clickstream.users_multiplier", "clickstream.max_session_events",
                "clickstream.min_people", "clickstream.holdout_fraction", "clickstream.seed", "clickstream.draw_seed",
-               "clickstream.privacy", "recs.fit_splits"),
+               "clickstream.privacy", "recs.fit_splits", "recs.evaluation_split", "synth.periods"),
     body=synthesize_events,
     description="gold.splits' fit periods -> a clickstream generator -> synthetic.events (privacy-gated per person)",
 )
