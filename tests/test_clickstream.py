@@ -209,7 +209,8 @@ def test_a_sessions_context_is_its_most_frequent_category_and_its_numbers_of_pur
 
 
 def test_gan_rows_replace_the_templates_dated_by_a_real_session_of_their_weekday_and_hour(spark, keep):
-    """START is a Thursday, 12:00. Real sessions start then and a day later (Friday 12:00)."""
+    """START is a Thursday, 12:00. Real sessions start then and a day later (Friday 12:00). A row
+    whose weekday and hour no real session has is dated by one of its hour, else of its source."""
     real = _events(spark, {("u1", "s1"): [("a", "view"), ("b", "view")], ("u2", "s2"): [("a", "view")]})
     later = real.where("session_id = 's2'").selectExpr("source", "user_id", "session_id", "item_id", "event_type",
                                                         "event_time + interval 1 day as event_time")
@@ -218,27 +219,33 @@ def test_gan_rows_replace_the_templates_dated_by_a_real_session_of_their_weekday
     behavior = spark.createDataFrame([
         ("g1", "s", 2, 30.0, "shoes", True, 2, 1, 12, "Thu"),
         ("g2", "s", 9, 80.0, "bags", False, 0, 0, 12, "Fri"),    # longer than max_session_events: cut to 3
-        ("g3", "s", 4, 10.0, "bags", False, 0, 0, 3, "Fri"),     # no real session starts on a Friday at 3: left out
-        ("g4", "s", 0, 0.0, "bags", False, 0, 0, 12, "Thu")],    # no event: left out
+        ("g3", "s", 4, 10.0, "bags", False, 0, 0, 3, "Fri"),     # no real session starts at 3: any of its source
+        ("g4", "s", 0, 0.0, "bags", False, 0, 0, 12, "Thu"),     # no event: left out
+        ("g5", "s", 1, 0.0, "bags", False, 0, 0, 12, "Wed"),     # none on a Wednesday: one at 12 on another day
+        ("g6", "t", 1, 0.0, "bags", False, 0, 0, 12, "Thu")],    # no real session of its source: left out
         "synthetic_id string, source string, n_events bigint, duration_s double, top_category string, "
         "purchased boolean, n_purchases bigint, n_carts bigint, start_hour int, day_of_week string")
     sessions, left_out = generated_sessions(behavior, fitted, max_session_events=3, seed=1, keep=keep)
     table, sizes = sessions.templates
+    rows = {r["session_id"]: r for r in table.collect()}
     assert sorted((r["session_id"], r["length"], r["start"], r["duration_s"], r["top_category"], r["n_purchases"],
-                   r["n_carts"]) for r in table.collect()) == [
-        ("g1", 2, START, 30.0, "shoes", 2, 1), ("g2", 3, START + dt.timedelta(days=1), 80.0, "bags", 0, 0)]
+                   r["n_carts"], r["dated_by"]) for r in rows.values() if r["session_id"] in ("g1", "g2")) == [
+        ("g1", 2, START, 30.0, "shoes", 2, 1, "weekday and hour"),
+        ("g2", 3, START + dt.timedelta(days=1), 80.0, "bags", 0, 0, "weekday and hour")]
+    assert (rows["g3"]["length"], rows["g3"]["dated_by"], rows["g5"]["dated_by"]) == (3, "source", "hour")
+    assert {rows["g3"]["start"], rows["g5"]["start"]} <= {START, START + dt.timedelta(days=1)}
     # a model that writes no counts plans one purchase where its row says purchased, and the
     # carts of the real session dating it (none)
     uncounted, _ = generated_sessions(behavior.drop("n_carts", "n_purchases"), fitted, max_session_events=3, seed=1,
                                       keep=keep)
     assert sorted((r["session_id"], r["n_purchases"], r["n_carts"]) for r in uncounted.templates[0].collect()) == [
-        ("g1", 1, 0), ("g2", 0, 0)]
-    assert [tuple(r) for r in sizes.collect()] == [("s", 2)] and sessions.people is fitted.people
-    assert sorted(r["synthetic_id"] for r in left_out.collect()) == ["g3", "g4"]
+        ("g1", 1, 0), ("g2", 0, 0), ("g3", 0, 0), ("g5", 0, 0)]
+    assert [tuple(r) for r in sizes.collect()] == [("s", 4)] and sessions.people is fitted.people
+    assert sorted(r["synthetic_id"] for r in left_out.collect()) == ["g4", "g6"]
     # the plan draws its sessions from the GAN's rows: their lengths, durations and contexts
     plan = plan_sessions(sessions, users_multiplier=4.0, seed=3, prefix="syn").collect()
     assert len(plan) == 8 and {(r["length"], r["duration_s"], r["top_category"]) for r in plan} <= {
-        (2, 30.0, "shoes"), (3, 80.0, "bags")}
+        (2, 30.0, "shoes"), (3, 80.0, "bags"), (3, 10.0, "bags"), (1, 0.0, "bags")}
 
 
 def test_what_an_order_exports_gan_does_not_learn_comes_from_the_real_session_dating_its_row(spark, keep):

@@ -33,6 +33,7 @@ independently" is for a table), so that what the chain's moves add to utility ca
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 
 import numpy as np
 import pandas as pd
@@ -273,31 +274,45 @@ WALKED = StructType([StructField("source", StringType()), StructField("user_id",
 _WALK_CHUNK = 50_000   # sessions walked at once in a task
 
 
+DATING = {"weekday and hour": ["day_of_week", "start_hour"], "hour": ["start_hour"], "source": []}  # finest first
+
+
 def generated_sessions(behavior: DataFrame, real: RealSessions, *, max_session_events: int, seed: int,
                        keep) -> tuple[RealSessions, DataFrame]:
     """`real` with the tabular GAN's sessions as templates: each row of `behavior`
     (synthetic.behavior: synthetic_id, source, n_events, start_hour, day_of_week, and what the GAN
     learnt of duration_s, top_category, n_purchases, n_carts, purchased) gives a template's length
     (at most `max_session_events`) and context. Its start is a real template's of the same source,
-    weekday and hour (the GAN writes no dates), drawn by a seeded hash, and what the GAN did not
-    learn comes from that real session too (`learnt_or_dated`); so does the source, where the GAN
-    learnt one source's rows without the column (`synth.rows_where`): those are dated among every
-    source's sessions of their weekday and hour. People's session counts stay real. Also returns
-    the rows left out: no real session of their source has their weekday and hour, or they have no
-    event."""
-    cell = [*(["source"] if "source" in behavior.columns else []), "day_of_week", "start_hour"]
+    weekday and hour (the GAN writes no dates), drawn by a seeded hash; where no real session has
+    them, one of the same source and hour on another weekday, else any of the source (`DATING`,
+    the templates' `dated_by`): a GAN learns weekday and hour, not which days a source's data
+    covers, and the sample's rees46 (a few days) had 43% of its rows, half its carts, on a weekday
+    and hour it never had. What the GAN did not learn comes from that real session too
+    (`learnt_or_dated`); so does the source, where the GAN learnt one source's rows without the
+    column (`synth.rows_where`): those are dated among every source's sessions. People's session
+    counts stay real. Also returns the rows left out: no event, or no real session of their
+    source."""
+    source = ["source"] if "source" in behavior.columns else []
     starts = real.templates[0].select(
         "source", "start", F.date_format("start", "E").alias("day_of_week"), F.hour("start").alias("start_hour"),
-        "session_id", *[F.col(c).alias(f"_dated_{c}") for c in ("length", "duration_s", *CONTEXT)])
-    starts_table, starts_sizes = indexed(starts, cell, ["start", "session_id"])
+        "session_id", *[F.col(c).alias(f"_dated_{c}") for c in ("length", "duration_s", *CONTEXT)],
+        F.lit(0).alias("_pool"))
     learnt = [c for c in ("duration_s", *CONTEXT, "purchased") if c in behavior.columns]
-    rows = behavior.where(F.col("n_events") >= 1).select(
-        *cell, F.col("synthetic_id").alias("session_id"),
-        F.least(F.col("n_events"), F.lit(max_session_events)).cast("long").alias("length"), *learnt)
-    dated = pick_indexed(rows, starts_sizes, starts_table.drop("session_id"), cell,
-                         seeded_uniform(seed, "start", "session_id"))
-    templates = _keep(indexed(dated.select("source", "session_id", "length", "start", *learnt_or_dated(learnt)),
-                              ["source"], ["session_id"]), keep)
+    undated = behavior.where(F.col("n_events") >= 1).select(
+        *source, "day_of_week", "start_hour", F.col("synthetic_id").alias("session_id"),
+        F.least(F.col("n_events"), F.lit(max_session_events)).cast("long").alias("length"), *learnt,
+        F.lit(0).alias("_pool"))
+    dated = []
+    for name, columns in DATING.items():
+        cell = ["_pool", *source, *columns]
+        table, sizes = indexed(starts.drop(*[c for c in DATING["weekday and hour"] if c not in columns]), cell,
+                               ["start", "session_id"])
+        dated.append(pick_indexed(undated, sizes, table.drop("session_id"), cell,
+                                  seeded_uniform(seed, "start", "session_id")).withColumn("dated_by", F.lit(name)))
+        undated = undated.join(sizes.select(*cell), cell, "left_anti")
+    templates = _keep(indexed(reduce(DataFrame.unionByName, dated).select(
+        "source", "session_id", "length", "start", *learnt_or_dated(learnt), "dated_by"), ["source"], ["session_id"]),
+        keep)
     planned = templates[0].select(F.col("session_id").alias("synthetic_id"))   # kept: the pick is not redone
     return RealSessions(templates=templates, people=real.people), behavior.join(planned, "synthetic_id", "left_anti")
 

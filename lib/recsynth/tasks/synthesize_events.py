@@ -31,7 +31,7 @@ from recsynth.runtime.runs import Job, Outcome, RunContext
 from recsynth.runtime.stages import Stages
 from recsynth.runtime.tracking import tracked_run
 from recsynth.synth import clickstream_fidelity as shape_of
-from recsynth.synth.clickstream import (as_events, fit_markov, fit_sessions, generated_sessions, plan_sessions,
+from recsynth.synth.clickstream import (DATING, as_events, fit_markov, fit_sessions, generated_sessions, plan_sessions,
                                         session_contexts, session_steps, shared_items, timed, walk_chain)
 from recsynth.synth.person_privacy import assess_people
 from recsynth.synth.privacy import split_by_person
@@ -64,8 +64,11 @@ def _gan_sessions(lake, real, conf, keep):
                                             seed=conf.draws, keep=keep)
     dropped = left_out.count()
     if dropped:
-        log.warning("%d rows of %s are not planned: no event, or no real session of their source has their weekday "
-                    "and hour to date them", dropped, T.SYNTHETIC_BEHAVIOR)
+        log.warning("%d rows of %s are not planned: no event, or no real session of their source to date them",
+                    dropped, T.SYNTHETIC_BEHAVIOR)
+    dated_by = {r["dated_by"]: r["count"] for r in sessions.templates[0].groupBy("dated_by").count().collect()}  # <= 3
+    log.info("%s rows dated by a real session of their source, %s", T.SYNTHETIC_BEHAVIOR,
+             ", ".join(f"{name}: {dated_by.get(name, 0)}" for name in DATING))
     return sessions
 
 
