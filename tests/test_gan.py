@@ -101,3 +101,17 @@ def test_distributed_sampling_is_reproducible_and_conditional(spark, behaviour):
     assert list(first.columns) == ["synthetic_id", "sample_seed", *CONTINUOUS, *CATEGORICAL]
     only_c = synthesize(spark, None, fitted, PARAMS, rows=60, partitions=2, seed=11, condition={"segment": "c"}).toPandas()
     assert set(only_c["segment"]) <= {"c"}
+
+
+def test_a_rare_condition_is_met_for_every_row_of_a_small_top_up(spark):
+    """Two 8-valued columns pinned at once: an untrained generator meets both in about 1 row of 64,
+    so 3 rows in 3 partitions need batches larger than the rows asked for (the calibration's top-ups)."""
+    from recsynth.synth.sampling import synthesize
+
+    rng = np.random.default_rng(2)
+    rows = [(float(x), f"a{i}", f"b{j}") for x, i, j in zip(rng.normal(size=640), rng.integers(8, size=640), rng.integers(8, size=640))]
+    table = spark.createDataFrame(rows, "x double, colour string, size string")
+    fitted = fit(table, ["x"], ["colour", "size"], max_categories=10, max_modes=2, em_iterations=5, mode_weight_threshold=0.005)
+    condition = {"colour": "a3", "size": "b5"}
+    made = synthesize(spark, None, fitted, PARAMS, rows=3, partitions=3, seed=7, condition=condition).toPandas()
+    assert len(made) == 3 and set(made["colour"]) == {"a3"} and set(made["size"]) == {"b5"}

@@ -205,15 +205,22 @@ def train_rank(files: list[str], transformer_json: str, params: dict, checkpoint
             "best_epoch": best_epoch, "generator": weights if rank == 0 else None, "condition_width": sampler.width}
 
 
-def sample_rows(generator_weights, fitted: FittedTransformer, params: GanParams, conditions: np.ndarray, seed: int) -> dict:
-    """Generate one row per condition vector from saved weights and decode it to column values."""
+def loaded_generator(generator_weights, fitted: FittedTransformer, params: GanParams, condition_width: int, seed: int):
+    """The generator network with saved weights (or `seed`'s initial ones when None) and its output
+    layout: built once, then reused for every batch a sampling task draws."""
     import tensorflow as tf
 
     layout = blocks(fitted)
     tf.keras.utils.set_random_seed(seed)  # an untrained generator is reproducible too
-    generator = build_generator(params, conditions.shape[1], layout)
+    generator = build_generator(params, condition_width, layout)
     if generator_weights is not None:
         generator.set_weights(generator_weights)
+    return generator, layout
+
+
+def sample_rows(generator_weights, fitted: FittedTransformer, params: GanParams, conditions: np.ndarray, seed: int) -> dict:
+    """Generate one row per condition vector from saved weights and decode it to column values."""
+    generator, layout = loaded_generator(generator_weights, fitted, params, conditions.shape[1], seed)
     return generate(generator, fitted, layout, params, conditions, seed)
 
 

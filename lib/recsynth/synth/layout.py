@@ -124,6 +124,11 @@ def condition_frequencies(fitted: FittedTransformer) -> list[np.ndarray]:
     return [shares for *_, shares in _conditionals(fitted)]
 
 
+def condition_width(fitted: FittedTransformer) -> int:
+    """The length of the condition vector the generator takes beside its noise."""
+    return sum(len(f) for f in condition_frequencies(fitted))
+
+
 def condition_position(fitted: FittedTransformer, column: str, value: str) -> int:
     """Where `column`=`value` sits in the condition vector (ValueError: not a condition the model has)."""
     offset = 0
@@ -157,7 +162,7 @@ def conditions_like_data(fitted: FittedTransformer, batch: int, rng: np.random.G
     drawn with the fitted frequencies; `fixed` ({column: value}, `condition_values`) pins every row instead."""
     frequencies = condition_frequencies(fitted)
     offsets = np.cumsum([0] + [len(f) for f in frequencies])[:-1]
-    conditions = np.zeros((batch, sum(len(f) for f in frequencies)), dtype=np.float32)
+    conditions = np.zeros((batch, condition_width(fitted)), dtype=np.float32)
     if fixed:
         for name, value in fixed.items():
             conditions[:, condition_position(fitted, name, value)] = 1.0

@@ -9,13 +9,14 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
 from recsynth.synth.constraints import apply_derived
-from recsynth.synth.gan import GanParams, sample_rows
-from recsynth.synth.layout import conditions_like_data, rows_meeting
+from recsynth.synth.gan import GanParams, generate as generate_rows, loaded_generator
+from recsynth.synth.layout import condition_width, conditions_like_data, rows_meeting
 from recsynth.synth.schema import match_types
 from recsynth.synth.transformer import FittedTransformer
 from recsynth.train.scoring import score_on_executors
 
 MAX_TRIES = 20
+MIN_BATCH = 512  # rows a rejection try generates at least: a top-up of 3 rows under a condition 1 row in 1,000 meets
 
 
 def output_schema(fitted: FittedTransformer) -> StructType:
@@ -29,7 +30,8 @@ def output_schema(fitted: FittedTransformer) -> StructType:
 def synthesize(spark, generator_weights, fitted: FittedTransformer, params: GanParams, rows: int, partitions: int,
                seed: int, condition: dict[str, str] | None = None) -> DataFrame:
     """`rows` synthetic rows in `partitions` partitions; `condition` ({column: value}) keeps only
-    rows with those values (generated under that condition, with bounded rejection sampling)."""
+    rows with those values (generated under that condition, with bounded rejection sampling: each
+    partition builds its network once and tries at most MAX_TRIES batches of MIN_BATCH rows or more)."""
     import pandas as pd
 
     transformer_json = fitted.to_json()
@@ -44,10 +46,12 @@ def synthesize(spark, generator_weights, fitted: FittedTransformer, params: GanP
             partition = int(ids["id"].iloc[0])
             wanted = per_partition[partition]
             rng = np.random.default_rng([seed, partition])
+            network, layout = loaded_generator(weights, fitted_here, params, condition_width(fitted_here),
+                                               seed=int(rng.integers(2**31)))
             parts, have, tries = [], 0, 0
             while have < wanted and tries < MAX_TRIES:
-                conditions = conditions_like_data(fitted_here, wanted, rng, condition)
-                decoded = sample_rows(weights, fitted_here, params, conditions, seed=int(rng.integers(2**31)))
+                conditions = conditions_like_data(fitted_here, max(wanted - have, MIN_BATCH), rng, condition)
+                decoded = generate_rows(network, fitted_here, layout, params, conditions, seed=int(rng.integers(2**31)))
                 keep = rows_meeting(fitted_here, decoded, condition)
                 parts.append(pd.DataFrame({k: v[keep] for k, v in decoded.items()}))
                 have += int(keep.sum())

@@ -15,7 +15,7 @@ from recsynth.synth import models
 from recsynth.synth.constraints import with_helpers
 from recsynth.synth.layout import condition_values
 from recsynth.synth.privacy import drop_rare_copies
-from recsynth.synth.sampling import MAX_TRIES, condition_label, derived_rows
+from recsynth.synth.sampling import MAX_TRIES, MIN_BATCH, condition_label, derived_rows
 
 SHOWN_VALUES = 20
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def sample_job(rows: int, condition: dict[str, str], model: str | None, seed: in
         made = generated.count()  # fewer than asked where the model seldom writes a row meeting every condition
         if made < rows:
             log.warning("%d of %d rows generated: the model seldom writes rows where %s (each partition tries %d "
-                        "batches)", made, rows, label, MAX_TRIES)
+                        "batches of at least %d rows)", made, rows, label, MAX_TRIES, MIN_BATCH)
         typed = drop_rare_copies(generated, real, columns, ctx.conf.synth.privacy.min_copy_support)
         output = typed.select("synthetic_id", *columns, F.lit(version).alias("model_version"),
                               F.lit(label).alias("condition"), "sample_seed")
