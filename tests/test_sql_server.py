@@ -43,6 +43,14 @@ def test_the_pipeline_prints_a_summary_and_sql_answers(spark, served_pipeline, c
     main([*served_pipeline.options, "--set=lake.metastore_server=null", "--conf-dir", str(ROOT / "conf"),
           "sql", "SELECT count(*) AS n FROM silver.events"])
     assert str(delta(spark, lake, "silver.events").count()) in capsys.readouterr().out
+    for query, named in [("SELECT count(*) FROM (DESCRIBE HISTORY silver.events)", "PARSE_SYNTAX_ERROR"),
+                         ("SELECT * FROM silver.no_such_table", "TABLE_OR_VIEW_NOT_FOUND")]:
+        with pytest.raises(SystemExit) as stopped:   # the user's query is wrong: one message, no traceback
+            main([*served_pipeline.options, "--set=lake.metastore_server=null", "--conf-dir", str(ROOT / "conf"),
+                  "sql", query])
+        printed = capsys.readouterr().err
+        assert stopped.value.code == 2 and "Invalid value for QUERY" in printed and named in printed
+        assert "Traceback" not in printed
 
 
 def test_the_console_shows_recsynths_lines_only(served_pipeline):

@@ -171,8 +171,13 @@ def sql(obj: Context, query: str, limit: int):
     """Run a SQL query on the lake and print the result, e.g. recsynth sql "SELECT * FROM silver.items LIMIT 5"."""
     from recsynth import tables as T
 
+    from pyspark.errors import AnalysisException
+
     obj.lake.register_both_clickstreams(T.ALL)
-    frame = obj.spark.sql(query)
+    try:
+        frame = obj.spark.sql(query)
+    except AnalysisException as err:   # a syntax error, an unknown table or column: the query's, shown as Spark names it
+        raise click.BadParameter(str(err).strip(), param_hint="QUERY") from None
     table = Table(*frame.columns, show_lines=False)
     for row in frame.limit(limit).collect():
         table.add_row(*["" if v is None else str(v) for v in row])
