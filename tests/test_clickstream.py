@@ -268,6 +268,27 @@ def test_what_an_order_exports_gan_does_not_learn_comes_from_the_real_session_da
     assert left_out.count() == 0
 
 
+def test_gan_rows_without_a_source_are_refused_where_the_fit_periods_hold_several_sources(spark, conf_for, keep):
+    """A GAN that learnt one source's rows without the column (an order export's invoices) plans a
+    one-source lake's sessions; beside a second source it cannot say whose sessions its rows are."""
+    from recsynth.errors import ConfigError
+    from recsynth.lake import Lake
+    from recsynth.tasks.synthesize_events import _gan_sessions
+
+    conf = conf_for()
+    lake = Lake(spark, conf)
+    lines = spark.createDataFrame([("g1", 2, 12, "Thu")], "synthetic_id string, n_events bigint, start_hour int, "
+                                                           "day_of_week string")
+    lake.overwrite("synthetic.behavior", lines)
+    one = _events(spark, {("u1", "s1"): [("a", "purchase")]})
+    two = one.unionByName(one.withColumn("source", F.lit("t")))
+    planned = [fit_sessions(steps, session_contexts(steps, _no_categories(spark)), max_session_events=5, keep=keep)
+               for steps in (session_steps(one), session_steps(two))]
+    assert [r["session_id"] for r in _gan_sessions(lake, planned[0], conf.clickstream, keep).templates[0].collect()] == ["g1"]
+    with pytest.raises(ConfigError, match="learnt no source column .* the fit periods hold 2 sources"):
+        _gan_sessions(lake, planned[1], conf.clickstream, keep)
+
+
 def test_the_plan_deals_each_real_session_count_and_template_once_per_copy(spark, keep):
     """Three people of 1, 2 and 3 sessions, each session of its own length (1..6 steps) with a
     cart in its last step only for the 6-step one. With 3 synthetic people per real one, each
