@@ -43,7 +43,8 @@ def marginals_scores(spark, conf, export: Path | None = None) -> dict:
     s = conf.synth
     columns = [*s.continuous, *s.categorical]
     lake = Lake(spark, conf)
-    behavior = learned_rows(lake.read(T.GOLD_BEHAVIOR), s, lake.read(T.GOLD_SPLITS), conf.synth_periods)  # as the job
+    behavior = learned_rows(lake.read(T.GOLD_BEHAVIOR), s, lake.read(T.GOLD_SPLITS), conf.synth_periods,
+                            lake.read(T.SILVER_ITEMS))  # as the job
     train, _ = split_by_person(behavior, s.holdout_fraction)
     train, _ = split_by_person(train, s.validation_fraction, salt="validation")
     train = train.select(*columns).cache()

@@ -139,24 +139,44 @@ def test_learned_rows_keep_what_rows_where_names(spark):
         learned_rows(behavior, load_conf("local", ["synth.rows_where=nope = 1"], CONF).synth)
 
 
-def test_the_gan_learns_the_sessions_wholly_inside_its_periods(spark):
-    """By default the models' fit periods: a session with one event in `test` is not learned, so
-    that the clickstream planned from the GAN's rows is never tested on a period the GAN has seen."""
-    behavior = spark.createDataFrame([("a", "s1", 1), ("a", "s2", 2), ("a", "s3", 3), ("b", "s1", 4), ("b", "s4", 5)],
-                                     "source string, session_id string, n_events int")
-    splits = spark.createDataFrame([("a", "s1", "train"), ("a", "s2", "train"), ("a", "s2", "test"),
-                                    ("a", "s3", "validation"), ("b", "s1", "test"), ("b", "s4", "train")],
-                                   "source string, session_id string, split string")  # ("b", "s1") is not ("a", "s1")
+def test_the_gan_learns_the_sessions_of_its_periods_clipped_to_their_events_inside(spark):
+    """By default the models' fit periods, so that the clickstream planned from the GAN's rows is
+    never tested on a period the GAN has seen: a session that reaches into `test` is learned as its
+    events before it (a/s2: a view and a cart, not the purchase), and one with none inside not at all."""
+    import datetime as dt
+
+    from recsynth.etl.gold import behavior as sessions_of
+
+    at = dt.datetime(2026, 1, 1, 12)
+    events = spark.createDataFrame([
+        ("a", "u1", "s1", "i1", "view", 0, 10.0, "train"), ("a", "u1", "s1", "i1", "cart", 1, 10.0, "train"),
+        ("a", "u2", "s2", "i2", "view", 0, 20.0, "train"), ("a", "u2", "s2", "i2", "cart", 1, 20.0, "train"),
+        ("a", "u2", "s2", "i2", "purchase", 2, 20.0, "test"), ("a", "u3", "s3", "i1", "view", 0, 10.0, "validation"),
+        ("b", "u4", "s1", "i3", "view", 0, 5.0, "test"), ("b", "u5", "s4", "i3", "view", 0, 5.0, "train")],
+        "source string, user_id string, session_id string, item_id string, event_type string, minute int, "
+        "price double, split string").selectExpr(
+        "source", "concat(session_id, minute) AS event_id", "user_id", "session_id", "item_id", "event_type",
+        f"timestamp'{at:%Y-%m-%d %H:%M:%S}' + make_interval(0, 0, 0, 0, 0, minute, 0) AS event_time", "price",
+        "1 AS quantity", "split")   # ("b", "s1") is not ("a", "s1")
+    items = spark.createDataFrame([("a", "i1", ["bags"]), ("a", "i2", ["shoes"]), ("b", "i3", ["hats"])],
+                                  "source string, item_id string, category_path array<string>")
+    behavior = sessions_of(events, items)   # gold.behavior: every session whole
     conf = load_conf("local", [], CONF)
     assert conf.synth_periods == ["train", "validation"]
 
     def kept(periods, synth=conf.synth):
-        return sorted(tuple(r)[:2] for r in learned_rows(behavior, synth, splits, periods).collect())
+        return sorted(tuple(r)[:2] for r in learned_rows(behavior, synth, events, periods, items).collect())
 
-    assert kept(conf.synth_periods) == [("a", "s1"), ("a", "s3"), ("b", "s4")]
-    assert kept(["train"]) == [("a", "s1"), ("b", "s4")]
-    assert learned_rows(behavior, conf.synth, splits, ["test", "train", "validation"]) is behavior
-    assert kept(["train"], load_conf("local", ["synth.rows_where=source = 'a'"], CONF).synth) == [("a", "s1")]
+    assert kept(conf.synth_periods) == [("a", "s1"), ("a", "s2"), ("a", "s3"), ("b", "s4")]
+    assert kept(["train"]) == [("a", "s1"), ("a", "s2"), ("b", "s4")]
+    clipped = learned_rows(behavior, conf.synth, events, ["train"], items).where("session_id = 's2'").head()
+    assert (clipped["n_events"], clipped["n_views"], clipped["n_carts"], clipped["n_purchases"], clipped["purchased"],
+            clipped["spend"], clipped["duration_s"], clipped["top_category"], clipped["user_id"]) == (
+        2, 1, 1, 0, False, 0.0, 60.0, "shoes", "u2")
+    whole = behavior.where("source = 'a' AND session_id = 's2'").head()
+    assert (whole["n_events"], whole["purchased"], whole["spend"]) == (3, True, 20.0)
+    assert learned_rows(behavior, conf.synth, events, ["test", "train", "validation"], items) is behavior
+    assert kept(["train"], load_conf("local", ["synth.rows_where=source = 'a'"], CONF).synth) == [("a", "s1"), ("a", "s2")]
     assert load_conf("local", ["synth.periods=[train]"], CONF).synth_periods == ["train"]
 
 

@@ -70,7 +70,8 @@ def test_synthetic_behavior_is_published_with_versions(spark, gold_lake, publish
     # calibrated: a stratum keeps at most the training people's share of it, and one no training row is in is never
     # published (rows_multiplier 1.0: the real shares of as many rows as trained on)
     everyone = lake.read(T.GOLD_BEHAVIOR)
-    behavior = learned_rows(everyone, conf.synth, lake.read(T.GOLD_SPLITS), conf.synth_periods)  # no test period
+    behavior = learned_rows(everyone, conf.synth, lake.read(T.GOLD_SPLITS), conf.synth_periods,
+                            lake.read(T.SILVER_ITEMS))  # no test period
     assert 0 < behavior.count() < everyone.count()
     train, _ = split_by_person(split_by_person(behavior, conf.synth.holdout_fraction)[0], conf.synth.validation_fraction,
                                salt="validation")

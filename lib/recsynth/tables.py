@@ -154,7 +154,7 @@ TABLES = (
         "spend double, top_category string, purchased boolean")),
     Table(GOLD_SPLITS, "gold", OVERWRITE, None, schema=(
         "source string, event_id string, user_id string, session_id string, item_id string, "
-        "event_type string, event_time timestamp, quantity int, split string")),
+        "event_type string, event_time timestamp, price double, quantity int, split string")),
     Table(SYNTHETIC_ENCODED, "synthesize", OVERWRITE, None,
           columns="the transformer's codes of the columns synth.continuous and synth.categorical name (conf)"),
     Table(SYNTHETIC_BEHAVIOR, "synthesize", OVERWRITE, None,

@@ -183,9 +183,10 @@ def _with_split(events: DataFrame, cutoffs: DataFrame) -> DataFrame:
 
 
 def splits(events: DataFrame, cutoffs: DataFrame) -> DataFrame:
-    """Every accepted event labelled train / validation / test by its time."""
+    """Every accepted event labelled train / validation / test by its time, with its price: a
+    period's sessions can be summarised from it (`behavior`)."""
     return _with_split(events, cutoffs).select(T.SOURCE, "event_id", "user_id", "session_id", "item_id", "event_type",
-                                               "event_time", _units(events).alias("quantity"), "split")
+                                               "event_time", "price", _units(events).alias("quantity"), "split")
 
 
 def net_of_returns(events: DataFrame, returns: DataFrame, cutoffs: DataFrame) -> tuple[DataFrame, DataFrame]:
