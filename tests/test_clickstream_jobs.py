@@ -234,7 +234,7 @@ def _planted_splits(lake):
         rows.append((f"asker-{k}", first[k], "train", start + dt.timedelta(days=2, hours=k)))
         rows.append((f"asker-{k}", second[k], "test", start + dt.timedelta(days=9, hours=k)))
     return lake.spark.createDataFrame(
-        [("retailrocket", f"e{n}", user, f"s-{user}-{split}", item, "view", at, None, split)
+        [("retailrocket", f"e{n}", user, f"s-{user}-{split}", item, "view", at, None, None, split)
          for n, (user, item, split, at) in enumerate(rows)], T.schema(T.GOLD_SPLITS))
 
 

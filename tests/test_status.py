@@ -208,7 +208,7 @@ def test_a_real_lakes_status_lists_the_tables_the_synthetic_clickstream_wrote(sp
     """gold and recommend under lake.clickstream=synthetic write synthetic_gold.* and
     synthetic_recs.*: the real lake's status lists them after its own tables, by where they are."""
     lake = Lake(spark, load_conf("local", lake_overrides(tmp_path), ROOT / "conf"))
-    row = ("s", "e1", "u1", "s1", "i1", "view", dt.datetime(2026, 1, 1), 1, "train")
+    row = ("s", "e1", "u1", "s1", "i1", "view", dt.datetime(2026, 1, 1), 5.0, 1, "train")
     lake.other_clickstream().overwrite(T.GOLD_SPLITS, spark.createDataFrame([row, row], T.schema(T.GOLD_SPLITS)))
     status = collect_status(lake, PIPELINE_JOBS)
     assert [t.name for t in status.tables[:len(T.ALL)]] == list(T.ALL)
